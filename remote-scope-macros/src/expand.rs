@@ -1,0 +1,197 @@
+//! Expand: the code a `remote!` becomes.
+//!
+//! ```text
+//! {
+//!     fn handler(captures: &[u8]) -> HandlerFuture {          // the body, copy 1: runs remotely
+//!         serve(captures, |(a, b): (A, B)| async move { body })
+//!     }
+//!     inventory::submit! { Registration::new(NAME, site, handler) }
+//!     let a: &A = &a;  let b: &B = &b;                       // captures checked against their types
+//!     call(&peer, NAME, &(a, b), |(a, b): (A, B)| async move { body })  // copy 2: typing only
+//! }
+//! ```
+//!
+//! Copy 1 is a nested `fn` item whose body tokens get macro_rules hygiene
+//! (`Span::mixed_site()` located at the user's tokens): a local of the caller that is not captured
+//! is then invisible to it, and rustc reports "cannot find value `x` in this scope" at the use,
+//! while items (fns, consts, types) still resolve at the call site.
+//!
+//! Copy 2 is a closure that is never called. Its output type is inferred, so the caller gets the
+//! body's real result type without writing it, and a mismatch is a compile error. It keeps the
+//! user's own capture identifiers, so rustc's `unused variable` warning points at the list entry.
+//! Nested `remote!` calls inside copy 2 are rewritten to the typing-only form (no handler, no
+//! registration), so the expansion grows linearly with nesting and each body registers once.
+
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
+
+use crate::name::Site;
+use crate::parse::Invocation;
+use crate::validate::Captures;
+
+/// The full expansion: registered handler plus the call.
+pub fn remote(inv: &Invocation, caps: &Captures<'_>, suffix: &str, site: &Site) -> TokenStream {
+    let private = private();
+    let handler = syn::Ident::new("__remote_scope_handler", Span::mixed_site());
+    let name = quote!(::core::concat!(::core::module_path!(), "::", #suffix));
+    let (file, line, column) = (&site.file, site.line as u32, site.column as u32);
+
+    let tuple_ty = tuple_type(caps);
+    let hygienic_pattern = respan_mixed(pattern(caps));
+    let hygienic_body = respan_mixed(inv.body.to_token_stream());
+
+    let typing = typing_closure(inv, caps);
+    let call_site = call_site_captures(caps);
+    let capture_refs = capture_locals(caps);
+    let peer = &inv.peer;
+
+    quote! {
+        {
+            fn #handler(captures: &[u8]) -> #private::HandlerFuture {
+                #private::serve(
+                    captures,
+                    |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| async move #hygienic_body,
+                )
+            }
+            #private::inventory::submit! {
+                #private::Registration::new(#name, #file, #line, #column, #handler)
+            }
+            #call_site
+            #private::call(&(#peer), #name, &(#(#capture_refs,)*), #typing)
+        }
+    }
+}
+
+/// The typing-only form used for nested invocations inside a typing copy.
+pub fn typing_only(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
+    let private = private();
+    let peer = &inv.peer;
+    let names = caps.entries.iter().map(|(name, _)| name);
+    let typing = typing_closure(inv, caps);
+    quote! {
+        {
+            let _ = (&(#peer), #(&#names,)*);
+            #private::typing_only(#typing)
+        }
+    }
+}
+
+/// What the expansion emits when the input is wrong: the errors, and a call of the right shape
+/// so the user's surrounding code still type-checks instead of cascading into more errors.
+pub fn fallback(errors: syn::Error) -> TokenStream {
+    let private = private();
+    let errors = errors.to_compile_error();
+    quote! {
+        {
+            #errors
+            #private::unreachable_call()
+        }
+    }
+}
+
+fn private() -> TokenStream {
+    quote!(::remote_scope::__private)
+}
+
+/// `|(a, b): (A, B)| async move { body }` with the user's spans and nested calls made typing-only.
+fn typing_closure(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
+    let pattern = pattern(caps);
+    let tuple_ty = tuple_type(caps);
+    let mut body = inv.body.clone();
+    TypingOnly.visit_block_mut(&mut body);
+    quote_spanned! {inv.body.span()=> |#pattern: #tuple_ty| async move #body }
+}
+
+/// `let __remote_scope_capture_0: &A = &a;` for each capture: a capture whose local has another
+/// type fails here, pointing at the capture.
+fn call_site_captures(caps: &Captures<'_>) -> TokenStream {
+    caps.entries
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ty))| {
+            let local = capture_local(i);
+            let private = private();
+            quote_spanned! {ty.span()=>
+                #private::assert_capture::<#ty>();
+                let #local: &#ty = &#name;
+            }
+        })
+        .collect()
+}
+
+fn capture_locals(caps: &Captures<'_>) -> Vec<syn::Ident> {
+    (0..caps.entries.len()).map(capture_local).collect()
+}
+
+fn capture_local(i: usize) -> syn::Ident {
+    let mut ident = format_ident!("__remote_scope_capture_{}", i);
+    ident.set_span(Span::mixed_site());
+    ident
+}
+
+fn pattern(caps: &Captures<'_>) -> TokenStream {
+    let names = caps.entries.iter().map(|(name, _)| name);
+    quote!((#(#names,)*))
+}
+
+fn tuple_type(caps: &Captures<'_>) -> TokenStream {
+    let types = caps.entries.iter().map(|(_, ty)| ty);
+    quote!((#(#types,)*))
+}
+
+/// Gives every token macro_rules hygiene while keeping its location for diagnostics.
+fn respan_mixed(tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| {
+            let span = Span::mixed_site().located_at(tt.span());
+            match tt {
+                TokenTree::Group(g) => {
+                    let mut group = Group::new(g.delimiter(), respan_mixed(g.stream()));
+                    group.set_span(span);
+                    TokenTree::Group(group)
+                }
+                TokenTree::Ident(mut i) => {
+                    i.set_span(span);
+                    TokenTree::Ident(i)
+                }
+                TokenTree::Punct(mut p) => {
+                    p.set_span(span);
+                    TokenTree::Punct(p)
+                }
+                TokenTree::Literal(mut l) => {
+                    l.set_span(span);
+                    TokenTree::Literal(l)
+                }
+            }
+        })
+        .collect()
+}
+
+/// Rewrites `remote!(..)` (also `remote_scope::remote!` and `::remote_scope::remote!`) to the
+/// hidden typing-only macro. Invocations it cannot see (inside another macro's tokens, or under
+/// an alias) still expand fully; the registry accepts that repeat because it has the same site.
+struct TypingOnly;
+
+impl VisitMut for TypingOnly {
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        if is_remote_macro(&mac.path) {
+            let span = mac.path.span();
+            mac.path = syn::parse_quote_spanned! {span=> ::remote_scope::__private::remote_typing };
+        }
+    }
+
+    // Items declared inside the body are left alone: their calls are their own.
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+fn is_remote_macro(path: &syn::Path) -> bool {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segments.as_slice() {
+        [last] => last == "remote",
+        [krate, last] => krate == "remote_scope" && last == "remote",
+        _ => false,
+    }
+}

@@ -1,0 +1,44 @@
+//! The `remote!` macro of [remote-scope](https://docs.rs/remote-scope). Use it through the
+//! `remote_scope` crate, which re-exports it and provides the runtime the expansion calls.
+//!
+//! The pipeline: [`parse`] the invocation, [`validate`] the capture list, [`name`] the body,
+//! [`expand`] it (or emit the errors with a fallback expansion).
+
+use proc_macro::TokenStream;
+
+mod expand;
+mod name;
+mod parse;
+mod validate;
+
+/// Runs a block on another peer. See `remote_scope::remote!` for the documentation.
+#[proc_macro]
+pub fn remote(input: TokenStream) -> TokenStream {
+    let site = name::Site::call_site();
+    pipeline(input.into(), |inv, caps| {
+        let suffix = name::body_suffix(caps, &inv.body, &site);
+        expand::remote(inv, caps, &suffix, &site)
+    })
+}
+
+/// The typing-only form of `remote!` that the expansion of an enclosing `remote!` uses for
+/// nested calls in its typing copy. Not public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn remote_typing(input: TokenStream) -> TokenStream {
+    pipeline(input.into(), expand::typing_only)
+}
+
+fn pipeline(
+    input: proc_macro2::TokenStream,
+    expand: impl FnOnce(&parse::Invocation, &validate::Captures<'_>) -> proc_macro2::TokenStream,
+) -> TokenStream {
+    let tokens = match parse::invocation(input) {
+        Ok(inv) => match validate::invocation(&inv) {
+            Ok(caps) => expand(&inv, &caps),
+            Err(errors) => expand::fallback(errors),
+        },
+        Err(error) => expand::fallback(error),
+    };
+    tokens.into()
+}

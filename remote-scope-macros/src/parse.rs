@@ -1,0 +1,99 @@
+//! Parse: `remote!(peer, [name: Type, ...], { body })` into a typed model.
+//!
+//! Parsing is lenient where validation can give a better message: an untyped capture `[a]` parses
+//! (with `ty: None`) so that `validate` can tell the user what to write.
+
+use proc_macro2::TokenStream;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{bracketed, token, Block, Expr, Ident, Token, Type};
+
+/// One invocation of `remote!`.
+pub struct Invocation {
+    pub peer: Expr,
+    pub captures: Vec<Capture>,
+    pub body: Block,
+}
+
+/// One entry of the capture list.
+pub struct Capture {
+    pub name: Ident,
+    /// `None` for an untyped entry, which `validate` rejects with a hint.
+    pub ty: Option<Type>,
+}
+
+const USAGE: &str = "expected `remote!(peer, [name: Type, ...], { body })`";
+
+impl Parse for Invocation {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(input.error(USAGE));
+        }
+        let peer: Expr = input.parse()?;
+        comma_before(input, "the capture list `[name: Type, ...]`")?;
+
+        if !input.peek(token::Bracket) {
+            return Err(input.error(
+                "expected the capture list in brackets, e.g. `[a: u64, b: Vec<u64>]` (write `[]` to capture nothing)",
+            ));
+        }
+        let content;
+        bracketed!(content in input);
+        let entries: Punctuated<Capture, Token![,]> =
+            content.parse_terminated(Capture::parse, Token![,])?;
+        comma_before(input, "the body `{ ... }`")?;
+
+        if !input.peek(token::Brace) {
+            return Err(input.error("expected the body as a block: `{ ... }`"));
+        }
+        let body: Block = input.parse()?;
+        let _trailing: Option<Token![,]> = input.parse()?;
+        if !input.is_empty() {
+            return Err(input.error(format!("unexpected tokens after the body; {USAGE}")));
+        }
+        Ok(Invocation {
+            peer,
+            captures: entries.into_iter().collect(),
+            body,
+        })
+    }
+}
+
+fn comma_before(input: ParseStream, next: &str) -> syn::Result<()> {
+    if input.peek(Token![,]) {
+        input.parse::<Token![,]>().map(drop)
+    } else {
+        Err(input.error(format!("expected `,` and then {next}; {USAGE}")))
+    }
+}
+
+impl Parse for Capture {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = if input.peek(Token![self]) {
+            let kw: Token![self] = input.parse()?;
+            return Err(syn::Error::new(
+                kw.span,
+                "`self` cannot be captured; capture the fields the body needs, e.g. `[count: u64]` after `let count = self.count;`",
+            ));
+        } else if input.peek(Token![_]) {
+            let us: Token![_] = input.parse()?;
+            return Err(syn::Error::new(us.span, "a capture needs a name"));
+        } else {
+            input
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), "expected a capture `name: Type`"))?
+        };
+        let ty = if input.peek(Token![:]) {
+            input.parse::<Token![:]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(Capture { name, ty })
+    }
+}
+
+/// Parses the macro input; a helper so that `lib.rs` stays a list of pipeline steps.
+pub fn invocation(tokens: TokenStream) -> syn::Result<Invocation> {
+    syn::parse2(tokens)
+}

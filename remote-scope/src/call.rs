@@ -1,0 +1,256 @@
+//! A call in progress: what `remote!(..)` evaluates to.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::connection::PendingCall;
+use crate::context;
+use crate::protocol::Outcome;
+use crate::registry::HandlerFuture;
+use crate::runtime::BoxFuture;
+use crate::{serve, Error, Node, PeerId};
+
+/// A remote call, ready to be awaited. `remote!(..)` evaluates to one; `.await` it for the
+/// body's value.
+///
+/// Nothing is sent until it is awaited. Dropping the future stops waiting; the body may still
+/// run on the peer.
+///
+/// ```
+/// # use remote_scope::{remote, Node, PeerId};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// # let node = Node::builder().build()?;
+/// # let peer: PeerId = node.id().clone();
+/// use std::time::Duration;
+///
+/// let n: u64 = node
+///     .run(async {
+///         let a = 20_u64;
+///         remote!(peer, [a: u64], { a * 2 + 2 })
+///             .timeout(Duration::from_secs(2))
+///             .await
+///     })
+///     .await?;
+/// assert_eq!(n, 42);
+/// # Ok(()) }
+/// ```
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<R> {
+    peer: PeerId,
+    body: &'static str,
+    captures: Result<Vec<u8>, Error>,
+    timeout: Option<Duration>,
+    node: Option<Node>,
+    decode: Decode<R>,
+}
+
+/// Decodes a body's value; chosen where `R: DeserializeOwned` is known, so awaiting a call needs
+/// no bound of its own (and a result type that cannot be decoded is reported once).
+pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, String>;
+
+impl<R> Call<R> {
+    pub(crate) fn new(
+        peer: PeerId,
+        body: &'static str,
+        captures: Result<Vec<u8>, Error>,
+        decode: Decode<R>,
+    ) -> Self {
+        Call {
+            peer,
+            body,
+            captures,
+            timeout: None,
+            node: None,
+            decode,
+        }
+    }
+
+    /// Waits at most `timeout` for the result instead of the node's default, then fails with
+    /// [`Error::Timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Calls from `node` instead of the current node (useful outside [`Node::run`]).
+    pub fn on(mut self, node: &Node) -> Self {
+        self.node = Some(node.clone());
+        self
+    }
+
+    /// The stable name of the body this call runs.
+    pub fn body_name(&self) -> &'static str {
+        self.body
+    }
+
+    /// The peer this call goes to.
+    pub fn peer(&self) -> &PeerId {
+        &self.peer
+    }
+}
+
+impl<R> IntoFuture for Call<R> {
+    type Output = Result<R, Error>;
+    type IntoFuture = CallFuture<R>;
+
+    fn into_future(self) -> CallFuture<R> {
+        CallFuture {
+            state: State::Start(Start {
+                peer: self.peer,
+                captures: self.captures,
+                timeout: self.timeout,
+                node: self.node,
+            }),
+            body: self.body,
+            span: tracing::Span::none(),
+            decode: self.decode,
+        }
+    }
+}
+
+/// The future of a [`Call`].
+#[must_use = "futures do nothing unless polled"]
+pub struct CallFuture<R> {
+    state: State,
+    body: &'static str,
+    span: tracing::Span,
+    decode: Decode<R>,
+}
+
+struct Start {
+    peer: PeerId,
+    captures: Result<Vec<u8>, Error>,
+    timeout: Option<Duration>,
+    node: Option<Node>,
+}
+
+enum State {
+    Start(Start),
+    /// The body runs on another peer.
+    Remote {
+        call: PendingCall,
+        deadline: BoxFuture<'static, ()>,
+        after: Duration,
+    },
+    /// The body runs on this node, in this task.
+    Local {
+        peer: PeerId,
+        work: HandlerFuture,
+        deadline: BoxFuture<'static, ()>,
+        after: Duration,
+    },
+    Done,
+}
+
+impl<R> Future for CallFuture<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let body = this.body;
+        let decode = this.decode;
+        match std::mem::replace(&mut this.state, State::Done) {
+            State::Start(start) => match begin(body, start) {
+                Ok((state, span)) => {
+                    this.state = state;
+                    this.span = span;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            },
+            running => this.state = running,
+        }
+        let _entered = this.span.enter();
+        let outcome = match &mut this.state {
+            State::Remote {
+                call,
+                deadline,
+                after,
+            } => match call.poll_outcome(cx) {
+                Poll::Ready(Ok(Outcome::Value(bytes))) => Ok((call.peer().clone(), bytes)),
+                Poll::Ready(Ok(Outcome::Failure(f))) => {
+                    Err(f.into_error(call.peer().clone(), body))
+                }
+                Poll::Ready(Err(())) => Err(Error::Disconnected {
+                    peer: call.peer().clone(),
+                    body: body.to_owned(),
+                }),
+                Poll::Pending => match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(Error::Timeout {
+                        peer: call.peer().clone(),
+                        body: body.to_owned(),
+                        after: *after,
+                    }),
+                    Poll::Pending => return Poll::Pending,
+                },
+            },
+            State::Local {
+                peer,
+                work,
+                deadline,
+                after,
+            } => match work.as_mut().poll(cx) {
+                Poll::Ready(Ok(bytes)) => Ok((peer.clone(), bytes)),
+                Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
+                Poll::Pending => match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(Error::Timeout {
+                        peer: peer.clone(),
+                        body: body.to_owned(),
+                        after: *after,
+                    }),
+                    Poll::Pending => return Poll::Pending,
+                },
+            },
+            State::Start(_) | State::Done => {
+                return Poll::Ready(Err(Error::Protocol {
+                    reason: "a remote call was polled after it completed".into(),
+                }))
+            }
+        };
+        this.state = State::Done;
+        let result = outcome.and_then(|(peer, bytes)| {
+            decode(&bytes).map_err(|reason| Error::DecodeResult {
+                peer,
+                body: body.to_owned(),
+                reason,
+            })
+        });
+        if let Err(e) = &result {
+            tracing::debug!(error = %e, "call failed");
+        }
+        Poll::Ready(result)
+    }
+}
+
+fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Error> {
+    let node = match start.node {
+        Some(node) => node,
+        None => context::current().ok_or(Error::NoCurrentNode)?,
+    };
+    let captures = start.captures?;
+    let after = start.timeout.unwrap_or(node.config().default_timeout);
+    let deadline = node.runtime().sleep(after);
+    if start.peer == *node.id() {
+        let span = tracing::debug_span!("call", body, peer = %start.peer, local = true);
+        let work = span.in_scope(|| serve::dispatch(&node, body, &captures));
+        let state = State::Local {
+            peer: start.peer,
+            work,
+            deadline,
+            after,
+        };
+        return Ok((state, span));
+    }
+    let call = node.connection(&start.peer)?.start_call(body, captures)?;
+    let span = tracing::debug_span!("call", body, peer = %start.peer, request = call.id());
+    Ok((
+        State::Remote {
+            call,
+            deadline,
+            after,
+        },
+        span,
+    ))
+}

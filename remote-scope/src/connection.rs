@@ -1,0 +1,317 @@
+//! One connection to one peer: the calls in flight, the bodies being served for it, and the two
+//! tasks that move its frames. Transport-agnostic: anything that is a stream and sink of binary
+//! messages will do (see [`crate::transport`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::channel::{mpsc, oneshot};
+use futures::future::{AbortHandle, Abortable};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tracing::Instrument;
+
+use crate::middleware::Link;
+use crate::protocol::{self, Frame, Invoke, InvokeResult, Outcome};
+use crate::{serve, Error, Node, PeerId};
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (every critical section
+/// here is a single map operation).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) struct Connection {
+    link: Link,
+    /// Calls this side made, by request id. Guarded together with `closed`, so a call is either
+    /// registered before the connection closes (and then failed by `close`) or refused.
+    pending: Mutex<Pending>,
+    /// Bodies this side is running for the peer, by request id.
+    running: Mutex<HashMap<u64, AbortHandle>>,
+    next_id: AtomicU64,
+    reader: Mutex<Option<AbortHandle>>,
+    closing: AtomicBool,
+}
+
+struct Pending {
+    closed: bool,
+    calls: HashMap<u64, oneshot::Sender<Outcome>>,
+}
+
+impl Connection {
+    pub(crate) fn new(peer: PeerId) -> (Arc<Connection>, mpsc::UnboundedReceiver<Frame>) {
+        let (tx, rx) = mpsc::unbounded();
+        let conn = Arc::new(Connection {
+            link: Link::new(peer, tx),
+            pending: Mutex::new(Pending {
+                closed: false,
+                calls: HashMap::new(),
+            }),
+            running: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            reader: Mutex::new(None),
+            closing: AtomicBool::new(false),
+        });
+        (conn, rx)
+    }
+
+    pub(crate) fn peer(&self) -> &PeerId {
+        self.link.peer()
+    }
+
+    pub(crate) fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Sends an `Invoke` and returns the call's handle; dropping the handle forgets the call.
+    pub(crate) fn start_call(
+        self: &Arc<Self>,
+        body: &'static str,
+        captures: Vec<u8>,
+    ) -> Result<PendingCall, Error> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = lock(&self.pending);
+            if pending.closed {
+                return Err(Error::NotConnected {
+                    peer: self.peer().clone(),
+                });
+            }
+            pending.calls.insert(id, tx);
+        }
+        let call = PendingCall {
+            conn: Arc::clone(self),
+            id,
+            rx,
+        };
+        let invoke = Frame::Invoke(Invoke {
+            id,
+            body: body.to_owned(),
+            captures,
+        });
+        match self.link.send(invoke) {
+            Ok(()) => Ok(call),
+            Err(_) => Err(Error::Disconnected {
+                peer: self.peer().clone(),
+                body: body.to_owned(),
+            }),
+        }
+    }
+
+    /// Handles one inbound frame after the handshake. An error closes the connection.
+    fn receive(self: &Arc<Self>, node: &Node, frame: Frame) -> Result<(), Error> {
+        let Some(frame) = node
+            .middleware()
+            .iter()
+            .try_fold(frame, |frame, m| m.inbound(&self.link, frame))
+        else {
+            return Ok(());
+        };
+        match frame {
+            Frame::Invoke(invoke) => {
+                self.serve(node, invoke);
+                Ok(())
+            }
+            Frame::Result(InvokeResult { id, outcome }) => {
+                // No entry: the caller gave up (timeout, dropped future); the answer is moot.
+                if let Some(tx) = lock(&self.pending).calls.remove(&id) {
+                    let _ = tx.send(outcome);
+                }
+                Ok(())
+            }
+            Frame::Message(bytes) => {
+                node.deliver_message(self.peer(), bytes);
+                Ok(())
+            }
+            Frame::Hello(_) | Frame::Reject(_) => Err(Error::Protocol {
+                reason: "handshake frame after the handshake".into(),
+            }),
+        }
+    }
+
+    fn serve(self: &Arc<Self>, node: &Node, Invoke { id, body, captures }: Invoke) {
+        let span = tracing::debug_span!("serve", body = %body, request = id, peer = %self.peer());
+        let work = serve::dispatch(node, &body, &captures);
+        let (handle, registration) = AbortHandle::new_pair();
+        if let Some(previous) = lock(&self.running).insert(id, handle) {
+            // A caller reusing a live request id: keep one body per id running.
+            previous.abort();
+        }
+        let conn = Arc::clone(self);
+        node.runtime().spawn(Box::pin(
+            async move {
+                let result = Abortable::new(work, registration).await;
+                lock(&conn.running).remove(&id);
+                if let Ok(result) = result {
+                    let outcome = match result {
+                        Ok(value) => Outcome::Value(value),
+                        Err(failure) => Outcome::Failure(failure),
+                    };
+                    let _ = conn.link.send(Frame::Result(InvokeResult { id, outcome }));
+                }
+            }
+            .instrument(span),
+        ));
+    }
+
+    /// Ends the connection: fails every pending call with `Disconnected`, stops the bodies being
+    /// served for the peer, stops reading and lets the writer close the transport. Idempotent.
+    pub(crate) fn close(&self) {
+        if self.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let calls = {
+            let mut pending = lock(&self.pending);
+            pending.closed = true;
+            std::mem::take(&mut pending.calls)
+        };
+        // Dropping the senders wakes every waiting call with `Disconnected`.
+        drop(calls);
+        for (_, handle) in lock(&self.running).drain() {
+            handle.abort();
+        }
+        if let Some(reader) = lock(&self.reader).take() {
+            reader.abort();
+        }
+        self.link.close();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> (usize, usize) {
+        (lock(&self.pending).calls.len(), lock(&self.running).len())
+    }
+}
+
+/// A call waiting for its result. Dropping it removes the call from the connection.
+pub(crate) struct PendingCall {
+    conn: Arc<Connection>,
+    id: u64,
+    rx: oneshot::Receiver<Outcome>,
+}
+
+impl PendingCall {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn peer(&self) -> &PeerId {
+        self.conn.peer()
+    }
+
+    /// `Ok(outcome)`, or `Err(())` when the connection closed first.
+    pub(crate) fn poll_outcome(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Outcome, ()>> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map_err(|_| ())
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        lock(&self.conn.pending).calls.remove(&self.id);
+    }
+}
+
+use std::future::Future as _;
+
+/// Starts the reader and writer tasks of an established connection.
+pub(crate) fn spawn_tasks<Tx, Rx>(
+    node: &Node,
+    conn: &Arc<Connection>,
+    outbound: mpsc::UnboundedReceiver<Frame>,
+    sink: Tx,
+    stream: Rx,
+) where
+    Tx: Sink<Vec<u8>, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
+    Rx: Stream<Item = Result<Vec<u8>, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
+{
+    let span = tracing::debug_span!("connection", peer = %conn.peer());
+    node.runtime().spawn(Box::pin(
+        write_loop(node.clone(), Arc::clone(conn), outbound, sink).instrument(span.clone()),
+    ));
+
+    let (handle, registration) = AbortHandle::new_pair();
+    *lock(&conn.reader) = Some(handle);
+    let reader = read_loop(node.clone(), Arc::clone(conn), stream);
+    let done = {
+        let node = node.clone();
+        let conn = Arc::clone(conn);
+        async move {
+            let _ = Abortable::new(reader, registration).await;
+            node.forget_connection(&conn);
+        }
+    };
+    node.runtime().spawn(Box::pin(done.instrument(span)));
+}
+
+async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
+where
+    Rx: Stream<Item = Result<Vec<u8>, Error>> + Unpin,
+{
+    let max = node.config().max_frame_size;
+    let end = loop {
+        match stream.next().await {
+            None => break None,
+            Some(Err(e)) => break Some(e),
+            Some(Ok(bytes)) => {
+                let result = protocol::decode(&bytes, max).and_then(|f| conn.receive(&node, f));
+                if let Err(e) = result {
+                    break Some(e);
+                }
+            }
+        }
+    };
+    match end {
+        None => tracing::debug!("peer closed the connection"),
+        Some(e) => tracing::warn!(error = %e, "closing the connection"),
+    }
+}
+
+async fn write_loop<Tx>(
+    node: Node,
+    conn: Arc<Connection>,
+    mut outbound: mpsc::UnboundedReceiver<Frame>,
+    mut sink: Tx,
+) where
+    Tx: Sink<Vec<u8>, Error = Error> + Unpin,
+{
+    let result: Result<(), Error> = async {
+        while let Some(frame) = outbound.next().await {
+            write_frame(&node, &conn, &mut sink, frame).await?;
+            // Everything already queued goes out with one flush.
+            while let Ok(frame) = outbound.try_recv() {
+                write_frame(&node, &conn, &mut sink, frame).await?;
+            }
+            sink.flush().await?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "writing failed; closing the connection");
+    }
+    let _ = sink.close().await;
+    node.forget_connection(&conn);
+}
+
+async fn write_frame<Tx>(
+    node: &Node,
+    conn: &Connection,
+    sink: &mut Tx,
+    frame: Frame,
+) -> Result<(), Error>
+where
+    Tx: Sink<Vec<u8>, Error = Error> + Unpin,
+{
+    let Some(frame) = node
+        .middleware()
+        .iter()
+        .rev()
+        .try_fold(frame, |frame, m| m.outbound(conn.link(), frame))
+    else {
+        return Ok(());
+    };
+    sink.feed(protocol::encode(&frame)?).await
+}

@@ -1,0 +1,159 @@
+//! The one error type of the runtime.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::PeerId;
+
+/// Everything that can go wrong with a remote call, a connection or the registry.
+///
+/// Each variant says what happened and, for calls, whether the body may have run. `Error` is
+/// itself serializable, so a body may return `Result<T, Error>` and a failure of a nested call
+/// travels back to the original caller intact.
+///
+/// ```
+/// use remote_scope::Error;
+///
+/// fn explain(e: &Error) -> &'static str {
+///     match e {
+///         Error::UnknownBody { .. } => "the peer was built without this body",
+///         Error::Timeout { .. } => "no answer in time; the body may still have run",
+///         Error::Disconnected { .. } => "the connection was lost; the body may have run",
+///         _ => "something else",
+///     }
+/// }
+/// # let _ = explain;
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum Error {
+    /// The peer has no body of this name: it was built from other source. The body did not run.
+    #[error("peer `{peer}` has no body named `{body}` (was it built from the same source?)")]
+    UnknownBody { peer: PeerId, body: String },
+
+    /// The body panicked on the peer that ran it. That peer keeps serving.
+    #[error("body `{body}` panicked on peer `{peer}`: {message}")]
+    Panicked {
+        peer: PeerId,
+        body: String,
+        message: String,
+    },
+
+    /// The captures could not be encoded on the calling side. Nothing was sent.
+    #[error("could not encode the captures of `{body}`: {reason}")]
+    EncodeCaptures { body: String, reason: String },
+
+    /// The serving peer could not decode the captures. The body did not run.
+    #[error("peer `{peer}` could not decode the captures of `{body}`: {reason}")]
+    DecodeCaptures {
+        peer: PeerId,
+        body: String,
+        reason: String,
+    },
+
+    /// The body ran but its result could not be encoded on the serving peer.
+    #[error("peer `{peer}` could not encode the result of `{body}`: {reason}")]
+    EncodeResult {
+        peer: PeerId,
+        body: String,
+        reason: String,
+    },
+
+    /// The body ran but its result could not be decoded here.
+    #[error("could not decode the result of `{body}` from peer `{peer}`: {reason}")]
+    DecodeResult {
+        peer: PeerId,
+        body: String,
+        reason: String,
+    },
+
+    /// No connection to this peer. Nothing was sent.
+    #[error("not connected to peer `{peer}`")]
+    NotConnected { peer: PeerId },
+
+    /// The connection was lost while the call was in flight. The body may have run.
+    #[error("connection to peer `{peer}` was lost while `{body}` was in flight")]
+    Disconnected { peer: PeerId, body: String },
+
+    /// No result within the call's timeout. The body may have run or may still be running.
+    #[error("body `{body}` on peer `{peer}` did not answer within {after:?}")]
+    Timeout {
+        peer: PeerId,
+        body: String,
+        after: Duration,
+    },
+
+    /// `remote!` was awaited outside of a node: use [`Node::run`](crate::Node::run) (bodies served
+    /// by a node always have one).
+    #[error("no current node: await remote! inside `Node::run` or a body served by a node")]
+    NoCurrentNode,
+
+    /// The connection's handshake (`register-scope`) failed.
+    #[error("handshake with {peer} failed: {reason}")]
+    Handshake { peer: String, reason: String },
+
+    /// The two peers speak different protocol versions.
+    #[error("peer `{peer}` speaks protocol version {theirs}, this peer speaks {ours}")]
+    ProtocolVersion {
+        peer: PeerId,
+        ours: u32,
+        theirs: u32,
+    },
+
+    /// The two peers were built with different sets of bodies (their registry digests differ).
+    #[error(
+        "peer `{peer}` serves a different set of bodies (registry digest {theirs:016x}, ours \
+         {ours:016x}): were both built from the same source?"
+    )]
+    RegistryMismatch {
+        peer: PeerId,
+        ours: u64,
+        theirs: u64,
+    },
+
+    /// Another connected peer already has this id.
+    #[error("a peer with id `{peer}` is already connected")]
+    DuplicatePeer { peer: PeerId },
+
+    /// Two different bodies were registered under one name (a fingerprint collision).
+    #[error("two different bodies share the name `{name}`: one at {first}, one at {second}")]
+    DuplicateBody {
+        name: String,
+        first: String,
+        second: String,
+    },
+
+    /// A frame broke the protocol: malformed, too large or unexpected. The connection is closed.
+    #[error("protocol error: {reason}")]
+    Protocol { reason: String },
+
+    /// The transport (WebSocket, TCP) failed.
+    #[error("transport error: {reason}")]
+    Transport { reason: String },
+
+    /// The node could not start (for example: no async runtime to run on).
+    #[error("node setup failed: {reason}")]
+    Setup { reason: String },
+}
+
+impl Error {
+    /// Whether the body may have run on the remote peer despite this error. `false` means it
+    /// certainly did not, so retrying cannot run it twice.
+    ///
+    /// ```
+    /// use remote_scope::{Error, PeerId};
+    /// let e = Error::NotConnected { peer: PeerId::new("server") };
+    /// assert!(!e.body_may_have_run());
+    /// ```
+    pub fn body_may_have_run(&self) -> bool {
+        matches!(
+            self,
+            Error::Panicked { .. }
+                | Error::EncodeResult { .. }
+                | Error::DecodeResult { .. }
+                | Error::Disconnected { .. }
+                | Error::Timeout { .. }
+        )
+    }
+}

@@ -1,0 +1,131 @@
+//! # remote-scope
+//!
+//! Distributed computation that keeps lexical scope: write a block, say which peer runs it and
+//! which variables it takes along, and await its result as if it had run here.
+//!
+//! ```
+//! use remote_scope::{remote, Node, PeerId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), remote_scope::Error> {
+//! // A server peer and a client peer, connected over a WebSocket on localhost.
+//! let server = Node::builder().id("server").build()?;
+//! let listener = server.listen("127.0.0.1:0").await?;
+//! let client = Node::builder().id("client").build()?;
+//! let server_id: PeerId = client.connect(&listener.url()).await?;
+//!
+//! let n: u64 = client
+//!     .run(async {
+//!         let a = 2_u64;
+//!         let b = vec![1_u64, 2, 3];
+//!         // Runs on the server, with `a` and `b` sent along.
+//!         remote!(server_id, [a: u64, b: Vec<u64>], { a + b.len() as u64 }).await
+//!     })
+//!     .await?;
+//! assert_eq!(n, 5);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Captures
+//!
+//! The list `[a: u64, b: Vec<u64>]` names every local the body uses, with its type. The values
+//! are encoded with MessagePack (serde), so capture types must be `Serialize + Deserialize`.
+//! The compiler checks the list:
+//!
+//! - a local used in the body but not listed is an error at the use
+//!   (`cannot find value `x` in this scope`); functions, constants, statics and types are not
+//!   captures and need no listing;
+//! - a listed capture the body never uses is an `unused variable` warning at the list entry;
+//! - a capture listed twice, an untyped capture, or a borrowed capture type (`&str`) is an error.
+//!
+//! The result type is the body's own type, inferred: `let n: u32 = remote!(..)` on a body of
+//! type `u64` is a compile error, not a decode error at run time.
+//!
+//! ## Nesting
+//!
+//! A body can itself `remote!` to any peer connected to the one running it, including the one
+//! that called it: server → client → server, and deeper. The peer running a body is its
+//! *current node*; on the calling side, [`Node::run`] sets it.
+//!
+//! ## Names
+//!
+//! Every body is registered at compile time under a stable name: its module path and a
+//! fingerprint of its captures and tokens (FNV-1a 64, see the macro crate's `name` module).
+//! A peer runs only bodies compiled into it. The same source gives the same names in every
+//! build; at connect time peers compare a digest of their names ([`RegistryCheck`]).
+//!
+//! ## Errors
+//!
+//! Every failure is an [`Error`] variant: unknown body, panic in the body (the serving peer
+//! keeps serving), captures or result that fail to decode, peer not connected, connection lost
+//! mid-call, timeout ([`Call::timeout`], [`NodeBuilder::default_timeout`]). No call waits
+//! forever for a peer that went away.
+//!
+//! ## Crate layout
+//!
+//! [`protocol`] (wire format), [`Registry`], [`Node`] (peers and routing), [`transport`]
+//! (native WebSocket, in-memory), [`Middleware`], [`runtime`] (the executor seam), [`Error`].
+
+mod call;
+mod connection;
+mod context;
+mod error;
+mod handshake;
+mod middleware;
+mod node;
+mod peer_id;
+pub mod protocol;
+mod registry;
+pub mod runtime;
+mod serve;
+pub mod transport;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use call::{Call, CallFuture};
+pub use error::Error;
+pub use middleware::{Link, Middleware};
+pub use node::{Node, NodeBuilder, RegistryCheck};
+pub use peer_id::PeerId;
+pub use registry::{Registration, Registry};
+#[cfg(not(target_arch = "wasm32"))]
+pub use transport::websocket::Server;
+
+/// Runs a block on another peer and evaluates to a [`Call`] of its result.
+///
+/// `remote!(peer, [name: Type, ...], { body })`: `peer` is a [`PeerId`] (or a reference to one);
+/// the list names every local the body uses, with its type; the body is a block and may
+/// `.await`. Awaiting the call gives `Result<T, Error>` where `T` is the body's type.
+///
+/// ```
+/// # use remote_scope::{remote, Node, PeerId};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// # let node = Node::builder().build()?;
+/// # let peer = node.id().clone();
+/// # node.run(async {
+/// let words = vec!["a".to_string(), "bb".to_string()];
+/// let longest: Option<String> =
+///     remote!(peer, [words: Vec<String>], { words.into_iter().max_by_key(|w| w.len()) }).await?;
+/// assert_eq!(longest.as_deref(), Some("bb"));
+/// # Ok::<(), remote_scope::Error>(()) }).await }
+/// ```
+pub use remote_scope_macros::remote;
+
+/// The id of the peer whose code is running: inside a body, the peer that runs it; inside
+/// [`Node::run`], that node. `None` elsewhere.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// let node = remote_scope::Node::builder().id("me").build()?;
+/// assert_eq!(remote_scope::current_peer(), None);
+/// let inside = node.run(async { remote_scope::current_peer() }).await;
+/// assert_eq!(inside, Some(remote_scope::PeerId::new("me")));
+/// # Ok(()) }
+/// ```
+pub fn current_peer() -> Option<PeerId> {
+    context::current().map(|node| node.id().clone())
+}

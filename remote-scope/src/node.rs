@@ -1,0 +1,375 @@
+//! The node: this peer. It owns the connections, serves the registered bodies and is the
+//! current node of the calls made from it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+
+use crate::connection::{lock, spawn_tasks, Connection};
+use crate::context::Scoped;
+use crate::handshake::{self, Role};
+use crate::protocol::{Frame, DEFAULT_MAX_FRAME_SIZE};
+use crate::runtime::{default_runtime, Runtime};
+use crate::transport::Transport;
+use crate::{Error, Middleware, PeerId, Registry};
+
+/// What to do when a peer's registry digest differs from ours at connect time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryCheck {
+    /// Refuse the connection with [`Error::RegistryMismatch`]: both peers must be built with the
+    /// same bodies. The default, so a stale deployment fails at connect time, not mid-call.
+    #[default]
+    Strict,
+    /// Connect anyway and log a warning; a call to a body the peer lacks fails with
+    /// [`Error::UnknownBody`].
+    Lenient,
+}
+
+/// A node's settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) default_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_frame_size: usize,
+    pub(crate) registry_check: RegistryCheck,
+}
+
+/// Called with each user message that no middleware consumed.
+type MessageHandler = dyn Fn(&PeerId, Vec<u8>) + Send + Sync;
+
+/// Configures and builds a [`Node`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use std::time::Duration;
+/// use remote_scope::{Node, RegistryCheck};
+///
+/// let node = Node::builder()
+///     .id("worker-1")
+///     .default_timeout(Duration::from_secs(5))
+///     .registry_check(RegistryCheck::Lenient)
+///     .build()?;
+/// assert_eq!(node.id().as_str(), "worker-1");
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct NodeBuilder {
+    id: Option<PeerId>,
+    config: Config,
+    middleware: Vec<Arc<dyn Middleware>>,
+    on_message: Option<Arc<MessageHandler>>,
+    runtime: Option<Arc<dyn Runtime>>,
+}
+
+impl NodeBuilder {
+    /// This peer's id (default: [`PeerId::random`]).
+    pub fn id(mut self, id: impl Into<PeerId>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// How long a call waits for its result unless it says otherwise with
+    /// [`Call::timeout`](crate::Call::timeout) (default: 30 s).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection may take to exchange `Hello`s (default: 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest frame accepted from a peer, in bytes (default: 64 MiB). Larger frames are
+    /// refused before they are decoded and close the connection.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// What a registry digest mismatch at connect time does (default: [`RegistryCheck::Strict`]).
+    pub fn registry_check(mut self, check: RegistryCheck) -> Self {
+        self.config.registry_check = check;
+        self
+    }
+
+    /// Adds a middleware layer below the ones added before it (see [`Middleware`]).
+    pub fn middleware(mut self, layer: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(layer));
+        self
+    }
+
+    /// Receives user messages ([`Frame::Message`]) that no middleware consumed.
+    pub fn on_message(
+        mut self,
+        handler: impl Fn(&PeerId, Vec<u8>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_message = Some(Arc::new(handler));
+        self
+    }
+
+    /// The executor to run on (default: the tokio runtime `build` is called in).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Builds the node. Fails if the registry has a name conflict
+    /// ([`Error::DuplicateBody`]) or there is no runtime to run on.
+    pub fn build(self) -> Result<Node, Error> {
+        let registry = Registry::global()?;
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => default_runtime()?,
+        };
+        Ok(Node {
+            inner: Arc::new(Inner {
+                id: self.id.unwrap_or_else(PeerId::random),
+                registry,
+                runtime,
+                config: self.config,
+                middleware: self.middleware,
+                on_message: self.on_message,
+                connections: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// This peer: serves the bodies compiled into the binary and calls those of its peers.
+///
+/// Cheap to clone; clones are the same node. Connections stay up until the peer goes away,
+/// [`disconnect`](Node::disconnect) or [`shutdown`](Node::shutdown).
+///
+/// ```
+/// use remote_scope::{remote, Node, PeerId};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// let server = Node::builder().id("server").build()?;
+/// let listener = server.listen("127.0.0.1:0").await?;
+///
+/// let client = Node::builder().id("client").build()?;
+/// let server_id: PeerId = client.connect(&listener.url()).await?;
+///
+/// let total = client
+///     .run(async {
+///         let (a, b) = (1_u64, vec![2_u64, 3]);
+///         remote!(server_id, [a: u64, b: Vec<u64>], { a + b.iter().sum::<u64>() }).await
+///     })
+///     .await?;
+/// assert_eq!(total, 6);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: PeerId,
+    registry: &'static Registry,
+    runtime: Arc<dyn Runtime>,
+    config: Config,
+    middleware: Vec<Arc<dyn Middleware>>,
+    on_message: Option<Arc<MessageHandler>>,
+    connections: Mutex<HashMap<PeerId, Arc<Connection>>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("peers", &self.peers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts configuring a node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder {
+            id: None,
+            config: Config {
+                default_timeout: Duration::from_secs(30),
+                handshake_timeout: Duration::from_secs(10),
+                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                registry_check: RegistryCheck::Strict,
+            },
+            middleware: Vec::new(),
+            on_message: None,
+            runtime: None,
+        }
+    }
+
+    /// This peer's id.
+    pub fn id(&self) -> &PeerId {
+        &self.inner.id
+    }
+
+    /// The bodies this node serves.
+    pub fn registry(&self) -> &'static Registry {
+        self.inner.registry
+    }
+
+    /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
+    /// from this peer.
+    pub fn run<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        Scoped::new(self.clone(), Box::pin(future))
+    }
+
+    /// The peers connected now.
+    pub fn peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = lock(&self.inner.connections).keys().cloned().collect();
+        peers.sort();
+        peers
+    }
+
+    /// Whether `peer` is connected now.
+    pub fn is_connected(&self, peer: &PeerId) -> bool {
+        lock(&self.inner.connections).contains_key(peer)
+    }
+
+    /// Closes the connection to `peer`: its calls in flight fail with [`Error::Disconnected`].
+    /// Returns whether there was one.
+    pub fn disconnect(&self, peer: &PeerId) -> bool {
+        let conn = lock(&self.inner.connections).remove(peer);
+        conn.map(|c| c.close()).is_some()
+    }
+
+    /// Closes every connection.
+    pub fn shutdown(&self) {
+        let all: Vec<_> = lock(&self.inner.connections).drain().collect();
+        for (_, conn) in all {
+            conn.close();
+        }
+    }
+
+    /// Sends a user message to `peer`, through the outbound middleware.
+    pub fn send_message(&self, peer: &PeerId, bytes: Vec<u8>) -> Result<(), Error> {
+        self.connection(peer)?.link().send(Frame::Message(bytes))
+    }
+
+    /// Runs the handshake as the connecting side over any transport and keeps the connection.
+    /// Returns the peer's id. [`Node::connect`] does this over a WebSocket.
+    pub async fn connect_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
+        self.establish(transport, Role::Connector, "the accepting peer")
+            .await
+    }
+
+    /// Runs the handshake as the accepting side over any transport and keeps the connection.
+    /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
+    pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
+        self.establish(transport, Role::Acceptor, "the connecting peer")
+            .await
+    }
+
+    async fn establish(
+        &self,
+        transport: impl Transport,
+        role: Role,
+        who: &str,
+    ) -> Result<PeerId, Error> {
+        let (mut sink, mut stream) = transport.split();
+        if role == Role::Connector {
+            handshake::send(&mut sink, &handshake::hello(self)).await?;
+        }
+        let theirs = match handshake::first_frame(self, &mut stream, who).await? {
+            Frame::Hello(hello) => hello,
+            Frame::Reject(reject) if role == Role::Connector => {
+                return Err(handshake::rejected(self, who, reject))
+            }
+            other => {
+                return Err(handshake::handshake_error(
+                    who,
+                    &format!("expected a hello, got {other:?}"),
+                ))
+            }
+        };
+        let refuse = |reject| Frame::Reject(reject);
+        if let Err((reject, error)) = handshake::check(self, &theirs) {
+            if role == Role::Acceptor {
+                let _ = handshake::send(&mut sink, &refuse(reject)).await;
+            }
+            let _ = sink.close().await;
+            return Err(error);
+        }
+        let (conn, outbound) = Connection::new(theirs.peer.clone());
+        if let Err(error) = self.insert_connection(&conn) {
+            if role == Role::Acceptor {
+                let reject = refuse(crate::protocol::Reject::DuplicatePeer);
+                let _ = handshake::send(&mut sink, &reject).await;
+            }
+            let _ = sink.close().await;
+            return Err(error);
+        }
+        if role == Role::Acceptor {
+            if let Err(error) = handshake::send(&mut sink, &handshake::hello(self)).await {
+                self.forget_connection(&conn);
+                return Err(error);
+            }
+        }
+        tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
+        spawn_tasks(self, &conn, outbound, sink, stream);
+        Ok(theirs.peer)
+    }
+
+    fn insert_connection(&self, conn: &Arc<Connection>) -> Result<(), Error> {
+        let mut connections = lock(&self.inner.connections);
+        if connections.contains_key(conn.peer()) {
+            return Err(Error::DuplicatePeer {
+                peer: conn.peer().clone(),
+            });
+        }
+        connections.insert(conn.peer().clone(), Arc::clone(conn));
+        Ok(())
+    }
+
+    /// Drops `conn` from the table (if it is still the one there) and closes it.
+    pub(crate) fn forget_connection(&self, conn: &Arc<Connection>) {
+        {
+            let mut connections = lock(&self.inner.connections);
+            if connections
+                .get(conn.peer())
+                .is_some_and(|c| Arc::ptr_eq(c, conn))
+            {
+                connections.remove(conn.peer());
+            }
+        }
+        conn.close();
+    }
+
+    pub(crate) fn connection(&self, peer: &PeerId) -> Result<Arc<Connection>, Error> {
+        lock(&self.inner.connections)
+            .get(peer)
+            .cloned()
+            .ok_or_else(|| Error::NotConnected { peer: peer.clone() })
+    }
+
+    pub(crate) fn runtime(&self) -> &dyn Runtime {
+        &*self.inner.runtime
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn middleware(&self) -> &[Arc<dyn Middleware>] {
+        &self.inner.middleware
+    }
+
+    pub(crate) fn deliver_message(&self, peer: &PeerId, bytes: Vec<u8>) {
+        match &self.inner.on_message {
+            Some(handler) => handler(peer, bytes),
+            None => {
+                tracing::debug!(%peer, len = bytes.len(), "user message with no handler dropped")
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Peer identities.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The id of a peer, unique among the peers that talk to each other.
+///
+/// Cheap to clone. Give a node a readable id with [`NodeBuilder::id`](crate::NodeBuilder::id), or
+/// let it pick a random one.
+///
+/// ```
+/// use remote_scope::PeerId;
+/// let server = PeerId::new("server");
+/// assert_eq!(server.as_str(), "server");
+/// assert_ne!(PeerId::random(), PeerId::random());
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(Arc<str>);
+
+impl PeerId {
+    /// A peer id with this text.
+    pub fn new(id: impl Into<Arc<str>>) -> PeerId {
+        PeerId(id.into())
+    }
+
+    /// A fresh id, `peer-` and 16 hex digits, different from every other one this process made
+    /// and, with high probability, from any other process's.
+    pub fn random() -> PeerId {
+        PeerId::new(format!("peer-{:016x}", random_u64()))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({:?})", &*self.0)
+    }
+}
+
+impl From<&str> for PeerId {
+    fn from(id: &str) -> PeerId {
+        PeerId::new(id)
+    }
+}
+
+impl From<String> for PeerId {
+    fn from(id: String) -> PeerId {
+        PeerId::new(id)
+    }
+}
+
+/// Randomness without a dependency: std's per-process random hash keys, a counter and the address
+/// of a stack slot, mixed. Ids only need to be unique, not secret.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let slot = 0u8;
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_usize(std::ptr::addr_of!(slot) as usize);
+    h.finish()
+}

@@ -1,0 +1,101 @@
+//! The seam between `remote!` expansions and the runtime. Not public API: expansions name these
+//! items by absolute path (`::remote_scope::__private::..`), so the runtime's internals can change
+//! without breaking them.
+
+use std::borrow::Borrow;
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::protocol::Failure;
+use crate::runtime::MaybeSend;
+use crate::{Call, Error, PeerId};
+
+pub use crate::registry::{HandlerFuture, Registration};
+pub use inventory;
+pub use remote_scope_macros::remote_typing;
+
+/// Every capture type satisfies this; the bound exists for its error message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be captured: a capture is sent to another peer, so it must be Serialize + Deserialize",
+    label = "this capture type is not Serialize + DeserializeOwned",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or capture a value that has them"
+)]
+pub trait Capture: Serialize + DeserializeOwned + MaybeSend + 'static {}
+
+impl<T: Serialize + DeserializeOwned + MaybeSend + 'static> Capture for T {}
+
+/// Fails to compile, at the capture's type, unless it can be captured.
+pub const fn assert_capture<T: Capture>() {}
+
+/// The body of a registered handler: decode the captures, run, encode the value.
+pub fn serve<A, F, Fut>(captures: &[u8], body: F) -> HandlerFuture
+where
+    A: DeserializeOwned,
+    F: FnOnce(A) -> Fut,
+    Fut: Future + MaybeSend + 'static,
+    Fut::Output: Serialize,
+{
+    match rmp_serde::from_slice::<A>(captures) {
+        Ok(args) => {
+            let running = body(args);
+            Box::pin(async move {
+                let value = running.await;
+                rmp_serde::to_vec_named(&value).map_err(|e| Failure::EncodeResult {
+                    reason: e.to_string(),
+                })
+            })
+        }
+        Err(e) => Box::pin(futures::future::ready(Err(Failure::DecodeCaptures {
+            reason: e.to_string(),
+        }))),
+    }
+}
+
+/// The call a `remote!` evaluates to. `_typing` is never called: its output type is the body's
+/// type, which becomes the call's result type. (That the type can be encoded is checked once,
+/// by `serve`.)
+pub fn call<P, A, F, Fut>(
+    peer: &P,
+    body: &'static str,
+    captures: &impl Serialize,
+    _typing: F,
+) -> Call<Fut::Output>
+where
+    P: Borrow<PeerId> + ?Sized,
+    F: FnOnce(A) -> Fut,
+    Fut: Future,
+    Fut::Output: DeserializeOwned,
+{
+    let captures = rmp_serde::to_vec_named(captures).map_err(|e| Error::EncodeCaptures {
+        body: body.to_owned(),
+        reason: e.to_string(),
+    });
+    Call::new(peer.borrow().clone(), body, captures, decode::<Fut::Output>)
+}
+
+fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// The typing-only form of a nested `remote!` inside a typing copy; never awaited.
+pub fn typing_only<A, F, Fut>(_typing: F) -> Call<Fut::Output>
+where
+    F: FnOnce(A) -> Fut,
+    Fut: Future,
+{
+    unreachable_call()
+}
+
+/// What a `remote!` with a compile error evaluates to, so no further errors cascade from it.
+pub fn unreachable_call<R>() -> Call<R> {
+    Call::new(
+        PeerId::new(""),
+        "",
+        Err(Error::Protocol {
+            reason: "this remote! did not compile".into(),
+        }),
+        |_| Err("this remote! did not compile".into()),
+    )
+}

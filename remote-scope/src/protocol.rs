@@ -1,0 +1,241 @@
+//! The wire protocol, version [`PROTOCOL_VERSION`].
+//!
+//! Peers exchange **frames**, one per binary WebSocket message (or per message of any other
+//! transport), each a MessagePack encoding of [`Frame`] (serde's external tagging, structs as
+//! arrays, byte fields as MessagePack `bin`):
+//!
+//! | frame | when | fields |
+//! |---|---|---|
+//! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, registry digest, body count |
+//! | [`Frame::Reject`] | instead of the acceptor's `Hello` | why the connection is refused |
+//! | [`Frame::Invoke`] | a call | request id, body name, encoded captures |
+//! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
+//! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
+//!
+//! The connecting peer sends `Hello` first; the accepting peer checks it and answers with its own
+//! `Hello` or with `Reject`. After that both sides may send `Invoke` at any time: calls are
+//! multiplexed, each `Result` names the request it answers, and results come back in the order
+//! the bodies finish. Captures and results are themselves MessagePack (rmp-serde) of the
+//! capture tuple and of the body's value.
+//!
+//! Frames larger than the configured limit are rejected before they are decoded, and a frame
+//! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, PeerId};
+
+/// The version this build speaks; a peer with another version is refused at connect time.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The default largest frame a peer accepts: 64 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
+
+/// One message on the wire.
+///
+/// ```
+/// use remote_scope::protocol::{decode, encode, Frame, Invoke};
+///
+/// let frame = Frame::Invoke(Invoke { id: 7, body: "demo::0123456789abcdef".into(), captures: vec![0x2a] });
+/// let bytes = encode(&frame).unwrap();
+/// assert_eq!(decode(&bytes, 1024).unwrap(), frame);
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// register-scope: who this peer is and what it serves.
+    Hello(Hello),
+    /// The accepting peer refuses the connection.
+    Reject(Reject),
+    /// Run a body.
+    Invoke(Invoke),
+    /// The answer to an `Invoke`.
+    Result(InvokeResult),
+    /// Bytes for user middleware, sharing the connection with calls.
+    Message(#[serde(with = "serde_bytes")] Vec<u8>),
+}
+
+/// register-scope: the first frame each way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub version: u32,
+    /// The sender's peer id.
+    pub peer: PeerId,
+    /// The sender's [`Registry::digest`](crate::Registry::digest).
+    pub digest: u64,
+    /// How many bodies the sender serves.
+    pub bodies: u32,
+}
+
+/// Why an accepting peer refused a connection.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reject {
+    /// The acceptor speaks protocol version `ours`.
+    ProtocolVersion { ours: u32 },
+    /// The acceptor's bodies differ from the connector's.
+    RegistryMismatch { ours: u64 },
+    /// A peer with the connector's id is already connected.
+    DuplicatePeer,
+}
+
+/// A call: run `body` with `captures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoke {
+    /// Chosen by the caller, unique among its calls in flight on this connection.
+    pub id: u64,
+    /// The body's stable name.
+    pub body: String,
+    /// MessagePack of the capture tuple.
+    #[serde(with = "serde_bytes")]
+    pub captures: Vec<u8>,
+}
+
+/// The answer to [`Invoke`] `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeResult {
+    pub id: u64,
+    pub outcome: Outcome,
+}
+
+/// A body's value, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// MessagePack of the body's value.
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
+    Failure(Failure),
+}
+
+/// What went wrong on the serving peer; the caller turns it into an [`Error`].
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Failure {
+    UnknownBody,
+    Panicked { message: String },
+    DecodeCaptures { reason: String },
+    EncodeResult { reason: String },
+}
+
+impl Failure {
+    /// The caller's view of this failure of `body` on `peer`.
+    pub(crate) fn into_error(self, peer: PeerId, body: &str) -> Error {
+        let body = body.to_owned();
+        match self {
+            Failure::UnknownBody => Error::UnknownBody { peer, body },
+            Failure::Panicked { message } => Error::Panicked {
+                peer,
+                body,
+                message,
+            },
+            Failure::DecodeCaptures { reason } => Error::DecodeCaptures { peer, body, reason },
+            Failure::EncodeResult { reason } => Error::EncodeResult { peer, body, reason },
+        }
+    }
+}
+
+/// Encodes a frame.
+pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec(frame).map_err(|e| Error::Protocol {
+        reason: format!("could not encode a frame: {e}"),
+    })
+}
+
+/// Decodes a frame of at most `max_size` bytes. Oversized input is refused before decoding.
+pub fn decode(bytes: &[u8], max_size: usize) -> Result<Frame, Error> {
+    if bytes.len() > max_size {
+        return Err(Error::Protocol {
+            reason: format!(
+                "frame of {} bytes exceeds the limit of {max_size} bytes",
+                bytes.len()
+            ),
+        });
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
+        reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Frame {
+        Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer: PeerId::new("p"),
+            digest: 0x0102,
+            bodies: 3,
+        })
+    }
+
+    #[test]
+    fn every_frame_kind_round_trips() {
+        let frames = [
+            hello(),
+            Frame::Reject(Reject::RegistryMismatch { ours: 9 }),
+            Frame::Reject(Reject::DuplicatePeer),
+            Frame::Invoke(Invoke {
+                id: u64::MAX,
+                body: "m::0000000000000000".into(),
+                captures: vec![1, 2, 3],
+            }),
+            Frame::Result(InvokeResult {
+                id: 1,
+                outcome: Outcome::Value(vec![0xc0]),
+            }),
+            Frame::Result(InvokeResult {
+                id: 2,
+                outcome: Outcome::Failure(Failure::Panicked {
+                    message: "boom".into(),
+                }),
+            }),
+            Frame::Message(b"hi".to_vec()),
+        ];
+        for frame in frames {
+            let bytes = encode(&frame).expect("encodes");
+            assert_eq!(decode(&bytes, 1 << 10).expect("decodes"), frame);
+        }
+    }
+
+    #[test]
+    fn wire_layout_of_hello_is_pinned() {
+        // Changing this layout is a protocol change: bump PROTOCOL_VERSION with it.
+        let bytes = encode(&hello()).expect("encodes");
+        assert_eq!(
+            bytes,
+            [0x81, 0x00, 0x94, 0x01, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03],
+            "{bytes:02x?}"
+        );
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_decoding() {
+        let bytes = encode(&hello()).expect("encodes");
+        let err = decode(&bytes, bytes.len() - 1).expect_err("too large");
+        assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn malformed_and_truncated_frames_are_errors_not_panics() {
+        let good = encode(&Frame::Invoke(Invoke {
+            id: 5,
+            body: "body".into(),
+            captures: vec![7; 40],
+        }))
+        .expect("encodes");
+        for cut in 0..good.len() {
+            assert!(
+                decode(&good[..cut], 1 << 10).is_err(),
+                "prefix of {cut} bytes"
+            );
+        }
+        // A bin header announcing 4 GiB with 3 bytes behind it.
+        let hostile = [
+            0x81, 0x02, 0x93, 0x05, 0xa1, b'b', 0xc6, 0xff, 0xff, 0xff, 0xff, 1, 2, 3,
+        ];
+        assert!(decode(&hostile, 1 << 10).is_err());
+        assert!(decode(&[0xc1], 1 << 10).is_err());
+        assert!(decode(&[], 1 << 10).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! The registry: every body compiled into this binary, by stable name.
+//!
+//! Each `remote!` expansion submits a [`Registration`] with `inventory`; the registry collects
+//! them once, on first use, and checks that no two different bodies share a name.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::protocol::Failure;
+use crate::runtime::BoxFuture;
+use crate::Error;
+
+/// What a registered body returns: the encoded value, or why there is none.
+pub type HandlerFuture = BoxFuture<'static, Result<Vec<u8>, Failure>>;
+
+/// A registered body: decodes its captures, runs, encodes its value.
+pub type Handler = fn(&[u8]) -> HandlerFuture;
+
+/// One body, as the `remote!` expansion registers it.
+#[derive(Debug)]
+pub struct Registration {
+    name: &'static str,
+    file: &'static str,
+    line: u32,
+    column: u32,
+    handler: Handler,
+}
+
+impl Registration {
+    #[doc(hidden)]
+    pub const fn new(
+        name: &'static str,
+        file: &'static str,
+        line: u32,
+        column: u32,
+        handler: Handler,
+    ) -> Registration {
+        Registration {
+            name,
+            file,
+            line,
+            column,
+            handler,
+        }
+    }
+
+    /// The body's stable name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Where the `remote!` is in the source, `file:line:column`.
+    pub fn site(&self) -> String {
+        format!("{}:{}:{}", self.file, self.line, self.column + 1)
+    }
+
+    fn same_site(&self, other: &Registration) -> bool {
+        (self.file, self.line, self.column) == (other.file, other.line, other.column)
+    }
+}
+
+inventory::collect!(Registration);
+
+/// The bodies this binary can serve.
+///
+/// ```
+/// let registry = remote_scope::Registry::global().expect("no two bodies share a name");
+/// println!("{} bodies, digest {:016x}", registry.len(), registry.digest());
+/// ```
+#[derive(Debug)]
+pub struct Registry {
+    bodies: HashMap<&'static str, &'static Registration>,
+    digest: u64,
+}
+
+impl Registry {
+    /// The registry of this binary, built on first use.
+    ///
+    /// Fails with [`Error::DuplicateBody`], naming both sites, if two different bodies share a
+    /// name. The same invocation registered twice (an expansion repeated by the compiler) is one
+    /// body, not a conflict.
+    pub fn global() -> Result<&'static Registry, Error> {
+        static GLOBAL: OnceLock<Result<Registry, Error>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::build(inventory::iter::<Registration>))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn build(
+        registrations: impl IntoIterator<Item = &'static Registration>,
+    ) -> Result<Registry, Error> {
+        let mut bodies: HashMap<&'static str, &'static Registration> = HashMap::new();
+        for r in registrations {
+            if let Some(first) = bodies.get(r.name) {
+                if first.same_site(r) {
+                    continue;
+                }
+                let (a, b) = ordered(first.site(), r.site());
+                return Err(Error::DuplicateBody {
+                    name: r.name.to_owned(),
+                    first: a,
+                    second: b,
+                });
+            }
+            bodies.insert(r.name, r);
+        }
+        let digest = digest(bodies.keys().copied());
+        Ok(Registry { bodies, digest })
+    }
+
+    /// A fingerprint of the set of body names: equal on two peers built from the same source.
+    /// FNV-1a 64 over the sorted names, each followed by `\n`.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The number of bodies.
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Whether there are no bodies.
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+
+    /// Whether a body of this name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.bodies.contains_key(name)
+    }
+
+    /// The names of all bodies, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.bodies.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn handler(&self, name: &str) -> Option<Handler> {
+        self.bodies.get(name).map(|r| r.handler)
+    }
+}
+
+// Sites in a fixed order, so the error reads the same whichever registration inventory saw first.
+fn ordered(a: String, b: String) -> (String, String) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+fn digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for name in names {
+        for &b in name.as_bytes().iter().chain(b"\n") {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never(_: &[u8]) -> HandlerFuture {
+        Box::pin(async { Err(Failure::UnknownBody) })
+    }
+
+    static A: Registration = Registration::new("m::a", "src/a.rs", 1, 4, never);
+    static A_AGAIN: Registration = Registration::new("m::a", "src/a.rs", 1, 4, never);
+    static A_ELSEWHERE: Registration = Registration::new("m::a", "src/b.rs", 9, 0, never);
+    static B: Registration = Registration::new("m::b", "src/a.rs", 2, 4, never);
+
+    #[test]
+    fn one_invocation_registered_twice_is_one_body() {
+        let registry = Registry::build([&A, &B, &A_AGAIN]).expect("no conflict");
+        assert_eq!(registry.names(), ["m::a", "m::b"]);
+    }
+
+    #[test]
+    fn two_sites_with_one_name_are_an_error_naming_both() {
+        let err = Registry::build([&A_ELSEWHERE, &B, &A]).expect_err("conflict");
+        assert_eq!(
+            err,
+            Error::DuplicateBody {
+                name: "m::a".into(),
+                first: "src/a.rs:1:5".into(),
+                second: "src/b.rs:9:1".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn digest_depends_on_the_set_of_names_not_their_order() {
+        let ab = Registry::build([&A, &B]).expect("ok");
+        let ba = Registry::build([&B, &A]).expect("ok");
+        let a = Registry::build([&A]).expect("ok");
+        assert_eq!(ab.digest(), ba.digest());
+        assert_ne!(ab.digest(), a.digest());
+    }
+}

@@ -1,0 +1,86 @@
+//! The async runtime seam: spawning tasks and sleeping.
+//!
+//! The core (registry, protocol, routing, calls) never names an executor; a [`Node`](crate::Node)
+//! is given a [`Runtime`]. Natively that is tokio (picked up from the surrounding tokio runtime);
+//! in a browser it is the JavaScript event loop.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future that is `Send` where threads exist (native) and need not be on wasm32.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed future that is `Send` where threads exist (native) and need not be on wasm32.
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// `Send` on native targets, nothing on wasm32: bodies served natively run on a thread pool.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` on native targets, nothing on wasm32: bodies served natively run on a thread pool.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// What a node needs from an executor.
+///
+/// ```
+/// use std::time::Duration;
+/// use remote_scope::runtime::{BoxFuture, Runtime};
+///
+/// /// Runs everything on tokio, as the built-in native runtime does.
+/// struct MyTokio(tokio::runtime::Handle);
+///
+/// impl Runtime for MyTokio {
+///     fn spawn(&self, task: BoxFuture<'static, ()>) {
+///         self.0.spawn(task);
+///     }
+///     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+///         Box::pin(tokio::time::sleep(duration))
+///     }
+/// }
+/// ```
+pub trait Runtime: Send + Sync + 'static {
+    /// Runs `task` to completion in the background.
+    fn spawn(&self, task: BoxFuture<'static, ()>);
+    /// A future that completes after `duration`.
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+}
+
+/// The native runtime: the tokio runtime the node was built in.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) struct Tokio(pub(crate) tokio::runtime::Handle);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Runtime for Tokio {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        self.0.spawn(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// The runtime a node gets when none is given: the current tokio runtime.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+    tokio::runtime::Handle::try_current()
+        .map(|h| std::sync::Arc::new(Tokio(h)) as std::sync::Arc<dyn Runtime>)
+        .map_err(|_| crate::Error::Setup {
+            reason: "build the node inside a tokio runtime, or give it one with \
+                     NodeBuilder::runtime"
+                .into(),
+        })
+}
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+    Err(crate::Error::Setup {
+        reason: "give the node a runtime with NodeBuilder::runtime".into(),
+    })
+}

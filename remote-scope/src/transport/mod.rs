@@ -1,0 +1,33 @@
+//! Transports: how frames travel between two peers.
+//!
+//! A transport is anything that is a [`Stream`] of received binary messages and a [`Sink`] of
+//! binary messages to send, one frame per message. The node does the rest (handshake, calls,
+//! middleware), so the same logic runs over a native WebSocket ([`websocket`]), an in-memory
+//! pair for tests ([`memory`]), or a browser WebSocket.
+
+use futures::{Sink, Stream};
+
+use crate::runtime::MaybeSend;
+use crate::Error;
+
+pub mod memory;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod websocket;
+
+/// A bidirectional channel of binary messages to one peer.
+///
+/// Implemented for every type that is both a `Stream<Item = Result<Vec<u8>, Error>>` and a
+/// `Sink<Vec<u8>, Error = Error>`; see [`memory::pair`] for one.
+pub trait Transport:
+    Stream<Item = Result<Vec<u8>, Error>> + Sink<Vec<u8>, Error = Error> + Unpin + MaybeSend + 'static
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Vec<u8>, Error>>
+        + Sink<Vec<u8>, Error = Error>
+        + Unpin
+        + MaybeSend
+        + 'static
+{
+}

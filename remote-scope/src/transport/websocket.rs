@@ -1,0 +1,220 @@
+//! The native WebSocket transport (tokio-tungstenite): [`Node::listen`] and [`Node::connect`].
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::connection::lock;
+use crate::{Error, Node, PeerId};
+
+/// A WebSocket connection as a [`Transport`](super::Transport): binary messages are frames;
+/// pings are answered by tungstenite; a text message is a protocol error.
+pub struct WebSocketTransport<S> {
+    inner: WebSocketStream<S>,
+}
+
+impl<S> WebSocketTransport<S> {
+    /// Wraps an established WebSocket.
+    pub fn new(inner: WebSocketStream<S>) -> Self {
+        WebSocketTransport { inner }
+    }
+}
+
+fn transport_error(e: tungstenite::Error) -> Error {
+    Error::Transport {
+        reason: e.to_string(),
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketTransport<S> {
+    type Item = Result<Vec<u8>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let message = match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(
+                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                ))) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(transport_error(e)))),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            return Poll::Ready(match message {
+                Message::Binary(bytes) => Some(Ok(Vec::from(bytes))),
+                Message::Close(_) => None,
+                Message::Text(_) => Some(Err(Error::Protocol {
+                    reason: "a text message; frames are binary".into(),
+                })),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            });
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Vec<u8>> for WebSocketTransport<S> {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner)
+            .poll_ready(cx)
+            .map_err(transport_error)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Vec<u8>) -> Result<(), Error> {
+        Pin::new(&mut self.inner)
+            .start_send(Message::Binary(frame.into()))
+            .map_err(transport_error)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(transport_error)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match Pin::new(&mut self.inner).poll_close(cx) {
+            Poll::Ready(Err(
+                tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+            )) => Poll::Ready(Ok(())),
+            other => other.map_err(transport_error),
+        }
+    }
+}
+
+fn ws_config(node: &Node) -> WebSocketConfig {
+    let max = node.config().max_frame_size;
+    WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+/// A listening server peer, from [`Node::listen`]. Dropping it (or [`Server::shutdown`]) stops
+/// accepting and closes the connections it accepted.
+#[derive(Debug)]
+pub struct Server {
+    node: Node,
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+    accepted: Arc<Mutex<Vec<PeerId>>>,
+}
+
+impl Server {
+    /// The address it listens on (with the real port when it was asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The URL a client passes to [`Node::connect`], e.g. `ws://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// Stops accepting and closes every connection this server accepted.
+    pub fn shutdown(&self) {
+        self.accept.abort();
+        for peer in lock(&self.accepted).drain(..) {
+            self.node.disconnect(&peer);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Node {
+    /// Listens for WebSocket connections on `addr` (use port 0 for a free port). Each connecting
+    /// peer can call this node's bodies, and this node can call theirs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let node = remote_scope::Node::builder().id("server").build()?;
+    /// let server = node.listen("127.0.0.1:0").await?;
+    /// assert!(server.url().starts_with("ws://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Transport {
+                reason: format!("could not listen: {e}"),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| Error::Transport {
+            reason: e.to_string(),
+        })?;
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&accepted)));
+        tracing::info!(node = %self.id(), %local_addr, "listening");
+        Ok(Server {
+            node: self.clone(),
+            local_addr,
+            accept,
+            accepted,
+        })
+    }
+
+    /// Connects to a server peer at `url` (`ws://host:port`) and returns its id.
+    ///
+    /// Fails if the server cannot be reached, speaks another protocol version, serves a
+    /// different set of bodies (under [`RegistryCheck::Strict`](crate::RegistryCheck)), or
+    /// already has a peer with this node's id.
+    pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
+        let (ws, _response) =
+            tokio_tungstenite::connect_async_with_config(url, Some(ws_config(self)), true)
+                .await
+                .map_err(|e| Error::Transport {
+                    reason: format!("could not connect to {url}: {e}"),
+                })?;
+        self.connect_transport(WebSocketTransport::new(ws)).await
+    }
+}
+
+async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Vec<PeerId>>>) {
+    loop {
+        let (tcp, from) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let node = node.clone();
+        let accepted = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            let ws = match tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(&node)))
+                .await
+            {
+                Ok(ws) => ws,
+                Err(e) => {
+                    tracing::debug!(%from, error = %e, "WebSocket upgrade failed");
+                    return;
+                }
+            };
+            match node.accept_transport(WebSocketTransport::new(ws)).await {
+                Ok(peer) => {
+                    let mut accepted = lock(&accepted);
+                    accepted.retain(|p| node.is_connected(p));
+                    accepted.push(peer);
+                }
+                Err(e) => tracing::warn!(%from, error = %e, "refused a peer"),
+            }
+        });
+    }
+}

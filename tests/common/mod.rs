@@ -1,0 +1,106 @@
+//! Shared set-up for the integration tests: real peers on 127.0.0.1 (port 0), and a scripted
+//! raw peer that speaks the protocol frame by frame.
+#![allow(dead_code)] // each test binary uses a part of this
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use remote_scope::protocol::{self, Frame, Hello, PROTOCOL_VERSION};
+use remote_scope::transport::memory::{self, MemoryTransport};
+use remote_scope::{Node, PeerId, Registry, Server};
+
+/// A server node listening on a free port and a client node connected to it.
+pub struct Peers {
+    pub server: Node,
+    pub listener: Server,
+    pub client: Node,
+    pub server_id: PeerId,
+    pub client_id: PeerId,
+}
+
+pub async fn connected_peers() -> Peers {
+    let server = Node::builder().id("server").build().expect("server node");
+    let listener = server.listen("127.0.0.1:0").await.expect("listen");
+    let client = Node::builder().id("client").build().expect("client node");
+    let server_id = client.connect(&listener.url()).await.expect("connect");
+    let client_id = client.id().clone();
+    wait_until(|| server.is_connected(&client_id)).await;
+    Peers {
+        server,
+        listener,
+        client,
+        server_id,
+        client_id,
+    }
+}
+
+/// Polls `cond` every few milliseconds for up to 5 s; panics if it never holds.
+pub async fn wait_until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached within 5 s");
+}
+
+/// A peer scripted by hand over an in-memory transport, to send what a real node never would.
+pub struct RawPeer {
+    pub end: MemoryTransport,
+}
+
+impl RawPeer {
+    /// A raw peer whose other end `node` has accepted (the handshake is left to the script).
+    pub fn accepted_by(node: &Node) -> RawPeer {
+        let (ours, theirs) = memory::pair();
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _ = node.accept_transport(theirs).await;
+        });
+        RawPeer { end: ours }
+    }
+
+    /// A raw peer that `node` connects to; returns the raw side and the pending connect.
+    pub fn dialed_by(
+        node: &Node,
+    ) -> (
+        RawPeer,
+        tokio::task::JoinHandle<Result<PeerId, remote_scope::Error>>,
+    ) {
+        let (ours, theirs) = memory::pair();
+        let node = node.clone();
+        let connect = tokio::spawn(async move { node.connect_transport(theirs).await });
+        (RawPeer { end: ours }, connect)
+    }
+
+    pub fn hello(id: &str) -> Frame {
+        let registry = Registry::global().expect("registry");
+        Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            peer: PeerId::new(id),
+            digest: registry.digest(),
+            bodies: registry.len() as u32,
+        })
+    }
+
+    pub async fn send(&mut self, frame: &Frame) {
+        self.send_bytes(protocol::encode(frame).expect("encode"))
+            .await;
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        self.end.send(bytes).await.expect("raw send");
+    }
+
+    /// The next frame, or `None` when the node closed the connection.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let next = tokio::time::timeout(Duration::from_secs(5), self.end.next())
+            .await
+            .expect("the node answers within 5 s")?;
+        Some(
+            protocol::decode(&next.expect("raw recv"), usize::MAX)
+                .expect("node sends valid frames"),
+        )
+    }
+}

@@ -1,0 +1,10 @@
+use remote_scope::{remote, Error, PeerId};
+
+async fn f(peer: PeerId) -> Result<u64, Error> {
+    let a: u64 = 1;
+    remote!(peer, [a: u64, a: u64], { a + 1 }).await
+}
+
+fn main() {
+    let _ = f;
+}
