@@ -115,8 +115,11 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// The index of `site` among the sites in its file whose bodies have `fingerprint`, in expansion
 /// order. The same site asks again when an invocation is expanded twice (an alias the typing copy
 /// could not recognise); it gets the same index.
+/// Per (file, fingerprint): the (line, column) of each invocation seen, in expansion order.
+type Seen = HashMap<(String, u64), Vec<(usize, usize)>>;
+
 fn occurrence(site: &Site, fingerprint: u64) -> usize {
-    static SEEN: Mutex<Option<HashMap<(String, u64), Vec<(usize, usize)>>>> = Mutex::new(None);
+    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
     let mut guard = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let sites = guard
         .get_or_insert_with(HashMap::new)

@@ -315,3 +315,89 @@ where
     };
     sink.feed(protocol::encode(&frame)?).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::transport::memory;
+    use crate::{remote, Error, Node, PeerId};
+
+    async fn linked() -> (Node, Node) {
+        let a = Node::builder().id("a").build().expect("node a");
+        let b = Node::builder().id("b").build().expect("node b");
+        let (ta, tb) = memory::pair();
+        let (_, _) =
+            futures::try_join!(a.connect_transport(ta), b.accept_transport(tb)).expect("handshake");
+        (a, b)
+    }
+
+    fn in_flight(node: &Node, peer: &str) -> (usize, usize) {
+        node.connection(&PeerId::new(peer))
+            .expect("connected")
+            .in_flight()
+    }
+
+    #[tokio::test]
+    async fn finished_calls_leave_nothing_behind_on_either_side() {
+        let (a, b) = linked().await;
+        let peer = PeerId::new("b");
+        for n in 0..10_u32 {
+            assert_eq!(a.run(remote!(peer, [n: u32], { n + 1 })).await, Ok(n + 1));
+        }
+        assert_eq!(in_flight(&a, "b"), (0, 0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(in_flight(&b, "a"), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn dropped_and_timed_out_calls_leave_no_pending_entry() {
+        let (a, _b) = linked().await;
+        let peer = PeerId::new("b");
+        let slow = a.run(remote!(peer, [], {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }));
+        // Polled once (so it is sent), then dropped.
+        let dropped = tokio::time::timeout(Duration::from_millis(20), slow).await;
+        assert!(dropped.is_err());
+        assert_eq!(in_flight(&a, "b").0, 0);
+
+        let timed_out = a
+            .run(
+                remote!(peer, [], {
+                    tokio::time::sleep(Duration::from_secs(60)).await
+                })
+                .timeout(Duration::from_millis(20)),
+            )
+            .await;
+        assert!(matches!(timed_out, Err(Error::Timeout { .. })));
+        assert_eq!(in_flight(&a, "b").0, 0);
+    }
+
+    #[tokio::test]
+    async fn closing_fails_pending_calls_and_stops_served_bodies() {
+        let (a, b) = linked().await;
+        let peer = PeerId::new("b");
+        let call = tokio::spawn(a.run(remote!(peer, [], {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        })));
+        for _ in 0..100 {
+            if in_flight(&b, "a").1 == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(in_flight(&b, "a"), (0, 1), "b serves the body");
+        let conn_b = b.connection(&PeerId::new("a")).expect("connected");
+        b.shutdown();
+        assert_eq!(conn_b.in_flight(), (0, 0), "b stopped the body");
+        let result = tokio::time::timeout(Duration::from_secs(1), call)
+            .await
+            .expect("the caller hears of it")
+            .expect("task");
+        assert!(
+            matches!(result, Err(Error::Disconnected { .. })),
+            "{result:?}"
+        );
+    }
+}

@@ -66,6 +66,9 @@
 //! [`protocol`] (wire format), [`Registry`], [`Node`] (peers and routing), [`transport`]
 //! (native WebSocket, in-memory), [`Middleware`], [`runtime`] (the executor seam), [`Error`].
 
+// Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
+extern crate self as remote_scope;
+
 mod call;
 mod connection;
 mod context;
@@ -79,6 +82,11 @@ mod registry;
 pub mod runtime;
 mod serve;
 pub mod transport;
+
+/// The README, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -49,6 +49,18 @@ pub trait Middleware: Send + Sync + 'static {
     }
 }
 
+/// A shared layer, so the code that built the stack can keep a handle to it (to read counters,
+/// say).
+impl<M: Middleware> Middleware for std::sync::Arc<M> {
+    fn inbound(&self, link: &Link, frame: Frame) -> Option<Frame> {
+        (**self).inbound(link, frame)
+    }
+
+    fn outbound(&self, link: &Link, frame: Frame) -> Option<Frame> {
+        (**self).outbound(link, frame)
+    }
+}
+
 /// A middleware's view of one connection.
 #[derive(Debug, Clone)]
 pub struct Link {

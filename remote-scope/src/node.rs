@@ -2,7 +2,7 @@
 //! current node of the calls made from it.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -219,9 +219,9 @@ impl Node {
     }
 
     /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
-    /// from this peer.
-    pub fn run<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
-        Scoped::new(self.clone(), Box::pin(future))
+    /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
+    pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
+        Scoped::new(self.clone(), Box::pin(future.into_future()))
     }
 
     /// The peers connected now.

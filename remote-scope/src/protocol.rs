@@ -1,8 +1,9 @@
 //! The wire protocol, version [`PROTOCOL_VERSION`].
 //!
 //! Peers exchange **frames**, one per binary WebSocket message (or per message of any other
-//! transport), each a MessagePack encoding of [`Frame`] (serde's external tagging, structs as
-//! arrays, byte fields as MessagePack `bin`):
+//! transport), each a MessagePack encoding of [`Frame`]: a one-entry map from the variant's name
+//! to its fields, structs as arrays, byte fields as MessagePack `bin`. A `Hello` is
+//! `{"Hello": [version, peer, digest, bodies]}`.
 //!
 //! | frame | when | fields |
 //! |---|---|---|
@@ -204,7 +205,10 @@ mod tests {
         let bytes = encode(&hello()).expect("encodes");
         assert_eq!(
             bytes,
-            [0x81, 0x00, 0x94, 0x01, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03],
+            [
+                0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
+                0x94, 0x01, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [1, "p", 0x0102, 3]}
+            ],
             "{bytes:02x?}"
         );
     }

@@ -1,0 +1,121 @@
+//! Peers going away: no call is left hanging.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use remote_scope::{remote, Error, Node};
+
+/// A server on a runtime and thread of its own, so the test can kill it the way a crash would:
+/// every task and socket gone at once, no goodbye. Sending on the returned channel kills it.
+fn server_on_its_own_runtime() -> (std::sync::mpsc::Sender<()>, String) {
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    let (url_tx, url_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let (node, listener) = rt.block_on(async {
+            let node = Node::builder().id("server").build().expect("node");
+            let listener = node.listen("127.0.0.1:0").await.expect("listen");
+            (node, listener)
+        });
+        url_tx.send(listener.url()).expect("test is waiting");
+        let _ = kill_rx.recv();
+        rt.shutdown_background();
+        // Only now, with the runtime gone: dropping them earlier would close politely.
+        drop((node, listener));
+    });
+    let url = url_rx.recv().expect("server started");
+    (kill_tx, url)
+}
+
+#[tokio::test]
+async fn server_killed_while_calls_are_pending_fails_them_all_within_a_second() {
+    let (kill, url) = server_on_its_own_runtime();
+    let client = Node::builder().id("client").build().unwrap();
+    let server = client.connect(&url).await.unwrap();
+
+    let calls = (0..20_u32).map(|i| {
+        let server = server.clone();
+        client.run(async move {
+            remote!(server, [i: u32], {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                i
+            })
+            .await
+        })
+    });
+    let pending = tokio::spawn(join_all(calls));
+    // Let every invoke reach the server.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let killed = Instant::now();
+    kill.send(()).expect("server thread alive");
+    let results = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("no call hangs")
+        .unwrap();
+    let elapsed = killed.elapsed();
+
+    assert_eq!(results.len(), 20);
+    for r in &results {
+        assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
+    }
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    assert!(!client.is_connected(&server));
+
+    // A call made after the loss fails at once.
+    let after = client.run(remote!(server, [], { 1_u8 })).await;
+    assert!(
+        matches!(after, Err(Error::NotConnected { .. })),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_disconnecting_stops_the_bodies_it_was_waiting_for() {
+    let p = common::connected_peers().await;
+    let server = p.server_id.clone();
+    let call = tokio::spawn(p.client.run(remote!(server, [], {
+        let _noticed = DropFlag;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(p.client.disconnect(&p.server_id));
+    let result = tokio::time::timeout(Duration::from_secs(1), call)
+        .await
+        .expect("the call ends")
+        .unwrap();
+    assert!(
+        matches!(result, Err(Error::Disconnected { .. })),
+        "{result:?}"
+    );
+    common::wait_until(|| p.server.peers().is_empty()).await;
+    common::wait_until(|| BODY_DROPPED.load(Ordering::SeqCst)).await;
+}
+
+static BODY_DROPPED: AtomicBool = AtomicBool::new(false);
+
+/// Records that the body holding it was stopped (dropped) rather than left running.
+struct DropFlag;
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        BODY_DROPPED.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn server_shutdown_closes_its_connections() {
+    let p = common::connected_peers().await;
+    p.listener.shutdown();
+    common::wait_until(|| p.client.peers().is_empty()).await;
+    let server = p.server_id.clone();
+    let result = p.client.run(remote!(server, [], { 1_u8 })).await;
+    assert!(matches!(result, Err(Error::NotConnected { .. })));
+}

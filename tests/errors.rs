@@ -1,0 +1,394 @@
+//! Every error a caller can see, each asserted by variant, over real peers where the fault can
+//! be produced for real and over a scripted raw peer where only a broken or foreign peer could
+//! produce it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{connected_peers, RawPeer};
+use remote_scope::protocol::{Failure, Frame, Invoke, InvokeResult, Outcome};
+use remote_scope::{remote, Error, Node, PeerId};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Serializes into an error at run time, as a type with a fallible `Serialize` impl can.
+#[derive(Debug, Deserialize)]
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unencodable refuses"))
+    }
+}
+
+#[tokio::test]
+async fn panicking_body_is_reported_and_the_server_keeps_serving() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let (panicked, after) = p
+        .client
+        .run(async move {
+            let n: u64 = 3;
+            let panicked: Result<u64, Error> = remote!(server, [n: u64], {
+                if n == 3 {
+                    panic!("body gave up at {n}");
+                }
+                n
+            })
+            .await;
+            let after = remote!(server, [n: u64], { n * 2 }).await;
+            (panicked, after)
+        })
+        .await;
+    match panicked {
+        Err(Error::Panicked { peer, message, .. }) => {
+            assert_eq!(peer.as_str(), "server");
+            assert_eq!(message, "body gave up at 3");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert_eq!(after, Ok(6));
+}
+
+#[tokio::test]
+async fn timeout_per_call_and_default_timeout_are_reported() {
+    let server = Node::builder().id("server").build().unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Node::builder()
+        .id("client")
+        .default_timeout(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    let server_id = client.connect(&listener.url()).await.unwrap();
+
+    let started = Instant::now();
+    let per_call = client
+        .run(
+            remote!(server_id, [], {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            })
+            .timeout(Duration::from_millis(50)),
+        )
+        .await;
+    assert!(
+        matches!(per_call, Err(Error::Timeout { after, .. }) if after == Duration::from_millis(50)),
+        "{per_call:?}"
+    );
+
+    let by_default = client
+        .run(async {
+            remote!(server_id, [], {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            })
+            .await
+        })
+        .await;
+    assert!(
+        matches!(by_default, Err(Error::Timeout { after, .. }) if after == Duration::from_millis(150)),
+        "{by_default:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(by_default.unwrap_err().body_may_have_run());
+}
+
+#[tokio::test]
+async fn call_to_a_peer_that_is_not_connected_fails_at_once() {
+    let p = connected_peers().await;
+    let stranger = PeerId::new("nobody");
+    let result = p
+        .client
+        .run(async move { remote!(stranger, [], { 1_u8 }).await })
+        .await;
+    assert_eq!(
+        result,
+        Err(Error::NotConnected {
+            peer: PeerId::new("nobody")
+        })
+    );
+}
+
+#[tokio::test]
+async fn awaiting_outside_a_node_is_reported_not_hung() {
+    let peer = PeerId::new("server");
+    let result = remote!(peer, [], { 1_u8 }).await;
+    assert_eq!(result, Err(Error::NoCurrentNode));
+}
+
+#[tokio::test]
+async fn call_on_an_explicit_node_needs_no_run() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let n = remote!(server, [], { 5_u8 }).on(&p.client).await;
+    assert_eq!(n, Ok(5));
+}
+
+#[tokio::test]
+async fn captures_that_fail_to_encode_are_reported_before_sending() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let result = p
+        .client
+        .run(async move {
+            let u = Unencodable;
+            remote!(server, [u: Unencodable], {
+                let _ = u;
+            })
+            .await
+        })
+        .await;
+    match result {
+        Err(Error::EncodeCaptures { reason, .. }) => {
+            assert!(reason.contains("Unencodable refuses"))
+        }
+        other => panic!("expected EncodeCaptures, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn result_that_fails_to_encode_is_reported() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let result = p
+        .client
+        .run(async move { remote!(server, [], { Unencodable }).await })
+        .await;
+    match result {
+        Err(Error::EncodeResult { peer, reason, .. }) => {
+            assert_eq!(peer.as_str(), "server");
+            assert!(reason.contains("Unencodable refuses"), "{reason}");
+        }
+        other => panic!("expected EncodeResult, got {other:?}"),
+    }
+}
+
+/// The name of a real body, taken from a call that is never awaited.
+fn a_real_body_name() -> &'static str {
+    let peer = PeerId::new("unused");
+    let a: u64 = 0;
+    remote!(peer, [a: u64], { a + 1 }).body_name()
+}
+
+#[tokio::test]
+async fn unknown_body_and_undecodable_captures_are_answered_not_hung() {
+    let node = Node::builder().id("server").build().unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    raw.send(&RawPeer::hello("raw")).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+
+    raw.send(&Frame::Invoke(Invoke {
+        id: 1,
+        body: "no::such::body".into(),
+        captures: vec![0x90],
+    }))
+    .await;
+    raw.send(&Frame::Invoke(Invoke {
+        id: 2,
+        body: a_real_body_name().into(),
+        captures: b"not msgpack of (u64,)".to_vec(),
+    }))
+    .await;
+    raw.send(&Frame::Invoke(Invoke {
+        id: 3,
+        body: a_real_body_name().into(),
+        captures: rmp_serde::to_vec(&(41_u64,)).unwrap(),
+    }))
+    .await;
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        match raw.recv().await {
+            Some(Frame::Result(InvokeResult { id, outcome })) => answers.push((id, outcome)),
+            other => panic!("expected a result, got {other:?}"),
+        }
+    }
+    answers.sort_by_key(|(id, _)| *id);
+    assert_eq!(answers[0], (1, Outcome::Failure(Failure::UnknownBody)));
+    assert!(
+        matches!(
+            &answers[1],
+            (2, Outcome::Failure(Failure::DecodeCaptures { .. }))
+        ),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(
+        answers[2],
+        (3, Outcome::Value(rmp_serde::to_vec(&42_u64).unwrap()))
+    );
+}
+
+/// A client calling a scripted server that answers each call with `outcome`.
+async fn call_against(outcome: Outcome) -> Result<u64, Error> {
+    let client = Node::builder().id("client").build().unwrap();
+    let (mut raw, connect) = RawPeer::dialed_by(&client);
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw.send(&RawPeer::hello("fake-server")).await;
+    let server = connect.await.unwrap().expect("handshake");
+
+    let answer = tokio::spawn(async move {
+        let Some(Frame::Invoke(invoke)) = raw.recv().await else {
+            panic!("expected an invoke")
+        };
+        raw.send(&Frame::Result(InvokeResult {
+            id: invoke.id,
+            outcome,
+        }))
+        .await;
+        raw
+    });
+    let result = client
+        .run(async move { remote!(server, [], { 1_u64 }).await })
+        .await;
+    drop(answer.await);
+    result
+}
+
+#[tokio::test]
+async fn every_failure_from_the_serving_peer_becomes_its_error_variant() {
+    assert!(matches!(
+        call_against(Outcome::Failure(Failure::UnknownBody)).await,
+        Err(Error::UnknownBody { peer, .. }) if peer.as_str() == "fake-server"
+    ));
+    assert!(matches!(
+        call_against(Outcome::Failure(Failure::DecodeCaptures { reason: "bad".into() })).await,
+        Err(Error::DecodeCaptures { reason, .. }) if reason == "bad"
+    ));
+    assert!(matches!(
+        call_against(Outcome::Failure(Failure::Panicked { message: "p".into() })).await,
+        Err(Error::Panicked { message, .. }) if message == "p"
+    ));
+    assert!(matches!(
+        call_against(Outcome::Value(b"\xc1 not a u64".to_vec())).await,
+        Err(Error::DecodeResult { .. })
+    ));
+    assert_eq!(
+        call_against(Outcome::Value(rmp_serde::to_vec(&9_u64).unwrap())).await,
+        Ok(9)
+    );
+}
+
+#[tokio::test]
+async fn malformed_frame_closes_only_that_connection() {
+    let p = connected_peers().await;
+    let mut raw = RawPeer::accepted_by(&p.server);
+    raw.send(&RawPeer::hello("raw")).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    common::wait_until(|| p.server.is_connected(&PeerId::new("raw"))).await;
+
+    raw.send_bytes(vec![0xc1, 0xff, 0x00]).await;
+    assert_eq!(raw.recv().await, None, "the node closes the connection");
+    common::wait_until(|| !p.server.is_connected(&PeerId::new("raw"))).await;
+
+    // The server still serves its other peer.
+    let server = p.server_id.clone();
+    let n = p
+        .client
+        .run(async move { remote!(server, [], { 7_u8 }).await })
+        .await;
+    assert_eq!(n, Ok(7));
+}
+
+#[tokio::test]
+async fn oversized_frame_is_refused_and_closes_the_connection() {
+    let node = Node::builder()
+        .id("server")
+        .max_frame_size(1024)
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    raw.send(&RawPeer::hello("raw")).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw.send(&Frame::Message(vec![0; 4096])).await;
+    assert_eq!(raw.recv().await, None);
+}
+
+#[tokio::test]
+async fn registry_mismatch_is_reported_at_connect_time() {
+    let node = Node::builder().id("server").build().unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    let Frame::Hello(mut hello) = RawPeer::hello("stale") else {
+        unreachable!()
+    };
+    hello.digest ^= 1;
+    raw.send(&Frame::Hello(hello.clone())).await;
+    assert!(matches!(
+        raw.recv().await,
+        Some(Frame::Reject(
+            remote_scope::protocol::Reject::RegistryMismatch { .. }
+        ))
+    ));
+
+    // The connecting side sees the same mismatch as an error from `connect`.
+    let client = Node::builder().id("client").build().unwrap();
+    let (mut raw, connect) = RawPeer::dialed_by(&client);
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw.send(&Frame::Hello(hello)).await;
+    let err = connect.await.unwrap().expect_err("mismatch");
+    assert!(
+        matches!(err, Error::RegistryMismatch { ref peer, .. } if peer.as_str() == "stale"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn lenient_registry_check_connects_despite_a_mismatch() {
+    let node = Node::builder()
+        .id("server")
+        .registry_check(remote_scope::RegistryCheck::Lenient)
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    let Frame::Hello(mut hello) = RawPeer::hello("older") else {
+        unreachable!()
+    };
+    hello.digest ^= 1;
+    raw.send(&Frame::Hello(hello)).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+}
+
+#[tokio::test]
+async fn other_protocol_version_is_refused_at_connect_time() {
+    let client = Node::builder().id("client").build().unwrap();
+    let (mut raw, connect) = RawPeer::dialed_by(&client);
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let Frame::Hello(mut hello) = RawPeer::hello("future") else {
+        unreachable!()
+    };
+    hello.version = 99;
+    raw.send(&Frame::Hello(hello)).await;
+    assert!(matches!(
+        connect.await.unwrap(),
+        Err(Error::ProtocolVersion { theirs: 99, .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_second_peer_cannot_take_a_connected_peers_id() {
+    let p = connected_peers().await;
+    let impostor = Node::builder().id("client").build().unwrap();
+    let err = impostor
+        .connect(&p.listener.url())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, Error::DuplicatePeer { .. }), "{err}");
+    // The real client is unaffected.
+    let server = p.server_id.clone();
+    assert_eq!(
+        p.client
+            .run(async move { remote!(server, [], { 1_u8 }).await })
+            .await,
+        Ok(1)
+    );
+}
+
+#[tokio::test]
+async fn silent_peer_fails_the_handshake_in_time() {
+    let node = Node::builder()
+        .id("client")
+        .handshake_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let (_raw, connect) = RawPeer::dialed_by(&node);
+    let err = connect.await.unwrap().expect_err("no hello");
+    assert!(matches!(err, Error::Handshake { .. }), "{err}");
+}

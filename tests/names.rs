@@ -1,0 +1,52 @@
+//! Body names are stable: pinned here, so a build that named a body differently (another
+//! profile, target or toolchain) fails this test. `.ci/run` runs it in debug and release.
+
+use remote_scope::{remote, PeerId, Registry};
+
+fn peer() -> PeerId {
+    PeerId::new("p")
+}
+
+fn doubling() -> &'static str {
+    let a: u64 = 1;
+    remote!(peer(), [a: u64], { a * 2 }).body_name()
+}
+
+fn doubling_again() -> &'static str {
+    let a: u64 = 1;
+    remote!(peer(), [a: u64], { a * 2 }).body_name()
+}
+
+fn doubling_a_u32() -> &'static str {
+    let a: u32 = 1;
+    remote!(peer(), [a: u32], { a * 2 }).body_name()
+}
+
+/// The fingerprint was computed apart from the macro, by FNV-1a 64 over the canonical text
+/// `remote-scope/1 captures  a : u64 , body { a * 2 }` (see the macro crate's `name` module).
+#[test]
+fn names_are_the_module_path_and_a_pinned_fingerprint() {
+    assert_eq!(doubling(), "names::2ee355ec6c4b8744");
+}
+
+#[test]
+fn identical_bodies_in_one_file_get_distinct_names() {
+    assert_eq!(doubling_again(), "names::2ee355ec6c4b8744~1");
+}
+
+#[test]
+fn a_changed_capture_type_changes_the_name() {
+    assert_ne!(
+        doubling_a_u32().split('~').next(),
+        doubling().split('~').next()
+    );
+}
+
+#[test]
+fn every_body_of_this_binary_is_registered_once() {
+    let registry = Registry::global().expect("no conflicts");
+    for name in [doubling(), doubling_again(), doubling_a_u32()] {
+        assert!(registry.contains(name), "{name} is not registered");
+    }
+    assert_eq!(registry.len(), 3);
+}
