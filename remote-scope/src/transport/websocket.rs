@@ -102,6 +102,7 @@ fn ws_config(node: &Node) -> WebSocketConfig {
 /// A listening server peer, from [`Node::listen`]. Dropping it (or [`Server::shutdown`]) stops
 /// accepting and closes the connections it accepted.
 #[derive(Debug)]
+#[must_use = "dropping the Server stops listening and closes its connections"]
 pub struct Server {
     node: Node,
     local_addr: SocketAddr,
