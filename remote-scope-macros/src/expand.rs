@@ -91,6 +91,25 @@ pub fn fallback(errors: syn::Error) -> TokenStream {
     }
 }
 
+/// The fallback when the invocation parsed but its capture list is wrong: the errors, and the
+/// body kept in a typing closure over the usable captures, so the call still has the body's type
+/// and the body is still checked (and seen by IDEs) instead of vanishing.
+pub fn fallback_with_body(
+    errors: syn::Error,
+    inv: &Invocation,
+    caps: &Captures<'_>,
+) -> TokenStream {
+    let private = private();
+    let errors = errors.to_compile_error();
+    let typing = typing_closure(inv, caps);
+    quote! {
+        {
+            #errors
+            #private::typing_only(#typing)
+        }
+    }
+}
+
 fn private() -> TokenStream {
     quote!(::remote_scope::__private)
 }

@@ -1,8 +1,8 @@
 //! The `remote!` macro of [remote-scope](https://docs.rs/remote-scope). Use it through the
 //! `remote_scope` crate, which re-exports it and provides the runtime the expansion calls.
 //!
-//! The pipeline: [`parse`] the invocation, [`validate`] the capture list, [`name`] the body,
-//! [`expand`] it (or emit the errors with a fallback expansion).
+//! The pipeline, one module each: `parse` the invocation, `validate` the capture list, `name`
+//! the body, `expand` it (or emit the errors with a fallback expansion).
 
 use proc_macro::TokenStream;
 
@@ -35,8 +35,8 @@ fn pipeline(
 ) -> TokenStream {
     let tokens = match parse::invocation(input) {
         Ok(inv) => match validate::invocation(&inv) {
-            Ok(caps) => expand(&inv, &caps),
-            Err(errors) => expand::fallback(errors),
+            (caps, None) => expand(&inv, &caps),
+            (caps, Some(errors)) => expand::fallback_with_body(errors, &inv, &caps),
         },
         Err(error) => expand::fallback(error),
     };

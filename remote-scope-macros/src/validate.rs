@@ -21,8 +21,9 @@ pub struct Captures<'a> {
     pub entries: Vec<(&'a syn::Ident, &'a Type)>,
 }
 
-/// Runs every check and returns all errors at once, combined.
-pub fn invocation(inv: &Invocation) -> syn::Result<Captures<'_>> {
+/// Runs every check. Returns the entries that are usable (typed, listed once, sendable types)
+/// and, if anything is wrong, all errors combined.
+pub fn invocation(inv: &Invocation) -> (Captures<'_>, Option<syn::Error>) {
     let mut errors: Vec<syn::Error> = Vec::new();
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
     let mut entries = Vec::new();
@@ -61,13 +62,11 @@ pub fn invocation(inv: &Invocation) -> syn::Result<Captures<'_>> {
     self_uses.visit_block(&inv.body);
     errors.extend(self_uses.errors);
 
-    match errors.into_iter().reduce(|mut all, e| {
+    let errors = errors.into_iter().reduce(|mut all, e| {
         all.combine(e);
         all
-    }) {
-        Some(e) => Err(e),
-        None => Ok(Captures { entries }),
-    }
+    });
+    (Captures { entries }, errors)
 }
 
 /// Capture types must be owned and nameable: the serving peer decodes them on its own.
