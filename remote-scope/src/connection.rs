@@ -177,7 +177,7 @@ impl Connection {
         self.link.close();
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn in_flight(&self) -> (usize, usize) {
         (lock(&self.pending).calls.len(), lock(&self.running).len())
     }
@@ -316,7 +316,7 @@ where
     sink.feed(protocol::encode(&frame)?).await
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use std::time::Duration;
 

@@ -104,7 +104,8 @@ pub enum Error {
     /// The two peers were built with different sets of bodies (their registry digests differ).
     #[error(
         "peer `{peer}` serves a different set of bodies (registry digest {theirs:016x}, ours \
-         {ours:016x}): were both built from the same source?"
+         {ours:016x}): were both built from the same source, with `remote_scope::link!` for \
+         library modules whose bodies a binary serves but never calls?"
     )]
     RegistryMismatch {
         peer: PeerId,

@@ -74,6 +74,7 @@ mod connection;
 mod context;
 mod error;
 mod handshake;
+mod link;
 mod middleware;
 mod node;
 mod peer_id;

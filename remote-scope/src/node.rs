@@ -208,6 +208,28 @@ impl Node {
         }
     }
 
+    /// The node running the current body, or the node of the surrounding [`Node::run`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::Node;
+    /// let node = Node::builder().id("me").build()?;
+    /// assert!(Node::current().is_none());
+    /// let id = node.run(async { Node::current().map(|n| n.id().clone()) }).await;
+    /// assert_eq!(id.map(|id| id.to_string()).as_deref(), Some("me"));
+    /// # Ok(()) }
+    /// ```
+    pub fn current() -> Option<Node> {
+        crate::context::current()
+    }
+
+    /// Waits for `duration` on this node's runtime: a sleep that works in bodies compiled for
+    /// both native peers and browsers.
+    pub async fn sleep(&self, duration: Duration) {
+        self.inner.runtime.sleep(duration).await
+    }
+
     /// This peer's id.
     pub fn id(&self) -> &PeerId {
         &self.inner.id

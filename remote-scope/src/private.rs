@@ -99,3 +99,9 @@ pub fn unreachable_call<R>() -> Call<R> {
         |_| Err("this remote! did not compile".into()),
     )
 }
+
+/// The addresses `link!` keeps; only their presence in the binary matters.
+pub struct Keep(pub &'static [*const ()]);
+
+// Never dereferenced: the pointers are only there so the linker keeps what they point to.
+unsafe impl Sync for Keep {}

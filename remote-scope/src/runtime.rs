@@ -2,7 +2,7 @@
 //!
 //! The core (registry, protocol, routing, calls) never names an executor; a [`Node`](crate::Node)
 //! is given a [`Runtime`]. Natively that is tokio (picked up from the surrounding tokio runtime);
-//! in a browser it is the JavaScript event loop.
+//! in a browser it is the page's event loop (wasm-bindgen-futures and timers).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -78,9 +78,22 @@ pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Er
         })
 }
 
+/// The browser runtime: the page's event loop.
+#[cfg(target_arch = "wasm32")]
+pub(crate) struct Browser;
+
+#[cfg(target_arch = "wasm32")]
+impl Runtime for Browser {
+    fn spawn(&self, task: BoxFuture<'static, ()>) {
+        wasm_bindgen_futures::spawn_local(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(gloo_timers::future::sleep(duration))
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
-    Err(crate::Error::Setup {
-        reason: "give the node a runtime with NodeBuilder::runtime".into(),
-    })
+    Ok(std::sync::Arc::new(Browser))
 }

@@ -2,14 +2,16 @@
 //!
 //! A transport is anything that is a [`Stream`] of received binary messages and a [`Sink`] of
 //! binary messages to send, one frame per message. The node does the rest (handshake, calls,
-//! middleware), so the same logic runs over a native WebSocket ([`websocket`]), an in-memory
-//! pair for tests ([`memory`]), or a browser WebSocket.
+//! middleware), so the same logic runs over a native WebSocket (`websocket`, tokio-tungstenite),
+//! a browser WebSocket (`browser`, on wasm32), or an in-memory pair ([`memory`]).
 
 use futures::{Sink, Stream};
 
 use crate::runtime::MaybeSend;
 use crate::Error;
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 pub mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod websocket;

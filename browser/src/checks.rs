@@ -1,0 +1,100 @@
+//! Bodies the browser tests call: each checks one thing across the native/wasm boundary.
+
+use std::time::Duration;
+
+use remote_scope::{remote, Call, Error, Node, PeerId, Registry};
+
+/// The server's body names and registry digest, to compare with the browser's own.
+pub async fn server_registry(server: PeerId) -> Result<(Vec<String>, u64), Error> {
+    remote!(server, [], {
+        Registry::global().map(|r| {
+            let names: Vec<String> = r.names().into_iter().map(str::to_owned).collect();
+            (names, r.digest())
+        })
+    })
+    .await?
+}
+
+/// The server runs bodies on the browser that live in another module and another crate.
+///
+/// The calls into them are compiled for the server only, as in an app whose browser code never
+/// calls its server-side modules: nothing in the browser binary refers to those modules, so
+/// only `remote_scope::link!` keeps their bodies there.
+pub async fn server_asks_back(server: PeerId, browser: PeerId) -> Result<Vec<String>, Error> {
+    remote!(server, [browser: PeerId], {
+        #[cfg(not(target_arch = "wasm32"))]
+        let answers = vec![
+            elsewhere::ask(browser.clone()).await?,
+            remote_scope_browser_extra::ask(browser).await?,
+        ];
+        #[cfg(target_arch = "wasm32")]
+        let answers = {
+            let _ = browser;
+            Vec::new()
+        };
+        Ok::<Vec<String>, Error>(answers)
+    })
+    .await?
+}
+
+/// A call that sleeps on the server for `seconds` (await it, or set a timeout first).
+pub fn sleep_on_server(server: PeerId, seconds: u64) -> Call<()> {
+    remote!(server, [seconds: u64], {
+        if let Some(node) = Node::current() {
+            node.sleep(Duration::from_secs(seconds)).await;
+        }
+    })
+}
+
+/// The server drops its connection to the calling browser, as a server going away would.
+pub async fn server_hangs_up(server: PeerId, browser: PeerId) -> Result<bool, Error> {
+    remote!(server, [browser: PeerId], {
+        Node::current().is_some_and(|node| node.disconnect(&browser))
+    })
+    .await
+}
+
+/// A body that panics on the server.
+pub async fn panic_on_server(server: PeerId) -> Result<u8, Error> {
+    remote!(server, [], {
+        if Node::current().is_some() {
+            panic!("deliberate panic on the server");
+        }
+        0_u8
+    })
+    .await
+}
+
+/// Sums on the server what the browser sends.
+pub async fn sum_on_server(server: PeerId, values: Vec<u64>) -> Result<u64, Error> {
+    remote!(server, [values: Vec<u64>], { values.iter().sum::<u64>() }).await
+}
+
+/// A module whose body only the server calls, on the browser.
+pub mod elsewhere {
+    use remote_scope::{remote, Error, PeerId};
+
+    /// Runs a body on `browser` that answers with where it ran.
+    pub async fn ask(browser: PeerId) -> Result<String, Error> {
+        remote!(browser, [], {
+            format!(
+                "module body ran on {}",
+                remote_scope::current_peer().map_or_else(|| "?".into(), |p| p.to_string())
+            )
+        })
+        .await
+    }
+}
+
+/// Tells the server what a page saw; the server prints it (the demo check reads its log).
+pub async fn report(server: PeerId, summary: String) -> Result<(), Error> {
+    remote!(server, [summary: String], { note(&summary) }).await
+}
+
+/// Prints a line on the peer that runs it.
+fn note(line: &str) {
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("browser reported: {line}");
+    #[cfg(target_arch = "wasm32")]
+    let _ = line;
+}

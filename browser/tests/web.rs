@@ -1,0 +1,136 @@
+//! Browser peers in headless Chromium against the native `browser-server`, whose peer URL is
+//! given at compile time in `REMOTE_SCOPE_WS_URL` (a wasm test cannot read the environment at
+//! run time). `.ci/run` starts the server, runs these, and stops it.
+//!
+//! This binary has exactly the bodies of `remote-scope-browser` and its extra crate, like the
+//! server, so every node here uses the strict registry check: connecting at all proves that the
+//! native and the wasm build named every body alike.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use remote_scope::{Error, Node, PeerId, Registry};
+use remote_scope_browser::{checks, demo};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+// The server runs bodies of these modules in this binary without it calling them.
+remote_scope::link!(remote_scope_browser_extra::ask, checks::elsewhere::ask);
+
+const WS_URL: &str = match option_env!("REMOTE_SCOPE_WS_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:9/REMOTE_SCOPE_WS_URL-was-not-set-at-compile-time",
+};
+
+async fn connected() -> (Node, PeerId) {
+    let node = Node::builder().build().expect("node");
+    let server = node
+        .connect(WS_URL)
+        .await
+        .expect("connects to browser-server");
+    (node, server)
+}
+
+#[wasm_bindgen_test]
+async fn browser_calls_the_server() {
+    let (node, server) = connected().await;
+    let sum = node
+        .run(checks::sum_on_server(server, vec![1, 2, 3, 4]))
+        .await;
+    assert_eq!(sum, Ok(10));
+}
+
+#[wasm_bindgen_test]
+async fn nested_demo_runs_server_browser_server_with_the_native_result() {
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let outcome = node
+        .run(demo::nested(server, me.clone()))
+        .await
+        .expect("demo runs");
+    assert_eq!(outcome.result, (vec![42; 43], 44));
+    let peers: Vec<&str> = outcome.steps.iter().map(|s| s.peer.as_str()).collect();
+    assert_eq!(peers, ["server", me.as_str(), "server"]);
+}
+
+#[wasm_bindgen_test]
+async fn server_runs_bodies_from_another_module_and_crate_in_the_browser() {
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let answers = node
+        .run(checks::server_asks_back(server, me.clone()))
+        .await
+        .expect("both bodies are registered in the browser");
+    assert_eq!(
+        answers,
+        [
+            format!("module body ran on {me}"),
+            format!("extra crate body ran on {me}")
+        ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn native_and_wasm_builds_give_shared_bodies_the_same_names_and_digest() {
+    let (node, server) = connected().await;
+    let (server_names, server_digest) = node
+        .run(checks::server_registry(server))
+        .await
+        .expect("server answers");
+    let ours = Registry::global().expect("registry");
+    let our_names: Vec<String> = ours.names().into_iter().map(str::to_owned).collect();
+    assert!(our_names.len() >= 10, "{our_names:?}");
+    assert_eq!(server_names, our_names);
+    assert_eq!(server_digest, ours.digest());
+}
+
+#[wasm_bindgen_test]
+async fn panic_on_the_server_reaches_the_browser_as_panicked() {
+    let (node, server) = connected().await;
+    let result = node.run(checks::panic_on_server(server.clone())).await;
+    assert!(
+        matches!(&result, Err(Error::Panicked { message, .. }) if message == "deliberate panic on the server"),
+        "{result:?}"
+    );
+    assert_eq!(
+        node.run(checks::sum_on_server(server, vec![5])).await,
+        Ok(5)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn server_going_away_fails_pending_calls_instead_of_hanging() {
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let pending = node.run(checks::sleep_on_server(server.clone(), 30));
+    let hang_up = node.run(checks::server_hangs_up(server.clone(), me));
+    let both = futures::future::join(pending, hang_up);
+    let limit = gloo_timers::future::sleep(Duration::from_secs(5));
+    futures::pin_mut!(both);
+    let (slow, hung_up) = match select(both, limit).await {
+        Either::Left((results, _)) => results,
+        Either::Right(_) => panic!("calls still pending 5 s after the server hung up"),
+    };
+    assert!(matches!(slow, Err(Error::Disconnected { .. })), "{slow:?}");
+    assert!(
+        matches!(hung_up, Err(Error::Disconnected { .. })),
+        "{hung_up:?}"
+    );
+    assert!(!node.is_connected(&server));
+    let after = node.run(checks::sum_on_server(server, vec![1])).await;
+    assert!(
+        matches!(after, Err(Error::NotConnected { .. })),
+        "{after:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn per_call_timeout_works_in_the_browser() {
+    let (node, server) = connected().await;
+    let result = node
+        .run(checks::sleep_on_server(server, 30).timeout(Duration::from_millis(200)))
+        .await;
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+}

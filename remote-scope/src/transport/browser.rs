@@ -1,0 +1,87 @@
+//! The browser WebSocket transport (wasm32): [`Node::connect`] from a web page.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::{Sink, Stream};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
+
+use crate::{Error, Node, PeerId};
+
+/// A browser WebSocket as a [`Transport`](super::Transport): binary messages are frames; a
+/// close event ends the stream.
+pub struct BrowserTransport {
+    inner: WebSocket,
+}
+
+impl BrowserTransport {
+    /// Opens a WebSocket to `url`; it connects in the background and sending waits for it.
+    pub fn open(url: &str) -> Result<BrowserTransport, Error> {
+        WebSocket::open(url)
+            .map(|inner| BrowserTransport { inner })
+            .map_err(|e| Error::Transport {
+                reason: format!("could not open a WebSocket to {url}: {e}"),
+            })
+    }
+}
+
+fn transport_error(e: WebSocketError) -> Error {
+    Error::Transport {
+        reason: e.to_string(),
+    }
+}
+
+impl Stream for BrowserTransport {
+    type Item = Result<Vec<u8>, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| match item {
+                None | Some(Err(WebSocketError::ConnectionClose(_))) => None,
+                Some(Err(e)) => Some(Err(transport_error(e))),
+                Some(Ok(Message::Bytes(bytes))) => Some(Ok(bytes)),
+                Some(Ok(Message::Text(_))) => Some(Err(Error::Protocol {
+                    reason: "a text message; frames are binary".into(),
+                })),
+            })
+    }
+}
+
+impl Sink<Vec<u8>> for BrowserTransport {
+    type Error = Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner)
+            .poll_ready(cx)
+            .map_err(transport_error)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Vec<u8>) -> Result<(), Error> {
+        Pin::new(&mut self.inner)
+            .start_send(Message::Bytes(frame))
+            .map_err(transport_error)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(transport_error)
+    }
+
+    // The socket itself closes when both halves of the connection are dropped.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Pin::new(&mut self.inner)
+            .poll_close(cx)
+            .map_err(transport_error)
+    }
+}
+
+impl Node {
+    /// Connects to a server peer at `url` (`ws://host:port`) and returns its id; the same call
+    /// as on native targets.
+    pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
+        self.connect_transport(BrowserTransport::open(url)?).await
+    }
+}
