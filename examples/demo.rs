@@ -16,7 +16,7 @@ async fn nested(server: PeerId, client: PeerId) -> Result<(Vec<u64>, u64), Error
         println!("  on {}: a = {a}", here());
         let b: Vec<u64> = remote!(client, [a: u64], {
             println!("  on {}: vec![42; {} + 1]", here(), a);
-            vec![42; a as usize + 1]
+            vec![42_u64; a as usize + 1]
         })
         .await?;
         remote!(server, [a: u64, b: Vec<u64>], {

@@ -8,7 +8,7 @@ use remote_scope::{current_peer, remote, Error, PeerId};
 async fn nested(server: PeerId, client: PeerId) -> Result<(Vec<u64>, u64), Error> {
     remote!(server, [server: PeerId, client: PeerId], {
         let a: u64 = 42;
-        let b: Vec<u64> = remote!(client, [a: u64], { vec![42; a as usize + 1] }).await?;
+        let b: Vec<u64> = remote!(client, [a: u64], { vec![42_u64; a as usize + 1] }).await?;
         remote!(server, [a: u64, b: Vec<u64>], { (b, a + 2) }).await
     })
     .await?

@@ -392,3 +392,140 @@ async fn silent_peer_fails_the_handshake_in_time() {
     let err = connect.await.unwrap().expect_err("no hello");
     assert!(matches!(err, Error::Handshake { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn literal_typed_differently_at_the_call_site_fails_before_sending() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    // Compiled on its own the body's sum is an i32; the caller wants a u64.
+    let result: Result<u64, Error> = p
+        .client
+        .run(remote!(server, [], {
+            let mut sum = 0;
+            for i in 0..100_000 {
+                sum += i;
+            }
+            sum
+        }))
+        .await;
+    match result {
+        Err(Error::ResultType {
+            produced, expected, ..
+        }) => assert_eq!((produced.as_str(), expected.as_str()), ("i32", "u64")),
+        other => panic!("expected ResultType, got {other:?}"),
+    }
+    // With the literal typed, both copies agree and the call runs.
+    let server = p.server_id.clone();
+    let typed: Result<u64, Error> = p
+        .client
+        .run(remote!(server, [], {
+            let mut sum = 0_u64;
+            for i in 0..100_000 {
+                sum += i;
+            }
+            sum
+        }))
+        .await;
+    assert_eq!(typed, Ok(4_999_950_000));
+}
+
+#[tokio::test]
+async fn reusing_a_running_request_id_closes_the_connection() {
+    let node = Node::builder().id("server").build().unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    raw.send(&RawPeer::hello("raw")).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let slow = Frame::Invoke(Invoke {
+        id: 7,
+        body: a_sleeping_body_name().into(),
+        captures: rmp_serde::to_vec(&()).unwrap(),
+    });
+    raw.send(&slow).await;
+    raw.send(&slow).await;
+    assert_eq!(raw.recv().await, None, "the node closes the connection");
+    common::wait_until(|| node.peers().is_empty()).await;
+}
+
+fn a_sleeping_body_name() -> &'static str {
+    let peer = PeerId::new("unused");
+    remote!(peer, [], {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    })
+    .body_name()
+}
+
+/// A transport that receives normally but can never send: the acceptor's `Hello` hangs.
+struct CannotSend(remote_scope::transport::memory::MemoryTransport);
+
+impl futures::Stream for CannotSend {
+    type Item = Result<Vec<u8>, Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::pin::Pin::new(&mut self.0).poll_next(cx)
+    }
+}
+
+impl futures::Sink<Vec<u8>> for CannotSend {
+    type Error = Error;
+    fn poll_ready(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Pending
+    }
+    fn start_send(self: std::pin::Pin<&mut Self>, _: Vec<u8>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Pending
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Error>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
+    use futures::SinkExt;
+    let node = Node::builder()
+        .id("server")
+        .handshake_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let hello = remote_scope::protocol::encode(&RawPeer::hello("stuck")).unwrap();
+
+    // Timed out while answering the hello.
+    let (mut ours, theirs) = remote_scope::transport::memory::pair();
+    ours.send(hello.clone()).await.unwrap();
+    let err = node
+        .accept_transport(CannotSend(theirs))
+        .await
+        .expect_err("stuck");
+    assert!(matches!(err, Error::Handshake { .. }), "{err}");
+    assert!(node.peers().is_empty(), "{:?}", node.peers());
+
+    // Cancelled while answering the hello.
+    let (mut ours, theirs) = remote_scope::transport::memory::pair();
+    ours.send(hello).await.unwrap();
+    let accepting = {
+        let node = node.clone();
+        tokio::spawn(async move { node.accept_transport(CannotSend(theirs)).await })
+    };
+    common::wait_until(|| node.is_connected(&PeerId::new("stuck"))).await;
+    accepting.abort();
+    let _ = accepting.await;
+    assert!(node.peers().is_empty(), "{:?}", node.peers());
+
+    // The id is free again.
+    let mut raw = RawPeer::accepted_by(&node);
+    raw.send(&RawPeer::hello("stuck")).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+}

@@ -30,7 +30,7 @@ pub async fn nested(server: PeerId, browser: PeerId) -> Result<Outcome, Error> {
         let a: u64 = 42;
         let mut steps = vec![step(format!("a = {a}"))];
         let (b, on_browser): (Vec<u64>, Step) = remote!(browser, [a: u64], {
-            (vec![42; a as usize + 1], step(format!("vec![42; {a} + 1]")))
+            (vec![42_u64; a as usize + 1], step(format!("vec![42; {a} + 1]")))
         })
         .await?;
         steps.push(on_browser);

@@ -2,10 +2,10 @@
 //!
 //! ```text
 //! {
-//!     fn handler(captures: &[u8]) -> HandlerFuture {          // the body, copy 1: runs remotely
-//!         serve(captures, |(a, b): (A, B)| async move { body })
+//!     fn handler(input: HandlerInput) -> Handled {           // the body, copy 1: runs remotely
+//!         serve(input, |(a, b): (A, B)| async move { body })
 //!     }
-//!     inventory::submit! { Registration::new(NAME, site, handler) }
+//!     inventory::submit! { Registration::new(NAME, check, site, handler) }
 //!     let a: &A = &a;  let b: &B = &b;                       // captures checked against their types
 //!     call(&peer, NAME, &(a, b), |(a, b): (A, B)| async move { body })  // copy 2: typing only
 //! }
@@ -27,14 +27,21 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 
-use crate::name::Site;
+use crate::name::{Fingerprints, Site};
 use crate::parse::Invocation;
 use crate::validate::Captures;
 
 /// The full expansion: registered handler plus the call.
-pub fn remote(inv: &Invocation, caps: &Captures<'_>, suffix: &str, site: &Site) -> TokenStream {
+pub fn remote(
+    inv: &Invocation,
+    caps: &Captures<'_>,
+    fingerprints: &Fingerprints,
+    site: &Site,
+) -> TokenStream {
     let private = private();
     let handler = syn::Ident::new("__remote_scope_handler", Span::mixed_site());
+    let suffix = &fingerprints.name;
+    let check = fingerprints.check;
     let name = quote!(::core::concat!(::core::module_path!(), "::", #suffix));
     let (file, line, column) = (&site.file, site.line as u32, site.column as u32);
 
@@ -49,14 +56,14 @@ pub fn remote(inv: &Invocation, caps: &Captures<'_>, suffix: &str, site: &Site) 
 
     quote! {
         {
-            fn #handler(captures: &[u8]) -> #private::HandlerFuture {
+            fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
                 #private::serve(
-                    captures,
+                    input,
                     |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| async move #hygienic_body,
                 )
             }
             #private::inventory::submit! {
-                #private::Registration::new(#name, #file, #line, #column, #handler)
+                #private::Registration::new(#name, #check, #file, #line, #column, #handler)
             }
             #call_site
             #private::call(&(#peer), #name, &(#(#capture_refs,)*), #typing)
@@ -160,7 +167,8 @@ fn tuple_type(caps: &Captures<'_>) -> TokenStream {
     quote!((#(#types,)*))
 }
 
-/// Gives every token macro_rules hygiene while keeping its location for diagnostics.
+/// Gives every token (but `$crate`) macro_rules hygiene while keeping its location for
+/// diagnostics.
 fn respan_mixed(tokens: TokenStream) -> TokenStream {
     tokens
         .into_iter()
@@ -172,6 +180,9 @@ fn respan_mixed(tokens: TokenStream) -> TokenStream {
                     group.set_span(span);
                     TokenTree::Group(group)
                 }
+                // `$crate` must keep the hygiene of the macro_rules expansion it came from, or it
+                // would resolve to no crate at all.
+                TokenTree::Ident(i) if i == "$crate" => TokenTree::Ident(i),
                 TokenTree::Ident(mut i) => {
                     i.set_span(span);
                     TokenTree::Ident(i)

@@ -16,8 +16,8 @@ mod validate;
 pub fn remote(input: TokenStream) -> TokenStream {
     let site = name::Site::call_site();
     pipeline(input.into(), |inv, caps| {
-        let suffix = name::body_suffix(caps, &inv.body, &site);
-        expand::remote(inv, caps, &suffix, &site)
+        let fingerprints = name::fingerprints(caps, &inv.body);
+        expand::remote(inv, caps, &fingerprints, &site)
     })
 }
 

@@ -11,13 +11,13 @@
 //! on the toolchain's printing. Spans do not enter it: moving a body, or editing the code around
 //! it, keeps its name; changing the body or a capture changes it.
 //!
-//! Identical bodies (same captures, same tokens) in one file get an occurrence suffix (`~1`,
-//! `~2`, ...) in source order, because they may still mean different things (a local helper fn of
-//! the same name in two different functions).
+//! Identical bodies (same captures, same tokens) in one module are one body with one name: the
+//! name depends on nothing but the module and the text, never on how many other bodies there
+//! are or which of them a `cfg` leaves out. A second fingerprint of the same text (64-bit FNV-1,
+//! the variant that multiplies before it mixes) travels with the registration, so two different
+//! bodies whose names collide are caught when the registry is built.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 
 use proc_macro2::{Delimiter, Spacing, TokenStream, TokenTree};
 use quote::ToTokens;
@@ -45,12 +45,17 @@ impl Site {
     }
 }
 
-/// The fingerprint part of a body's name, e.g. `"3f9a0c1d2e4b5a69"` or `"3f9a0c1d2e4b5a69~1"`.
-pub fn body_suffix(captures: &Captures<'_>, body: &syn::Block, site: &Site) -> String {
-    let fingerprint = fnv1a64(canonical(captures, body).as_bytes());
-    match occurrence(site, fingerprint) {
-        0 => format!("{fingerprint:016x}"),
-        n => format!("{fingerprint:016x}~{n}"),
+/// A body's fingerprints: the one in its name, and an independent one for collision checks.
+pub struct Fingerprints {
+    pub name: String,
+    pub check: u64,
+}
+
+pub fn fingerprints(captures: &Captures<'_>, body: &syn::Block) -> Fingerprints {
+    let text = canonical(captures, body);
+    Fingerprints {
+        name: format!("{:016x}", fnv1a64(text.as_bytes())),
+        check: fnv1_64(text.as_bytes()),
     }
 }
 
@@ -102,44 +107,28 @@ fn write_tokens(out: &mut String, tokens: TokenStream) {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
 /// FNV-1a, 64 bit.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+    bytes.iter().fold(FNV_OFFSET, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
 }
 
-/// The index of `site` among the sites in its file whose bodies have `fingerprint`, in expansion
-/// order. The same site asks again when an invocation is expanded twice (an alias the typing copy
-/// could not recognise); it gets the same index.
-/// Per (file, fingerprint): the (line, column) of each invocation seen, in expansion order.
-type Seen = HashMap<(String, u64), Vec<(usize, usize)>>;
-
-fn occurrence(site: &Site, fingerprint: u64) -> usize {
-    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
-    let mut guard = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let sites = guard
-        .get_or_insert_with(HashMap::new)
-        .entry((site.file.clone(), fingerprint))
-        .or_default();
-    let here = (site.line, site.column);
-    match sites.iter().position(|s| *s == here) {
-        Some(i) => i,
-        None => {
-            sites.push(here);
-            sites.len() - 1
-        }
-    }
+/// FNV-1, 64 bit.
+pub fn fnv1_64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(FNV_OFFSET, |hash, &b| {
+        hash.wrapping_mul(FNV_PRIME) ^ u64::from(b)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn suffix_of(captures: &str, body: &str, line: usize) -> String {
+    fn name_of(captures: &str, body: &str) -> String {
         let parsed = syn::parse::Parser::parse_str(
             syn::punctuated::Punctuated::<crate::parse::Capture, syn::Token![,]>::parse_terminated,
             captures,
@@ -152,45 +141,32 @@ mod tests {
                 .collect(),
         };
         let body: syn::Block = syn::parse_str(body).expect("test body parses");
-        let site = Site {
-            file: "src/lib.rs".into(),
-            line,
-            column: 4,
-        };
-        body_suffix(&captures, &body, &site)
+        fingerprints(&captures, &body).name
     }
 
     #[test]
-    fn fnv1a64_matches_the_published_test_vectors() {
+    fn fnv_matches_the_published_test_vectors() {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1_64(b"a"), 0xaf63_bd4c_8601_b7be);
+        assert_eq!(fnv1_64(b"foobar"), 0x340d_8765_a4dd_a9c2);
     }
 
     #[test]
-    fn name_ignores_formatting_and_position_but_not_content() {
-        let a = suffix_of("a: u64", "{ a + 1 }", 10);
-        let reformatted = suffix_of("a : u64", "{\n    a\n    + 1\n}", 20);
-        assert_eq!(a.split('~').next(), reformatted.split('~').next());
-        assert_ne!(a, suffix_of("a: u64", "{ a + 2 }", 30));
-        assert_ne!(a, suffix_of("a: u32", "{ a + 1 }", 40));
-        assert_ne!(a, suffix_of("b: u64", "{ b + 1 }", 50));
+    fn name_ignores_formatting_but_not_content() {
+        let a = name_of("a: u64", "{ a + 1 }");
+        assert_eq!(a, name_of("a : u64", "{\n    a\n    + 1\n}"));
+        assert_ne!(a, name_of("a: u64", "{ a + 2 }"));
+        assert_ne!(a, name_of("a: u32", "{ a + 1 }"));
+        assert_ne!(a, name_of("b: u64", "{ b + 1 }"));
     }
 
     #[test]
-    fn identical_bodies_in_one_file_get_distinct_suffixes_and_repeats_are_stable() {
-        let first = suffix_of("z: u8", "{ z * 7 }", 100);
-        let second = suffix_of("z: u8", "{ z * 7 }", 200);
-        assert_ne!(first, second);
-        assert!(second.ends_with("~1"), "{second}");
-        assert_eq!(first, suffix_of("z: u8", "{ z * 7 }", 100));
-    }
-
-    #[test]
-    fn joint_punctuation_is_kept_apart_from_alone_punctuation() {
-        assert_ne!(
-            suffix_of("", "{ a - -b }", 300),
-            suffix_of("", "{ a -- b }", 301)
-        );
+    fn spacing_inside_operators_is_formatting_but_the_operator_is_not() {
+        // Both spell `a - (-b)`: one syntax tree, one body.
+        assert_eq!(name_of("", "{ a - -b }"), name_of("", "{ a -- b }"));
+        assert_ne!(name_of("", "{ a - -b }"), name_of("", "{ a - b }"));
+        assert_ne!(name_of("", "{ a << b }"), name_of("", "{ a < b }"));
     }
 }

@@ -26,8 +26,10 @@ pub(crate) struct Connection {
     /// Calls this side made, by request id. Guarded together with `closed`, so a call is either
     /// registered before the connection closes (and then failed by `close`) or refused.
     pending: Mutex<Pending>,
-    /// Bodies this side is running for the peer, by request id.
-    running: Mutex<HashMap<u64, AbortHandle>>,
+    /// Bodies this side is running for the peer. Guarded together with its own `closed`, so a
+    /// body either starts before the connection closes (and is then stopped by `close`) or not
+    /// at all.
+    running: Mutex<Running>,
     next_id: AtomicU64,
     reader: Mutex<Option<AbortHandle>>,
     closing: AtomicBool,
@@ -36,6 +38,11 @@ pub(crate) struct Connection {
 struct Pending {
     closed: bool,
     calls: HashMap<u64, oneshot::Sender<Outcome>>,
+}
+
+struct Running {
+    closed: bool,
+    bodies: HashMap<u64, AbortHandle>,
 }
 
 impl Connection {
@@ -47,7 +54,10 @@ impl Connection {
                 closed: false,
                 calls: HashMap::new(),
             }),
-            running: Mutex::new(HashMap::new()),
+            running: Mutex::new(Running {
+                closed: false,
+                bodies: HashMap::new(),
+            }),
             next_id: AtomicU64::new(1),
             reader: Mutex::new(None),
             closing: AtomicBool::new(false),
@@ -109,10 +119,7 @@ impl Connection {
             return Ok(());
         };
         match frame {
-            Frame::Invoke(invoke) => {
-                self.serve(node, invoke);
-                Ok(())
-            }
+            Frame::Invoke(invoke) => self.serve(node, invoke),
             Frame::Result(InvokeResult { id, outcome }) => {
                 // No entry: the caller gave up (timeout, dropped future); the answer is moot.
                 if let Some(tx) = lock(&self.pending).calls.remove(&id) {
@@ -130,19 +137,34 @@ impl Connection {
         }
     }
 
-    fn serve(self: &Arc<Self>, node: &Node, Invoke { id, body, captures }: Invoke) {
-        let span = tracing::debug_span!("serve", body = %body, request = id, peer = %self.peer());
-        let work = serve::dispatch(node, &body, &captures);
+    /// Starts the body of `invoke`. A request id that is still running is a protocol error: a
+    /// well-behaved peer never reuses one, and running a second body under it would make the
+    /// first one's result ambiguous.
+    fn serve(
+        self: &Arc<Self>,
+        node: &Node,
+        Invoke { id, body, captures }: Invoke,
+    ) -> Result<(), Error> {
         let (handle, registration) = AbortHandle::new_pair();
-        if let Some(previous) = lock(&self.running).insert(id, handle) {
-            // A caller reusing a live request id: keep one body per id running.
-            previous.abort();
+        {
+            let mut running = lock(&self.running);
+            if running.closed {
+                return Ok(());
+            }
+            if running.bodies.contains_key(&id) {
+                return Err(Error::Protocol {
+                    reason: format!("request id {id} reused while its body is still running"),
+                });
+            }
+            running.bodies.insert(id, handle);
         }
+        let span = tracing::debug_span!("serve", body = %body, request = id, peer = %self.peer());
+        let work = span.in_scope(|| serve::dispatch(node, &body, &captures));
         let conn = Arc::clone(self);
         node.runtime().spawn(Box::pin(
             async move {
                 let result = Abortable::new(work, registration).await;
-                lock(&conn.running).remove(&id);
+                lock(&conn.running).bodies.remove(&id);
                 if let Ok(result) = result {
                     let outcome = match result {
                         Ok(value) => Outcome::Value(value),
@@ -153,6 +175,7 @@ impl Connection {
             }
             .instrument(span),
         ));
+        Ok(())
     }
 
     /// Ends the connection: fails every pending call with `Disconnected`, stops the bodies being
@@ -168,7 +191,12 @@ impl Connection {
         };
         // Dropping the senders wakes every waiting call with `Disconnected`.
         drop(calls);
-        for (_, handle) in lock(&self.running).drain() {
+        let bodies = {
+            let mut running = lock(&self.running);
+            running.closed = true;
+            std::mem::take(&mut running.bodies)
+        };
+        for handle in bodies.into_values() {
             handle.abort();
         }
         if let Some(reader) = lock(&self.reader).take() {
@@ -179,7 +207,10 @@ impl Connection {
 
     #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn in_flight(&self) -> (usize, usize) {
-        (lock(&self.pending).calls.len(), lock(&self.running).len())
+        (
+            lock(&self.pending).calls.len(),
+            lock(&self.running).bodies.len(),
+        )
     }
 }
 
@@ -234,6 +265,12 @@ pub(crate) fn spawn_tasks<Tx, Rx>(
 
     let (handle, registration) = AbortHandle::new_pair();
     *lock(&conn.reader) = Some(handle);
+    // A `close` that ran before the handle was stored could not stop the reader; stop it here.
+    if conn.closing.load(Ordering::Acquire) {
+        if let Some(reader) = lock(&conn.reader).take() {
+            reader.abort();
+        }
+    }
     let reader = read_loop(node.clone(), Arc::clone(conn), stream);
     let done = {
         let node = node.clone();
@@ -323,6 +360,17 @@ mod tests {
     use crate::transport::memory;
     use crate::{remote, Error, Node, PeerId};
 
+    static BODY_STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Held by a body: its drop shows the body was stopped, not left running.
+    struct SetOnDrop;
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            BODY_STOPPED.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     async fn linked() -> (Node, Node) {
         let a = Node::builder().id("a").build().expect("node a");
         let b = Node::builder().id("b").build().expect("node b");
@@ -379,6 +427,7 @@ mod tests {
         let (a, b) = linked().await;
         let peer = PeerId::new("b");
         let call = tokio::spawn(a.run(remote!(peer, [], {
+            let _stopped = SetOnDrop;
             tokio::time::sleep(Duration::from_secs(60)).await;
         })));
         for _ in 0..100 {
@@ -390,7 +439,17 @@ mod tests {
         assert_eq!(in_flight(&b, "a"), (0, 1), "b serves the body");
         let conn_b = b.connection(&PeerId::new("a")).expect("connected");
         b.shutdown();
-        assert_eq!(conn_b.in_flight(), (0, 0), "b stopped the body");
+        assert_eq!(conn_b.in_flight(), (0, 0));
+        for _ in 0..200 {
+            if BODY_STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            BODY_STOPPED.load(std::sync::atomic::Ordering::SeqCst),
+            "the body's future was not dropped"
+        );
         let result = tokio::time::timeout(Duration::from_secs(1), call)
             .await
             .expect("the caller hears of it")

@@ -68,6 +68,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The body, compiled on its own, produces another type than the call expects: an untyped
+    /// literal in it took the caller's type at the call site but its default type (`i32`, `f64`)
+    /// in the body every peer runs. Nothing was sent. Give the literal a type (`0_u64`).
+    #[error(
+        "body `{body}` produces `{produced}` when compiled on its own, but this call expects \
+         `{expected}`: give the body's untyped literals a type (e.g. `0_u64`) so both agree"
+    )]
+    ResultType {
+        body: String,
+        produced: String,
+        expected: String,
+    },
+
     /// No connection to this peer. Nothing was sent.
     #[error("not connected to peer `{peer}`")]
     NotConnected { peer: PeerId },

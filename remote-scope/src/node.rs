@@ -142,6 +142,21 @@ impl NodeBuilder {
     }
 }
 
+/// Takes a connection out of the node again unless the handshake that added it finishes.
+struct Unfinished<'a> {
+    node: &'a Node,
+    conn: &'a Arc<Connection>,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.node.forget_connection(self.conn);
+        }
+    }
+}
+
 /// This peer: serves the bodies compiled into the binary and calls those of its peers.
 ///
 /// Cheap to clone; clones are the same node. Connections stay up until the peer goes away,
@@ -300,7 +315,8 @@ impl Node {
     ) -> Result<PeerId, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
-            handshake::send(&mut sink, &handshake::hello(self)).await?;
+            self.in_time(handshake::send(&mut sink, &handshake::hello(self)), who)
+                .await?;
         }
         let theirs = match handshake::first_frame(self, &mut stream, who).await? {
             Frame::Hello(hello) => hello,
@@ -314,32 +330,56 @@ impl Node {
                 ))
             }
         };
-        let refuse = |reject| Frame::Reject(reject);
-        if let Err((reject, error)) = handshake::check(self, &theirs) {
-            if role == Role::Acceptor {
-                let _ = handshake::send(&mut sink, &refuse(reject)).await;
-            }
-            let _ = sink.close().await;
-            return Err(error);
-        }
+        let refusal = match handshake::check(self, &theirs) {
+            Err((reject, error)) => Some((reject, error)),
+            Ok(()) => None,
+        };
         let (conn, outbound) = Connection::new(theirs.peer.clone());
-        if let Err(error) = self.insert_connection(&conn) {
+        let refusal = refusal.or_else(|| {
+            self.insert_connection(&conn)
+                .err()
+                .map(|error| (crate::protocol::Reject::DuplicatePeer, error))
+        });
+        if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {
-                let reject = refuse(crate::protocol::Reject::DuplicatePeer);
-                let _ = handshake::send(&mut sink, &reject).await;
+                let refuse = Frame::Reject(reject);
+                let _ = self.in_time(handshake::send(&mut sink, &refuse), who).await;
             }
-            let _ = sink.close().await;
+            let _ = self.in_time(sink.close(), who).await;
             return Err(error);
         }
+        // From here the connection is in the table: if this future is dropped or fails before
+        // its tasks run, the guard takes it out again, so no peer is left half-connected.
+        let mut guard = Unfinished {
+            node: self,
+            conn: &conn,
+            armed: true,
+        };
         if role == Role::Acceptor {
-            if let Err(error) = handshake::send(&mut sink, &handshake::hello(self)).await {
-                self.forget_connection(&conn);
-                return Err(error);
-            }
+            self.in_time(handshake::send(&mut sink, &handshake::hello(self)), who)
+                .await?;
         }
+        guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, outbound, sink, stream);
         Ok(theirs.peer)
+    }
+
+    /// `work`, or a handshake error once the handshake timeout has passed.
+    async fn in_time<T>(
+        &self,
+        work: impl Future<Output = Result<T, Error>>,
+        who: &str,
+    ) -> Result<T, Error> {
+        let timeout = self.config().handshake_timeout;
+        futures::pin_mut!(work);
+        match futures::future::select(work, self.runtime().sleep(timeout)).await {
+            futures::future::Either::Left((result, _)) => result,
+            futures::future::Either::Right(_) => Err(handshake::handshake_error(
+                who,
+                &format!("the handshake did not finish within {timeout:?}"),
+            )),
+        }
     }
 
     fn insert_connection(&self, conn: &Arc<Connection>) -> Result<(), Error> {

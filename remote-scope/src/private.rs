@@ -2,6 +2,7 @@
 //! items by absolute path (`::remote_scope::__private::..`), so the runtime's internals can change
 //! without breaking them.
 
+use std::any::type_name;
 use std::borrow::Borrow;
 use std::future::Future;
 
@@ -10,9 +11,9 @@ use serde::Serialize;
 
 use crate::protocol::Failure;
 use crate::runtime::MaybeSend;
-use crate::{Call, Error, PeerId};
+use crate::{Call, Error, PeerId, Registry};
 
-pub use crate::registry::{HandlerFuture, Registration};
+pub use crate::registry::{Handled, HandlerFuture, HandlerInput, Registration};
 pub use inventory;
 pub use remote_scope_macros::remote_typing;
 
@@ -29,15 +30,20 @@ impl<T: Serialize + DeserializeOwned + MaybeSend + 'static> Capture for T {}
 /// Fails to compile, at the capture's type, unless it can be captured.
 pub const fn assert_capture<T: Capture>() {}
 
-/// The body of a registered handler: decode the captures, run, encode the value.
-pub fn serve<A, F, Fut>(captures: &[u8], body: F) -> HandlerFuture
+/// The body of a registered handler: decode the captures, run, encode the value; or name the
+/// value's type.
+pub fn serve<A, F, Fut>(input: HandlerInput<'_>, body: F) -> Handled
 where
     A: DeserializeOwned,
     F: FnOnce(A) -> Fut,
     Fut: Future + MaybeSend + 'static,
     Fut::Output: Serialize,
 {
-    match rmp_serde::from_slice::<A>(captures) {
+    let captures = match input {
+        HandlerInput::OutputType => return Handled::OutputType(type_name::<Fut::Output>()),
+        HandlerInput::Run(captures) => captures,
+    };
+    Handled::Running(match rmp_serde::from_slice::<A>(captures) {
         Ok(args) => {
             let running = body(args);
             Box::pin(async move {
@@ -50,7 +56,7 @@ where
         Err(e) => Box::pin(futures::future::ready(Err(Failure::DecodeCaptures {
             reason: e.to_string(),
         }))),
-    }
+    })
 }
 
 /// The call a `remote!` evaluates to. `_typing` is never called: its output type is the body's
@@ -68,11 +74,29 @@ where
     Fut: Future,
     Fut::Output: DeserializeOwned,
 {
-    let captures = rmp_serde::to_vec_named(captures).map_err(|e| Error::EncodeCaptures {
-        body: body.to_owned(),
-        reason: e.to_string(),
+    let captures = check_result_type::<Fut::Output>(body).and_then(|()| {
+        rmp_serde::to_vec_named(captures).map_err(|e| Error::EncodeCaptures {
+            body: body.to_owned(),
+            reason: e.to_string(),
+        })
     });
     Call::new(peer.borrow().clone(), body, captures, decode::<Fut::Output>)
+}
+
+/// The call site's result type against the handler's, which this binary also holds. They differ
+/// only when the caller's expected type changed what an untyped literal in the body became in
+/// the typing copy (the handler is compiled on its own); then every peer would send one type and
+/// the caller read another, so the call fails before anything is sent.
+fn check_result_type<R>(body: &'static str) -> Result<(), Error> {
+    let expected = type_name::<R>();
+    match Registry::global().ok().and_then(|r| r.output_type(body)) {
+        Some(produced) if produced != expected => Err(Error::ResultType {
+            body: body.to_owned(),
+            produced: produced.to_owned(),
+            expected: expected.to_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {

@@ -13,13 +13,30 @@ use crate::Error;
 /// What a registered body returns: the encoded value, or why there is none.
 pub type HandlerFuture = BoxFuture<'static, Result<Vec<u8>, Failure>>;
 
+/// What a handler is asked to do.
+#[doc(hidden)]
+pub enum HandlerInput<'a> {
+    /// Decode these captures and run.
+    Run(&'a [u8]),
+    /// Name the type of the body's value, as compiled in the handler.
+    OutputType,
+}
+
+/// A handler's answer to a [`HandlerInput`].
+#[doc(hidden)]
+pub enum Handled {
+    Running(HandlerFuture),
+    OutputType(&'static str),
+}
+
 /// A registered body: decodes its captures, runs, encodes its value.
-pub type Handler = fn(&[u8]) -> HandlerFuture;
+pub type Handler = fn(HandlerInput<'_>) -> Handled;
 
 /// One body, as the `remote!` expansion registers it.
 #[derive(Debug)]
 pub struct Registration {
     name: &'static str,
+    check: u64,
     file: &'static str,
     line: u32,
     column: u32,
@@ -30,6 +47,7 @@ impl Registration {
     #[doc(hidden)]
     pub const fn new(
         name: &'static str,
+        check: u64,
         file: &'static str,
         line: u32,
         column: u32,
@@ -37,6 +55,7 @@ impl Registration {
     ) -> Registration {
         Registration {
             name,
+            check,
             file,
             line,
             column,
@@ -52,10 +71,6 @@ impl Registration {
     /// Where the `remote!` is in the source, `file:line:column`.
     pub fn site(&self) -> String {
         format!("{}:{}:{}", self.file, self.line, self.column + 1)
-    }
-
-    fn same_site(&self, other: &Registration) -> bool {
-        (self.file, self.line, self.column) == (other.file, other.line, other.column)
     }
 }
 
@@ -77,8 +92,8 @@ impl Registry {
     /// The registry of this binary, built on first use.
     ///
     /// Fails with [`Error::DuplicateBody`], naming both sites, if two different bodies share a
-    /// name. The same invocation registered twice (an expansion repeated by the compiler) is one
-    /// body, not a conflict.
+    /// name (a fingerprint collision, told apart by a second fingerprint). Identical bodies in
+    /// one module, and an invocation the compiler expanded twice, are one body.
     pub fn global() -> Result<&'static Registry, Error> {
         static GLOBAL: OnceLock<Result<Registry, Error>> = OnceLock::new();
         GLOBAL
@@ -93,7 +108,7 @@ impl Registry {
         let mut bodies: HashMap<&'static str, &'static Registration> = HashMap::new();
         for r in registrations {
             if let Some(first) = bodies.get(r.name) {
-                if first.same_site(r) {
+                if first.check == r.check {
                     continue;
                 }
                 let (a, b) = ordered(first.site(), r.site());
@@ -140,6 +155,14 @@ impl Registry {
     pub(crate) fn handler(&self, name: &str) -> Option<Handler> {
         self.bodies.get(name).map(|r| r.handler)
     }
+
+    /// The type of the body's value as its handler was compiled, e.g. `"u64"`.
+    pub(crate) fn output_type(&self, name: &str) -> Option<&'static str> {
+        match (self.handler(name)?)(HandlerInput::OutputType) {
+            Handled::OutputType(name) => Some(name),
+            Handled::Running(_) => None,
+        }
+    }
 }
 
 // Sites in a fixed order, so the error reads the same whichever registration inventory saw first.
@@ -168,23 +191,24 @@ fn digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
 mod tests {
     use super::*;
 
-    fn never(_: &[u8]) -> HandlerFuture {
-        Box::pin(async { Err(Failure::UnknownBody) })
+    fn never(_: HandlerInput<'_>) -> Handled {
+        Handled::Running(Box::pin(async { Err(Failure::UnknownBody) }))
     }
 
-    static A: Registration = Registration::new("m::a", "src/a.rs", 1, 4, never);
-    static A_AGAIN: Registration = Registration::new("m::a", "src/a.rs", 1, 4, never);
-    static A_ELSEWHERE: Registration = Registration::new("m::a", "src/b.rs", 9, 0, never);
-    static B: Registration = Registration::new("m::b", "src/a.rs", 2, 4, never);
+    static A: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, never);
+    static A_AGAIN: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, never);
+    static A_IDENTICAL: Registration = Registration::new("m::a", 1, "src/a.rs", 7, 4, never);
+    static A_ELSEWHERE: Registration = Registration::new("m::a", 2, "src/b.rs", 9, 0, never);
+    static B: Registration = Registration::new("m::b", 3, "src/a.rs", 2, 4, never);
 
     #[test]
-    fn one_invocation_registered_twice_is_one_body() {
-        let registry = Registry::build([&A, &B, &A_AGAIN]).expect("no conflict");
+    fn repeated_and_identical_registrations_are_one_body() {
+        let registry = Registry::build([&A, &B, &A_AGAIN, &A_IDENTICAL]).expect("no conflict");
         assert_eq!(registry.names(), ["m::a", "m::b"]);
     }
 
     #[test]
-    fn two_sites_with_one_name_are_an_error_naming_both() {
+    fn different_bodies_with_one_name_are_an_error_naming_both() {
         let err = Registry::build([&A_ELSEWHERE, &B, &A]).expect_err("conflict");
         assert_eq!(
             err,

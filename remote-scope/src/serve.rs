@@ -7,7 +7,7 @@ use futures::FutureExt;
 
 use crate::context::Scoped;
 use crate::protocol::Failure;
-use crate::registry::HandlerFuture;
+use crate::registry::{Handled, HandlerFuture, HandlerInput};
 use crate::Node;
 
 /// The future of body `name` run with `captures`, on `node`: it has `node` as its current node
@@ -17,13 +17,14 @@ pub(crate) fn dispatch(node: &Node, name: &str, captures: &[u8]) -> HandlerFutur
     let Some(handler) = node.registry().handler(name) else {
         return Box::pin(futures::future::ready(Err(Failure::UnknownBody)));
     };
-    match catch_unwind(|| handler(captures)) {
-        Ok(body) => Box::pin(Scoped::new(
+    match catch_unwind(|| handler(HandlerInput::Run(captures))) {
+        Ok(Handled::Running(body)) => Box::pin(Scoped::new(
             node.clone(),
             AssertUnwindSafe(body)
                 .catch_unwind()
                 .map(|finished| finished.unwrap_or_else(|panic| Err(panicked(panic)))),
         )),
+        Ok(Handled::OutputType(_)) => Box::pin(futures::future::ready(Err(Failure::UnknownBody))),
         Err(panic) => Box::pin(futures::future::ready(Err(panicked(panic)))),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use futures::{Sink, Stream};
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::connection::lock;
+use crate::connection::{lock, Connection};
 use crate::{Error, Node, PeerId};
 
 /// A WebSocket connection as a [`Transport`](super::Transport): binary messages are frames;
@@ -107,7 +107,15 @@ pub struct Server {
     node: Node,
     local_addr: SocketAddr,
     accept: JoinHandle<()>,
-    accepted: Arc<Mutex<Vec<PeerId>>>,
+    accepted: Arc<Mutex<Accepted>>,
+}
+
+/// The connections a server accepted. Once `closed`, a handshake that finishes late closes its
+/// connection at once instead of outliving the server.
+#[derive(Debug, Default)]
+struct Accepted {
+    closed: bool,
+    connections: Vec<Weak<Connection>>,
 }
 
 impl Server {
@@ -124,8 +132,13 @@ impl Server {
     /// Stops accepting and closes every connection this server accepted.
     pub fn shutdown(&self) {
         self.accept.abort();
-        for peer in lock(&self.accepted).drain(..) {
-            self.node.disconnect(&peer);
+        let connections = {
+            let mut accepted = lock(&self.accepted);
+            accepted.closed = true;
+            std::mem::take(&mut accepted.connections)
+        };
+        for conn in connections.iter().filter_map(Weak::upgrade) {
+            self.node.forget_connection(&conn);
         }
     }
 }
@@ -157,7 +170,7 @@ impl Node {
         let local_addr = listener.local_addr().map_err(|e| Error::Transport {
             reason: e.to_string(),
         })?;
-        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(Mutex::new(Accepted::default()));
         let accept = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&accepted)));
         tracing::info!(node = %self.id(), %local_addr, "listening");
         Ok(Server {
@@ -184,7 +197,7 @@ impl Node {
     }
 }
 
-async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Vec<PeerId>>>) {
+async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(conn) => conn,
@@ -199,23 +212,39 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Vec<
         let node = node.clone();
         let accepted = Arc::clone(&accepted);
         tokio::spawn(async move {
-            let ws = match tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(&node)))
-                .await
-            {
-                Ok(ws) => ws,
-                Err(e) => {
+            // The WebSocket upgrade gets the handshake's time limit too, so a client that opens
+            // TCP and says nothing does not hold the task and its socket forever.
+            let limit = node.config().handshake_timeout;
+            let upgrade = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(&node)));
+            let ws = match tokio::time::timeout(limit, upgrade).await {
+                Ok(Ok(ws)) => ws,
+                Ok(Err(e)) => {
                     tracing::debug!(%from, error = %e, "WebSocket upgrade failed");
                     return;
                 }
-            };
-            match node.accept_transport(WebSocketTransport::new(ws)).await {
-                Ok(peer) => {
-                    let mut accepted = lock(&accepted);
-                    accepted.retain(|p| node.is_connected(p));
-                    accepted.push(peer);
+                Err(_) => {
+                    tracing::debug!(%from, "WebSocket upgrade timed out");
+                    return;
                 }
-                Err(e) => tracing::warn!(%from, error = %e, "refused a peer"),
+            };
+            let peer = match node.accept_transport(WebSocketTransport::new(ws)).await {
+                Ok(peer) => peer,
+                Err(e) => {
+                    tracing::warn!(%from, error = %e, "refused a peer");
+                    return;
+                }
+            };
+            let Ok(conn) = node.connection(&peer) else {
+                return;
+            };
+            let mut accepted = lock(&accepted);
+            if accepted.closed {
+                drop(accepted);
+                node.forget_connection(&conn);
+                return;
             }
+            accepted.connections.retain(|c| c.strong_count() > 0);
+            accepted.connections.push(Arc::downgrade(&conn));
         });
     }
 }
