@@ -1,0 +1,140 @@
+//! The floor: a bare tokio-tungstenite echo, no framing of its own.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::BenchError;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct RawWs {
+    url: String,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl RawWs {
+    pub async fn start() -> Result<RawWs, BenchError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(async move {
+                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                        let _ = echo(ws).await;
+                    }
+                });
+            }
+        });
+        Ok(RawWs {
+            url,
+            _server: server,
+        })
+    }
+
+    async fn connect(&self) -> Result<Ws, BenchError> {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(&self.url, None, true).await?;
+        Ok(ws)
+    }
+
+    pub async fn sequential(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+        let mut ws = self.connect().await?;
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            ws.send(Message::Binary(i.to_le_bytes().to_vec().into()))
+                .await?;
+            let back = next_binary(&mut ws).await?;
+            samples.push(started.elapsed());
+            check(back.as_slice() == i.to_le_bytes())?;
+        }
+        Ok(samples)
+    }
+
+    pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, BenchError> {
+        let (mut sink, mut stream) = self.connect().await?.split();
+        let permits = Arc::new(Semaphore::new(window));
+        let started = Instant::now();
+        let sender = {
+            let permits = Arc::clone(&permits);
+            tokio::spawn(async move {
+                for i in 0..total as u64 {
+                    permits.acquire().await?.forget();
+                    sink.feed(Message::Binary(i.to_le_bytes().to_vec().into()))
+                        .await?;
+                    if permits.available_permits() == 0 || i + 1 == total as u64 {
+                        sink.flush().await?;
+                    }
+                }
+                Ok::<_, BenchError>(sink)
+            })
+        };
+        for _ in 0..total {
+            match stream.next().await {
+                Some(Ok(Message::Binary(_))) => permits.add_permits(1),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(BenchError::msg("the echo server closed")),
+            }
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64();
+        drop(
+            sender
+                .await
+                .map_err(|e| BenchError::msg(&e.to_string()))??,
+        );
+        Ok(rate)
+    }
+
+    pub async fn bulk(&self, n: usize, size: usize) -> Result<f64, BenchError> {
+        let mut ws = self.connect().await?;
+        let data = vec![7_u8; size];
+        let started = Instant::now();
+        for _ in 0..n {
+            ws.send(Message::Binary(data.clone().into())).await?;
+            check(next_binary(&mut ws).await?.len() == size)?;
+        }
+        Ok((n * size) as f64 / started.elapsed().as_secs_f64() / 1e6)
+    }
+}
+
+/// Echoes binary messages, one flush per batch of those already received.
+async fn echo(mut ws: WebSocketStream<TcpStream>) -> Result<(), BenchError> {
+    while let Some(message) = ws.next().await {
+        if let Message::Binary(b) = message? {
+            ws.feed(Message::Binary(b)).await?;
+        }
+        while let Some(Some(message)) = ws.next().now_or_never() {
+            if let Message::Binary(b) = message? {
+                ws.feed(Message::Binary(b)).await?;
+            }
+        }
+        ws.flush().await?;
+    }
+    Ok(())
+}
+
+async fn next_binary(ws: &mut Ws) -> Result<Vec<u8>, BenchError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(b.into()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(BenchError::msg("the echo server closed")),
+        }
+    }
+}
+
+fn check(ok: bool) -> Result<(), BenchError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(BenchError::msg("the echo came back different"))
+    }
+}

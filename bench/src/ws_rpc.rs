@@ -1,0 +1,174 @@
+//! What a user would otherwise write by hand: tokio-tungstenite plus rmp-serde, requests and
+//! responses correlated by id, many in flight.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::BenchError;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    id: u64,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
+
+pub struct WsRpc {
+    outbound: mpsc::UnboundedSender<Message>,
+    pending: Pending,
+    next_id: AtomicU64,
+    _tasks: [tokio::task::JoinHandle<()>; 3],
+}
+
+impl WsRpc {
+    pub async fn start() -> Result<WsRpc, BenchError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("ws://{}", listener.local_addr()?);
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(async move {
+                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                        let _ = serve(ws).await;
+                    }
+                });
+            }
+        });
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true).await?;
+        let (mut sink, mut stream) = ws.split();
+        let (outbound, mut queue) = mpsc::unbounded_channel::<Message>();
+        let writer = tokio::spawn(async move {
+            while let Some(m) = queue.recv().await {
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+                while let Ok(m) = queue.try_recv() {
+                    if sink.feed(m).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let reader = {
+            let pending = Arc::clone(&pending);
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    let Message::Binary(bytes) = message else {
+                        continue;
+                    };
+                    let Ok(Envelope { id, data }) = rmp_serde::from_slice(&bytes) else {
+                        return;
+                    };
+                    let waiter = pending.lock().ok().and_then(|mut p| p.remove(&id));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(data);
+                    }
+                }
+            })
+        };
+        Ok(WsRpc {
+            outbound,
+            pending,
+            next_id: AtomicU64::new(0),
+            _tasks: [server, writer, reader],
+        })
+    }
+
+    async fn call(&self, data: Vec<u8>) -> Result<Vec<u8>, BenchError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .map_err(|_| BenchError::msg("poisoned"))?
+            .insert(id, tx);
+        let bytes = rmp_serde::to_vec(&Envelope { id, data })?;
+        self.outbound
+            .send(Message::Binary(bytes.into()))
+            .map_err(|_| BenchError::msg("writer gone"))?;
+        rx.await.map_err(|_| BenchError::msg("reader gone"))
+    }
+
+    pub async fn sequential(&self, n: usize) -> Result<Vec<Duration>, BenchError> {
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n as u64 {
+            let started = Instant::now();
+            let back = self.call(i.to_le_bytes().to_vec()).await?;
+            samples.push(started.elapsed());
+            check(back == i.to_le_bytes())?;
+        }
+        Ok(samples)
+    }
+
+    pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, BenchError> {
+        let started = Instant::now();
+        let mut in_flight = FuturesUnordered::new();
+        let (mut sent, mut done) = (0_u64, 0);
+        while done < total {
+            while in_flight.len() < window && (sent as usize) < total {
+                let i = sent;
+                in_flight.push(async move { (i, self.call(i.to_le_bytes().to_vec()).await) });
+                sent += 1;
+            }
+            if let Some((i, back)) = in_flight.next().await {
+                check(back? == i.to_le_bytes())?;
+                done += 1;
+            }
+        }
+        Ok(total as f64 / started.elapsed().as_secs_f64())
+    }
+
+    pub async fn bulk(&self, n: usize, size: usize) -> Result<f64, BenchError> {
+        let data = vec![7_u8; size];
+        let started = Instant::now();
+        for _ in 0..n {
+            check(self.call(data.clone()).await?.len() == size)?;
+        }
+        Ok((n * size) as f64 / started.elapsed().as_secs_f64() / 1e6)
+    }
+}
+
+/// Decodes each request and answers it under its id, one flush per batch.
+async fn serve(mut ws: WebSocketStream<TcpStream>) -> Result<(), BenchError> {
+    while let Some(message) = ws.next().await {
+        answer(&mut ws, message?).await?;
+        while let Some(Some(message)) = ws.next().now_or_never() {
+            answer(&mut ws, message?).await?;
+        }
+        ws.flush().await?;
+    }
+    Ok(())
+}
+
+async fn answer(ws: &mut WebSocketStream<TcpStream>, message: Message) -> Result<(), BenchError> {
+    let Message::Binary(bytes) = message else {
+        return Ok(());
+    };
+    let request: Envelope = rmp_serde::from_slice(&bytes)?;
+    let response = rmp_serde::to_vec(&request)?;
+    ws.feed(Message::Binary(response.into())).await?;
+    Ok(())
+}
+
+fn check(ok: bool) -> Result<(), BenchError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(BenchError::msg("the echo came back different"))
+    }
+}
