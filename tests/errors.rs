@@ -458,7 +458,7 @@ fn a_sleeping_body_name() -> &'static str {
 struct CannotSend(remote_scope::transport::memory::MemoryTransport);
 
 impl futures::Stream for CannotSend {
-    type Item = Result<Vec<u8>, Error>;
+    type Item = Result<remote_scope::transport::Bytes, Error>;
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -467,7 +467,7 @@ impl futures::Stream for CannotSend {
     }
 }
 
-impl futures::Sink<Vec<u8>> for CannotSend {
+impl futures::Sink<remote_scope::transport::Bytes> for CannotSend {
     type Error = Error;
     fn poll_ready(
         self: std::pin::Pin<&mut Self>,
@@ -475,7 +475,10 @@ impl futures::Sink<Vec<u8>> for CannotSend {
     ) -> std::task::Poll<Result<(), Error>> {
         std::task::Poll::Pending
     }
-    fn start_send(self: std::pin::Pin<&mut Self>, _: Vec<u8>) -> Result<(), Error> {
+    fn start_send(
+        self: std::pin::Pin<&mut Self>,
+        _: remote_scope::transport::Bytes,
+    ) -> Result<(), Error> {
         Ok(())
     }
     fn poll_flush(
@@ -504,7 +507,7 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
 
     // Timed out while answering the hello.
     let (mut ours, theirs) = remote_scope::transport::memory::pair();
-    ours.send(hello.clone()).await.unwrap();
+    ours.send(hello.clone().into()).await.unwrap();
     let err = node
         .accept_transport(CannotSend(theirs))
         .await
@@ -514,7 +517,7 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
 
     // Cancelled while answering the hello.
     let (mut ours, theirs) = remote_scope::transport::memory::pair();
-    ours.send(hello).await.unwrap();
+    ours.send(hello.into()).await.unwrap();
     let accepting = {
         let node = node.clone();
         tokio::spawn(async move { node.accept_transport(CannotSend(theirs)).await })

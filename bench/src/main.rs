@@ -237,6 +237,15 @@ fn main() -> Result<(), BenchError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // For a profiler: remote! alone, pipelined, for a long while.
+    if args.iter().any(|a| a == "--profile-remote") {
+        return rt.block_on(async {
+            let remote = remote_impl::Remote::start().await?;
+            let rate = remote.pipelined(2_000_000, 1024).await?;
+            println!("remote! pipelined 1024: {rate:.0} rt/s");
+            Ok(())
+        });
+    }
     let mut runs = Vec::new();
     let mut nested = Vec::new();
     for run in 1..=counts.runs {

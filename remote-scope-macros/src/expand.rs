@@ -66,7 +66,8 @@ pub fn remote(
                 #private::Registration::new(#name, #check, #file, #line, #column, #handler)
             }
             #call_site
-            #private::call(&(#peer), #name, &(#(#capture_refs,)*), #typing)
+            static __REMOTE_SCOPE_CHECKED: #private::ResultTypeChecked = #private::ResultTypeChecked::new();
+            #private::call(&(#peer), #name, &__REMOTE_SCOPE_CHECKED, &(#(#capture_refs,)*), #typing)
         }
     }
 }

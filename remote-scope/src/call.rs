@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::connection::PendingCall;
 use crate::context;
-use crate::protocol::Outcome;
+use crate::protocol::Encoded;
 use crate::registry::HandlerFuture;
 use crate::runtime::BoxFuture;
 use crate::{serve, Error, Node, PeerId};
@@ -41,7 +41,7 @@ use crate::{serve, Error, Node, PeerId};
 pub struct Call<R> {
     peer: PeerId,
     body: &'static str,
-    captures: Result<Vec<u8>, Error>,
+    captures: Result<Encoded, Error>,
     timeout: Option<Duration>,
     node: Option<Node>,
     decode: Decode<R>,
@@ -55,7 +55,7 @@ impl<R> Call<R> {
     pub(crate) fn new(
         peer: PeerId,
         body: &'static str,
-        captures: Result<Vec<u8>, Error>,
+        captures: Result<Encoded, Error>,
         decode: Decode<R>,
     ) -> Self {
         Call {
@@ -122,7 +122,7 @@ pub struct CallFuture<R> {
 
 struct Start {
     peer: PeerId,
-    captures: Result<Vec<u8>, Error>,
+    captures: Result<Encoded, Error>,
     timeout: Option<Duration>,
     node: Option<Node>,
 }
@@ -169,10 +169,8 @@ impl<R> Future for CallFuture<R> {
                 deadline,
                 after,
             } => match call.poll_outcome(cx) {
-                Poll::Ready(Ok(Outcome::Value(bytes))) => Ok((call.peer().clone(), bytes)),
-                Poll::Ready(Ok(Outcome::Failure(f))) => {
-                    Err(f.into_error(call.peer().clone(), body))
-                }
+                Poll::Ready(Ok(Ok(bytes))) => Ok((call.peer().clone(), bytes)),
+                Poll::Ready(Ok(Err(f))) => Err(f.into_error(call.peer().clone(), body)),
                 Poll::Ready(Err(())) => Err(Error::Disconnected {
                     peer: call.peer().clone(),
                     body: body.to_owned(),
@@ -192,7 +190,7 @@ impl<R> Future for CallFuture<R> {
                 deadline,
                 after,
             } => match work.as_mut().poll(cx) {
-                Poll::Ready(Ok(bytes)) => Ok((peer.clone(), bytes)),
+                Poll::Ready(Ok(value)) => Ok((peer.clone(), value.into_bytes())),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
                     Poll::Ready(()) => Err(Error::Timeout {
@@ -234,7 +232,7 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
     let deadline = node.runtime().sleep(after);
     if start.peer == *node.id() {
         let span = tracing::debug_span!("call", body, peer = %start.peer, local = true);
-        let work = span.in_scope(|| serve::dispatch(&node, body, &captures));
+        let work = span.in_scope(|| serve::dispatch(&node, body, captures.as_slice()));
         let state = State::Local {
             peer: start.peer,
             work,

@@ -6,13 +6,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::future::{AbortHandle, Abortable};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::middleware::Link;
-use crate::protocol::{self, Frame, Invoke, InvokeResult, Outcome};
+use crate::middleware::{Link, Outgoing};
+use crate::protocol::Encoded;
+use crate::protocol::{
+    self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
+};
+use crate::registry::{FnvMap, HandlerFuture};
 use crate::{serve, Error, Node, PeerId};
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical section
@@ -33,12 +38,25 @@ pub(crate) struct Connection {
     next_id: AtomicU64,
     reader: Mutex<Option<AbortHandle>>,
     closing: AtomicBool,
+    /// No middleware: frames are encoded where they are made and decoded without copies.
+    direct: bool,
+}
+
+/// A body started for the peer, not yet polled.
+pub(crate) struct Started {
+    id: u64,
+    work: HandlerFuture,
+    span: tracing::Span,
 }
 
 struct Pending {
     closed: bool,
-    calls: HashMap<u64, oneshot::Sender<Outcome>>,
+    calls: FnvMap<u64, oneshot::Sender<Reply>>,
 }
+
+/// What a waiting call receives: the encoded value (a part of the received message, not a
+/// copy), or why there is none.
+pub(crate) type Reply = Result<Bytes, protocol::Failure>;
 
 struct Running {
     closed: bool,
@@ -46,13 +64,16 @@ struct Running {
 }
 
 impl Connection {
-    pub(crate) fn new(peer: PeerId) -> (Arc<Connection>, mpsc::UnboundedReceiver<Frame>) {
+    pub(crate) fn new(
+        peer: PeerId,
+        direct: bool,
+    ) -> (Arc<Connection>, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded();
         let conn = Arc::new(Connection {
             link: Link::new(peer, tx),
             pending: Mutex::new(Pending {
                 closed: false,
-                calls: HashMap::new(),
+                calls: FnvMap::default(),
             }),
             running: Mutex::new(Running {
                 closed: false,
@@ -61,6 +82,7 @@ impl Connection {
             next_id: AtomicU64::new(1),
             reader: Mutex::new(None),
             closing: AtomicBool::new(false),
+            direct,
         });
         (conn, rx)
     }
@@ -77,7 +99,7 @@ impl Connection {
     pub(crate) fn start_call(
         self: &Arc<Self>,
         body: &'static str,
-        captures: Vec<u8>,
+        captures: Encoded,
     ) -> Result<PendingCall, Error> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -95,12 +117,17 @@ impl Connection {
             id,
             rx,
         };
-        let invoke = Frame::Invoke(Invoke {
-            id,
-            body: body.to_owned(),
-            captures,
-        });
-        match self.link.send(invoke) {
+        let sent = if self.direct {
+            let frame = protocol::invoke_frame(id, body, captures);
+            self.link.enqueue(Outgoing::Encoded(frame))
+        } else {
+            self.link.send(Frame::Invoke(protocol::Invoke {
+                id,
+                body: body.to_owned(),
+                captures: captures.as_slice().to_vec(),
+            }))
+        };
+        match sent {
             Ok(()) => Ok(call),
             Err(_) => Err(Error::Disconnected {
                 peer: self.peer().clone(),
@@ -109,73 +136,123 @@ impl Connection {
         }
     }
 
-    /// Handles one inbound frame after the handshake. An error closes the connection.
-    fn receive(self: &Arc<Self>, node: &Node, frame: Frame) -> Result<(), Error> {
-        let Some(frame) = node
-            .middleware()
-            .iter()
-            .try_fold(frame, |frame, m| m.inbound(&self.link, frame))
-        else {
-            return Ok(());
+    /// Handles one inbound frame after the handshake; returns the body it starts, if any, for
+    /// the reader to poll. An error closes the connection.
+    fn receive(
+        self: &Arc<Self>,
+        node: &Node,
+        message: &Bytes,
+        frame: FrameRef<'_>,
+    ) -> Result<Option<Started>, Error> {
+        let owned;
+        let frame = if self.direct {
+            frame
+        } else {
+            let through = node
+                .middleware()
+                .iter()
+                .try_fold(frame.into_owned(), |frame, m| m.inbound(&self.link, frame));
+            match through {
+                Some(frame) => {
+                    owned = frame;
+                    owned.as_ref()
+                }
+                None => return Ok(None),
+            }
         };
         match frame {
-            Frame::Invoke(invoke) => self.serve(node, invoke),
-            Frame::Result(InvokeResult { id, outcome }) => {
+            FrameRef::Invoke(invoke) => self.start(node, invoke),
+            FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 // No entry: the caller gave up (timeout, dropped future); the answer is moot.
                 if let Some(tx) = lock(&self.pending).calls.remove(&id) {
-                    let _ = tx.send(outcome);
+                    let _ = tx.send(match outcome {
+                        // A middleware's frame is its own; a direct one is part of `message`.
+                        OutcomeRef::Value(v) if self.direct => Ok(message.slice_ref(v)),
+                        OutcomeRef::Value(v) => Ok(Bytes::copy_from_slice(v)),
+                        OutcomeRef::Failure(f) => Err(f),
+                    });
                 }
-                Ok(())
+                Ok(None)
             }
-            Frame::Message(bytes) => {
-                node.deliver_message(self.peer(), bytes);
-                Ok(())
+            FrameRef::Message(bytes) => {
+                node.deliver_message(self.peer(), bytes.to_vec());
+                Ok(None)
             }
-            Frame::Hello(_) | Frame::Reject(_) => Err(Error::Protocol {
+            FrameRef::Hello(_) | FrameRef::Reject(_) => Err(Error::Protocol {
                 reason: "handshake frame after the handshake".into(),
             }),
         }
     }
 
-    /// Starts the body of `invoke`. A request id that is still running is a protocol error: a
-    /// well-behaved peer never reuses one, and running a second body under it would make the
-    /// first one's result ambiguous.
-    fn serve(
-        self: &Arc<Self>,
-        node: &Node,
-        Invoke { id, body, captures }: Invoke,
-    ) -> Result<(), Error> {
-        let (handle, registration) = AbortHandle::new_pair();
+    /// Starts the body of an `Invoke`. A request id that is still running is a protocol error:
+    /// a well-behaved peer never reuses one, and a second body under it would make the first
+    /// one's result ambiguous.
+    fn start(&self, node: &Node, invoke: InvokeRef<'_>) -> Result<Option<Started>, Error> {
+        let id = invoke.id;
         {
-            let mut running = lock(&self.running);
+            let running = lock(&self.running);
             if running.closed {
-                return Ok(());
+                return Ok(None);
             }
             if running.bodies.contains_key(&id) {
                 return Err(Error::Protocol {
                     reason: format!("request id {id} reused while its body is still running"),
                 });
             }
+        }
+        let span =
+            tracing::debug_span!("serve", body = invoke.body, request = id, peer = %self.peer());
+        let work = span.in_scope(|| serve::dispatch(node, invoke.body, invoke.captures));
+        Ok(Some(Started { id, work, span }))
+    }
+
+    /// Runs a started body: polled once right here, so a body that finishes at once costs no
+    /// task; one that waits moves to a task of its own, so it holds up nothing else.
+    async fn run(self: &Arc<Self>, node: &Node, started: Started) {
+        let Started { id, mut work, span } = started;
+        let first = futures::future::poll_fn(|cx| {
+            std::task::Poll::Ready(span.in_scope(|| work.as_mut().poll(cx)))
+        })
+        .await;
+        if let std::task::Poll::Ready(result) = first {
+            self.answer(id, result);
+            return;
+        }
+        let (handle, registration) = AbortHandle::new_pair();
+        {
+            let mut running = lock(&self.running);
+            if running.closed {
+                return;
+            }
             running.bodies.insert(id, handle);
         }
-        let span = tracing::debug_span!("serve", body = %body, request = id, peer = %self.peer());
-        let work = span.in_scope(|| serve::dispatch(node, &body, &captures));
         let conn = Arc::clone(self);
         node.runtime().spawn(Box::pin(
             async move {
                 let result = Abortable::new(work, registration).await;
                 lock(&conn.running).bodies.remove(&id);
                 if let Ok(result) = result {
-                    let outcome = match result {
-                        Ok(value) => Outcome::Value(value),
-                        Err(failure) => Outcome::Failure(failure),
-                    };
-                    let _ = conn.link.send(Frame::Result(InvokeResult { id, outcome }));
+                    conn.answer(id, result);
                 }
             }
             .instrument(span),
         ));
-        Ok(())
+    }
+
+    fn answer(&self, id: u64, result: Result<Encoded, protocol::Failure>) {
+        let _ = match result {
+            Ok(value) if self.direct => self
+                .link
+                .enqueue(Outgoing::Encoded(protocol::value_frame(id, value))),
+            Ok(value) => self.link.send(Frame::Result(InvokeResult {
+                id,
+                outcome: Outcome::Value(value.as_slice().to_vec()),
+            })),
+            Err(failure) => self.link.send(Frame::Result(InvokeResult {
+                id,
+                outcome: Outcome::Failure(failure),
+            })),
+        };
     }
 
     /// Ends the connection: fails every pending call with `Disconnected`, stops the bodies being
@@ -218,7 +295,7 @@ impl Connection {
 pub(crate) struct PendingCall {
     conn: Arc<Connection>,
     id: u64,
-    rx: oneshot::Receiver<Outcome>,
+    rx: oneshot::Receiver<Reply>,
 }
 
 impl PendingCall {
@@ -230,11 +307,11 @@ impl PendingCall {
         self.conn.peer()
     }
 
-    /// `Ok(outcome)`, or `Err(())` when the connection closed first.
+    /// `Ok(reply)`, or `Err(())` when the connection closed first.
     pub(crate) fn poll_outcome(
         &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<Outcome, ()>> {
+    ) -> std::task::Poll<Result<Reply, ()>> {
         std::pin::Pin::new(&mut self.rx).poll(cx).map_err(|_| ())
     }
 }
@@ -251,12 +328,12 @@ use std::future::Future as _;
 pub(crate) fn spawn_tasks<Tx, Rx>(
     node: &Node,
     conn: &Arc<Connection>,
-    outbound: mpsc::UnboundedReceiver<Frame>,
+    outbound: mpsc::UnboundedReceiver<Outgoing>,
     sink: Tx,
     stream: Rx,
 ) where
-    Tx: Sink<Vec<u8>, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
-    Rx: Stream<Item = Result<Vec<u8>, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
+    Tx: Sink<Bytes, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
+    Rx: Stream<Item = Result<Bytes, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
 {
     let span = tracing::debug_span!("connection", peer = %conn.peer());
     node.runtime().spawn(Box::pin(
@@ -285,7 +362,7 @@ pub(crate) fn spawn_tasks<Tx, Rx>(
 
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
 where
-    Rx: Stream<Item = Result<Vec<u8>, Error>> + Unpin,
+    Rx: Stream<Item = Result<Bytes, Error>> + Unpin,
 {
     let max = node.config().max_frame_size;
     let end = loop {
@@ -293,9 +370,12 @@ where
             None => break None,
             Some(Err(e)) => break Some(e),
             Some(Ok(bytes)) => {
-                let result = protocol::decode(&bytes, max).and_then(|f| conn.receive(&node, f));
-                if let Err(e) = result {
-                    break Some(e);
+                let started =
+                    protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
+                match started {
+                    Ok(Some(started)) => conn.run(&node, started).await,
+                    Ok(None) => {}
+                    Err(e) => break Some(e),
                 }
             }
         }
@@ -309,10 +389,10 @@ where
 async fn write_loop<Tx>(
     node: Node,
     conn: Arc<Connection>,
-    mut outbound: mpsc::UnboundedReceiver<Frame>,
+    mut outbound: mpsc::UnboundedReceiver<Outgoing>,
     mut sink: Tx,
 ) where
-    Tx: Sink<Vec<u8>, Error = Error> + Unpin,
+    Tx: Sink<Bytes, Error = Error> + Unpin,
 {
     let result: Result<(), Error> = async {
         while let Some(frame) = outbound.next().await {
@@ -337,11 +417,15 @@ async fn write_frame<Tx>(
     node: &Node,
     conn: &Connection,
     sink: &mut Tx,
-    frame: Frame,
+    item: Outgoing,
 ) -> Result<(), Error>
 where
-    Tx: Sink<Vec<u8>, Error = Error> + Unpin,
+    Tx: Sink<Bytes, Error = Error> + Unpin,
 {
+    let frame = match item {
+        Outgoing::Encoded(bytes) => return sink.feed(bytes).await,
+        Outgoing::Frame(frame) => frame,
+    };
     let Some(frame) = node
         .middleware()
         .iter()
@@ -350,7 +434,7 @@ where
     else {
         return Ok(());
     };
-    sink.feed(protocol::encode(&frame)?).await
+    sink.feed(Bytes::from(protocol::encode(&frame)?)).await
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

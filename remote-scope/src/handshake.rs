@@ -28,7 +28,7 @@ pub(crate) fn hello(node: &Node) -> Frame {
 /// Reads the first frame, within the handshake timeout.
 pub(crate) async fn first_frame<Rx>(node: &Node, stream: &mut Rx, who: &str) -> Result<Frame, Error>
 where
-    Rx: Stream<Item = Result<Vec<u8>, Error>> + Unpin,
+    Rx: Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
 {
     let timeout = node.config().handshake_timeout;
     let next = stream.next();
@@ -124,9 +124,9 @@ pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
 
 pub(crate) async fn send<Tx>(sink: &mut Tx, frame: &Frame) -> Result<(), Error>
 where
-    Tx: Sink<Vec<u8>, Error = Error> + Unpin,
+    Tx: Sink<bytes::Bytes, Error = Error> + Unpin,
 {
-    sink.send(protocol::encode(frame)?).await
+    sink.send(protocol::encode(frame)?.into()).await
 }
 
 pub(crate) fn handshake_error(who: &str, reason: &str) -> Error {

@@ -61,15 +61,24 @@ impl<M: Middleware> Middleware for std::sync::Arc<M> {
     }
 }
 
+/// What waits in a connection's outbound queue.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// A frame for the outbound middleware, encoded by the writer.
+    Frame(Frame),
+    /// A frame already encoded, when there is no middleware to show it to.
+    Encoded(bytes::Bytes),
+}
+
 /// A middleware's view of one connection.
 #[derive(Debug, Clone)]
 pub struct Link {
     peer: PeerId,
-    outbound: mpsc::UnboundedSender<Frame>,
+    outbound: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl Link {
-    pub(crate) fn new(peer: PeerId, outbound: mpsc::UnboundedSender<Frame>) -> Link {
+    pub(crate) fn new(peer: PeerId, outbound: mpsc::UnboundedSender<Outgoing>) -> Link {
         Link { peer, outbound }
     }
 
@@ -80,8 +89,12 @@ impl Link {
 
     /// Sends a frame to the peer; it passes the outbound stack like any other.
     pub fn send(&self, frame: Frame) -> Result<(), Error> {
+        self.enqueue(Outgoing::Frame(frame))
+    }
+
+    pub(crate) fn enqueue(&self, item: Outgoing) -> Result<(), Error> {
         self.outbound
-            .unbounded_send(frame)
+            .unbounded_send(item)
             .map_err(|_| Error::NotConnected {
                 peer: self.peer.clone(),
             })

@@ -334,7 +334,7 @@ impl Node {
             Err((reject, error)) => Some((reject, error)),
             Ok(()) => None,
         };
-        let (conn, outbound) = Connection::new(theirs.peer.clone());
+        let (conn, outbound) = Connection::new(theirs.peer.clone(), self.middleware().is_empty());
         let refusal = refusal.or_else(|| {
             self.insert_connection(&conn)
                 .err()

@@ -9,7 +9,7 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::protocol::Failure;
+use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::runtime::MaybeSend;
 use crate::{Call, Error, PeerId, Registry};
 
@@ -48,7 +48,7 @@ where
             let running = body(args);
             Box::pin(async move {
                 let value = running.await;
-                rmp_serde::to_vec_named(&value).map_err(|e| Failure::EncodeResult {
+                Encoded::new(&value, RESULT_HEADROOM).map_err(|e| Failure::EncodeResult {
                     reason: e.to_string(),
                 })
             })
@@ -65,6 +65,7 @@ where
 pub fn call<P, A, F, Fut>(
     peer: &P,
     body: &'static str,
+    checked: &'static ResultTypeChecked,
     captures: &impl Serialize,
     _typing: F,
 ) -> Call<Fut::Output>
@@ -74,14 +75,18 @@ where
     Fut: Future,
     Fut::Output: DeserializeOwned,
 {
-    let captures = check_result_type::<Fut::Output>(body).and_then(|()| {
-        rmp_serde::to_vec_named(captures).map_err(|e| Error::EncodeCaptures {
+    let verdict = checked.get_or_init(|| check_result_type::<Fut::Output>(body));
+    let captures = verdict.clone().and_then(|()| {
+        Encoded::new(captures, invoke_headroom(body)).map_err(|e| Error::EncodeCaptures {
             body: body.to_owned(),
             reason: e.to_string(),
         })
     });
     Call::new(peer.borrow().clone(), body, captures, decode::<Fut::Output>)
 }
+
+/// One per call site: the result type check runs on its first call only.
+pub type ResultTypeChecked = std::sync::OnceLock<Result<(), Error>>;
 
 /// The call site's result type against the handler's, which this binary also holds. They differ
 /// only when the caller's expected type changed what an untyped literal in the body became in

@@ -22,6 +22,7 @@
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, PeerId};
@@ -135,6 +136,196 @@ impl Failure {
     }
 }
 
+/// A frame whose byte and text fields borrow from the message they were decoded from: the
+/// node's hot path. Same variants, in the same order, as [`Frame`].
+#[derive(Debug, Deserialize)]
+pub(crate) enum FrameRef<'a> {
+    Hello(Hello),
+    Reject(Reject),
+    Invoke(#[serde(borrow)] InvokeRef<'a>),
+    Result(#[serde(borrow)] InvokeResultRef<'a>),
+    Message(#[serde(with = "serde_bytes")] &'a [u8]),
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InvokeRef<'a> {
+    pub(crate) id: u64,
+    pub(crate) body: &'a str,
+    #[serde(with = "serde_bytes")]
+    pub(crate) captures: &'a [u8],
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InvokeResultRef<'a> {
+    pub(crate) id: u64,
+    #[serde(borrow)]
+    pub(crate) outcome: OutcomeRef<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) enum OutcomeRef<'a> {
+    Value(#[serde(with = "serde_bytes")] &'a [u8]),
+    Failure(Failure),
+}
+
+impl Frame {
+    /// This frame's fields, borrowed.
+    pub(crate) fn as_ref(&self) -> FrameRef<'_> {
+        match self {
+            Frame::Hello(h) => FrameRef::Hello(h.clone()),
+            Frame::Reject(r) => FrameRef::Reject(r.clone()),
+            Frame::Invoke(i) => FrameRef::Invoke(InvokeRef {
+                id: i.id,
+                body: &i.body,
+                captures: &i.captures,
+            }),
+            Frame::Result(r) => FrameRef::Result(InvokeResultRef {
+                id: r.id,
+                outcome: match &r.outcome {
+                    Outcome::Value(v) => OutcomeRef::Value(v),
+                    Outcome::Failure(f) => OutcomeRef::Failure(f.clone()),
+                },
+            }),
+            Frame::Message(m) => FrameRef::Message(m),
+        }
+    }
+}
+
+impl FrameRef<'_> {
+    /// The owned frame, for middleware.
+    pub(crate) fn into_owned(self) -> Frame {
+        match self {
+            FrameRef::Hello(h) => Frame::Hello(h),
+            FrameRef::Reject(r) => Frame::Reject(r),
+            FrameRef::Invoke(i) => Frame::Invoke(Invoke {
+                id: i.id,
+                body: i.body.to_owned(),
+                captures: i.captures.to_vec(),
+            }),
+            FrameRef::Result(r) => Frame::Result(InvokeResult {
+                id: r.id,
+                outcome: r.outcome.into_owned(),
+            }),
+            FrameRef::Message(m) => Frame::Message(m.to_vec()),
+        }
+    }
+}
+
+impl OutcomeRef<'_> {
+    pub(crate) fn into_owned(self) -> Outcome {
+        match self {
+            OutcomeRef::Value(v) => Outcome::Value(v.to_vec()),
+            OutcomeRef::Failure(f) => Outcome::Failure(f),
+        }
+    }
+}
+
+/// A MessagePack payload (captures or a value) encoded after `start` bytes of headroom, so the
+/// frame around it can be written in front of it instead of copying it into a new buffer.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Encoded {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Encoded {
+    /// Encodes `value` (maps for structs, as serde's self-describing form) after `headroom`
+    /// bytes.
+    pub(crate) fn new<T: Serialize + ?Sized>(
+        value: &T,
+        headroom: usize,
+    ) -> Result<Encoded, rmp_serde::encode::Error> {
+        let mut buf = vec![0; headroom];
+        rmp_serde::encode::write_named(&mut buf, value)?;
+        Ok(Encoded {
+            buf,
+            start: headroom,
+        })
+    }
+
+    /// The payload.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The payload, as the bytes it already is.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        Bytes::from(self.buf).slice(self.start..)
+    }
+
+    /// The payload wrapped in a frame whose header `write_header` writes; the header goes into
+    /// the headroom when it fits (it always does for the headers this module makes).
+    fn framed(mut self, write_header: impl FnOnce(&mut Vec<u8>, u32)) -> Bytes {
+        let len = u32::try_from(self.buf.len() - self.start).unwrap_or(u32::MAX);
+        let mut header = Vec::with_capacity(48);
+        write_header(&mut header, len);
+        if header.len() <= self.start {
+            let at = self.start - header.len();
+            self.buf[at..self.start].copy_from_slice(&header);
+            return Bytes::from(self.buf).slice(at..);
+        }
+        header.extend_from_slice(self.as_slice());
+        Bytes::from(header)
+    }
+}
+
+/// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name, bin
+/// header.
+pub(crate) fn invoke_headroom(body: &str) -> usize {
+    32 + body.len()
+}
+
+/// Headroom for a `Result` with a value.
+pub(crate) const RESULT_HEADROOM: usize = 32;
+
+/// `{"Invoke": [id, body, bin(captures)]}`, the same bytes as [`encode`] of [`Frame::Invoke`].
+pub(crate) fn invoke_frame(id: u64, body: &str, captures: Encoded) -> Bytes {
+    captures.framed(|h, len| {
+        // Writing into a Vec cannot fail.
+        let _ = rmp::encode::write_map_len(h, 1);
+        let _ = rmp::encode::write_str(h, "Invoke");
+        let _ = rmp::encode::write_array_len(h, 3);
+        let _ = rmp::encode::write_uint(h, id);
+        let _ = rmp::encode::write_str(h, body);
+        let _ = rmp::encode::write_bin_len(h, len);
+    })
+}
+
+/// `{"Result": [id, {"Value": bin(value)}]}`, the same bytes as [`encode`] of a
+/// [`Frame::Result`] with [`Outcome::Value`].
+pub(crate) fn value_frame(id: u64, value: Encoded) -> Bytes {
+    value.framed(|h, len| {
+        let _ = rmp::encode::write_map_len(h, 1);
+        let _ = rmp::encode::write_str(h, "Result");
+        let _ = rmp::encode::write_array_len(h, 2);
+        let _ = rmp::encode::write_uint(h, id);
+        let _ = rmp::encode::write_map_len(h, 1);
+        let _ = rmp::encode::write_str(h, "Value");
+        let _ = rmp::encode::write_bin_len(h, len);
+    })
+}
+
+/// Decodes a frame of at most `max_size` bytes without copying its byte fields.
+pub(crate) fn decode_ref(bytes: &[u8], max_size: usize) -> Result<FrameRef<'_>, Error> {
+    check_size(bytes, max_size)?;
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
+        reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
+    })
+}
+
+fn check_size(bytes: &[u8], max_size: usize) -> Result<(), Error> {
+    if bytes.len() > max_size {
+        return Err(Error::Protocol {
+            reason: format!(
+                "frame of {} bytes exceeds the limit of {max_size} bytes",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Encodes a frame.
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
     rmp_serde::to_vec(frame).map_err(|e| Error::Protocol {
@@ -144,14 +335,7 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
 
 /// Decodes a frame of at most `max_size` bytes. Oversized input is refused before decoding.
 pub fn decode(bytes: &[u8], max_size: usize) -> Result<Frame, Error> {
-    if bytes.len() > max_size {
-        return Err(Error::Protocol {
-            reason: format!(
-                "frame of {} bytes exceeds the limit of {max_size} bytes",
-                bytes.len()
-            ),
-        });
-    }
+    check_size(bytes, max_size)?;
     rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
         reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
     })
@@ -197,6 +381,71 @@ mod tests {
             let bytes = encode(&frame).expect("encodes");
             assert_eq!(decode(&bytes, 1 << 10).expect("decodes"), frame);
         }
+    }
+
+    #[test]
+    fn borrowed_frames_decode_like_owned_ones() {
+        let owned = [
+            Frame::Invoke(Invoke {
+                id: 3,
+                body: "m::b".into(),
+                captures: vec![1, 2, 3],
+            }),
+            Frame::Result(InvokeResult {
+                id: 4,
+                outcome: Outcome::Value(vec![9; 300]),
+            }),
+            Frame::Result(InvokeResult {
+                id: 5,
+                outcome: Outcome::Failure(Failure::UnknownBody),
+            }),
+            Frame::Message(b"m".to_vec()),
+            hello(),
+        ];
+        for frame in owned {
+            let bytes = encode(&frame).expect("encodes");
+            let borrowed = decode_ref(&bytes, 1 << 10).expect("decodes borrowed");
+            assert_eq!(borrowed.into_owned(), frame);
+        }
+    }
+
+    #[test]
+    fn frames_written_into_headroom_are_the_frames_serde_writes() {
+        for (id, body, size) in [
+            (1_u64, "m::x", 3_usize),
+            (u64::MAX, "a::b::c", 70_000),
+            (300, "", 0),
+        ] {
+            let captures: Vec<u8> = (0..size).map(|i| i as u8).collect();
+            let payload = serde_bytes::ByteBuf::from(captures);
+            let encoded = Encoded::new(&payload, invoke_headroom(body)).expect("encodes");
+            let plain = encoded.as_slice().to_vec();
+            let framed = invoke_frame(id, body, encoded);
+            let expected = encode(&Frame::Invoke(Invoke {
+                id,
+                body: body.into(),
+                captures: plain.clone(),
+            }))
+            .expect("encodes");
+            assert_eq!(&framed[..], &expected[..]);
+
+            let value = Encoded::new(&payload, RESULT_HEADROOM).expect("encodes");
+            let expected = encode(&Frame::Result(InvokeResult {
+                id,
+                outcome: Outcome::Value(plain),
+            }))
+            .expect("encodes");
+            assert_eq!(&value_frame(id, value)[..], &expected[..]);
+        }
+        // Too little headroom still gives the right frame, by copying.
+        let small = Encoded::new(&7_u8, 0).expect("encodes");
+        let expected = encode(&Frame::Invoke(Invoke {
+            id: 1,
+            body: "b".into(),
+            captures: vec![7],
+        }))
+        .expect("encodes");
+        assert_eq!(&invoke_frame(1, "b", small)[..], &expected[..]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::runtime::BoxFuture;
 use crate::Error;
 
 /// What a registered body returns: the encoded value, or why there is none.
-pub type HandlerFuture = BoxFuture<'static, Result<Vec<u8>, Failure>>;
+pub type HandlerFuture = BoxFuture<'static, Result<crate::protocol::Encoded, Failure>>;
 
 /// What a handler is asked to do.
 #[doc(hidden)]
@@ -76,6 +76,36 @@ impl Registration {
 
 inventory::collect!(Registration);
 
+/// FNV-1a for maps whose keys a peer cannot choose: the registry's body names (a table built
+/// once; a peer can only look names up) and the request ids this side picks. Faster than
+/// SipHash for these short keys.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let start = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        self.0 = bytes.iter().fold(start, |hash, &b| {
+            (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Request ids count up: spread them over the table's buckets.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+pub(crate) type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// The bodies this binary can serve.
 ///
 /// ```
@@ -84,7 +114,7 @@ inventory::collect!(Registration);
 /// ```
 #[derive(Debug)]
 pub struct Registry {
-    bodies: HashMap<&'static str, &'static Registration>,
+    bodies: FnvMap<&'static str, &'static Registration>,
     digest: u64,
 }
 
@@ -105,7 +135,7 @@ impl Registry {
     fn build(
         registrations: impl IntoIterator<Item = &'static Registration>,
     ) -> Result<Registry, Error> {
-        let mut bodies: HashMap<&'static str, &'static Registration> = HashMap::new();
+        let mut bodies: FnvMap<&'static str, &'static Registration> = FnvMap::default();
         for r in registrations {
             if let Some(first) = bodies.get(r.name) {
                 if first.check == r.check {

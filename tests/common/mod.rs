@@ -90,7 +90,7 @@ impl RawPeer {
     }
 
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
-        self.end.send(bytes).await.expect("raw send");
+        self.end.send(bytes.into()).await.expect("raw send");
     }
 
     /// The next frame, or `None` when the node closed the connection.

@@ -33,7 +33,7 @@ fn transport_error(e: WebSocketError) -> Error {
 }
 
 impl Stream for BrowserTransport {
-    type Item = Result<Vec<u8>, Error>;
+    type Item = Result<bytes::Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.inner)
@@ -41,7 +41,7 @@ impl Stream for BrowserTransport {
             .map(|item| match item {
                 None | Some(Err(WebSocketError::ConnectionClose(_))) => None,
                 Some(Err(e)) => Some(Err(transport_error(e))),
-                Some(Ok(Message::Bytes(bytes))) => Some(Ok(bytes)),
+                Some(Ok(Message::Bytes(bytes))) => Some(Ok(bytes.into())),
                 Some(Ok(Message::Text(_))) => Some(Err(Error::Protocol {
                     reason: "a text message; frames are binary".into(),
                 })),
@@ -49,7 +49,7 @@ impl Stream for BrowserTransport {
     }
 }
 
-impl Sink<Vec<u8>> for BrowserTransport {
+impl Sink<bytes::Bytes> for BrowserTransport {
     type Error = Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -58,9 +58,9 @@ impl Sink<Vec<u8>> for BrowserTransport {
             .map_err(transport_error)
     }
 
-    fn start_send(mut self: Pin<&mut Self>, frame: Vec<u8>) -> Result<(), Error> {
+    fn start_send(mut self: Pin<&mut Self>, frame: bytes::Bytes) -> Result<(), Error> {
         Pin::new(&mut self.inner)
-            .start_send(Message::Bytes(frame))
+            .start_send(Message::Bytes(frame.to_vec()))
             .map_err(transport_error)
     }
 

@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{Sink, Stream};
 
@@ -12,8 +13,8 @@ use crate::Error;
 /// One end of an in-memory connection.
 #[derive(Debug)]
 pub struct MemoryTransport {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
 }
 
 /// Two connected ends: what one sends, the other receives. Closing or dropping one end ends the
@@ -41,21 +42,21 @@ pub fn pair() -> (MemoryTransport, MemoryTransport) {
 }
 
 impl Stream for MemoryTransport {
-    type Item = Result<Vec<u8>, Error>;
+    type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         Pin::new(&mut self.rx).poll_next(cx).map(|m| m.map(Ok))
     }
 }
 
-impl Sink<Vec<u8>> for MemoryTransport {
+impl Sink<Bytes> for MemoryTransport {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, item: Vec<u8>) -> Result<(), Error> {
+    fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
         self.tx.unbounded_send(item).map_err(|_| Error::Transport {
             reason: "the other end of the in-memory transport is gone".into(),
         })

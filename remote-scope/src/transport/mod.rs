@@ -5,6 +5,7 @@
 //! middleware), so the same logic runs over a native WebSocket (`websocket`, tokio-tungstenite),
 //! a browser WebSocket (`browser`, on wasm32), or an in-memory pair ([`memory`]).
 
+pub use bytes::Bytes;
 use futures::{Sink, Stream};
 
 use crate::runtime::MaybeSend;
@@ -18,16 +19,17 @@ pub mod websocket;
 
 /// A bidirectional channel of binary messages to one peer.
 ///
-/// Implemented for every type that is both a `Stream<Item = Result<Vec<u8>, Error>>` and a
-/// `Sink<Vec<u8>, Error = Error>`; see [`memory::pair`] for one.
+/// Implemented for every type that is both a `Stream<Item = Result<Bytes, Error>>` and a
+/// `Sink<Bytes, Error = Error>`; see [`memory::pair`] for one. Messages are [`Bytes`] both ways
+/// so that the node can send and hand out parts of buffers without copying them.
 pub trait Transport:
-    Stream<Item = Result<Vec<u8>, Error>> + Sink<Vec<u8>, Error = Error> + Unpin + MaybeSend + 'static
+    Stream<Item = Result<Bytes, Error>> + Sink<Bytes, Error = Error> + Unpin + MaybeSend + 'static
 {
 }
 
 impl<T> Transport for T where
-    T: Stream<Item = Result<Vec<u8>, Error>>
-        + Sink<Vec<u8>, Error = Error>
+    T: Stream<Item = Result<Bytes, Error>>
+        + Sink<Bytes, Error = Error>
         + Unpin
         + MaybeSend
         + 'static
