@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
@@ -64,13 +64,10 @@ struct Running {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        peer: PeerId,
-        direct: bool,
-    ) -> (Arc<Connection>, mpsc::UnboundedReceiver<Outgoing>) {
-        let (tx, rx) = mpsc::unbounded();
-        let conn = Arc::new(Connection {
-            link: Link::new(peer, tx),
+    pub(crate) fn new(peer: PeerId, direct: bool) -> Arc<Connection> {
+        let outbox = Arc::new(crate::outbox::Outbox::default());
+        Arc::new(Connection {
+            link: Link::new(peer, outbox),
             pending: Mutex::new(Pending {
                 closed: false,
                 calls: FnvMap::default(),
@@ -83,8 +80,7 @@ impl Connection {
             reader: Mutex::new(None),
             closing: AtomicBool::new(false),
             direct,
-        });
-        (conn, rx)
+        })
     }
 
     pub(crate) fn peer(&self) -> &PeerId {
@@ -325,19 +321,14 @@ impl Drop for PendingCall {
 use std::future::Future as _;
 
 /// Starts the reader and writer tasks of an established connection.
-pub(crate) fn spawn_tasks<Tx, Rx>(
-    node: &Node,
-    conn: &Arc<Connection>,
-    outbound: mpsc::UnboundedReceiver<Outgoing>,
-    sink: Tx,
-    stream: Rx,
-) where
+pub(crate) fn spawn_tasks<Tx, Rx>(node: &Node, conn: &Arc<Connection>, sink: Tx, stream: Rx)
+where
     Tx: Sink<Bytes, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
 {
     let span = tracing::debug_span!("connection", peer = %conn.peer());
     node.runtime().spawn(Box::pin(
-        write_loop(node.clone(), Arc::clone(conn), outbound, sink).instrument(span.clone()),
+        write_loop(node.clone(), Arc::clone(conn), sink).instrument(span.clone()),
     ));
 
     let (handle, registration) = AbortHandle::new_pair();
@@ -386,19 +377,15 @@ where
     }
 }
 
-async fn write_loop<Tx>(
-    node: Node,
-    conn: Arc<Connection>,
-    mut outbound: mpsc::UnboundedReceiver<Outgoing>,
-    mut sink: Tx,
-) where
+async fn write_loop<Tx>(node: Node, conn: Arc<Connection>, mut sink: Tx)
+where
     Tx: Sink<Bytes, Error = Error> + Unpin,
 {
     let result: Result<(), Error> = async {
-        while let Some(frame) = outbound.next().await {
-            write_frame(&node, &conn, &mut sink, frame).await?;
-            // Everything already queued goes out with one flush.
-            while let Ok(frame) = outbound.try_recv() {
+        let mut batch = Vec::new();
+        // Everything queued goes out with one flush.
+        while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await {
+            for frame in batch.drain(..) {
                 write_frame(&node, &conn, &mut sink, frame).await?;
             }
             sink.flush().await?;

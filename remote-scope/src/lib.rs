@@ -77,6 +77,7 @@ mod handshake;
 mod link;
 mod middleware;
 mod node;
+mod outbox;
 mod peer_id;
 pub mod protocol;
 mod registry;

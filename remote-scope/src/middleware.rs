@@ -7,8 +7,9 @@
 //! change it, or consume it (return `None`), and may send frames of its own through the [`Link`].
 //! User messages ([`Frame::Message`]) share the connection with calls.
 
-use futures::channel::mpsc;
+use std::sync::Arc;
 
+use crate::outbox::Outbox;
 use crate::protocol::Frame;
 use crate::{Error, PeerId};
 
@@ -74,12 +75,16 @@ pub(crate) enum Outgoing {
 #[derive(Debug, Clone)]
 pub struct Link {
     peer: PeerId,
-    outbound: mpsc::UnboundedSender<Outgoing>,
+    outbox: Arc<Outbox>,
 }
 
 impl Link {
-    pub(crate) fn new(peer: PeerId, outbound: mpsc::UnboundedSender<Outgoing>) -> Link {
-        Link { peer, outbound }
+    pub(crate) fn new(peer: PeerId, outbox: Arc<Outbox>) -> Link {
+        Link { peer, outbox }
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The peer at the other end.
@@ -93,16 +98,14 @@ impl Link {
     }
 
     pub(crate) fn enqueue(&self, item: Outgoing) -> Result<(), Error> {
-        self.outbound
-            .unbounded_send(item)
-            .map_err(|_| Error::NotConnected {
-                peer: self.peer.clone(),
-            })
+        self.outbox.push(item).map_err(|_| Error::NotConnected {
+            peer: self.peer.clone(),
+        })
     }
 
     /// Closes the outbound queue: the connection's writer finishes and closes the transport.
     pub(crate) fn close(&self) {
-        self.outbound.close_channel();
+        self.outbox.close();
     }
 
     /// Sends a user message to the peer.

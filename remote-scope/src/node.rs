@@ -334,7 +334,7 @@ impl Node {
             Err((reject, error)) => Some((reject, error)),
             Ok(()) => None,
         };
-        let (conn, outbound) = Connection::new(theirs.peer.clone(), self.middleware().is_empty());
+        let conn = Connection::new(theirs.peer.clone(), self.middleware().is_empty());
         let refusal = refusal.or_else(|| {
             self.insert_connection(&conn)
                 .err()
@@ -361,7 +361,7 @@ impl Node {
         }
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
-        spawn_tasks(self, &conn, outbound, sink, stream);
+        spawn_tasks(self, &conn, sink, stream);
         Ok(theirs.peer)
     }
 

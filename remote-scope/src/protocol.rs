@@ -236,7 +236,8 @@ impl Encoded {
         value: &T,
         headroom: usize,
     ) -> Result<Encoded, rmp_serde::encode::Error> {
-        let mut buf = vec![0; headroom];
+        let mut buf = Vec::with_capacity(headroom + 64);
+        buf.resize(headroom, 0);
         rmp_serde::encode::write_named(&mut buf, value)?;
         Ok(Encoded {
             buf,
@@ -257,18 +258,26 @@ impl Encoded {
     /// The payload wrapped in a frame whose header `write_header` writes; the header goes into
     /// the headroom when it fits (it always does for the headers this module makes).
     fn framed(mut self, write_header: impl FnOnce(&mut Vec<u8>, u32)) -> Bytes {
-        let len = u32::try_from(self.buf.len() - self.start).unwrap_or(u32::MAX);
+        let payload = self.buf.len() - self.start;
+        let len = u32::try_from(payload).unwrap_or(u32::MAX);
         let mut header = Vec::with_capacity(48);
         write_header(&mut header, len);
-        if header.len() <= self.start {
+        // A small payload is cheaper to copy into an exact buffer (which becomes `Bytes`
+        // without allocating) than to share its buffer.
+        if payload >= SHARE_ABOVE && header.len() <= self.start {
             let at = self.start - header.len();
             self.buf[at..self.start].copy_from_slice(&header);
             return Bytes::from(self.buf).slice(at..);
         }
-        header.extend_from_slice(self.as_slice());
-        Bytes::from(header)
+        let mut frame = Vec::with_capacity(header.len() + payload);
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(self.as_slice());
+        Bytes::from(frame)
     }
 }
+
+/// Payloads from this size on are framed in place, smaller ones copied.
+const SHARE_ABOVE: usize = 16 << 10;
 
 /// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name, bin
 /// header.
