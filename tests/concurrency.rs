@@ -104,3 +104,34 @@ async fn both_peers_call_each_other_at_the_same_time_over_one_connection() {
     let (a, b) = tokio::join!(from_client, from_server);
     assert_eq!((a, b), (Ok(1225), Ok(2450)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_that_blocks_its_thread_does_not_stop_the_connection_reading() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let (quick, blocking_still_running) = p
+        .client
+        .run(async move {
+            // Runs long before it ever waits: it must not hold up the connection's reader.
+            let blocking = remote!(server, [], {
+                std::thread::sleep(Duration::from_millis(1500));
+                1_u8
+            })
+            .into_future();
+            tokio::pin!(blocking);
+            // Give the blocking body time to start on the server.
+            let _ = tokio::time::timeout(Duration::from_millis(100), &mut blocking).await;
+            let quick = remote!(server, [], { 2_u8 }).await;
+            // Had the reader been stuck in the blocking body, its result would have come first.
+            (
+                quick,
+                futures::FutureExt::now_or_never(&mut blocking).is_none(),
+            )
+        })
+        .await;
+    assert_eq!(quick, Ok(2));
+    assert!(
+        blocking_still_running,
+        "the quick call waited for the blocking body"
+    );
+}

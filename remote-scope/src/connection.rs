@@ -20,6 +20,9 @@ use crate::protocol::{
 use crate::registry::{FnvMap, HandlerFuture};
 use crate::{serve, Error, Node, PeerId};
 
+/// The queue capacity a connection keeps between bursts.
+const OUTBOX_KEEP: usize = 1024;
+
 /// Locks a mutex whose data stays consistent even if a holder panicked (every critical section
 /// here is a single map operation).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,8 +135,8 @@ impl Connection {
         }
     }
 
-    /// Handles one inbound frame after the handshake; returns the body it starts, if any, for
-    /// the reader to poll. An error closes the connection.
+    /// Handles one inbound frame after the handshake; returns the body it starts, if any. An
+    /// error closes the connection.
     fn receive(
         self: &Arc<Self>,
         node: &Node,
@@ -162,8 +165,12 @@ impl Connection {
                 // No entry: the caller gave up (timeout, dropped future); the answer is moot.
                 if let Some(tx) = lock(&self.pending).calls.remove(&id) {
                     let _ = tx.send(match outcome {
-                        // A middleware's frame is its own; a direct one is part of `message`.
-                        OutcomeRef::Value(v) if self.direct => Ok(message.slice_ref(v)),
+                        // A large value is handed over as part of the received message; a small
+                        // one is copied, so it does not keep the transport's whole read buffer
+                        // alive until the caller gets to it.
+                        OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
+                            Ok(message.slice_ref(v))
+                        }
                         OutcomeRef::Value(v) => Ok(Bytes::copy_from_slice(v)),
                         OutcomeRef::Failure(f) => Err(f),
                     });
@@ -202,18 +209,10 @@ impl Connection {
         Ok(Some(Started { id, work, span }))
     }
 
-    /// Runs a started body: polled once right here, so a body that finishes at once costs no
-    /// task; one that waits moves to a task of its own, so it holds up nothing else.
-    async fn run(self: &Arc<Self>, node: &Node, started: Started) {
-        let Started { id, mut work, span } = started;
-        let first = futures::future::poll_fn(|cx| {
-            std::task::Poll::Ready(span.in_scope(|| work.as_mut().poll(cx)))
-        })
-        .await;
-        if let std::task::Poll::Ready(result) = first {
-            self.answer(id, result);
-            return;
-        }
+    /// Runs a started body in a task of its own, so that however long its code runs before
+    /// it first waits, the connection keeps reading (results of this node's own calls, other
+    /// bodies) meanwhile.
+    fn spawn_body(self: &Arc<Self>, node: &Node, Started { id, work, span }: Started) {
         let (handle, registration) = AbortHandle::new_pair();
         {
             let mut running = lock(&self.running);
@@ -364,7 +363,7 @@ where
                 let started =
                     protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
                 match started {
-                    Ok(Some(started)) => conn.run(&node, started).await,
+                    Ok(Some(started)) => conn.spawn_body(&node, started),
                     Ok(None) => {}
                     Err(e) => break Some(e),
                 }
@@ -388,6 +387,10 @@ where
             for frame in batch.drain(..) {
                 write_frame(&node, &conn, &mut sink, frame).await?;
             }
+            // The two queues take turns here: a burst does not leave them large for good.
+            if batch.capacity() > OUTBOX_KEEP {
+                batch = Vec::new();
+            }
             sink.flush().await?;
         }
         Ok(())
@@ -396,6 +399,8 @@ where
     if let Err(e) = result {
         tracing::warn!(error = %e, "writing failed; closing the connection");
     }
+    // Nothing more will be written: free what is still queued.
+    conn.link.outbox().discard();
     let _ = sink.close().await;
     node.forget_connection(&conn);
 }

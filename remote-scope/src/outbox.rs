@@ -46,6 +46,16 @@ impl Outbox {
         self.writer.wake();
     }
 
+    /// Closes the outbox and drops whatever is still queued: the writer has stopped.
+    pub(crate) fn discard(&self) {
+        let dropped = {
+            let mut state = lock(&self.state);
+            state.closed = true;
+            std::mem::take(&mut state.queue)
+        };
+        drop(dropped);
+    }
+
     /// Moves everything queued into `batch` (which must be empty). `Ready(false)` once the
     /// outbox is closed and empty.
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Outgoing>) -> Poll<bool> {
@@ -90,5 +100,16 @@ mod tests {
         outbox.close();
         assert!(outbox.push(Outgoing::Encoded(bytes::Bytes::new())).is_err());
         assert_eq!(outbox.poll_take(&mut cx, &mut batch), Poll::Ready(false));
+    }
+
+    #[test]
+    fn discard_drops_what_is_queued_and_refuses_more() {
+        let outbox = Outbox::default();
+        outbox
+            .push(Outgoing::Encoded(bytes::Bytes::from(vec![1; 1000])))
+            .expect("open");
+        outbox.discard();
+        assert!(lock(&outbox.state).queue.is_empty());
+        assert!(outbox.push(Outgoing::Encoded(bytes::Bytes::new())).is_err());
     }
 }

@@ -277,7 +277,7 @@ impl Encoded {
 }
 
 /// Payloads from this size on are framed in place, smaller ones copied.
-const SHARE_ABOVE: usize = 16 << 10;
+pub(crate) const SHARE_ABOVE: usize = 16 << 10;
 
 /// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name, bin
 /// header.
