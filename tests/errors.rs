@@ -178,18 +178,21 @@ async fn unknown_body_and_undecodable_captures_are_answered_not_hung() {
     raw.send(&Frame::Invoke(Invoke {
         id: 1,
         body: "no::such::body".into(),
+        timeout_ms: 5_000,
         captures: vec![0x90],
     }))
     .await;
     raw.send(&Frame::Invoke(Invoke {
         id: 2,
         body: a_real_body_name().into(),
+        timeout_ms: 5_000,
         captures: b"not msgpack of (u64,)".to_vec(),
     }))
     .await;
     raw.send(&Frame::Invoke(Invoke {
         id: 3,
         body: a_real_body_name().into(),
+        timeout_ms: 5_000,
         captures: rmp_serde::to_vec(&(41_u64,)).unwrap(),
     }))
     .await;
@@ -438,6 +441,7 @@ async fn reusing_a_running_request_id_closes_the_connection() {
     let slow = Frame::Invoke(Invoke {
         id: 7,
         body: a_sleeping_body_name().into(),
+        timeout_ms: 60_000,
         captures: rmp_serde::to_vec(&()).unwrap(),
     });
     raw.send(&slow).await;

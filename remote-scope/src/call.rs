@@ -241,7 +241,9 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
         };
         return Ok((state, span));
     }
-    let call = node.connection(&start.peer)?.start_call(body, captures)?;
+    let call = node
+        .connection(&start.peer)?
+        .start_call(body, captures, after)?;
     let span = tracing::debug_span!("call", body, peer = %start.peer, request = call.id());
     Ok((
         State::Remote {

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
@@ -49,6 +50,8 @@ pub(crate) struct Connection {
 pub(crate) struct Started {
     id: u64,
     work: HandlerFuture,
+    /// How long the caller waits; the body is stopped after that.
+    deadline: Duration,
     span: tracing::Span,
 }
 
@@ -99,7 +102,9 @@ impl Connection {
         self: &Arc<Self>,
         body: &'static str,
         captures: Encoded,
+        timeout: Duration,
     ) -> Result<PendingCall, Error> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -117,12 +122,13 @@ impl Connection {
             rx,
         };
         let sent = if self.direct {
-            let frame = protocol::invoke_frame(id, body, captures);
+            let frame = protocol::invoke_frame(id, body, timeout_ms, captures);
             self.link.enqueue(Outgoing::Encoded(frame))
         } else {
             self.link.send(Frame::Invoke(protocol::Invoke {
                 id,
                 body: body.to_owned(),
+                timeout_ms,
                 captures: captures.as_slice().to_vec(),
             }))
         };
@@ -181,6 +187,13 @@ impl Connection {
                 node.deliver_message(self.peer(), bytes.to_vec());
                 Ok(None)
             }
+            FrameRef::Cancel(id) => {
+                // Unknown ids are calls that already finished: nothing to stop.
+                if let Some(body) = lock(&self.running).bodies.remove(&id) {
+                    body.abort();
+                }
+                Ok(None)
+            }
             FrameRef::Hello(_) | FrameRef::Reject(_) => Err(Error::Protocol {
                 reason: "handshake frame after the handshake".into(),
             }),
@@ -206,13 +219,31 @@ impl Connection {
         let span =
             tracing::debug_span!("serve", body = invoke.body, request = id, peer = %self.peer());
         let work = span.in_scope(|| serve::dispatch(node, invoke.body, invoke.captures));
-        Ok(Some(Started { id, work, span }))
+        let deadline = Duration::from_millis(invoke.timeout_ms);
+        Ok(Some(Started {
+            id,
+            work,
+            deadline,
+            span,
+        }))
     }
 
     /// Runs a started body in a task of its own, so that however long its code runs before
     /// it first waits, the connection keeps reading (results of this node's own calls, other
     /// bodies) meanwhile.
-    fn spawn_body(self: &Arc<Self>, node: &Node, Started { id, work, span }: Started) {
+    ///
+    /// The body stops when its caller cancels, when the connection closes, or when the caller's
+    /// wait is over (its result could no longer be used); then no result is sent.
+    fn spawn_body(
+        self: &Arc<Self>,
+        node: &Node,
+        Started {
+            id,
+            work,
+            deadline,
+            span,
+        }: Started,
+    ) {
         let (handle, registration) = AbortHandle::new_pair();
         {
             let mut running = lock(&self.running);
@@ -222,11 +253,20 @@ impl Connection {
             running.bodies.insert(id, handle);
         }
         let conn = Arc::clone(self);
+        let expiry = node.runtime().sleep(deadline);
         node.runtime().spawn(Box::pin(
             async move {
-                let result = Abortable::new(work, registration).await;
+                let work = Abortable::new(work, registration);
+                let finished = match futures::future::select(work, expiry).await {
+                    futures::future::Either::Left((Ok(result), _)) => Some(result),
+                    futures::future::Either::Left((Err(_aborted), _)) => None,
+                    futures::future::Either::Right(_) => {
+                        tracing::debug!("the caller's wait is over; body stopped");
+                        None
+                    }
+                };
                 lock(&conn.running).bodies.remove(&id);
-                if let Ok(result) = result {
+                if let Some(result) = finished {
                     conn.answer(id, result);
                 }
             }
@@ -312,8 +352,16 @@ impl PendingCall {
 }
 
 impl Drop for PendingCall {
+    /// A call still waiting when it is dropped (a timeout, a dropped future) tells the serving
+    /// peer to stop its body.
     fn drop(&mut self) {
-        lock(&self.conn.pending).calls.remove(&self.id);
+        let unanswered = {
+            let mut pending = lock(&self.conn.pending);
+            pending.calls.remove(&self.id).is_some() && !pending.closed
+        };
+        if unanswered {
+            let _ = self.conn.link.send(Frame::Cancel(self.id));
+        }
     }
 }
 

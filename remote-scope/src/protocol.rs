@@ -9,15 +9,18 @@
 //! |---|---|---|
 //! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, registry digest, body count |
 //! | [`Frame::Reject`] | instead of the acceptor's `Hello` | why the connection is refused |
-//! | [`Frame::Invoke`] | a call | request id, body name, encoded captures |
+//! | [`Frame::Invoke`] | a call | request id, body name, how long the caller waits, encoded captures |
 //! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
 //! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
+//! | [`Frame::Cancel`] | the caller gave up on a call | request id |
 //!
 //! The connecting peer sends `Hello` first; the accepting peer checks it and answers with its own
 //! `Hello` or with `Reject`. After that both sides may send `Invoke` at any time: calls are
 //! multiplexed, each `Result` names the request it answers, and results come back in the order
 //! the bodies finish. Captures and results are themselves MessagePack (rmp-serde) of the
-//! capture tuple and of the body's value.
+//! capture tuple and of the body's value. A caller that stops waiting (its timeout passed, or
+//! its future was dropped) sends `Cancel`, and the serving peer stops the body; the serving peer
+//! also stops a body by itself once the caller's wait (`timeout_ms`) is over.
 //!
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
@@ -38,7 +41,12 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
 /// ```
 /// use remote_scope::protocol::{decode, encode, Frame, Invoke};
 ///
-/// let frame = Frame::Invoke(Invoke { id: 7, body: "demo::0123456789abcdef".into(), captures: vec![0x2a] });
+/// let frame = Frame::Invoke(Invoke {
+///     id: 7,
+///     body: "demo::0123456789abcdef".into(),
+///     timeout_ms: 30_000,
+///     captures: vec![0x2a],
+/// });
 /// let bytes = encode(&frame).unwrap();
 /// assert_eq!(decode(&bytes, 1024).unwrap(), frame);
 /// ```
@@ -55,6 +63,8 @@ pub enum Frame {
     Result(InvokeResult),
     /// Bytes for user middleware, sharing the connection with calls.
     Message(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The caller no longer waits for request `id`: stop its body.
+    Cancel(u64),
 }
 
 /// register-scope: the first frame each way.
@@ -89,6 +99,9 @@ pub struct Invoke {
     pub id: u64,
     /// The body's stable name.
     pub body: String,
+    /// How long the caller waits for the result, in milliseconds; the serving peer stops the
+    /// body after that.
+    pub timeout_ms: u64,
     /// MessagePack of the capture tuple.
     #[serde(with = "serde_bytes")]
     pub captures: Vec<u8>,
@@ -145,12 +158,14 @@ pub(crate) enum FrameRef<'a> {
     Invoke(#[serde(borrow)] InvokeRef<'a>),
     Result(#[serde(borrow)] InvokeResultRef<'a>),
     Message(#[serde(with = "serde_bytes")] &'a [u8]),
+    Cancel(u64),
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct InvokeRef<'a> {
     pub(crate) id: u64,
     pub(crate) body: &'a str,
+    pub(crate) timeout_ms: u64,
     #[serde(with = "serde_bytes")]
     pub(crate) captures: &'a [u8],
 }
@@ -177,6 +192,7 @@ impl Frame {
             Frame::Invoke(i) => FrameRef::Invoke(InvokeRef {
                 id: i.id,
                 body: &i.body,
+                timeout_ms: i.timeout_ms,
                 captures: &i.captures,
             }),
             Frame::Result(r) => FrameRef::Result(InvokeResultRef {
@@ -187,6 +203,7 @@ impl Frame {
                 },
             }),
             Frame::Message(m) => FrameRef::Message(m),
+            Frame::Cancel(id) => FrameRef::Cancel(*id),
         }
     }
 }
@@ -200,6 +217,7 @@ impl FrameRef<'_> {
             FrameRef::Invoke(i) => Frame::Invoke(Invoke {
                 id: i.id,
                 body: i.body.to_owned(),
+                timeout_ms: i.timeout_ms,
                 captures: i.captures.to_vec(),
             }),
             FrameRef::Result(r) => Frame::Result(InvokeResult {
@@ -207,6 +225,7 @@ impl FrameRef<'_> {
                 outcome: r.outcome.into_owned(),
             }),
             FrameRef::Message(m) => Frame::Message(m.to_vec()),
+            FrameRef::Cancel(id) => Frame::Cancel(id),
         }
     }
 }
@@ -279,24 +298,26 @@ impl Encoded {
 /// Payloads from this size on are framed in place, smaller ones copied.
 pub(crate) const SHARE_ABOVE: usize = 16 << 10;
 
-/// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name, bin
-/// header.
+/// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name,
+/// timeout, bin header.
 pub(crate) fn invoke_headroom(body: &str) -> usize {
-    32 + body.len()
+    48 + body.len()
 }
 
 /// Headroom for a `Result` with a value.
 pub(crate) const RESULT_HEADROOM: usize = 32;
 
-/// `{"Invoke": [id, body, bin(captures)]}`, the same bytes as [`encode`] of [`Frame::Invoke`].
-pub(crate) fn invoke_frame(id: u64, body: &str, captures: Encoded) -> Bytes {
+/// `{"Invoke": [id, body, timeout_ms, bin(captures)]}`, the same bytes as [`encode`] of
+/// [`Frame::Invoke`].
+pub(crate) fn invoke_frame(id: u64, body: &str, timeout_ms: u64, captures: Encoded) -> Bytes {
     captures.framed(|h, len| {
         // Writing into a Vec cannot fail.
         let _ = rmp::encode::write_map_len(h, 1);
         let _ = rmp::encode::write_str(h, "Invoke");
-        let _ = rmp::encode::write_array_len(h, 3);
+        let _ = rmp::encode::write_array_len(h, 4);
         let _ = rmp::encode::write_uint(h, id);
         let _ = rmp::encode::write_str(h, body);
+        let _ = rmp::encode::write_uint(h, timeout_ms);
         let _ = rmp::encode::write_bin_len(h, len);
     })
 }
@@ -372,6 +393,7 @@ mod tests {
             Frame::Invoke(Invoke {
                 id: u64::MAX,
                 body: "m::0000000000000000".into(),
+                timeout_ms: 5,
                 captures: vec![1, 2, 3],
             }),
             Frame::Result(InvokeResult {
@@ -385,6 +407,7 @@ mod tests {
                 }),
             }),
             Frame::Message(b"hi".to_vec()),
+            Frame::Cancel(17),
         ];
         for frame in frames {
             let bytes = encode(&frame).expect("encodes");
@@ -398,6 +421,7 @@ mod tests {
             Frame::Invoke(Invoke {
                 id: 3,
                 body: "m::b".into(),
+                timeout_ms: u64::MAX,
                 captures: vec![1, 2, 3],
             }),
             Frame::Result(InvokeResult {
@@ -429,10 +453,11 @@ mod tests {
             let payload = serde_bytes::ByteBuf::from(captures);
             let encoded = Encoded::new(&payload, invoke_headroom(body)).expect("encodes");
             let plain = encoded.as_slice().to_vec();
-            let framed = invoke_frame(id, body, encoded);
+            let framed = invoke_frame(id, body, id / 3, encoded);
             let expected = encode(&Frame::Invoke(Invoke {
                 id,
                 body: body.into(),
+                timeout_ms: id / 3,
                 captures: plain.clone(),
             }))
             .expect("encodes");
@@ -451,10 +476,11 @@ mod tests {
         let expected = encode(&Frame::Invoke(Invoke {
             id: 1,
             body: "b".into(),
+            timeout_ms: 0,
             captures: vec![7],
         }))
         .expect("encodes");
-        assert_eq!(&invoke_frame(1, "b", small)[..], &expected[..]);
+        assert_eq!(&invoke_frame(1, "b", 0, small)[..], &expected[..]);
     }
 
     #[test]
@@ -483,6 +509,7 @@ mod tests {
         let good = encode(&Frame::Invoke(Invoke {
             id: 5,
             body: "body".into(),
+            timeout_ms: 1000,
             captures: vec![7; 40],
         }))
         .expect("encodes");
