@@ -69,9 +69,7 @@ fn body_that_notices_the_deadline() -> &'static str {
 #[tokio::test]
 async fn serving_peer_stops_a_body_once_the_callers_wait_is_over() {
     let node = Node::builder().id("server").build().unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&RawPeer::hello("raw")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
     // A caller that says it waits 100 ms and then never cancels.
     raw.send(&Frame::Invoke(Invoke {
         id: 1,

@@ -171,9 +171,7 @@ fn a_real_body_name() -> &'static str {
 #[tokio::test]
 async fn unknown_body_and_undecodable_captures_are_answered_not_hung() {
     let node = Node::builder().id("server").build().unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&RawPeer::hello("raw")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
 
     raw.send(&Frame::Invoke(Invoke {
         id: 1,
@@ -273,9 +271,7 @@ async fn every_failure_from_the_serving_peer_becomes_its_error_variant() {
 #[tokio::test]
 async fn malformed_frame_closes_only_that_connection() {
     let p = connected_peers().await;
-    let mut raw = RawPeer::accepted_by(&p.server);
-    raw.send(&RawPeer::hello("raw")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = RawPeer::connected_to(&p.server, "raw").await;
     common::wait_until(|| p.server.is_connected(&PeerId::new("raw"))).await;
 
     raw.send_bytes(vec![0xc1, 0xff, 0x00]).await;
@@ -298,9 +294,7 @@ async fn oversized_frame_is_refused_and_closes_the_connection() {
         .max_frame_size(1024)
         .build()
         .unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&RawPeer::hello("raw")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
     raw.send(&Frame::Message(vec![0; 4096])).await;
     assert_eq!(raw.recv().await, None);
 }
@@ -435,9 +429,7 @@ async fn literal_typed_differently_at_the_call_site_fails_before_sending() {
 #[tokio::test]
 async fn reusing_a_running_request_id_closes_the_connection() {
     let node = Node::builder().id("server").build().unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&RawPeer::hello("raw")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
     let slow = Frame::Invoke(Invoke {
         id: 7,
         body: a_sleeping_body_name().into(),
@@ -532,7 +524,5 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
     assert!(node.peers().is_empty(), "{:?}", node.peers());
 
     // The id is free again.
-    let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&RawPeer::hello("stuck")).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let _raw = RawPeer::connected_to(&node, "stuck").await;
 }

@@ -20,18 +20,10 @@ pub struct RawWs {
 
 impl RawWs {
     pub async fn start() -> Result<RawWs, BenchError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("ws://{}", listener.local_addr()?);
-        let server = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let _ = tcp.set_nodelay(true);
-                tokio::spawn(async move {
-                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
-                        let _ = echo(ws).await;
-                    }
-                });
-            }
-        });
+        let (url, server) = spawn_server(|ws| async move {
+            let _ = echo(ws).await;
+        })
+        .await?;
         Ok(RawWs {
             url,
             _server: server,
@@ -102,6 +94,29 @@ impl RawWs {
         }
         Ok((n * size) as f64 / started.elapsed().as_secs_f64() / 1e6)
     }
+}
+
+/// A WebSocket server on a free port that runs `serve` for each connection.
+pub async fn spawn_server<F, Fut>(
+    serve: F,
+) -> Result<(String, tokio::task::JoinHandle<()>), BenchError>
+where
+    F: Fn(WebSocketStream<TcpStream>) -> Fut + Send + Copy + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("ws://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    serve(ws).await;
+                }
+            });
+        }
+    });
+    Ok((url, server))
 }
 
 /// Echoes binary messages, one flush per batch of those already received.

@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use remote_scope::{remote, Error, Node, PeerId, Server};
 use serde_bytes::ByteBuf;
 
@@ -39,29 +38,13 @@ impl Remote {
         Ok(samples)
     }
 
-    pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, Error> {
+    pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, crate::BenchError> {
         let server = &self.server_id;
-        let started = Instant::now();
         self.client
-            .run(async {
-                let mut in_flight = FuturesUnordered::new();
-                let mut sent = 0_u64;
-                let mut done = 0;
-                while done < total {
-                    while in_flight.len() < window && (sent as usize) < total {
-                        let i = sent;
-                        in_flight.push(async move { (i, echo(server, i).await) });
-                        sent += 1;
-                    }
-                    if let Some((i, back)) = in_flight.next().await {
-                        check(back? == i)?;
-                        done += 1;
-                    }
-                }
-                Ok::<(), Error>(())
-            })
-            .await?;
-        Ok(total as f64 / started.elapsed().as_secs_f64())
+            .run(crate::stats::pipelined(total, window, |i| async move {
+                Ok::<_, crate::BenchError>(echo(server, i).await? == i)
+            }))
+            .await
     }
 
     pub async fn bulk(&self, n: usize, size: usize) -> Result<f64, Error> {

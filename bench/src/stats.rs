@@ -30,6 +30,33 @@ pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Round trips per second of `total` calls with up to `window` in flight; `call(i)` makes call
+/// `i` and says whether its answer was right.
+pub async fn pipelined<F, Fut, E>(total: usize, window: usize, call: F) -> Result<f64, E>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+    E: From<crate::BenchError>,
+{
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let started = std::time::Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    let (mut sent, mut done) = (0_u64, 0);
+    while done < total {
+        while in_flight.len() < window && (sent as usize) < total {
+            in_flight.push(call(sent));
+            sent += 1;
+        }
+        if let Some(answer) = in_flight.next().await {
+            if !answer? {
+                return Err(crate::BenchError::msg("the echo came back different").into());
+            }
+            done += 1;
+        }
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures::stream::FuturesUnordered;
 use futures::{future, StreamExt};
 use serde_bytes::ByteBuf;
 use tarpc::server::{self, Channel};
@@ -88,21 +87,10 @@ impl Tarpc {
     }
 
     pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, BenchError> {
-        let started = Instant::now();
-        let mut in_flight = FuturesUnordered::new();
-        let (mut sent, mut done) = (0_u64, 0);
-        while done < total {
-            while in_flight.len() < window && (sent as usize) < total {
-                let i = sent;
-                in_flight.push(async move { (i, self.client.echo(Self::context(), i).await) });
-                sent += 1;
-            }
-            if let Some((i, back)) = in_flight.next().await {
-                check(back? == i)?;
-                done += 1;
-            }
-        }
-        Ok(total as f64 / started.elapsed().as_secs_f64())
+        crate::stats::pipelined(total, window, |i| async move {
+            Ok::<_, BenchError>(self.client.echo(Self::context(), i).await? == i)
+        })
+        .await
     }
 
     pub async fn bulk(&self, n: usize, size: usize) -> Result<f64, BenchError> {

@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::stream::FuturesUnordered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -34,18 +33,10 @@ pub struct WsRpc {
 
 impl WsRpc {
     pub async fn start() -> Result<WsRpc, BenchError> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("ws://{}", listener.local_addr()?);
-        let server = tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let _ = tcp.set_nodelay(true);
-                tokio::spawn(async move {
-                    if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
-                        let _ = serve(ws).await;
-                    }
-                });
-            }
-        });
+        let (url, server) = crate::raw_ws::spawn_server(|ws| async move {
+            let _ = serve(ws).await;
+        })
+        .await?;
         let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true).await?;
         let (mut sink, mut stream) = ws.split();
         let (outbound, mut queue) = mpsc::unbounded_channel::<Message>();
@@ -116,21 +107,10 @@ impl WsRpc {
     }
 
     pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, BenchError> {
-        let started = Instant::now();
-        let mut in_flight = FuturesUnordered::new();
-        let (mut sent, mut done) = (0_u64, 0);
-        while done < total {
-            while in_flight.len() < window && (sent as usize) < total {
-                let i = sent;
-                in_flight.push(async move { (i, self.call(i.to_le_bytes().to_vec()).await) });
-                sent += 1;
-            }
-            if let Some((i, back)) = in_flight.next().await {
-                check(back? == i.to_le_bytes())?;
-                done += 1;
-            }
-        }
-        Ok(total as f64 / started.elapsed().as_secs_f64())
+        crate::stats::pipelined(total, window, |i| async move {
+            Ok::<_, BenchError>(self.call(i.to_le_bytes().to_vec()).await? == i.to_le_bytes())
+        })
+        .await
     }
 
     pub async fn bulk(&self, n: usize, size: usize) -> Result<f64, BenchError> {

@@ -61,6 +61,17 @@ impl RawPeer {
         RawPeer { end: ours }
     }
 
+    /// A raw peer with id `id` that `node` accepted, past the handshake.
+    pub async fn connected_to(node: &Node, id: &str) -> RawPeer {
+        let mut raw = RawPeer::accepted_by(node);
+        raw.send(&RawPeer::hello(id)).await;
+        assert!(
+            matches!(raw.recv().await, Some(Frame::Hello(_))),
+            "the node answers the hello"
+        );
+        raw
+    }
+
     /// A raw peer that `node` connects to; returns the raw side and the pending connect.
     pub fn dialed_by(
         node: &Node,
