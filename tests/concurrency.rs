@@ -3,6 +3,7 @@
 mod common;
 
 use std::future::IntoFuture;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -105,33 +106,48 @@ async fn both_peers_call_each_other_at_the_same_time_over_one_connection() {
     assert_eq!((a, b), (Ok(1225), Ok(2450)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn body_that_blocks_its_thread_does_not_stop_the_connection_reading() {
-    let p = connected_peers().await;
-    let server = p.server_id.clone();
-    let (quick, blocking_still_running) = p
-        .client
-        .run(async move {
-            // Runs long before it ever waits: it must not hold up the connection's reader.
-            let blocking = remote!(server, [], {
-                std::thread::sleep(Duration::from_millis(1500));
-                1_u8
-            })
-            .into_future();
-            tokio::pin!(blocking);
-            // Give the blocking body time to start on the server.
-            let _ = tokio::time::timeout(Duration::from_millis(100), &mut blocking).await;
-            let quick = remote!(server, [], { 2_u8 }).await;
-            // Had the reader been stuck in the blocking body, its result would have come first.
-            (
-                quick,
-                futures::FutureExt::now_or_never(&mut blocking).is_none(),
-            )
-        })
-        .await;
-    assert_eq!(quick, Ok(2));
-    assert!(
-        blocking_still_running,
-        "the quick call waited for the blocking body"
-    );
+/// Counts the tasks a node spawns, on top of tokio.
+struct CountingRuntime {
+    spawned: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl remote_scope::runtime::Runtime for CountingRuntime {
+    fn spawn(&self, task: remote_scope::runtime::BoxFuture<'static, ()>) {
+        self.spawned.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(task);
+    }
+
+    fn sleep(&self, duration: Duration) -> remote_scope::runtime::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// A body that computes before it ever waits must not run on the connection's reader (which
+/// would stop the connection reading anything else meanwhile, results of this peer's own calls
+/// included): every served body gets a task of its own, as in tarpc.
+#[tokio::test]
+async fn every_served_body_runs_in_a_task_of_its_own() {
+    let spawned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = remote_scope::Node::builder()
+        .id("server")
+        .runtime(Arc::new(CountingRuntime {
+            spawned: Arc::clone(&spawned),
+        }))
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = remote_scope::Node::builder().id("client").build().unwrap();
+    let server_id = client.connect(&listener.url()).await.unwrap();
+    common::wait_until(|| server.is_connected(&remote_scope::PeerId::new("client"))).await;
+
+    let before = spawned.load(Ordering::SeqCst);
+    for n in 0..10_u32 {
+        let sid = server_id.clone();
+        // Finishes at its first poll: the case a reader could be tempted to run inline.
+        assert_eq!(
+            client.run(remote!(sid, [n: u32], { n * 3 })).await,
+            Ok(n * 3)
+        );
+    }
+    assert_eq!(spawned.load(Ordering::SeqCst) - before, 10);
 }
