@@ -526,3 +526,61 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
     // The id is free again.
     let _raw = RawPeer::connected_to(&node, "stuck").await;
 }
+
+static SLOW_BODIES_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[tokio::test]
+async fn calls_beyond_the_bodies_limit_are_refused_at_once_as_busy() {
+    let server = Node::builder()
+        .id("server")
+        .max_bodies_per_connection(2)
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Node::builder().id("client").build().unwrap();
+    let sid = client.connect(&listener.url()).await.unwrap();
+
+    let slow = |sid: PeerId| {
+        client.run(remote!(sid, [], {
+            SLOW_BODIES_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            1_u8
+        }))
+    };
+    let (a, b) = (
+        tokio::spawn(slow(sid.clone())),
+        tokio::spawn(slow(sid.clone())),
+    );
+    common::wait_until(|| SLOW_BODIES_STARTED.load(std::sync::atomic::Ordering::SeqCst) == 2).await;
+
+    let third = client.run(remote!(sid, [], { 3_u8 })).await;
+    assert!(
+        matches!(&third, Err(Error::Busy { limit: 2, .. })),
+        "{third:?}"
+    );
+    assert!(!third.unwrap_err().body_may_have_run());
+
+    assert_eq!(a.await.unwrap(), Ok(1));
+    assert_eq!(b.await.unwrap(), Ok(1));
+    let sid2 = sid.clone();
+    assert_eq!(client.run(remote!(sid2, [], { 4_u8 })).await, Ok(4));
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused_at_connect_time() {
+    let server = Node::builder()
+        .id("server")
+        .max_connections(1)
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let first = Node::builder().id("first").build().unwrap();
+    first.connect(&listener.url()).await.expect("room for one");
+    let second = Node::builder().id("second").build().unwrap();
+    let refused = second.connect(&listener.url()).await;
+    assert!(
+        matches!(refused, Err(Error::TooManyConnections { limit: 1, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(server.peers(), [PeerId::new("first")]);
+}

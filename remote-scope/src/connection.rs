@@ -215,6 +215,13 @@ impl Connection {
                     reason: format!("request id {id} reused while its body is still running"),
                 });
             }
+            let limit = node.config().max_bodies_per_connection;
+            if running.bodies.len() >= limit {
+                drop(running);
+                let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+                self.answer(id, Err(protocol::Failure::Busy { limit }));
+                return Ok(None);
+            }
         }
         let span =
             tracing::debug_span!("serve", body = invoke.body, request = id, peer = %self.peer());

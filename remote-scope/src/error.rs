@@ -81,6 +81,19 @@ pub enum Error {
         expected: String,
     },
 
+    /// The peer already runs as many bodies for this connection as it allows. The body did not
+    /// run; the call can be retried once others finish.
+    #[error("peer `{peer}` is busy: it already runs {limit} bodies for this connection; `{body}` did not run")]
+    Busy {
+        peer: PeerId,
+        body: String,
+        limit: u32,
+    },
+
+    /// The peer holds as many connections as it allows and refused this one.
+    #[error("peer `{peer}` refused the connection: it holds its maximum of {limit} connections")]
+    TooManyConnections { peer: String, limit: u32 },
+
     /// No connection to this peer. Nothing was sent.
     #[error("not connected to peer `{peer}`")]
     NotConnected { peer: PeerId },

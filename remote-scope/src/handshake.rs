@@ -119,6 +119,10 @@ pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
         Reject::DuplicatePeer => Error::DuplicatePeer {
             peer: node.id().clone(),
         },
+        Reject::TooManyConnections { limit } => Error::TooManyConnections {
+            peer: peer.to_owned(),
+            limit,
+        },
     }
 }
 

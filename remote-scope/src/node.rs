@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) default_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_frame_size: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) max_bodies_per_connection: usize,
     pub(crate) registry_check: RegistryCheck,
 }
 
@@ -90,6 +92,21 @@ impl NodeBuilder {
     /// refused before they are decoded and close the connection.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// The most connections this node holds (default: 16 384). A peer beyond that is refused
+    /// at connect time with [`Error::TooManyConnections`].
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.config.max_connections = limit;
+        self
+    }
+
+    /// The most bodies this node runs at once for one connected peer (default: 4 096). A call
+    /// beyond that is answered at once with [`Error::Busy`] and its body does not run, so a peer
+    /// cannot queue work without bound.
+    pub fn max_bodies_per_connection(mut self, limit: usize) -> Self {
+        self.config.max_bodies_per_connection = limit;
         self
     }
 
@@ -215,6 +232,8 @@ impl Node {
                 default_timeout: Duration::from_secs(30),
                 handshake_timeout: Duration::from_secs(10),
                 max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                max_connections: 16 << 10,
+                max_bodies_per_connection: 4 << 10,
                 registry_check: RegistryCheck::Strict,
             },
             middleware: Vec::new(),
@@ -335,11 +354,7 @@ impl Node {
             Ok(()) => None,
         };
         let conn = Connection::new(theirs.peer.clone(), self.middleware().is_empty());
-        let refusal = refusal.or_else(|| {
-            self.insert_connection(&conn)
-                .err()
-                .map(|error| (crate::protocol::Reject::DuplicatePeer, error))
-        });
+        let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
         if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {
                 let refuse = Frame::Reject(reject);
@@ -382,12 +397,29 @@ impl Node {
         }
     }
 
-    fn insert_connection(&self, conn: &Arc<Connection>) -> Result<(), Error> {
+    fn insert_connection(
+        &self,
+        conn: &Arc<Connection>,
+    ) -> Result<(), (crate::protocol::Reject, Error)> {
         let mut connections = lock(&self.inner.connections);
         if connections.contains_key(conn.peer()) {
-            return Err(Error::DuplicatePeer {
-                peer: conn.peer().clone(),
-            });
+            return Err((
+                crate::protocol::Reject::DuplicatePeer,
+                Error::DuplicatePeer {
+                    peer: conn.peer().clone(),
+                },
+            ));
+        }
+        let limit = self.inner.config.max_connections;
+        if connections.len() >= limit {
+            let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+            return Err((
+                crate::protocol::Reject::TooManyConnections { limit },
+                Error::TooManyConnections {
+                    peer: conn.peer().to_string(),
+                    limit,
+                },
+            ));
         }
         connections.insert(conn.peer().clone(), Arc::clone(conn));
         Ok(())

@@ -90,6 +90,8 @@ pub enum Reject {
     RegistryMismatch { ours: u64 },
     /// A peer with the connector's id is already connected.
     DuplicatePeer,
+    /// The acceptor holds as many connections as it is configured to.
+    TooManyConnections { limit: u32 },
 }
 
 /// A call: run `body` with `captures`.
@@ -127,9 +129,19 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Failure {
     UnknownBody,
-    Panicked { message: String },
-    DecodeCaptures { reason: String },
-    EncodeResult { reason: String },
+    Panicked {
+        message: String,
+    },
+    DecodeCaptures {
+        reason: String,
+    },
+    EncodeResult {
+        reason: String,
+    },
+    /// The serving peer is already running as many bodies for this connection as it allows.
+    Busy {
+        limit: u32,
+    },
 }
 
 impl Failure {
@@ -145,6 +157,7 @@ impl Failure {
             },
             Failure::DecodeCaptures { reason } => Error::DecodeCaptures { peer, body, reason },
             Failure::EncodeResult { reason } => Error::EncodeResult { peer, body, reason },
+            Failure::Busy { limit } => Error::Busy { peer, body, limit },
         }
     }
 }
