@@ -94,6 +94,11 @@ struct ReadmeDoctests;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;
+
 pub use call::{Call, CallFuture};
 pub use error::Error;
 pub use middleware::{Link, Middleware};
