@@ -426,28 +426,48 @@ async fn literal_typed_differently_at_the_call_site_fails_before_sending() {
     assert_eq!(typed, Ok(4_999_950_000));
 }
 
-#[tokio::test]
-async fn reusing_a_running_request_id_closes_the_connection() {
-    let node = Node::builder().id("server").build().unwrap();
-    let mut raw = RawPeer::connected_to(&node, "raw").await;
-    let slow = Frame::Invoke(Invoke {
-        id: 7,
-        body: a_sleeping_body_name().into(),
-        timeout_ms: 60_000,
-        captures: rmp_serde::to_vec(&()).unwrap(),
-    });
-    raw.send(&slow).await;
-    raw.send(&slow).await;
-    assert_eq!(raw.recv().await, None, "the node closes the connection");
-    common::wait_until(|| node.peers().is_empty()).await;
-}
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-fn a_sleeping_body_name() -> &'static str {
+fn a_counting_body_name() -> &'static str {
     let peer = PeerId::new("unused");
     remote!(peer, [], {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
     })
     .body_name()
+}
+
+#[tokio::test]
+async fn a_repeated_request_id_never_runs_its_body_twice() {
+    let node = Node::builder().id("server").build().unwrap();
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
+    let invoke = |id| {
+        Frame::Invoke(Invoke {
+            id,
+            body: a_counting_body_name().into(),
+            timeout_ms: 60_000,
+            captures: rmp_serde::to_vec(&()).unwrap(),
+        })
+    };
+    // Twice while it runs, then again after its result was sent.
+    raw.send(&invoke(7)).await;
+    raw.send(&invoke(7)).await;
+    let Some(Frame::Result(first)) = raw.recv().await else {
+        panic!("no result");
+    };
+    assert_eq!(first.id, 7);
+    raw.send(&invoke(7)).await;
+    raw.send(&invoke(8)).await;
+    let Some(Frame::Result(second)) = raw.recv().await else {
+        panic!("no result");
+    };
+    assert_eq!(second.id, 8, "request 7 is answered once");
+    assert_eq!(RUNS.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(
+        node.peers(),
+        [PeerId::new("raw")],
+        "the connection stays up"
+    );
 }
 
 /// A transport that receives normally but can never send: the acceptor's `Hello` hangs.

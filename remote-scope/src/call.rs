@@ -129,6 +129,16 @@ struct Start {
 
 enum State {
     Start(Start),
+    /// The peer is away and being redialled ([`Node::keep_connected`]); the call is sent when it
+    /// is back.
+    Waiting {
+        node: Node,
+        peer: PeerId,
+        captures: Encoded,
+        back: futures::channel::oneshot::Receiver<()>,
+        deadline: BoxFuture<'static, ()>,
+        after: Duration,
+    },
     /// The body runs on another peer.
     Remote {
         call: PendingCall,
@@ -161,6 +171,16 @@ impl<R> Future for CallFuture<R> {
                 Err(e) => return Poll::Ready(Err(e)),
             },
             running => this.state = running,
+        }
+        if let State::Waiting { .. } = this.state {
+            match poll_waiting(&mut this.state, body, cx) {
+                Poll::Ready(Ok(span)) => this.span = span,
+                Poll::Ready(Err(e)) => {
+                    this.state = State::Done;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
         let _entered = this.span.enter();
         let outcome = match &mut this.state {
@@ -201,7 +221,7 @@ impl<R> Future for CallFuture<R> {
                     Poll::Pending => return Poll::Pending,
                 },
             },
-            State::Start(_) | State::Done => {
+            State::Start(_) | State::Waiting { .. } | State::Done => {
                 return Poll::Ready(Err(Error::Protocol {
                     reason: "a remote call was polled after it completed".into(),
                 }))
@@ -241,10 +261,34 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
         };
         return Ok((state, span));
     }
-    let call = node
-        .connection(&start.peer)?
-        .start_call(body, captures, after)?;
-    let span = tracing::debug_span!("call", body, peer = %start.peer, request = call.id());
+    let conn = match node.connection(&start.peer) {
+        Ok(conn) => conn,
+        Err(not_connected) => {
+            let back = node.reconnected(&start.peer).ok_or(not_connected)?;
+            tracing::debug!(body, peer = %start.peer, "waiting for the peer to reconnect");
+            let state = State::Waiting {
+                node,
+                peer: start.peer,
+                captures,
+                back,
+                deadline,
+                after,
+            };
+            return Ok((state, tracing::Span::none()));
+        }
+    };
+    send(&conn, body, captures, deadline, after)
+}
+
+fn send(
+    conn: &std::sync::Arc<crate::connection::Connection>,
+    body: &'static str,
+    captures: Encoded,
+    deadline: BoxFuture<'static, ()>,
+    after: Duration,
+) -> Result<(State, tracing::Span), Error> {
+    let call = conn.start_call(body, captures, after)?;
+    let span = tracing::debug_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok((
         State::Remote {
             call,
@@ -253,4 +297,49 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
         },
         span,
     ))
+}
+
+/// Polls a call waiting for its peer to come back: once it is, sends the call (the state
+/// becomes `Remote`); fails with `NotConnected` if the deadline passes first or the node stops
+/// redialling.
+fn poll_waiting(
+    state: &mut State,
+    body: &'static str,
+    cx: &mut Context<'_>,
+) -> Poll<Result<tracing::Span, Error>> {
+    let State::Waiting { back, deadline, .. } = state else {
+        return Poll::Ready(Ok(tracing::Span::none()));
+    };
+    let reconnected = match Pin::new(back).poll(cx) {
+        Poll::Ready(result) => result.is_ok(),
+        Poll::Pending => match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => false,
+            Poll::Pending => return Poll::Pending,
+        },
+    };
+    let State::Waiting {
+        node,
+        peer,
+        captures,
+        deadline,
+        after,
+        ..
+    } = std::mem::replace(state, State::Done)
+    else {
+        return Poll::Ready(Ok(tracing::Span::none()));
+    };
+    let not_connected = Error::NotConnected { peer: peer.clone() };
+    if !reconnected {
+        return Poll::Ready(Err(not_connected));
+    }
+    // The deadline keeps running from when the call began. The peer gets the whole timeout
+    // as its limit: without a clock on every target, the time spent waiting is not subtracted.
+    let sent = node
+        .connection(&peer)
+        .map_err(|_| not_connected)
+        .and_then(|conn| send(&conn, body, captures, deadline, after));
+    Poll::Ready(sent.map(|(next, span)| {
+        *state = next;
+        span
+    }))
 }

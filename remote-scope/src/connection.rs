@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use futures::future::{AbortHandle, Abortable};
+use futures::future::{AbortHandle, Abortable, FutureExt, Shared};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
 
@@ -19,6 +19,7 @@ use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
 };
 use crate::registry::{FnvMap, HandlerFuture};
+use crate::seen::Seen;
 use crate::{serve, Error, Node, PeerId};
 
 /// The queue capacity a connection keeps between bursts.
@@ -42,6 +43,11 @@ pub(crate) struct Connection {
     next_id: AtomicU64,
     reader: Mutex<Option<AbortHandle>>,
     closing: AtomicBool,
+    /// Dropped by `close`, which completes `closed`.
+    on_close: Mutex<Option<oneshot::Sender<()>>>,
+    closed: Shared<oneshot::Receiver<()>>,
+    /// Frames received so far: keep-alive watches it move.
+    heard: AtomicU64,
     /// No middleware: frames are encoded where they are made and decoded without copies.
     direct: bool,
 }
@@ -67,11 +73,13 @@ pub(crate) type Reply = Result<Bytes, protocol::Failure>;
 struct Running {
     closed: bool,
     bodies: HashMap<u64, AbortHandle>,
+    seen: Seen,
 }
 
 impl Connection {
     pub(crate) fn new(peer: PeerId, direct: bool) -> Arc<Connection> {
         let outbox = Arc::new(crate::outbox::Outbox::default());
+        let (on_close, closed) = oneshot::channel();
         Arc::new(Connection {
             link: Link::new(peer, outbox),
             pending: Mutex::new(Pending {
@@ -81,10 +89,14 @@ impl Connection {
             running: Mutex::new(Running {
                 closed: false,
                 bodies: HashMap::new(),
+                seen: Seen::default(),
             }),
             next_id: AtomicU64::new(1),
             reader: Mutex::new(None),
             closing: AtomicBool::new(false),
+            on_close: Mutex::new(Some(on_close)),
+            closed: closed.shared(),
+            heard: AtomicU64::new(0),
             direct,
         })
     }
@@ -194,26 +206,44 @@ impl Connection {
                 }
                 Ok(None)
             }
+            FrameRef::Ping => {
+                let _ = self.link.send(Frame::Pong);
+                Ok(None)
+            }
+            // Hearing it is all keep-alive needs.
+            FrameRef::Pong => Ok(None),
             FrameRef::Hello(_) | FrameRef::Reject(_) => Err(Error::Protocol {
                 reason: "handshake frame after the handshake".into(),
             }),
         }
     }
 
-    /// Starts the body of an `Invoke`. A request id that is still running is a protocol error:
-    /// a well-behaved peer never reuses one, and a second body under it would make the first
-    /// one's result ambiguous.
+    /// Starts the body of an `Invoke`, unless the peer may not run it, sent too much, or sent
+    /// this request id before: a request runs its body at most once, so a repeated frame is
+    /// ignored (the first one's result answers it).
     fn start(&self, node: &Node, invoke: InvokeRef<'_>) -> Result<Option<Started>, Error> {
         let id = invoke.id;
         {
-            let running = lock(&self.running);
+            let mut running = lock(&self.running);
             if running.closed {
                 return Ok(None);
             }
-            if running.bodies.contains_key(&id) {
-                return Err(Error::Protocol {
-                    reason: format!("request id {id} reused while its body is still running"),
-                });
+            if !running.seen.first_time(id) {
+                tracing::debug!(request = id, peer = %self.peer(), "repeated request ignored");
+                return Ok(None);
+            }
+            if !node.authorizes(self.peer(), invoke.body) {
+                drop(running);
+                tracing::warn!(body = invoke.body, peer = %self.peer(), "call not authorized");
+                self.answer(id, Err(protocol::Failure::NotAuthorized));
+                return Ok(None);
+            }
+            let capture_limit = node.config().max_capture_size;
+            if invoke.captures.len() > capture_limit {
+                drop(running);
+                let limit = u64::try_from(capture_limit).unwrap_or(u64::MAX);
+                self.answer(id, Err(protocol::Failure::CapturesTooLarge { limit }));
+                return Ok(None);
             }
             let limit = node.config().max_bodies_per_connection;
             if running.bodies.len() >= limit {
@@ -322,10 +352,16 @@ impl Connection {
             reader.abort();
         }
         self.link.close();
+        drop(lock(&self.on_close).take());
     }
 
-    #[cfg(all(test, not(target_arch = "wasm32")))]
-    pub(crate) fn in_flight(&self) -> (usize, usize) {
+    /// Completes once the connection has closed.
+    pub(crate) fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.closed.clone().map(|_| ())
+    }
+
+    /// (calls waiting for an answer, bodies running for the peer)
+    pub(crate) fn load(&self) -> (usize, usize) {
         (
             lock(&self.pending).calls.len(),
             lock(&self.running).bodies.len(),
@@ -402,7 +438,42 @@ where
             node.forget_connection(&conn);
         }
     };
-    node.runtime().spawn(Box::pin(done.instrument(span)));
+    node.runtime()
+        .spawn(Box::pin(done.instrument(span.clone())));
+    if let Some(interval) = node.config().keepalive {
+        let keepalive = keep_alive(node.clone(), Arc::clone(conn), interval);
+        let closed = conn.closed();
+        node.runtime().spawn(Box::pin(
+            async move {
+                futures::pin_mut!(keepalive);
+                futures::future::select(keepalive, closed).await;
+            }
+            .instrument(span),
+        ));
+    }
+}
+
+/// Pings a quiet peer, and closes the connection when it stays silent for two intervals: a
+/// peer that vanished without closing (a cut cable, a frozen host) would otherwise hold its
+/// callers until their deadlines.
+async fn keep_alive(node: Node, conn: Arc<Connection>, interval: Duration) {
+    let mut last = conn.heard.load(Ordering::Relaxed);
+    let mut quiet = 0_u32;
+    loop {
+        node.runtime().sleep(interval).await;
+        let now = conn.heard.load(Ordering::Relaxed);
+        if now != last {
+            (last, quiet) = (now, 0);
+            continue;
+        }
+        quiet += 1;
+        if quiet >= 2 {
+            tracing::warn!(silent_for = ?interval * quiet, "the peer stopped answering; closing the connection");
+            node.forget_connection(&conn);
+            return;
+        }
+        let _ = conn.link.send(Frame::Ping);
+    }
 }
 
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
@@ -415,6 +486,7 @@ where
             None => break None,
             Some(Err(e)) => break Some(e),
             Some(Ok(bytes)) => {
+                conn.heard.fetch_add(1, Ordering::Relaxed);
                 let started =
                     protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
                 match started {
@@ -514,7 +586,7 @@ mod tests {
     fn in_flight(node: &Node, peer: &str) -> (usize, usize) {
         node.connection(&PeerId::new(peer))
             .expect("connected")
-            .in_flight()
+            .load()
     }
 
     #[tokio::test]
@@ -570,7 +642,7 @@ mod tests {
         assert_eq!(in_flight(&b, "a"), (0, 1), "b serves the body");
         let conn_b = b.connection(&PeerId::new("a")).expect("connected");
         b.shutdown();
-        assert_eq!(conn_b.in_flight(), (0, 0));
+        assert_eq!(conn_b.load(), (0, 0));
         for _ in 0..200 {
             if BODY_STOPPED.load(std::sync::atomic::Ordering::SeqCst) {
                 break;

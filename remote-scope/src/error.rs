@@ -90,6 +90,30 @@ pub enum Error {
         limit: u32,
     },
 
+    /// The peer does not let this peer run the body ([`NodeBuilder::authorize`]). The body did
+    /// not run.
+    ///
+    /// [`NodeBuilder::authorize`]: crate::NodeBuilder::authorize
+    #[error("peer `{peer}` does not let this peer run `{body}`; it did not run")]
+    NotAuthorized { peer: PeerId, body: String },
+
+    /// The captures are larger than the peer accepts
+    /// ([`NodeBuilder::max_capture_size`](crate::NodeBuilder::max_capture_size)). The body did
+    /// not run.
+    #[error("peer `{peer}` accepts captures of at most {limit} bytes; `{body}` did not run")]
+    CapturesTooLarge {
+        peer: PeerId,
+        body: String,
+        limit: u64,
+    },
+
+    /// The peer's token was missing or wrong ([`NodeBuilder::authenticate`]): the connection
+    /// was refused, by this peer or by the other.
+    ///
+    /// [`NodeBuilder::authenticate`]: crate::NodeBuilder::authenticate
+    #[error("{peer} failed authentication: its token is missing or wrong")]
+    NotAuthenticated { peer: String },
+
     /// The peer holds as many connections as it allows and refused this one.
     #[error("peer `{peer}` refused the connection: it holds its maximum of {limit} connections")]
     TooManyConnections { peer: String, limit: u32 },

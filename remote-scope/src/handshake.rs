@@ -22,6 +22,7 @@ pub(crate) fn hello(node: &Node) -> Frame {
         peer: node.id().clone(),
         digest: node.registry().digest(),
         bodies: u32::try_from(node.registry().len()).unwrap_or(u32::MAX),
+        token: node.config().token.clone(),
     })
 }
 
@@ -67,6 +68,15 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
                 peer: hello.peer.clone(),
                 ours: PROTOCOL_VERSION,
                 theirs: hello.version,
+            },
+        ));
+    }
+    // Before anything that would tell an unknown peer about this node's state.
+    if !node.authenticates(&hello.peer, hello.token.as_deref()) {
+        return Err((
+            Reject::NotAuthenticated,
+            Error::NotAuthenticated {
+                peer: format!("peer `{}`", hello.peer),
             },
         ));
     }
@@ -122,6 +132,9 @@ pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
         Reject::TooManyConnections { limit } => Error::TooManyConnections {
             peer: peer.to_owned(),
             limit,
+        },
+        Reject::NotAuthenticated => Error::NotAuthenticated {
+            peer: format!("this peer (`{}`)", node.id()),
         },
     }
 }

@@ -69,6 +69,7 @@
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
 
+mod auth;
 mod call;
 mod connection;
 mod context;
@@ -80,8 +81,10 @@ mod node;
 mod outbox;
 mod peer_id;
 pub mod protocol;
+mod reconnect;
 mod registry;
 pub mod runtime;
+mod seen;
 mod serve;
 pub mod transport;
 
@@ -99,11 +102,13 @@ pub mod __private;
 #[path = "fuzzing.rs"]
 pub mod __fuzz;
 
+pub use auth::{Allowlist, Authorize};
 pub use call::{Call, CallFuture};
 pub use error::Error;
 pub use middleware::{Link, Middleware};
-pub use node::{Node, NodeBuilder, RegistryCheck};
+pub use node::{Node, NodeBuilder, NodeStats, RegistryCheck};
 pub use peer_id::PeerId;
+pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;

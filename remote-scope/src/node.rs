@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 
+use crate::auth::{same_token, Authenticate, Authorize};
 use crate::connection::{lock, spawn_tasks, Connection};
 use crate::context::Scoped;
 use crate::handshake::{self, Role};
 use crate::protocol::{Frame, DEFAULT_MAX_FRAME_SIZE};
+use crate::reconnect::KeptPeers;
 use crate::runtime::{default_runtime, Runtime};
 use crate::transport::Transport;
 use crate::{Error, Middleware, PeerId, Registry};
@@ -37,7 +39,24 @@ pub(crate) struct Config {
     pub(crate) max_frame_size: usize,
     pub(crate) max_connections: usize,
     pub(crate) max_bodies_per_connection: usize,
+    pub(crate) max_capture_size: usize,
+    pub(crate) keepalive: Option<Duration>,
     pub(crate) registry_check: RegistryCheck,
+    pub(crate) token: Option<String>,
+}
+
+/// A snapshot of what a node holds, from [`Node::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeStats {
+    /// Peers connected now.
+    pub connections: usize,
+    /// Calls this node made that wait for their answer.
+    pub calls_waiting: usize,
+    /// Bodies this node runs for its peers.
+    pub bodies_running: usize,
+    /// Peers kept with [`Node::keep_connected`], connected or not.
+    pub kept: usize,
 }
 
 /// Called with each user message that no middleware consumed.
@@ -66,6 +85,8 @@ pub struct NodeBuilder {
     middleware: Vec<Arc<dyn Middleware>>,
     on_message: Option<Arc<MessageHandler>>,
     runtime: Option<Arc<dyn Runtime>>,
+    authenticate: Option<Arc<Authenticate>>,
+    authorize: Option<Arc<dyn Authorize>>,
 }
 
 impl NodeBuilder {
@@ -107,6 +128,80 @@ impl NodeBuilder {
     /// cannot queue work without bound.
     pub fn max_bodies_per_connection(mut self, limit: usize) -> Self {
         self.config.max_bodies_per_connection = limit;
+        self
+    }
+
+    /// The largest captures this node decodes for a call, in bytes (default: 16 MiB). A call
+    /// with larger ones is answered with [`Error::CapturesTooLarge`] and its body does not run.
+    pub fn max_capture_size(mut self, bytes: usize) -> Self {
+        self.config.max_capture_size = bytes;
+        self
+    }
+
+    /// How long a connection may be quiet before this node asks the peer whether it is still
+    /// there (default: 15 s; `None` turns keep-alive off). A peer that stays silent for two
+    /// intervals is taken for gone: the connection closes and its calls fail with
+    /// [`Error::Disconnected`], so a peer that vanished without closing (a cut cable, a frozen
+    /// host) is noticed.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// The token this node presents in every handshake, for the other peer's
+    /// [`authenticate`](NodeBuilder::authenticate).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.config.token = Some(token.into());
+        self
+    }
+
+    /// Decides at connect time whether a peer may connect, given the id it claims and the
+    /// token it presented ([`token`](NodeBuilder::token)). A refused peer gets
+    /// [`Error::NotAuthenticated`] and no connection, so it can invoke nothing. Applies to
+    /// connections in both directions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Error, Node, PeerId};
+    ///
+    /// let server = Node::builder()
+    ///     .authenticate(|peer: &PeerId, token: Option<&str>| {
+    ///         token == Some(format!("token-of-{peer}").as_str())
+    ///     })
+    ///     .build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    ///
+    /// let intruder = Node::builder().id("alice").token("guess").build()?;
+    /// let refused = intruder.connect(&listener.url()).await;
+    /// assert!(matches!(refused, Err(Error::NotAuthenticated { .. })), "{refused:?}");
+    ///
+    /// let alice = Node::builder().id("alice").token("token-of-alice").build()?;
+    /// assert_eq!(alice.connect(&listener.url()).await?, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn authenticate(
+        mut self,
+        check: impl Fn(&PeerId, Option<&str>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticate = Some(Arc::new(check));
+        self
+    }
+
+    /// [`authenticate`](NodeBuilder::authenticate) with one shared token: a peer may connect
+    /// if it presents `token`. Compared in constant time.
+    pub fn require_token(self, token: impl Into<String>) -> Self {
+        let expected: String = token.into();
+        self.authenticate(move |_, given| given.is_some_and(|g| same_token(g, &expected)))
+    }
+
+    /// Decides, per call, whether a connected peer may run a body on this node (see
+    /// [`Authorize`] and [`Allowlist`](crate::Allowlist)). A denied call fails with
+    /// [`Error::NotAuthorized`] and its body does not run; its captures are not even decoded.
+    /// Calls this node makes to itself are not checked. By default every peer may run every
+    /// body compiled into this node.
+    pub fn authorize(mut self, policy: impl Authorize) -> Self {
+        self.authorize = Some(Arc::new(policy));
         self
     }
 
@@ -153,7 +248,10 @@ impl NodeBuilder {
                 config: self.config,
                 middleware: self.middleware,
                 on_message: self.on_message,
+                authenticate: self.authenticate,
+                authorize: self.authorize,
                 connections: Mutex::new(HashMap::new()),
+                kept: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -211,7 +309,10 @@ struct Inner {
     config: Config,
     middleware: Vec<Arc<dyn Middleware>>,
     on_message: Option<Arc<MessageHandler>>,
+    authenticate: Option<Arc<Authenticate>>,
+    authorize: Option<Arc<dyn Authorize>>,
     connections: Mutex<HashMap<PeerId, Arc<Connection>>>,
+    kept: KeptPeers,
 }
 
 impl std::fmt::Debug for Node {
@@ -234,11 +335,16 @@ impl Node {
                 max_frame_size: DEFAULT_MAX_FRAME_SIZE,
                 max_connections: 16 << 10,
                 max_bodies_per_connection: 4 << 10,
+                max_capture_size: 16 << 20,
+                keepalive: Some(Duration::from_secs(15)),
                 registry_check: RegistryCheck::Strict,
+                token: None,
             },
             middleware: Vec::new(),
             on_message: None,
             runtime: None,
+            authenticate: None,
+            authorize: None,
         }
     }
 
@@ -293,18 +399,51 @@ impl Node {
     }
 
     /// Closes the connection to `peer`: its calls in flight fail with [`Error::Disconnected`].
-    /// Returns whether there was one.
+    /// A peer kept with [`Node::keep_connected`] is not dialled again. Returns whether there
+    /// was a connection.
     pub fn disconnect(&self, peer: &PeerId) -> bool {
+        self.stop_keeping(peer);
         let conn = lock(&self.inner.connections).remove(peer);
         conn.map(|c| c.close()).is_some()
     }
 
-    /// Closes every connection.
+    /// Closes every connection and stops redialling kept peers.
     pub fn shutdown(&self) {
+        let kept: Vec<PeerId> = lock(&self.inner.kept).keys().cloned().collect();
+        for peer in kept {
+            self.stop_keeping(&peer);
+        }
         let all: Vec<_> = lock(&self.inner.connections).drain().collect();
         for (_, conn) in all {
             conn.close();
         }
+    }
+
+    /// What this node holds now: connections, calls waiting for answers, bodies running for
+    /// peers. Useful for metrics, and to check that nothing is left behind.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let node = remote_scope::Node::builder().build()?;
+    /// let stats = node.stats();
+    /// assert_eq!((stats.connections, stats.calls_waiting, stats.bodies_running), (0, 0, 0));
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> NodeStats {
+        let connections: Vec<Arc<Connection>> =
+            lock(&self.inner.connections).values().cloned().collect();
+        let mut stats = NodeStats {
+            connections: connections.len(),
+            kept: lock(&self.inner.kept).len(),
+            ..NodeStats::default()
+        };
+        for conn in connections {
+            let (calls, bodies) = conn.load();
+            stats.calls_waiting += calls;
+            stats.bodies_running += bodies;
+        }
+        stats
     }
 
     /// Sends a user message to `peer`, through the outbound middleware.
@@ -422,6 +561,8 @@ impl Node {
             ));
         }
         connections.insert(conn.peer().clone(), Arc::clone(conn));
+        drop(connections);
+        self.connected(conn.peer());
         Ok(())
     }
 
@@ -446,6 +587,10 @@ impl Node {
             .ok_or_else(|| Error::NotConnected { peer: peer.clone() })
     }
 
+    pub(crate) fn kept(&self) -> &KeptPeers {
+        &self.inner.kept
+    }
+
     pub(crate) fn runtime(&self) -> &dyn Runtime {
         &*self.inner.runtime
     }
@@ -456,6 +601,22 @@ impl Node {
 
     pub(crate) fn middleware(&self) -> &[Arc<dyn Middleware>] {
         &self.inner.middleware
+    }
+
+    /// Whether `peer` may connect with `token`.
+    pub(crate) fn authenticates(&self, peer: &PeerId, token: Option<&str>) -> bool {
+        self.inner
+            .authenticate
+            .as_ref()
+            .is_none_or(|check| check(peer, token))
+    }
+
+    /// Whether `peer` may run `body` here.
+    pub(crate) fn authorizes(&self, peer: &PeerId, body: &str) -> bool {
+        self.inner
+            .authorize
+            .as_ref()
+            .is_none_or(|policy| policy.authorize(peer, body))
     }
 
     pub(crate) fn deliver_message(&self, peer: &PeerId, bytes: Vec<u8>) {

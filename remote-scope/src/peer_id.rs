@@ -66,7 +66,7 @@ impl From<String> for PeerId {
 /// Randomness without a dependency: std's per-process random hash keys, a counter and the address
 /// of a stack slot, mixed. Ids only need to be unique, not secret.
 #[cfg(not(target_arch = "wasm32"))]
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let slot = 0u8;
@@ -79,7 +79,7 @@ fn random_u64() -> u64 {
 /// In a browser std has no entropy source (its hash keys are fixed), so two pages would pick the
 /// same ids: ask the browser instead.
 #[cfg(target_arch = "wasm32")]
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let high = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
     let low = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;

@@ -3,16 +3,18 @@
 //! Peers exchange **frames**, one per binary WebSocket message (or per message of any other
 //! transport), each a MessagePack encoding of [`Frame`]: a one-entry map from the variant's name
 //! to its fields, structs as arrays, byte fields as MessagePack `bin`. A `Hello` is
-//! `{"Hello": [version, peer, digest, bodies]}`.
+//! `{"Hello": [version, peer, digest, bodies]}`, with a fifth element, the token, when the
+//! sender has one.
 //!
 //! | frame | when | fields |
 //! |---|---|---|
-//! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, registry digest, body count |
+//! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, registry digest, body count, token |
 //! | [`Frame::Reject`] | instead of the acceptor's `Hello` | why the connection is refused |
 //! | [`Frame::Invoke`] | a call | request id, body name, how long the caller waits, encoded captures |
 //! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
 //! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
 //! | [`Frame::Cancel`] | the caller gave up on a call | request id |
+//! | [`Frame::Ping`], [`Frame::Pong`] | keep-alive, when a connection has been quiet | none |
 //!
 //! The connecting peer sends `Hello` first; the accepting peer checks it and answers with its own
 //! `Hello` or with `Reject`. After that both sides may send `Invoke` at any time: calls are
@@ -20,7 +22,11 @@
 //! the bodies finish. Captures and results are themselves MessagePack (rmp-serde) of the
 //! capture tuple and of the body's value. A caller that stops waiting (its timeout passed, or
 //! its future was dropped) sends `Cancel`, and the serving peer stops the body; the serving peer
-//! also stops a body by itself once the caller's wait (`timeout_ms`) is over.
+//! also stops a body by itself once the caller's wait (`timeout_ms`) is over. A request id runs
+//! its body at most once per connection: a repeated `Invoke` is ignored.
+//!
+//! A peer that has heard nothing for the keep-alive interval sends `Ping`; the other answers
+//! `Pong`. One that hears nothing for two intervals takes the connection for dead and closes it.
 //!
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
@@ -31,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, PeerId};
 
 /// The version this build speaks; a peer with another version is refused at connect time.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default largest frame a peer accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
@@ -65,6 +71,10 @@ pub enum Frame {
     Message(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The caller no longer waits for request `id`: stop its body.
     Cancel(u64),
+    /// Are you there? Sent on a quiet connection; answered with `Pong`.
+    Ping,
+    /// The answer to `Ping`.
+    Pong,
 }
 
 /// register-scope: the first frame each way.
@@ -78,6 +88,11 @@ pub struct Hello {
     pub digest: u64,
     /// How many bodies the sender serves.
     pub bodies: u32,
+    /// The sender's token ([`NodeBuilder::token`](crate::NodeBuilder::token)), checked by the
+    /// receiver's [`NodeBuilder::authenticate`](crate::NodeBuilder::authenticate). Left off the
+    /// wire when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Why an accepting peer refused a connection.
@@ -92,6 +107,8 @@ pub enum Reject {
     DuplicatePeer,
     /// The acceptor holds as many connections as it is configured to.
     TooManyConnections { limit: u32 },
+    /// The connector's token was missing or wrong.
+    NotAuthenticated,
 }
 
 /// A call: run `body` with `captures`.
@@ -142,6 +159,12 @@ pub enum Failure {
     Busy {
         limit: u32,
     },
+    /// The serving peer does not let the caller run this body.
+    NotAuthorized,
+    /// The captures are larger than the serving peer accepts.
+    CapturesTooLarge {
+        limit: u64,
+    },
 }
 
 impl Failure {
@@ -158,6 +181,8 @@ impl Failure {
             Failure::DecodeCaptures { reason } => Error::DecodeCaptures { peer, body, reason },
             Failure::EncodeResult { reason } => Error::EncodeResult { peer, body, reason },
             Failure::Busy { limit } => Error::Busy { peer, body, limit },
+            Failure::NotAuthorized => Error::NotAuthorized { peer, body },
+            Failure::CapturesTooLarge { limit } => Error::CapturesTooLarge { peer, body, limit },
         }
     }
 }
@@ -172,6 +197,8 @@ pub(crate) enum FrameRef<'a> {
     Result(#[serde(borrow)] InvokeResultRef<'a>),
     Message(#[serde(with = "serde_bytes")] &'a [u8]),
     Cancel(u64),
+    Ping,
+    Pong,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +244,8 @@ impl Frame {
             }),
             Frame::Message(m) => FrameRef::Message(m),
             Frame::Cancel(id) => FrameRef::Cancel(*id),
+            Frame::Ping => FrameRef::Ping,
+            Frame::Pong => FrameRef::Pong,
         }
     }
 }
@@ -239,6 +268,8 @@ impl FrameRef<'_> {
             }),
             FrameRef::Message(m) => Frame::Message(m.to_vec()),
             FrameRef::Cancel(id) => Frame::Cancel(id),
+            FrameRef::Ping => Frame::Ping,
+            FrameRef::Pong => Frame::Pong,
         }
     }
 }
@@ -394,6 +425,7 @@ mod tests {
             peer: PeerId::new("p"),
             digest: 0x0102,
             bodies: 3,
+            token: None,
         })
     }
 
@@ -421,6 +453,16 @@ mod tests {
             }),
             Frame::Message(b"hi".to_vec()),
             Frame::Cancel(17),
+            Frame::Ping,
+            Frame::Pong,
+            Frame::Reject(Reject::NotAuthenticated),
+            Frame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                peer: PeerId::new("p"),
+                digest: 1,
+                bodies: 0,
+                token: Some("s3cret".into()),
+            }),
         ];
         for frame in frames {
             let bytes = encode(&frame).expect("encodes");
@@ -504,10 +546,20 @@ mod tests {
             bytes,
             [
                 0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
-                0x94, 0x01, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [1, "p", 0x0102, 3]}
+                0x94, 0x02, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [2, "p", 0x0102, 3]}
             ],
             "{bytes:02x?}"
         );
+    }
+
+    #[test]
+    fn a_hello_without_its_token_element_decodes_with_none() {
+        // Peers without a token leave the element off, so the layout above stays as it was.
+        let bytes = encode(&hello()).expect("encodes");
+        let Frame::Hello(decoded) = decode(&bytes, 1 << 10).expect("decodes") else {
+            panic!("not a hello");
+        };
+        assert_eq!(decoded.token, None);
     }
 
     #[test]

@@ -86,12 +86,17 @@ impl RawPeer {
     }
 
     pub fn hello(id: &str) -> Frame {
+        Self::hello_with_token(id, None)
+    }
+
+    pub fn hello_with_token(id: &str, token: Option<&str>) -> Frame {
         let registry = Registry::global().expect("registry");
         Frame::Hello(Hello {
             version: PROTOCOL_VERSION,
             peer: PeerId::new(id),
             digest: registry.digest(),
             bodies: registry.len() as u32,
+            token: token.map(str::to_owned),
         })
     }
 

@@ -84,4 +84,19 @@ impl Node {
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
         self.connect_transport(BrowserTransport::open(url)?).await
     }
+
+    /// Connects to `url` and keeps the connection, redialling with `policy` when it is lost
+    /// (see [`Node::keep_connected`]); the same call as on native targets.
+    pub async fn connect_with_reconnect(
+        &self,
+        url: &str,
+        policy: crate::Reconnect,
+    ) -> Result<PeerId, Error> {
+        let url = url.to_owned();
+        self.keep_connected(policy, move || {
+            let opened = BrowserTransport::open(&url);
+            async move { opened }
+        })
+        .await
+    }
 }

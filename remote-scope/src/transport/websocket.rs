@@ -193,14 +193,48 @@ impl Node {
     /// different set of bodies (under [`RegistryCheck::Strict`](crate::RegistryCheck)), or
     /// already has a peer with this node's id.
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
-        let (ws, _response) =
-            tokio_tungstenite::connect_async_with_config(url, Some(ws_config(self)), true)
-                .await
-                .map_err(|e| Error::Transport {
-                    reason: format!("could not connect to {url}: {e}"),
-                })?;
-        self.connect_transport(WebSocketTransport::new(ws)).await
+        self.connect_transport(open(url.to_owned(), ws_config(self)).await?)
+            .await
     }
+
+    /// Connects to a server peer at `url` and keeps the connection: when it is lost, the node
+    /// dials again as `policy` says, and calls made meanwhile wait for it (see
+    /// [`Node::keep_connected`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Node, Reconnect};
+    ///
+    /// let server = Node::builder().id("server").build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    /// let client = Node::builder().build()?;
+    /// let id = client.connect_with_reconnect(&listener.url(), Reconnect::default()).await?;
+    /// assert_eq!(id, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_reconnect(
+        &self,
+        url: &str,
+        policy: crate::Reconnect,
+    ) -> Result<PeerId, Error> {
+        let (url, config) = (url.to_owned(), ws_config(self));
+        self.keep_connected(policy, move || open(url.clone(), config))
+            .await
+    }
+}
+
+/// Opens a WebSocket to `url`.
+async fn open(
+    url: String,
+    config: WebSocketConfig,
+) -> Result<WebSocketTransport<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, Error> {
+    let (ws, _response) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+        .await
+        .map_err(|e| Error::Transport {
+            reason: format!("could not connect to {url}: {e}"),
+        })?;
+    Ok(WebSocketTransport::new(ws))
 }
 
 async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {

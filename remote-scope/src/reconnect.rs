@@ -1,0 +1,213 @@
+//! Client peers that stay connected: when the connection is lost, the node dials again with
+//! exponential backoff, and calls made meanwhile wait for the new connection (up to their
+//! deadlines) instead of failing at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::future::{AbortHandle, Abortable};
+
+use crate::connection::lock;
+use crate::runtime::MaybeSend;
+use crate::transport::Transport;
+use crate::{Error, Node, PeerId};
+
+/// How a peer kept with [`Node::keep_connected`] is dialled again after a loss: after `initial`,
+/// then twice as long each time up to `max`, each wait shortened by a random part of up to a
+/// quarter so that many clients of one server do not all come back at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use remote_scope::Reconnect;
+///
+/// let policy = Reconnect::default()
+///     .initial(Duration::from_millis(50))
+///     .max(Duration::from_secs(2));
+/// assert!(policy.delay(0) <= Duration::from_millis(50));
+/// assert!(policy.delay(30) >= Duration::from_millis(1500));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Reconnect {
+    initial: Duration,
+    max: Duration,
+}
+
+impl Default for Reconnect {
+    /// 100 ms, doubling up to 10 s.
+    fn default() -> Self {
+        Reconnect {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Reconnect {
+    /// The wait before the first attempt.
+    pub fn initial(mut self, delay: Duration) -> Self {
+        self.initial = delay;
+        self
+    }
+
+    /// The longest wait between attempts.
+    pub fn max(mut self, delay: Duration) -> Self {
+        self.max = delay;
+        self
+    }
+
+    /// The wait before attempt `attempt` (counting from 0).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let full = self
+            .initial
+            .saturating_mul(1_u32 << attempt.min(20))
+            .min(self.max);
+        // Up to a quarter less, at random.
+        let jitter = full.mul_f64((crate::peer_id::random_u64() % 1024) as f64 / 4096.0);
+        full.saturating_sub(jitter)
+    }
+}
+
+/// A peer this node keeps connected.
+pub(crate) struct Kept {
+    /// Calls waiting for the connection to come back.
+    pub(crate) waiters: Vec<oneshot::Sender<()>>,
+    /// The task that redials.
+    pub(crate) supervisor: AbortHandle,
+}
+
+impl Node {
+    /// Connects over the transports `dial` makes, and keeps the connection: when it is lost
+    /// (the peer went away, the link broke, keep-alive found it silent), the node dials again
+    /// and again, waiting as `policy` says between attempts, until it is back. A call to the
+    /// peer made while it is away waits for the new connection until its deadline and then
+    /// fails with [`Error::NotConnected`]; calls in flight when the connection broke fail with
+    /// [`Error::Disconnected`] and are not repeated, so no body runs twice.
+    ///
+    /// The first connection must succeed: its error is returned. [`Node::disconnect`] and
+    /// [`Node::shutdown`] end the redialling. [`Node::connect_with_reconnect`] does this for a
+    /// WebSocket URL.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use std::time::Duration;
+    /// use remote_scope::{remote, transport::memory, Node, Reconnect};
+    ///
+    /// let server = Node::builder().id("server").build()?;
+    /// let client = Node::builder().id("client").build()?;
+    /// let dial = {
+    ///     let server = server.clone();
+    ///     move || {
+    ///         let (ours, theirs) = memory::pair();
+    ///         let server = server.clone();
+    ///         tokio::spawn(async move { server.accept_transport(theirs).await });
+    ///         async move { Ok(ours) }
+    ///     }
+    /// };
+    /// let policy = Reconnect::default().initial(Duration::from_millis(10));
+    /// let id = client.keep_connected(policy, dial).await?;
+    ///
+    /// server.disconnect(client.id()); // the link breaks...
+    /// let n = client.run(remote!(id, [], { 6 * 7 })).await?; // ...and the call waits for the redial
+    /// assert_eq!(n, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn keep_connected<D, F, T>(&self, policy: Reconnect, dial: D) -> Result<PeerId, Error>
+    where
+        D: Fn() -> F + MaybeSend + 'static,
+        F: Future<Output = Result<T, Error>> + MaybeSend + 'static,
+        T: Transport,
+    {
+        let peer = self.connect_transport(dial().await?).await?;
+        let (supervisor, registration) = AbortHandle::new_pair();
+        let previous = lock(self.kept()).insert(
+            peer.clone(),
+            Kept {
+                waiters: Vec::new(),
+                supervisor,
+            },
+        );
+        if let Some(previous) = previous {
+            previous.supervisor.abort();
+        }
+        let task = supervise(self.clone(), peer.clone(), policy, dial);
+        self.runtime().spawn(Box::pin(async move {
+            let _ = Abortable::new(task, registration).await;
+        }));
+        Ok(peer)
+    }
+
+    /// Ends the redialling of `peer` (if the node keeps it): waiting calls fail with
+    /// [`Error::NotConnected`].
+    pub(crate) fn stop_keeping(&self, peer: &PeerId) {
+        if let Some(kept) = lock(self.kept()).remove(peer) {
+            kept.supervisor.abort();
+        }
+    }
+
+    /// A future that completes when `peer` is connected again, or `None` if this node does
+    /// not keep `peer` (so there is nothing to wait for). The future fails if the node stops
+    /// keeping it.
+    pub(crate) fn reconnected(&self, peer: &PeerId) -> Option<oneshot::Receiver<()>> {
+        let mut kept = lock(self.kept());
+        let entry = kept.get_mut(peer)?;
+        let (tx, rx) = oneshot::channel();
+        // Checked under the lock that `connected` takes too: either the connection is already
+        // back, or `connected` will see this waiter.
+        if self.is_connected(peer) {
+            let _ = tx.send(());
+        } else {
+            entry.waiters.push(tx);
+        }
+        Some(rx)
+    }
+
+    /// Wakes the calls waiting for `peer`.
+    pub(crate) fn connected(&self, peer: &PeerId) {
+        let waiters = match lock(self.kept()).get_mut(peer) {
+            Some(kept) => std::mem::take(&mut kept.waiters),
+            None => return,
+        };
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+    }
+}
+
+/// Waits for the connection to `peer` to end, dials until there is a new one, and again.
+async fn supervise<D, F, T>(node: Node, peer: PeerId, policy: Reconnect, dial: D)
+where
+    D: Fn() -> F,
+    F: Future<Output = Result<T, Error>>,
+    T: Transport,
+{
+    loop {
+        if let Ok(conn) = node.connection(&peer) {
+            conn.closed().await;
+        }
+        tracing::info!(%peer, "connection lost; reconnecting");
+        let mut attempt = 0_u32;
+        loop {
+            node.runtime().sleep(policy.delay(attempt)).await;
+            attempt = attempt.saturating_add(1);
+            let connected = match dial().await {
+                Ok(transport) => node.connect_transport(transport).await,
+                Err(e) => Err(e),
+            };
+            match connected {
+                Ok(back) if back == peer => break,
+                Ok(other) => {
+                    tracing::warn!(expected = %peer, got = %other, "reconnected to another peer; dropping it");
+                    node.disconnect(&other);
+                }
+                Err(Error::DuplicatePeer { .. }) if node.is_connected(&peer) => break,
+                Err(e) => tracing::debug!(%peer, attempt, error = %e, "reconnect failed"),
+            }
+        }
+        tracing::info!(%peer, attempts = attempt, "reconnected");
+    }
+}
+
+/// The peers a node keeps connected.
+pub(crate) type KeptPeers = std::sync::Mutex<std::collections::HashMap<PeerId, Kept>>;

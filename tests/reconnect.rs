@@ -1,0 +1,120 @@
+//! Client peers that stay connected: redialling after a loss, calls that wait for the peer to
+//! come back, and the ways to stop it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use remote_scope::{remote, Error, Node, Reconnect};
+
+fn fast() -> Reconnect {
+    Reconnect::default()
+        .initial(Duration::from_millis(20))
+        .max(Duration::from_millis(100))
+}
+
+#[tokio::test]
+async fn a_kept_peer_is_redialled_after_the_server_drops_it() {
+    let server = Node::builder().id("server").build().unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Node::builder().id("client").build().unwrap();
+    let server_id = client
+        .connect_with_reconnect(&listener.url(), fast())
+        .await
+        .unwrap();
+
+    for round in 0..3_u32 {
+        assert!(server.disconnect(client.id()), "round {round}");
+        common::wait_until(|| server.is_connected(client.id())).await;
+        let n = client
+            .run(remote!(server_id, [round: u32], { round + 1 }))
+            .await;
+        assert_eq!(n, Ok(round + 1));
+    }
+    assert_eq!(client.stats().kept, 1);
+}
+
+#[tokio::test]
+async fn a_call_made_while_away_waits_for_the_server_to_come_back() {
+    let server = Node::builder().id("server").build().unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let client = Node::builder().id("client").build().unwrap();
+    let server_id = client
+        .connect_with_reconnect(&listener.url(), fast())
+        .await
+        .unwrap();
+
+    // The server goes away entirely: nothing listens on its port.
+    drop(listener);
+    common::wait_until(|| !client.is_connected(&server_id)).await;
+
+    // A call whose deadline passes before the server is back fails cleanly, and not at once.
+    let started = Instant::now();
+    let gave_up = client
+        .run(remote!(server_id, [], { 1_u8 }).timeout(Duration::from_millis(300)))
+        .await;
+    assert!(
+        matches!(&gave_up, Err(e @ Error::NotConnected { .. }) if !e.body_may_have_run()),
+        "{gave_up:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // A call made now is sent once the server listens again on the same address.
+    let waiting = tokio::spawn(client.run(remote!(server_id, [], { 6_u8 * 7 })));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "the call waits for the server");
+    let _listener = server.listen(addr).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the call completes once the server is back")
+        .unwrap();
+    assert_eq!(answer, Ok(42));
+}
+
+#[tokio::test]
+async fn disconnect_and_shutdown_end_the_redialling() {
+    let server = Node::builder().id("server").build().unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let url = listener.url();
+
+    let client = Node::builder().id("client").build().unwrap();
+    let server_id = client.connect_with_reconnect(&url, fast()).await.unwrap();
+    assert!(client.disconnect(&server_id));
+    assert_eq!(client.stats().kept, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!client.is_connected(&server_id), "not redialled");
+    assert!(!server.is_connected(client.id()));
+    // Nothing to wait for: a call fails at once.
+    let after = client.run(remote!(server_id, [], { 1_u8 })).await;
+    assert!(matches!(after, Err(Error::NotConnected { .. })));
+
+    let other = Node::builder().id("other").build().unwrap();
+    let server_id = other.connect_with_reconnect(&url, fast()).await.unwrap();
+    // A call waiting for a redial fails as soon as the node shuts down.
+    drop(listener);
+    common::wait_until(|| !other.is_connected(&server_id)).await;
+    let waiting = tokio::spawn(other.run(remote!(server_id, [], { 1_u8 })));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    other.shutdown();
+    let result = tokio::time::timeout(Duration::from_secs(1), waiting)
+        .await
+        .expect("shutdown ends the wait")
+        .unwrap();
+    assert!(matches!(result, Err(Error::NotConnected { .. })));
+    assert_eq!(other.stats().kept, 0);
+}
+
+#[tokio::test]
+async fn the_first_connection_must_succeed() {
+    let nobody = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let client = Node::builder().build().unwrap();
+    let result = client
+        .connect_with_reconnect(&format!("ws://{nobody}"), fast())
+        .await;
+    assert!(matches!(result, Err(Error::Transport { .. })), "{result:?}");
+    assert_eq!(client.stats().kept, 0);
+}

@@ -1,0 +1,207 @@
+//! Authentication at connect time, authorization per call, and the capture size limit: a
+//! refused peer gets a clear error and the body never runs.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use futures::SinkExt;
+
+use common::RawPeer;
+use remote_scope::protocol::{Failure, Frame, Invoke, Outcome, Reject};
+use remote_scope::{remote, Allowlist, Error, Node, PeerId};
+
+static API_RUNS: AtomicU32 = AtomicU32::new(0);
+static ADMIN_RUNS: AtomicU32 = AtomicU32::new(0);
+
+mod api {
+    use super::*;
+
+    pub fn ping(peer: &PeerId) -> remote_scope::Call<u32> {
+        remote!(peer, [], { API_RUNS.fetch_add(1, Ordering::SeqCst) + 1 })
+    }
+}
+
+mod admin {
+    use super::*;
+
+    pub fn wipe(peer: &PeerId) -> remote_scope::Call<u32> {
+        remote!(peer, [], { ADMIN_RUNS.fetch_add(1, Ordering::SeqCst) + 1 })
+    }
+}
+
+async fn client(id: &str, token: Option<&str>, url: &str) -> Result<(Node, PeerId), Error> {
+    let mut builder = Node::builder().id(id);
+    if let Some(token) = token {
+        builder = builder.token(token);
+    }
+    let node = builder.build()?;
+    let server = node.connect(url).await?;
+    Ok((node, server))
+}
+
+#[tokio::test]
+async fn only_a_peer_with_the_token_connects() {
+    let server = Node::builder()
+        .id("server")
+        .require_token("s3cret")
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let url = listener.url();
+
+    for token in [None, Some("wrong"), Some("s3cre"), Some("")] {
+        let refused = client("intruder", token, &url).await.map(|_| ());
+        assert!(
+            matches!(&refused, Err(Error::NotAuthenticated { .. })),
+            "{token:?}: {refused:?}"
+        );
+    }
+    assert!(
+        server.peers().is_empty(),
+        "no refused peer holds a connection"
+    );
+
+    let (node, server_id) = client("friend", Some("s3cret"), &url).await.unwrap();
+    let n = node.run(api::ping(&server_id)).await.unwrap();
+    assert!(n >= 1);
+}
+
+#[tokio::test]
+async fn a_refused_peer_can_invoke_nothing() {
+    let server = Node::builder()
+        .id("server")
+        .require_token("s3cret")
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::accepted_by(&server);
+    raw.send(&RawPeer::hello_with_token("raw", Some("guess")))
+        .await;
+    assert_eq!(
+        raw.recv().await,
+        Some(Frame::Reject(Reject::NotAuthenticated))
+    );
+    // Invoking anyway: the connection is closed, nothing runs.
+    let before = ADMIN_RUNS.load(Ordering::SeqCst);
+    let peer = PeerId::new("unused");
+    let invoke = remote_scope::protocol::encode(&Frame::Invoke(Invoke {
+        id: 1,
+        body: admin::wipe(&peer).body_name().into(),
+        timeout_ms: 1_000,
+        captures: vec![0x90],
+    }))
+    .unwrap();
+    // The node has dropped its end: the send fails, or finds nobody reading.
+    if raw.end.send(invoke.into()).await.is_ok() {
+        assert_eq!(raw.recv().await, None, "the connection is closed");
+    }
+    assert_eq!(ADMIN_RUNS.load(Ordering::SeqCst), before);
+    assert!(server.peers().is_empty());
+}
+
+#[tokio::test]
+async fn the_connecting_peer_can_require_a_token_of_the_server() {
+    let server = Node::builder().id("server").build().unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Node::builder()
+        .id("client")
+        .require_token("server-proof")
+        .build()
+        .unwrap();
+    let refused = client.connect(&listener.url()).await;
+    assert!(
+        matches!(&refused, Err(Error::NotAuthenticated { peer }) if peer.contains("server")),
+        "{refused:?}"
+    );
+    assert!(client.peers().is_empty());
+    common::wait_until(|| server.peers().is_empty()).await;
+}
+
+#[tokio::test]
+async fn tokens_can_be_bound_to_peer_ids() {
+    let server = Node::builder()
+        .id("server")
+        .authenticate(|peer: &PeerId, token: Option<&str>| {
+            token == Some(format!("key-of-{peer}").as_str())
+        })
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let url = listener.url();
+    // Bob's key does not let anyone claim to be Alice.
+    let refused = client("alice", Some("key-of-bob"), &url).await.map(|_| ());
+    assert!(matches!(refused, Err(Error::NotAuthenticated { .. })));
+    assert!(client("bob", Some("key-of-bob"), &url).await.is_ok());
+    assert!(client("alice", Some("key-of-alice"), &url).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_allowlist_decides_per_peer_which_bodies_run() {
+    let allow = Allowlist::new()
+        .module(format!("{}::api", module_path!()))
+        .module_for("ops", format!("{}::admin", module_path!()));
+    let server = Node::builder()
+        .id("server")
+        .authorize(allow)
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let url = listener.url();
+
+    let (guest, server_id) = client("guest", None, &url).await.unwrap();
+    assert!(guest.run(api::ping(&server_id)).await.is_ok());
+    let admin_before = ADMIN_RUNS.load(Ordering::SeqCst);
+    let denied = guest.run(admin::wipe(&server_id)).await;
+    match denied {
+        Err(e @ Error::NotAuthorized { .. }) => assert!(!e.body_may_have_run()),
+        other => panic!("expected NotAuthorized, got {other:?}"),
+    }
+    assert_eq!(ADMIN_RUNS.load(Ordering::SeqCst), admin_before);
+
+    let (ops, server_id) = client("ops", None, &url).await.unwrap();
+    assert!(ops.run(admin::wipe(&server_id)).await.is_ok());
+    // A node's calls to itself are its own code: not checked.
+    assert!(server.run(admin::wipe(server.id())).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_denied_call_is_answered_before_its_captures_are_decoded() {
+    let server = Node::builder()
+        .id("server")
+        .authorize(|_: &PeerId, _: &str| false)
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::connected_to(&server, "raw").await;
+    let peer = PeerId::new("unused");
+    raw.send(&Frame::Invoke(Invoke {
+        id: 1,
+        body: api::ping(&peer).body_name().into(),
+        timeout_ms: 1_000,
+        // Not MessagePack of `()`: decoding would fail with DecodeCaptures.
+        captures: vec![0xc1, 0xc1],
+    }))
+    .await;
+    let Some(Frame::Result(result)) = raw.recv().await else {
+        panic!("no result");
+    };
+    assert_eq!(result.outcome, Outcome::Failure(Failure::NotAuthorized));
+}
+
+#[tokio::test]
+async fn oversized_captures_are_refused_and_the_body_does_not_run() {
+    let server = Node::builder()
+        .id("server")
+        .max_capture_size(1024)
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let (node, server_id) = client("client", None, &listener.url()).await.unwrap();
+    let (small, big) = (vec![1_u8; 100], vec![1_u8; 2048]);
+    let len = |data: Vec<u8>| remote!(&server_id, [data: Vec<u8>], { data.len() });
+    assert_eq!(node.run(len(small)).await, Ok(100));
+    let refused = node.run(len(big)).await;
+    assert!(
+        matches!(refused, Err(Error::CapturesTooLarge { limit: 1024, .. })),
+        "{refused:?}"
+    );
+}
