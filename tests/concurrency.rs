@@ -3,7 +3,6 @@
 mod common;
 
 use std::future::IntoFuture;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,32 +106,15 @@ async fn both_peers_call_each_other_at_the_same_time_over_one_connection() {
 }
 
 /// Counts the tasks a node spawns, on top of tokio.
-struct CountingRuntime {
-    spawned: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl remote_scope::runtime::Runtime for CountingRuntime {
-    fn spawn(&self, task: remote_scope::runtime::BoxFuture<'static, ()>) {
-        self.spawned.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(task);
-    }
-
-    fn sleep(&self, duration: Duration) -> remote_scope::runtime::BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-}
-
 /// A body that computes before it ever waits must not run on the connection's reader (which
 /// would stop the connection reading anything else meanwhile, results of this peer's own calls
 /// included): every served body gets a task of its own, as in tarpc.
 #[tokio::test]
 async fn every_served_body_runs_in_a_task_of_its_own() {
-    let spawned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks = Arc::new(common::LiveTasks::default());
     let server = remote_scope::Node::builder()
         .id("server")
-        .runtime(Arc::new(CountingRuntime {
-            spawned: Arc::clone(&spawned),
-        }))
+        .runtime(tasks.clone())
         .build()
         .unwrap();
     let listener = server.listen("127.0.0.1:0").await.unwrap();
@@ -140,7 +122,7 @@ async fn every_served_body_runs_in_a_task_of_its_own() {
     let server_id = client.connect(&listener.url()).await.unwrap();
     common::wait_until(|| server.is_connected(&remote_scope::PeerId::new("client"))).await;
 
-    let before = spawned.load(Ordering::SeqCst);
+    let before = tasks.spawned();
     for n in 0..10_u32 {
         let sid = server_id.clone();
         // Finishes at its first poll: the case a reader could be tempted to run inline.
@@ -149,5 +131,5 @@ async fn every_served_body_runs_in_a_task_of_its_own() {
             Ok(n * 3)
         );
     }
-    assert_eq!(spawned.load(Ordering::SeqCst) - before, 10);
+    assert_eq!(tasks.spawned() - before, 10);
 }

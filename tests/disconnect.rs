@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -118,4 +119,100 @@ async fn server_shutdown_closes_its_connections() {
     let server = p.server_id.clone();
     let result = p.client.run(remote!(server, [], { 1_u8 })).await;
     assert!(matches!(result, Err(Error::NotConnected { .. })));
+}
+
+/// Two nodes on task-counting runtimes, with a fast keep-alive, connected over `a_end`/`b_end`.
+async fn counted_nodes<T: remote_scope::transport::Transport>(
+    a_end: T,
+    b_end: T,
+) -> (Node, Arc<common::LiveTasks>, Node, Arc<common::LiveTasks>) {
+    let node = |id: &str, tasks: &Arc<common::LiveTasks>| {
+        Node::builder()
+            .id(id)
+            .keepalive(Some(Duration::from_millis(100)))
+            .runtime(tasks.clone())
+            .build()
+            .unwrap()
+    };
+    let (a_tasks, b_tasks) = (
+        Arc::new(common::LiveTasks::default()),
+        Arc::new(common::LiveTasks::default()),
+    );
+    let (a, b) = (node("a", &a_tasks), node("b", &b_tasks));
+    futures::try_join!(a.connect_transport(a_end), b.accept_transport(b_end)).unwrap();
+    (a, a_tasks, b, b_tasks)
+}
+
+/// Starts `n` calls each way whose bodies would run for a minute, and waits until every body
+/// runs.
+async fn calls_both_ways(
+    a: &Node,
+    b: &Node,
+    n: u32,
+) -> tokio::task::JoinHandle<Vec<Result<u32, Error>>> {
+    let calls = |from: &Node, to: &Node| {
+        (0..n)
+            .map(|i| {
+                let to = to.id().clone();
+                from.run(remote!(to, [i: u32], {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    i
+                }))
+            })
+            .collect::<Vec<_>>()
+    };
+    let all: Vec<_> = calls(a, b).into_iter().chain(calls(b, a)).collect();
+    let pending = tokio::spawn(join_all(all));
+    let n = n as usize;
+    common::wait_until(|| {
+        let (sa, sb) = (a.stats(), b.stats());
+        (
+            sa.bodies_running,
+            sb.bodies_running,
+            sa.calls_waiting,
+            sb.calls_waiting,
+        ) == (n, n, n, n)
+    })
+    .await;
+    pending
+}
+
+/// Both sides fail every call within a second, and hold no connection, call, body or task
+/// afterwards.
+async fn nothing_left_behind(
+    pending: tokio::task::JoinHandle<Vec<Result<u32, Error>>>,
+    since: Instant,
+    nodes: [(&Node, &common::LiveTasks); 2],
+) {
+    let results = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("no call hangs")
+        .unwrap();
+    let elapsed = since.elapsed();
+    for r in &results {
+        assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
+    }
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    for (node, tasks) in nodes {
+        let stats = node.stats();
+        assert_eq!(
+            (stats.connections, stats.calls_waiting, stats.bodies_running),
+            (0, 0, 0),
+            "{}: {stats:?}",
+            node.id()
+        );
+        // Reader, writer, keep-alive and every body task end.
+        common::wait_until(|| tasks.live() == 0).await;
+    }
+}
+
+#[tokio::test]
+async fn a_link_gone_silent_is_found_by_keep_alive_and_leaves_nothing_behind() {
+    let (a_end, b_end, link) = common::controlled_pair();
+    let (a, a_tasks, b, b_tasks) = counted_nodes(a_end, b_end).await;
+    let pending = calls_both_ways(&a, &b, 10).await;
+    // No close, no error: the link just stops carrying anything.
+    link.set(common::FROZEN);
+    let since = Instant::now();
+    nothing_left_behind(pending, since, [(&a, &a_tasks), (&b, &b_tasks)]).await;
 }

@@ -1,9 +1,10 @@
-//! Authentication at connect time, authorization per call, and the capture size limit: a
-//! refused peer gets a clear error and the body never runs.
+//! Authentication at connect time, authorization per call, and the limits on what a peer can
+//! make a node decode or hold: a refused peer gets a clear error and the body never runs.
 
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use futures::SinkExt;
 
@@ -204,4 +205,78 @@ async fn oversized_captures_are_refused_and_the_body_does_not_run() {
         matches!(refused, Err(Error::CapturesTooLarge { limit: 1024, .. })),
         "{refused:?}"
     );
+}
+
+static RESULTS_SERVED: AtomicU32 = AtomicU32::new(0);
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_disconnected_not_buffered_for() {
+    let server = Node::builder()
+        .id("server")
+        .max_queued_bytes(16 << 10)
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::connected_to(&server, "raw").await;
+    // The server's writes block from now on, as when the peer's receive window is full.
+    raw.ends.b.store(common::STALLED, Ordering::SeqCst);
+    let peer = PeerId::new("unused");
+    let kilobyte = remote!(peer, [], {
+        RESULTS_SERVED.fetch_add(1, Ordering::SeqCst);
+        vec![7_u8; 1024]
+    })
+    .body_name();
+    for id in 1..=200 {
+        let invoke = Frame::Invoke(Invoke {
+            id,
+            body: kilobyte.into(),
+            timeout_ms: 60_000,
+            captures: vec![0x90],
+        });
+        if raw
+            .end
+            .send(remote_scope::protocol::encode(&invoke).unwrap().into())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    common::wait_until(|| server.peers().is_empty()).await;
+    // It stopped after about 16 KiB of unsent results, not after all 200.
+    let served = RESULTS_SERVED.load(Ordering::SeqCst);
+    assert!(served < 100, "{served} bodies ran");
+}
+
+#[tokio::test]
+async fn calls_beyond_the_send_queue_fail_at_once_instead_of_queueing() {
+    let node = Node::builder()
+        .id("node")
+        .max_queued_bytes(16 << 10)
+        .build()
+        .unwrap();
+    let raw = RawPeer::connected_to(&node, "raw").await;
+    raw.ends.b.store(common::STALLED, Ordering::SeqCst);
+    let raw_id = PeerId::new("raw");
+    let call = |data: Vec<u8>| {
+        node.run(remote!(&raw_id, [data: Vec<u8>], { data.len() }).timeout(Duration::from_secs(60)))
+    };
+    // Each call carries 6 KiB: the third does not fit behind the first two.
+    let first = tokio::spawn(call(vec![1; 6 << 10]));
+    let second = tokio::spawn(call(vec![1; 6 << 10]));
+    common::wait_until(|| node.stats().calls_waiting == 2).await;
+    let third = tokio::time::timeout(Duration::from_secs(1), call(vec![1; 6 << 10]))
+        .await
+        .expect("refused at once");
+    match third {
+        Err(e @ Error::QueueFull { limit: 16384, .. }) => assert!(!e.body_may_have_run()),
+        other => panic!("expected QueueFull, got {other:?}"),
+    }
+    assert!(!first.is_finished() && !second.is_finished());
+    assert_eq!(
+        node.stats().calls_waiting,
+        2,
+        "the refused call left nothing behind"
+    );
+    first.abort();
+    second.abort();
 }

@@ -77,8 +77,8 @@ struct Running {
 }
 
 impl Connection {
-    pub(crate) fn new(peer: PeerId, direct: bool) -> Arc<Connection> {
-        let outbox = Arc::new(crate::outbox::Outbox::default());
+    pub(crate) fn new(peer: PeerId, direct: bool, max_queued_bytes: usize) -> Arc<Connection> {
+        let outbox = Arc::new(crate::outbox::Outbox::new(max_queued_bytes));
         let (on_close, closed) = oneshot::channel();
         Arc::new(Connection {
             link: Link::new(peer, outbox),
@@ -144,13 +144,8 @@ impl Connection {
                 captures: captures.as_slice().to_vec(),
             }))
         };
-        match sent {
-            Ok(()) => Ok(call),
-            Err(_) => Err(Error::Disconnected {
-                peer: self.peer().clone(),
-                body: body.to_owned(),
-            }),
-        }
+        // On failure the call was not sent; dropping it forgets it.
+        sent.map(|()| call)
     }
 
     /// Handles one inbound frame after the handshake; returns the body it starts, if any. An
@@ -311,8 +306,10 @@ impl Connection {
         ));
     }
 
+    /// Queues the answer to request `id`. A peer that leaves so many answers unread that the
+    /// queue is full is disconnected: it is not reading.
     fn answer(&self, id: u64, result: Result<Encoded, protocol::Failure>) {
-        let _ = match result {
+        let queued = match result {
             Ok(value) if self.direct => self
                 .link
                 .enqueue(Outgoing::Encoded(protocol::value_frame(id, value))),
@@ -325,6 +322,10 @@ impl Connection {
                 outcome: Outcome::Failure(failure),
             })),
         };
+        if let Err(Error::QueueFull { limit, .. }) = queued {
+            tracing::warn!(peer = %self.peer(), limit, "the peer does not read its results; closing the connection");
+            self.close();
+        }
     }
 
     /// Ends the connection: fails every pending call with `Disconnected`, stops the bodies being
@@ -511,7 +512,9 @@ where
         let mut batch = Vec::new();
         // Everything queued goes out with one flush.
         while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await {
+            let mut bytes = 0;
             for frame in batch.drain(..) {
+                bytes += frame.size();
                 write_frame(&node, &conn, &mut sink, frame).await?;
             }
             // The two queues take turns here: a burst does not leave them large for good.
@@ -519,6 +522,7 @@ where
                 batch = Vec::new();
             }
             sink.flush().await?;
+            conn.link.outbox().written(bytes);
         }
         Ok(())
     }

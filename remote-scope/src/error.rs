@@ -114,6 +114,12 @@ pub enum Error {
     #[error("{peer} failed authentication: its token is missing or wrong")]
     NotAuthenticated { peer: String },
 
+    /// This node already holds `limit` bytes queued for the peer and not yet written: the peer
+    /// (or the network) is slower than this node sends. Nothing was sent; the call can be
+    /// retried once the queue drains.
+    #[error("the queue of frames to peer `{peer}` is full ({limit} bytes not yet sent); nothing was sent")]
+    QueueFull { peer: PeerId, limit: u64 },
+
     /// The peer holds as many connections as it allows and refused this one.
     #[error("peer `{peer}` refused the connection: it holds its maximum of {limit} connections")]
     TooManyConnections { peer: String, limit: u32 },

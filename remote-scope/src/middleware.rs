@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Refused};
 use crate::protocol::Frame;
 use crate::{Error, PeerId};
 
@@ -71,6 +71,25 @@ pub(crate) enum Outgoing {
     Encoded(bytes::Bytes),
 }
 
+impl Outgoing {
+    /// About how many bytes this frame takes on the wire (exact once encoded).
+    pub(crate) fn size(&self) -> usize {
+        const OVERHEAD: usize = 32;
+        match self {
+            Outgoing::Encoded(bytes) => bytes.len(),
+            Outgoing::Frame(Frame::Invoke(invoke)) => {
+                invoke.captures.len() + invoke.body.len() + OVERHEAD
+            }
+            Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
+                crate::protocol::Outcome::Value(value) => value.len() + OVERHEAD,
+                crate::protocol::Outcome::Failure(_) => OVERHEAD * 4,
+            },
+            Outgoing::Frame(Frame::Message(bytes)) => bytes.len() + OVERHEAD,
+            Outgoing::Frame(_) => OVERHEAD,
+        }
+    }
+}
+
 /// A middleware's view of one connection.
 #[derive(Debug, Clone)]
 pub struct Link {
@@ -98,8 +117,14 @@ impl Link {
     }
 
     pub(crate) fn enqueue(&self, item: Outgoing) -> Result<(), Error> {
-        self.outbox.push(item).map_err(|_| Error::NotConnected {
-            peer: self.peer.clone(),
+        self.outbox.push(item).map_err(|refused| match refused {
+            Refused::Closed => Error::NotConnected {
+                peer: self.peer.clone(),
+            },
+            Refused::Full => Error::QueueFull {
+                peer: self.peer.clone(),
+                limit: u64::try_from(self.outbox.limit()).unwrap_or(u64::MAX),
+            },
         })
     }
 

@@ -40,6 +40,7 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) max_bodies_per_connection: usize,
     pub(crate) max_capture_size: usize,
+    pub(crate) max_queued_bytes: usize,
     pub(crate) keepalive: Option<Duration>,
     pub(crate) registry_check: RegistryCheck,
     pub(crate) token: Option<String>,
@@ -135,6 +136,15 @@ impl NodeBuilder {
     /// with larger ones is answered with [`Error::CapturesTooLarge`] and its body does not run.
     pub fn max_capture_size(mut self, bytes: usize) -> Self {
         self.config.max_capture_size = bytes;
+        self
+    }
+
+    /// The most bytes this node queues for one peer and has not yet written (default:
+    /// 128 MiB). Beyond it, a call fails at once with [`Error::QueueFull`] instead of queueing,
+    /// and a peer that leaves the results of its own calls unread that long is disconnected, so
+    /// a peer that stops reading cannot make this node hold an unbounded backlog.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes = bytes;
         self
     }
 
@@ -336,6 +346,7 @@ impl Node {
                 max_connections: 16 << 10,
                 max_bodies_per_connection: 4 << 10,
                 max_capture_size: 16 << 20,
+                max_queued_bytes: 128 << 20,
                 keepalive: Some(Duration::from_secs(15)),
                 registry_check: RegistryCheck::Strict,
                 token: None,
@@ -492,7 +503,11 @@ impl Node {
             Err((reject, error)) => Some((reject, error)),
             Ok(()) => None,
         };
-        let conn = Connection::new(theirs.peer.clone(), self.middleware().is_empty());
+        let conn = Connection::new(
+            theirs.peer.clone(),
+            self.middleware().is_empty(),
+            self.config().max_queued_bytes,
+        );
         let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
         if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {

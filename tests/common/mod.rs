@@ -2,6 +2,10 @@
 //! raw peer that speaks the protocol frame by frame.
 #![allow(dead_code)] // each test binary uses a part of this
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -47,18 +51,20 @@ pub async fn wait_until(mut cond: impl FnMut() -> bool) {
 
 /// A peer scripted by hand over an in-memory transport, to send what a real node never would.
 pub struct RawPeer {
-    pub end: MemoryTransport,
+    pub end: Controlled,
+    /// `a`: the raw peer's end; `b`: the node's.
+    pub ends: Ends,
 }
 
 impl RawPeer {
     /// A raw peer whose other end `node` has accepted (the handshake is left to the script).
     pub fn accepted_by(node: &Node) -> RawPeer {
-        let (ours, theirs) = memory::pair();
+        let (ours, theirs, ends) = controlled_pair();
         let node = node.clone();
         tokio::spawn(async move {
             let _ = node.accept_transport(theirs).await;
         });
-        RawPeer { end: ours }
+        RawPeer { end: ours, ends }
     }
 
     /// A raw peer with id `id` that `node` accepted, past the handshake.
@@ -79,10 +85,10 @@ impl RawPeer {
         RawPeer,
         tokio::task::JoinHandle<Result<PeerId, remote_scope::Error>>,
     ) {
-        let (ours, theirs) = memory::pair();
+        let (ours, theirs, ends) = controlled_pair();
         let node = node.clone();
         let connect = tokio::spawn(async move { node.connect_transport(theirs).await });
-        (RawPeer { end: ours }, connect)
+        (RawPeer { end: ours, ends }, connect)
     }
 
     pub fn hello(id: &str) -> Frame {
@@ -118,5 +124,117 @@ impl RawPeer {
             protocol::decode(&next.expect("raw recv"), usize::MAX)
                 .expect("node sends valid frames"),
         )
+    }
+}
+
+/// What a [`controlled_pair`] link does now.
+pub const FLOWING: u8 = 0;
+/// Nothing more arrives at either end and what is sent vanishes, as with a cut cable or a
+/// frozen host: no close, no error.
+pub const FROZEN: u8 = 1;
+/// Sending blocks at this end, as when the peer stopped reading; receiving goes on.
+pub const STALLED: u8 = 2;
+
+/// An in-memory link whose ends the test switches (see [`FLOWING`], [`FROZEN`], [`STALLED`]).
+pub fn controlled_pair() -> (Controlled, Controlled, Ends) {
+    let ends = Ends {
+        a: Arc::new(AtomicU8::new(FLOWING)),
+        b: Arc::new(AtomicU8::new(FLOWING)),
+    };
+    let (a, b) = memory::pair();
+    (
+        Controlled(a, Arc::clone(&ends.a)),
+        Controlled(b, Arc::clone(&ends.b)),
+        ends,
+    )
+}
+
+/// The states of a [`controlled_pair`]'s two ends.
+pub struct Ends {
+    pub a: Arc<AtomicU8>,
+    pub b: Arc<AtomicU8>,
+}
+
+impl Ends {
+    pub fn set(&self, state: u8) {
+        self.a.store(state, Ordering::SeqCst);
+        self.b.store(state, Ordering::SeqCst);
+    }
+}
+
+pub struct Controlled(MemoryTransport, Arc<AtomicU8>);
+
+impl futures::Stream for Controlled {
+    type Item = Result<remote_scope::transport::Bytes, remote_scope::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.1.load(Ordering::SeqCst) == FROZEN {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.0).poll_next(cx)
+    }
+}
+
+impl futures::Sink<remote_scope::transport::Bytes> for Controlled {
+    type Error = remote_scope::Error;
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.1.load(Ordering::SeqCst) == STALLED {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.0).poll_ready(cx)
+    }
+    fn start_send(
+        mut self: Pin<&mut Self>,
+        item: remote_scope::transport::Bytes,
+    ) -> Result<(), Self::Error> {
+        if self.1.load(Ordering::SeqCst) == FROZEN {
+            return Ok(());
+        }
+        Pin::new(&mut self.0).start_send(item)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+/// A tokio runtime for nodes that counts the tasks they spawn, and those not ended yet.
+#[derive(Default)]
+pub struct LiveTasks {
+    live: Arc<AtomicUsize>,
+    spawned: AtomicUsize,
+}
+
+impl LiveTasks {
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    pub fn spawned(&self) -> usize {
+        self.spawned.load(Ordering::SeqCst)
+    }
+}
+
+struct Alive(Arc<AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl remote_scope::runtime::Runtime for LiveTasks {
+    fn spawn(&self, task: remote_scope::runtime::BoxFuture<'static, ()>) {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        self.spawned.fetch_add(1, Ordering::SeqCst);
+        let alive = Alive(Arc::clone(&self.live));
+        tokio::spawn(async move {
+            let _alive = alive;
+            task.await
+        });
+    }
+    fn sleep(&self, duration: Duration) -> remote_scope::runtime::BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
     }
 }
