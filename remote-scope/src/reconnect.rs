@@ -108,8 +108,12 @@ impl Node {
     /// let policy = Reconnect::default().initial(Duration::from_millis(10));
     /// let id = client.keep_connected(policy, dial).await?;
     ///
-    /// server.disconnect(client.id()); // the link breaks...
-    /// let n = client.run(remote!(id, [], { 6 * 7 })).await?; // ...and the call waits for the redial
+    /// server.disconnect(client.id()); // the link breaks
+    /// while client.is_connected(&id) {
+    ///     client.sleep(Duration::from_millis(1)).await;
+    /// }
+    /// // A call made while the server is away waits for the redial.
+    /// let n = client.run(remote!(id, [], { 6 * 7 })).await?;
     /// assert_eq!(n, 42);
     /// # Ok(()) }
     /// ```
