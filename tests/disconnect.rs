@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use remote_scope::transport::faulty::{self, Faults};
 use remote_scope::{remote, Error, Node};
 
 /// A server on a runtime and thread of its own, so the test can kill it the way a crash would:
@@ -213,6 +214,17 @@ async fn a_link_gone_silent_is_found_by_keep_alive_and_leaves_nothing_behind() {
     let pending = calls_both_ways(&a, &b, 10).await;
     // No close, no error: the link just stops carrying anything.
     link.set(common::FROZEN);
+    let since = Instant::now();
+    nothing_left_behind(pending, since, [(&a, &a_tasks), (&b, &b_tasks)]).await;
+}
+
+#[tokio::test]
+async fn a_link_cut_mid_call_fails_every_call_on_both_sides_and_leaves_nothing_behind() {
+    let timers = Arc::new(common::LiveTasks::default());
+    let (a_end, b_end, link) = faulty::pair(Faults::new(1), timers);
+    let (a, a_tasks, b, b_tasks) = counted_nodes(a_end, b_end).await;
+    let pending = calls_both_ways(&a, &b, 10).await;
+    link.cut();
     let since = Instant::now();
     nothing_left_behind(pending, since, [(&a, &a_tasks), (&b, &b_tasks)]).await;
 }

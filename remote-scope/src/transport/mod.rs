@@ -3,7 +3,8 @@
 //! A transport is anything that is a [`Stream`] of received binary messages and a [`Sink`] of
 //! binary messages to send, one frame per message. The node does the rest (handshake, calls,
 //! middleware), so the same logic runs over a native WebSocket (`websocket`, tokio-tungstenite),
-//! a browser WebSocket (`browser`, on wasm32), or an in-memory pair ([`memory`]).
+//! a browser WebSocket (`browser`, on wasm32), or an in-memory pair ([`memory`]); for tests,
+//! [`faulty`] is an in-memory pair that drops, delays, reorders, duplicates and cuts.
 
 pub use bytes::Bytes;
 use futures::{Sink, Stream};
@@ -13,6 +14,7 @@ use crate::Error;
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
+pub mod faulty;
 pub mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod websocket;
