@@ -285,16 +285,22 @@ impl Connection {
             running.bodies.insert(id, handle);
         }
         let conn = Arc::clone(self);
-        let expiry = node.runtime().sleep(deadline);
+        let timers = node.clone();
         node.runtime().spawn(Box::pin(
             async move {
-                let work = Abortable::new(work, registration);
-                let finished = match futures::future::select(work, expiry).await {
-                    futures::future::Either::Left((Ok(result), _)) => Some(result),
-                    futures::future::Either::Left((Err(_aborted), _)) => None,
-                    futures::future::Either::Right(_) => {
-                        tracing::debug!("the caller's wait is over; body stopped");
-                        None
+                let mut work = Abortable::new(work, registration);
+                // Most bodies finish at their first poll: they need no timer.
+                let finished = match futures::poll!(&mut work) {
+                    std::task::Poll::Ready(done) => done.ok(),
+                    std::task::Poll::Pending => {
+                        let expiry = timers.runtime().sleep(deadline);
+                        match futures::future::select(work, expiry).await {
+                            futures::future::Either::Left((done, _)) => done.ok(),
+                            futures::future::Either::Right(_) => {
+                                tracing::debug!("the caller's wait is over; body stopped");
+                                None
+                            }
+                        }
                     }
                 };
                 lock(&conn.running).bodies.remove(&id);
