@@ -59,12 +59,24 @@
 //! Every failure is an [`Error`] variant: unknown body, panic in the body (the serving peer
 //! keeps serving), captures or result that fail to decode, peer not connected, connection lost
 //! mid-call, timeout ([`Call::timeout`], [`NodeBuilder::default_timeout`]). No call waits
-//! forever for a peer that went away.
+//! forever for a peer that went away: a closed connection fails its calls at once, and
+//! keep-alive ([`NodeBuilder::keepalive`]) finds one that went silent without closing.
+//!
+//! ## Security and faults
+//!
+//! A peer that runs code on request is an attack surface, so a node decides who may connect
+//! ([`NodeBuilder::authenticate`], with tokens sent in the handshake) and which bodies each
+//! connected peer may run ([`NodeBuilder::authorize`], [`Allowlist`]); every resource a peer can
+//! make it spend is bounded (frame and capture sizes, bodies per connection, bytes queued,
+//! connections; see [`NodeBuilder`]). A request id runs its body at most once. Client peers can
+//! stay connected across losses ([`Node::keep_connected`], [`Reconnect`]), and
+//! [`transport::faulty`] injects drops, delays, reordering, duplicates and cuts for tests.
 //!
 //! ## Crate layout
 //!
 //! [`protocol`] (wire format), [`Registry`], [`Node`] (peers and routing), [`transport`]
-//! (native WebSocket, in-memory), [`Middleware`], [`runtime`] (the executor seam), [`Error`].
+//! (native WebSocket, browser WebSocket, in-memory, faulty), [`Middleware`], [`Authorize`],
+//! [`Reconnect`], [`runtime`] (the executor seam), [`Error`].
 
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
