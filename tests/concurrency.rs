@@ -106,11 +106,38 @@ async fn both_peers_call_each_other_at_the_same_time_over_one_connection() {
 }
 
 /// Counts the tasks a node spawns, on top of tokio.
-/// A body that computes before it ever waits must not run on the connection's reader (which
-/// would stop the connection reading anything else meanwhile, results of this peer's own calls
-/// included): every served body gets a task of its own, as in tarpc.
+/// A body that computes before it ever waits must not stop the connection from reading: the
+/// results of this peer's own calls, and the calls its peer makes meanwhile, still get through.
+/// (Bodies are first polled on a task of the connection's, not on its reader.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_computes_before_it_waits_does_not_stop_the_connection_reading() {
+    let p = common::connected_peers().await;
+    let server = p.server_id.clone();
+    let client = p.client_id.clone();
+    let busy = tokio::spawn(p.client.run(remote!(server, [], {
+        // Holds its thread for 1.5 s without ever yielding.
+        std::thread::sleep(Duration::from_millis(1500));
+        1_u8
+    })));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile the server calls the client, and reads the answer on the same connection.
+    let started = std::time::Instant::now();
+    let answer = p
+        .server
+        .run(remote!(client, [], { 2_u8 }).timeout(Duration::from_secs(5)))
+        .await;
+    assert_eq!(answer, Ok(2));
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the answer waited for the busy body: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(busy.await.unwrap(), Ok(1));
+}
+
+/// Bodies that finish at their first poll cost no task; those that wait get one each.
 #[tokio::test]
-async fn every_served_body_runs_in_a_task_of_its_own() {
+async fn only_bodies_that_wait_get_a_task_of_their_own() {
     let tasks = Arc::new(common::LiveTasks::default());
     let server = remote_scope::Node::builder()
         .id("server")
@@ -125,11 +152,19 @@ async fn every_served_body_runs_in_a_task_of_its_own() {
     let before = tasks.spawned();
     for n in 0..10_u32 {
         let sid = server_id.clone();
-        // Finishes at its first poll: the case a reader could be tempted to run inline.
         assert_eq!(
             client.run(remote!(sid, [n: u32], { n * 3 })).await,
             Ok(n * 3)
         );
+    }
+    assert_eq!(tasks.spawned() - before, 0);
+    for n in 0..10_u32 {
+        let sid = server_id.clone();
+        let waits = remote!(sid, [n: u32], {
+            tokio::task::yield_now().await;
+            n * 3
+        });
+        assert_eq!(client.run(waits).await, Ok(n * 3));
     }
     assert_eq!(tasks.spawned() - before, 10);
 }

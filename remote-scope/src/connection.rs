@@ -13,6 +13,7 @@ use futures::future::{AbortHandle, Abortable, FutureExt, Shared};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
 
+use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
 use crate::protocol::Encoded;
 use crate::protocol::{
@@ -42,6 +43,8 @@ pub(crate) struct Connection {
     running: Mutex<Running>,
     next_id: AtomicU64,
     reader: Mutex<Option<AbortHandle>>,
+    /// Bodies queued for the server task.
+    bodies: crate::bodies::Queue,
     closing: AtomicBool,
     /// Dropped by `close`, which completes `closed`.
     on_close: Mutex<Option<oneshot::Sender<()>>>,
@@ -93,6 +96,7 @@ impl Connection {
             }),
             next_id: AtomicU64::new(1),
             reader: Mutex::new(None),
+            bodies: crate::bodies::Queue::default(),
             closing: AtomicBool::new(false),
             on_close: Mutex::new(Some(on_close)),
             closed: closed.shared(),
@@ -260,15 +264,10 @@ impl Connection {
         }))
     }
 
-    /// Runs a started body in a task of its own, so that however long its code runs before
-    /// it first waits, the connection keeps reading (results of this node's own calls, other
-    /// bodies) meanwhile.
-    ///
-    /// The body stops when its caller cancels, when the connection closes, or when the caller's
-    /// wait is over (its result could no longer be used); then no result is sent.
-    fn spawn_body(
-        self: &Arc<Self>,
-        node: &Node,
+    /// Registers a started body as running and queues it for the connection's server task
+    /// (see [`crate::bodies`]).
+    fn queue_body(
+        &self,
         Started {
             id,
             work,
@@ -284,32 +283,25 @@ impl Connection {
             }
             running.bodies.insert(id, handle);
         }
-        let conn = Arc::clone(self);
-        let timers = node.clone();
-        node.runtime().spawn(Box::pin(
-            async move {
-                let mut work = Abortable::new(work, registration);
-                // Most bodies finish at their first poll: they need no timer.
-                let finished = match futures::poll!(&mut work) {
-                    std::task::Poll::Ready(done) => done.ok(),
-                    std::task::Poll::Pending => {
-                        let expiry = timers.runtime().sleep(deadline);
-                        match futures::future::select(work, expiry).await {
-                            futures::future::Either::Left((done, _)) => done.ok(),
-                            futures::future::Either::Right(_) => {
-                                tracing::debug!("the caller's wait is over; body stopped");
-                                None
-                            }
-                        }
-                    }
-                };
-                lock(&conn.running).bodies.remove(&id);
-                if let Some(result) = finished {
-                    conn.answer(id, result);
-                }
-            }
-            .instrument(span),
-        ));
+        self.bodies.push(Queued {
+            id,
+            work: Abortable::new(work, registration),
+            deadline,
+            span,
+        });
+    }
+
+    pub(crate) fn bodies(&self) -> &crate::bodies::Queue {
+        &self.bodies
+    }
+
+    /// A body is over: it no longer counts as running, and its result (if it was not stopped)
+    /// goes to the peer.
+    pub(crate) fn finish(&self, id: u64, result: Option<Result<Encoded, protocol::Failure>>) {
+        lock(&self.running).bodies.remove(&id);
+        if let Some(result) = result {
+            self.answer(id, result);
+        }
     }
 
     /// Queues the answer to request `id`. A peer that leaves so many answers unread that the
@@ -355,6 +347,7 @@ impl Connection {
         for handle in bodies.into_values() {
             handle.abort();
         }
+        self.bodies.close();
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
         }
@@ -427,6 +420,9 @@ where
     node.runtime().spawn(Box::pin(
         write_loop(node.clone(), Arc::clone(conn), sink).instrument(span.clone()),
     ));
+    node.runtime().spawn(Box::pin(
+        crate::bodies::serve(node.clone(), Arc::clone(conn)).instrument(span.clone()),
+    ));
 
     let (handle, registration) = AbortHandle::new_pair();
     *lock(&conn.reader) = Some(handle);
@@ -497,7 +493,7 @@ where
                 let started =
                     protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
                 match started {
-                    Ok(Some(started)) => conn.spawn_body(&node, started),
+                    Ok(Some(started)) => conn.queue_body(started),
                     Ok(None) => {}
                     Err(e) => break Some(e),
                 }

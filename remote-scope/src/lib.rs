@@ -82,6 +82,7 @@
 extern crate self as remote_scope;
 
 mod auth;
+mod bodies;
 mod call;
 mod connection;
 mod context;
