@@ -80,6 +80,9 @@ struct Running {
 }
 
 impl Connection {
+    // On wasm32 bodies are not `Send` (the page has one thread), so neither is a connection
+    // holding queued ones; the `Arc` is still what the tasks share.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub(crate) fn new(peer: PeerId, direct: bool, max_queued_bytes: usize) -> Arc<Connection> {
         let outbox = Arc::new(crate::outbox::Outbox::new(max_queued_bytes));
         let (on_close, closed) = oneshot::channel();

@@ -244,6 +244,8 @@ impl NodeBuilder {
 
     /// Builds the node. Fails if the registry has a name conflict
     /// ([`Error::DuplicateBody`]) or there is no runtime to run on.
+    // On wasm32 bodies, and so connections, are not `Send`: the page has one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn build(self) -> Result<Node, Error> {
         let registry = Registry::global()?;
         let runtime = match self.runtime {
