@@ -14,7 +14,7 @@ use crate::context::Scoped;
 use crate::handshake::{self, Role};
 use crate::protocol::{Frame, DEFAULT_MAX_FRAME_SIZE};
 use crate::reconnect::KeptPeers;
-use crate::runtime::{default_runtime, Runtime};
+use crate::runtime::Runtime;
 use crate::transport::Transport;
 use crate::{Error, Middleware, PeerId, Registry};
 
@@ -250,7 +250,7 @@ impl NodeBuilder {
         let registry = Registry::global()?;
         let runtime = match self.runtime {
             Some(runtime) => runtime,
-            None => default_runtime()?,
+            None => crate::runtime::current()?,
         };
         Ok(Node {
             inner: Arc::new(Inner {

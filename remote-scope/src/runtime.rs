@@ -66,13 +66,33 @@ impl Runtime for Tokio {
     }
 }
 
-/// The runtime a node gets when none is given: the current tokio runtime.
+/// The runtime a node built here gets when none is given ([`NodeBuilder::runtime`]): natively
+/// the tokio runtime this is called in, in a browser the page's event loop. Fails with
+/// [`Error::Setup`] natively outside a tokio runtime.
+///
+/// Handy for what takes a runtime of its own, such as [`faulty::pair`].
+///
+/// [`NodeBuilder::runtime`]: crate::NodeBuilder::runtime
+/// [`Error::Setup`]: crate::Error::Setup
+/// [`faulty::pair`]: crate::transport::faulty::pair
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use std::time::{Duration, Instant};
+///
+/// let runtime = remote_scope::runtime::current()?;
+/// let started = Instant::now();
+/// runtime.sleep(Duration::from_millis(5)).await;
+/// assert!(started.elapsed() >= Duration::from_millis(5));
+/// # Ok(()) }
+/// ```
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
     tokio::runtime::Handle::try_current()
         .map(|h| std::sync::Arc::new(Tokio(h)) as std::sync::Arc<dyn Runtime>)
         .map_err(|_| crate::Error::Setup {
-            reason: "build the node inside a tokio runtime, or give it one with \
+            reason: "no tokio runtime here: build the node inside one, or give it a runtime with \
                      NodeBuilder::runtime"
                 .into(),
         })
@@ -93,7 +113,9 @@ impl Runtime for Browser {
     }
 }
 
+/// The runtime a node built here gets when none is given: the page's event loop. Never fails
+/// in a browser.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn default_runtime() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
     Ok(std::sync::Arc::new(Browser))
 }

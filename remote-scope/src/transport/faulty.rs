@@ -1,10 +1,30 @@
 //! An in-memory link that misbehaves on purpose, for tests: it drops, delays, reorders and
 //! duplicates messages, and can be cut, all decided by a seeded generator so that a failing run
-//! can be repeated exactly.
+//! can be repeated.
 //!
-//! Each direction decides per message, from its own stream of the seed: the same seed and the
-//! same messages sent give the same faults, whatever the timing (and, when the messages are
-//! all waiting before the receiver reads, the same deliveries in the same order).
+//! Faults are applied where messages are received, each direction with its own generator
+//! stream drawn from the seed. The draws for a message depend only on the seed and the
+//! message's position in its direction, so the same seed and the same messages sent give the
+//! same drops, duplicates and delays whatever the timing. Order is the one thing timing can
+//! change: a held-back message (see [`Faults::reorder`]) goes out as soon as the receiver finds
+//! nothing else waiting, so that a request and its reply never wait on each other forever. When
+//! the sender keeps ahead of the receiver (every message sent before the first read, say), the
+//! delivered sequence is exactly the same from run to run.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), remote_scope::Error> {
+//! use remote_scope::runtime;
+//! use futures::{SinkExt, StreamExt};
+//! use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+//!
+//! let (mut a, mut b, _control) = faulty::pair(Faults::new(3).reorder(1.0), runtime::current()?);
+//! a.send(Bytes::from_static(b"first")).await?;
+//! a.send(Bytes::from_static(b"second")).await?;
+//! assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"second"[..]));
+//! assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"first"[..]));
+//! # Ok(()) }
+//! ```
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -23,14 +43,14 @@ use crate::runtime::{BoxFuture, Runtime};
 use crate::Error;
 
 /// What to inject, per message and independently in each direction. Probabilities are clamped
-/// to [0, 1].
+/// to [0, 1]; NaN counts as 0.
 ///
 /// ```
 /// use std::time::Duration;
 /// use remote_scope::transport::faulty::Faults;
 ///
 /// // After the first two messages each way (a handshake), lose one message in a hundred,
-/// // repeat one in fifty, and cut the link after a thousand.
+/// // repeat one in fifty, hold one in twenty for 3 ms, and cut the link after a thousand.
 /// let faults = Faults::new(7)
 ///     .after(2)
 ///     .drop(0.01)
@@ -53,6 +73,20 @@ pub struct Faults {
 
 impl Faults {
     /// No faults yet; `seed` decides which messages the ones added later hit.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// // Behaves like `memory::pair` until faults are added.
+    /// let (mut a, mut b, _control) = faulty::pair(Faults::new(42), runtime::current()?);
+    /// a.send(Bytes::from_static(b"hi")).await?;
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"hi"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn new(seed: u64) -> Self {
         Faults {
             seed,
@@ -68,26 +102,91 @@ impl Faults {
 
     /// Spares the first `messages` of each direction (a handshake, say) from every fault but
     /// the cut.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let faults = Faults::new(1).drop(1.0).after(1);
+    /// let (mut a, mut b, _control) = faulty::pair(faults, runtime::current()?);
+    /// a.send(Bytes::from_static(b"hello")).await?;
+    /// a.send(Bytes::from_static(b"lost")).await?;
+    /// a.close().await?;
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"hello"[..]));
+    /// assert!(b.next().await.is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn after(mut self, messages: u64) -> Self {
         self.after = messages;
         self
     }
 
     /// A message vanishes with probability `p`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let (mut a, mut b, control) = faulty::pair(Faults::new(1).drop(1.0), runtime::current()?);
+    /// a.send(Bytes::from_static(b"lost")).await?;
+    /// a.close().await?;
+    /// assert!(b.next().await.is_none());
+    /// assert_eq!(control.stats().dropped, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn drop(mut self, p: f64) -> Self {
         self.drop = p.clamp(0.0, 1.0);
         self
     }
 
     /// A message is delivered twice in a row with probability `p`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let faults = Faults::new(1).duplicate(1.0);
+    /// let (mut a, mut b, _control) = faulty::pair(faults, runtime::current()?);
+    /// a.send(Bytes::from_static(b"twice")).await?;
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"twice"[..]));
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"twice"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn duplicate(mut self, p: f64) -> Self {
         self.duplicate = p.clamp(0.0, 1.0);
         self
     }
 
-    /// A message is held back and delivered right after the next one with probability `p`; if
-    /// no next one is waiting when the receiver asks, it is delivered then (a reordering link
-    /// still delivers).
+    /// A message is held back with probability `p` and delivered right after the next one.
+    ///
+    /// One message is held at a time, so with `p = 1` pairs swap: `0 1 2 3 4` arrives as
+    /// `1 0 3 2 4`. A held message is not delivered late forever: if the receiver finds
+    /// nothing else waiting, or the stream ends, it is delivered then (a reordering link
+    /// still delivers); only a cut loses it. A held message is not also duplicated or
+    /// delayed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let (mut a, mut b, _control) = faulty::pair(Faults::new(1).reorder(1.0), runtime::current()?);
+    /// a.send(Bytes::from_static(b"alone")).await?;
+    /// // Nothing to pass it: it comes out anyway.
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"alone"[..]));
+    /// # Ok(()) }
+    /// ```
     pub fn reorder(mut self, p: f64) -> Self {
         self.reorder = p.clamp(0.0, 1.0);
         self
@@ -95,30 +194,83 @@ impl Faults {
 
     /// A message waits `by` before it is delivered with probability `p`; the messages behind it
     /// wait with it, so order is kept.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use std::time::Duration;
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let faults = Faults::new(1).delay(1.0, Duration::from_millis(5));
+    /// let (mut a, mut b, _control) = faulty::pair(faults, runtime::current()?);
+    /// let start = std::time::Instant::now();
+    /// a.send(Bytes::from_static(b"late")).await?;
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"late"[..]));
+    /// assert!(start.elapsed() >= Duration::from_millis(5));
+    /// # Ok(()) }
+    /// ```
     pub fn delay(mut self, p: f64, by: Duration) -> Self {
         self.delay = p.clamp(0.0, 1.0);
         self.delay_by = by;
         self
     }
 
-    /// Cuts the link once this many messages, both directions together, have been delivered.
+    /// Cuts the link once this many messages, both directions together, have been delivered,
+    /// as [`Control::cut`] would; `0` cuts it before anything is.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let faults = Faults::new(1).cut_after(1);
+    /// let (mut a, mut b, control) = faulty::pair(faults, runtime::current()?);
+    /// a.send(Bytes::from_static(b"one")).await?;
+    /// a.send(Bytes::from_static(b"two")).await?;
+    /// assert_eq!(b.next().await.transpose()?.as_deref(), Some(&b"one"[..]));
+    /// assert!(b.next().await.is_none());
+    /// assert!(control.is_cut());
+    /// # Ok(()) }
+    /// ```
     pub fn cut_after(mut self, messages: u64) -> Self {
         self.cut_after = Some(messages);
         self
     }
 }
 
-/// What a link did so far, from [`Control::stats`].
+/// What a link did so far, from [`Control::stats`]. Counts both directions together.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use futures::{SinkExt, StreamExt};
+/// use remote_scope::runtime;
+/// use remote_scope::transport::{faulty::{self, FaultStats, Faults}, Bytes};
+///
+/// let (mut a, mut b, control) = faulty::pair(Faults::new(1).duplicate(1.0), runtime::current()?);
+/// assert_eq!(control.stats(), FaultStats::default());
+/// a.send(Bytes::from_static(b"x")).await?;
+/// b.next().await;
+/// b.next().await;
+/// let stats = control.stats();
+/// assert_eq!((stats.delivered, stats.duplicated, stats.dropped), (2, 1, 0));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FaultStats {
-    /// Messages handed to a receiver (a duplicate counts twice).
+    /// Messages handed to a receiver (a duplicated one counts twice).
     pub delivered: u64,
     /// Messages that vanished.
     pub dropped: u64,
     /// Messages delivered a second time.
     pub duplicated: u64,
-    /// Messages delivered after the one sent behind them.
+    /// Messages delivered after one sent behind them (held back and then passed; one released
+    /// because nothing came to pass it is not counted).
     pub reordered: u64,
     /// Messages held back for the delay.
     pub delayed: u64,
@@ -140,9 +292,26 @@ impl Shared {
             reader.wake();
         }
     }
+
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::SeqCst)
+    }
 }
 
 /// Cuts a [`pair`]'s link and tells what it did. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use remote_scope::runtime;
+/// use remote_scope::transport::faulty::{self, Faults};
+///
+/// let (_a, _b, control) = faulty::pair(Faults::new(1), runtime::current()?);
+/// let for_later = control.clone();
+/// control.cut();
+/// assert!(for_later.is_cut());
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Control {
     shared: Arc<Shared>,
@@ -158,24 +327,80 @@ impl std::fmt::Debug for Control {
 }
 
 impl Control {
-    /// Cuts the link now: neither end receives anything more (its stream ends) and sending
-    /// on either fails with [`Error::Transport`].
+    /// Cuts the link now: neither end receives anything more (its stream ends, messages still
+    /// on the way are lost) and sending on either fails with [`Error::Transport`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    /// use remote_scope::Error;
+    ///
+    /// let (mut a, mut b, control) = faulty::pair(Faults::new(1), runtime::current()?);
+    /// a.send(Bytes::from_static(b"never read")).await?;
+    /// control.cut();
+    /// assert!(b.next().await.is_none());
+    /// assert!(matches!(b.send(Bytes::new()).await, Err(Error::Transport { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn cut(&self) {
         self.shared.cut();
     }
 
-    /// Whether the link is cut.
+    /// Whether the link is cut, by [`Control::cut`] or [`Faults::cut_after`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::faulty::{self, Faults};
+    ///
+    /// let (_a, _b, control) = faulty::pair(Faults::new(1), runtime::current()?);
+    /// assert!(!control.is_cut());
+    /// control.cut();
+    /// assert!(control.is_cut());
+    /// # Ok(()) }
+    /// ```
     pub fn is_cut(&self) -> bool {
-        self.shared.cut.load(Ordering::SeqCst)
+        self.shared.is_cut()
     }
 
     /// What the link did so far.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use futures::{SinkExt, StreamExt};
+    /// use remote_scope::runtime;
+    /// use remote_scope::transport::{faulty::{self, Faults}, Bytes};
+    ///
+    /// let (mut a, mut b, control) = faulty::pair(Faults::new(1), runtime::current()?);
+    /// a.send(Bytes::from_static(b"x")).await?;
+    /// b.next().await;
+    /// assert_eq!(control.stats().delivered, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> FaultStats {
         *lock(&self.shared.stats)
     }
 }
 
-/// One end of a faulty link; a [`Transport`](super::Transport).
+/// One end of a faulty link; a [`Transport`](super::Transport), made by [`pair`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use remote_scope::runtime;
+/// use remote_scope::transport::{faulty::{self, Faults}, Transport};
+///
+/// fn takes(_: impl Transport) {}
+/// let (a, b, _control) = faulty::pair(Faults::new(1), runtime::current()?);
+/// takes(a);
+/// takes(b);
+/// # Ok(()) }
+/// ```
 pub struct FaultyTransport {
     tx: mpsc::UnboundedSender<Bytes>,
     rx: mpsc::UnboundedReceiver<Bytes>,
@@ -203,30 +428,19 @@ impl std::fmt::Debug for FaultyTransport {
     }
 }
 
-/// Two connected ends that misbehave as `faults` says, and the link's [`Control`].
-/// `runtime` provides the timers of delays.
+/// Two connected ends that misbehave as `faults` says, and the link's [`Control`]. What one end
+/// sends, the other receives; closing or dropping one end ends the other's stream (after what
+/// was sent before). `runtime` provides the timers of delays.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), remote_scope::Error> {
-/// use std::sync::Arc;
-/// use std::time::Duration;
 /// use futures::{SinkExt, StreamExt};
-/// use remote_scope::runtime::{BoxFuture, Runtime};
+/// use remote_scope::runtime;
 /// use remote_scope::transport::{faulty, Bytes};
 ///
-/// struct Tokio;
-/// impl Runtime for Tokio {
-///     fn spawn(&self, task: BoxFuture<'static, ()>) {
-///         tokio::spawn(task);
-///     }
-///     fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
-///         Box::pin(tokio::time::sleep(d))
-///     }
-/// }
-///
 /// let faults = faulty::Faults::new(1).duplicate(1.0);
-/// let (mut a, mut b, control) = faulty::pair(faults, Arc::new(Tokio));
+/// let (mut a, mut b, control) = faulty::pair(faults, runtime::current()?);
 /// a.send(Bytes::from_static(b"hi")).await?;
 /// assert_eq!(b.next().await.transpose()?, Some(Bytes::from_static(b"hi")));
 /// assert_eq!(b.next().await.transpose()?, Some(Bytes::from_static(b"hi")));
@@ -240,10 +454,14 @@ pub fn pair(
     faults: Faults,
     runtime: Arc<dyn Runtime>,
 ) -> (FaultyTransport, FaultyTransport, Control) {
-    let seed = faults.seed;
+    // Each direction's generator starts from an output of a generator on the seed, not from
+    // the seed plus a constant: splitmix64 steps its state by a fixed amount, so two states
+    // a multiple of it apart would give one stream, shifted.
+    let mut seeder = faults.seed;
+    let rngs = [next(&mut seeder), next(&mut seeder)];
     let shared = Arc::new(Shared {
+        cut: AtomicBool::new(faults.cut_after == Some(0)),
         faults,
-        cut: AtomicBool::new(false),
         stats: Mutex::new(FaultStats::default()),
         readers: [AtomicWaker::new(), AtomicWaker::new()],
     });
@@ -255,8 +473,7 @@ pub fn pair(
         shared: Arc::clone(&shared),
         runtime: Arc::clone(&runtime),
         end,
-        // Distinct streams per direction from one seed.
-        rng: seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(end as u64 + 1)),
+        rng: rngs[end],
         seen: 0,
         ready: VecDeque::new(),
         held: None,
@@ -291,8 +508,8 @@ impl FaultyTransport {
             self.ready.push_back(message);
             return;
         }
-        // Every draw is made for every message, so one fault's setting does not shift which
-        // messages the others hit.
+        // Every draw is made for every message, so that one fault's setting does not shift
+        // which messages the others hit.
         let (drop, duplicate, reorder, delay) =
             (self.chance(), self.chance(), self.chance(), self.chance());
         let mut stats = lock(&self.shared.stats);
@@ -301,7 +518,6 @@ impl FaultyTransport {
             return;
         }
         if reorder < faults.reorder && self.held.is_none() {
-            stats.reordered += 1;
             self.held = Some(message);
             return;
         }
@@ -315,20 +531,37 @@ impl FaultyTransport {
         }
         self.ready.push_back(message);
         if let Some(held) = self.held.take() {
+            stats.reordered += 1;
             self.ready.push_back(held);
         }
     }
 
-    /// Counts a delivery, and cuts the link when it reaches `cut_after`.
-    fn delivered(&self) {
-        let total = {
+    /// Takes one delivery from what `cut_after` allows, cutting the link at the last one;
+    /// false if the link is already cut.
+    fn may_deliver(&self) -> bool {
+        let last = {
+            // Checked and counted under one lock: the two ends deliver from their own tasks,
+            // and neither may slip a message past the limit between the other's count and cut.
             let mut stats = lock(&self.shared.stats);
+            if self.shared.is_cut() {
+                return false;
+            }
             stats.delivered += 1;
-            stats.delivered
+            let last = self
+                .shared
+                .faults
+                .cut_after
+                .is_some_and(|n| stats.delivered >= n);
+            if last {
+                self.shared.cut.store(true, Ordering::SeqCst);
+            }
+            last
         };
-        if self.shared.faults.cut_after.is_some_and(|n| total >= n) {
+        if last {
+            // Wakes the other end's reader outside the lock.
             self.shared.cut();
         }
+        true
     }
 
     fn cut_error() -> Error {
@@ -345,7 +578,7 @@ impl Stream for FaultyTransport {
         let this = &mut *self;
         this.shared.readers[this.end].register(cx.waker());
         loop {
-            if this.shared.cut.load(Ordering::SeqCst) {
+            if this.shared.is_cut() {
                 return Poll::Ready(None);
             }
             if let Some(delay) = &mut this.delay {
@@ -355,15 +588,19 @@ impl Stream for FaultyTransport {
                 }
             }
             if let Some(message) = this.ready.pop_front() {
-                this.delivered();
+                if !this.may_deliver() {
+                    return Poll::Ready(None);
+                }
                 return Poll::Ready(Some(Ok(message)));
             }
             match Pin::new(&mut this.rx).poll_next(cx) {
+                Poll::Ready(Some(message)) => this.decide(message),
+                // Nothing to pass the held message now: holding it longer could leave a
+                // request waiting for the reply it is itself holding up.
                 Poll::Pending => match this.held.take() {
                     Some(held) => this.ready.push_back(held),
                     None => return Poll::Pending,
                 },
-                Poll::Ready(Some(message)) => this.decide(message),
                 Poll::Ready(None) => match this.held.take() {
                     Some(held) => this.ready.push_back(held),
                     None => return Poll::Ready(None),
@@ -377,14 +614,14 @@ impl Sink<Bytes> for FaultyTransport {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if self.shared.cut.load(Ordering::SeqCst) {
+        if self.shared.is_cut() {
             return Poll::Ready(Err(Self::cut_error()));
         }
         Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
-        if self.shared.cut.load(Ordering::SeqCst) {
+        if self.shared.is_cut() {
             return Err(Self::cut_error());
         }
         self.tx.unbounded_send(item).map_err(|_| Error::Transport {
@@ -408,114 +645,196 @@ mod tests {
 
     use super::*;
 
-    struct Tokio;
-
-    impl Runtime for Tokio {
-        fn spawn(&self, task: BoxFuture<'static, ()>) {
-            tokio::spawn(task);
-        }
-        fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-            Box::pin(tokio::time::sleep(duration))
-        }
+    fn tokio() -> Arc<dyn Runtime> {
+        crate::runtime::current().expect("inside a tokio runtime")
     }
 
-    fn is_transport<T: crate::transport::Transport>(_: &T) {}
+    fn is_transport(_: impl crate::transport::Transport) {}
 
-    /// Sends `0..n` (one byte each, as u16 big-endian) from one end, closes it, and returns
-    /// what the other end received.
+    fn message(i: u16) -> Bytes {
+        Bytes::copy_from_slice(&i.to_be_bytes())
+    }
+
+    /// Sends `0..n` (each as two bytes) from one end, closes it, and returns what the other
+    /// end received, in order.
     async fn run(faults: Faults, n: u16) -> (Vec<u16>, FaultStats) {
-        let (mut a, mut b, control) = pair(faults, Arc::new(Tokio));
-        is_transport(&a);
+        let (mut a, mut b, control) = pair(faults, tokio());
         for i in 0..n {
-            a.send(Bytes::copy_from_slice(&i.to_be_bytes()))
-                .await
-                .expect("send");
+            a.send(message(i)).await.expect("send");
         }
         a.close().await.expect("close");
         let mut got = Vec::new();
-        while let Some(message) = b.next().await {
-            let message = message.expect("receive");
-            got.push(u16::from_be_bytes([message[0], message[1]]));
+        while let Some(received) = b.next().await {
+            let received = received.expect("receive");
+            got.push(u16::from_be_bytes([received[0], received[1]]));
         }
         (got, control.stats())
     }
 
     #[tokio::test]
-    async fn without_faults_every_message_arrives_in_order() {
+    async fn both_ends_are_transports() {
+        let (a, b, _control) = pair(Faults::new(1), tokio());
+        is_transport(a);
+        is_transport(b);
+    }
+
+    #[tokio::test]
+    async fn without_faults_every_message_arrives_whole_and_in_order() {
         let (got, stats) = run(Faults::new(1), 1000).await;
         assert_eq!(got, (0..1000).collect::<Vec<_>>());
-        assert_eq!(stats.delivered, 1000);
+        assert_eq!(
+            stats,
+            FaultStats {
+                delivered: 1000,
+                ..FaultStats::default()
+            }
+        );
     }
 
     #[tokio::test]
     async fn the_same_seed_gives_the_same_deliveries() {
         let faults = |seed| Faults::new(seed).drop(0.1).duplicate(0.1).reorder(0.1);
         let (first, stats) = run(faults(42), 1000).await;
-        let (again, _) = run(faults(42), 1000).await;
+        let (again, stats_again) = run(faults(42), 1000).await;
         let (other, _) = run(faults(43), 1000).await;
         assert_eq!(first, again);
+        assert_eq!(stats, stats_again);
         assert_ne!(first, other);
         assert_eq!(stats.delivered, first.len() as u64);
-        assert!(stats.dropped > 50 && stats.duplicated > 50 && stats.reordered > 50);
+        assert!(
+            stats.dropped > 50 && stats.duplicated > 50 && stats.reordered > 50,
+            "{stats:?}"
+        );
         assert_eq!(
             first.len() as u64,
             1000 - stats.dropped + stats.duplicated,
             "{stats:?}"
         );
+        let out_of_order = first.windows(2).filter(|w| w[0] > w[1]).count() as u64;
+        assert_eq!(
+            out_of_order, stats.reordered,
+            "each pass shows as one step back"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_two_directions_draw_differently() {
+        let (mut a, mut b, _control) = pair(Faults::new(0).drop(0.5), tokio());
+        for i in 0..64 {
+            a.send(message(i)).await.expect("send");
+            b.send(message(i)).await.expect("send");
+        }
+        a.close().await.expect("close");
+        b.close().await.expect("close");
+        let (at_a, at_b): (Vec<_>, Vec<_>) = futures::join!(a.collect(), b.collect());
+        let ok = |v: Vec<Result<Bytes, Error>>| v.into_iter().map(|m| m.expect("receive"));
+        assert_ne!(ok(at_a).collect::<Vec<_>>(), ok(at_b).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn each_fault_on_its_own_does_what_it_says() {
-        assert_eq!(run(Faults::new(1).drop(1.0), 10).await.0, Vec::<u16>::new());
-        assert_eq!(
-            run(Faults::new(1).duplicate(1.0), 3).await.0,
-            [0, 0, 1, 1, 2, 2]
-        );
-        // Each message is held until the next one passes it: pairs swap, the last one comes
-        // out as the stream ends.
-        assert_eq!(run(Faults::new(1).reorder(1.0), 5).await.0, [1, 0, 3, 2, 4]);
-        assert_eq!(run(Faults::new(1).drop(1.0).after(2), 5).await.0, [0, 1]);
+        let (got, stats) = run(Faults::new(1).drop(1.0), 10).await;
+        assert_eq!((got, stats.dropped, stats.delivered), (vec![], 10, 0));
+
+        let (got, stats) = run(Faults::new(1).duplicate(1.0), 3).await;
+        assert_eq!(got, [0, 0, 1, 1, 2, 2]);
+        assert_eq!((stats.duplicated, stats.delivered), (3, 6));
+
+        // One message is held at a time and goes out right after the next one: pairs swap,
+        // and the last one, with nothing behind it, comes out as the stream ends.
+        let (got, stats) = run(Faults::new(1).reorder(1.0), 5).await;
+        assert_eq!(got, [1, 0, 3, 2, 4]);
+        assert_eq!((stats.reordered, stats.delivered), (2, 5));
+
+        let (got, _) = run(Faults::new(1).drop(1.0).after(2), 5).await;
+        assert_eq!(got, [0, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_held_message_goes_out_when_nothing_else_is_waiting() {
+        let (mut a, mut b, control) = pair(Faults::new(1).reorder(1.0), tokio());
+        a.send(message(7)).await.expect("send");
+        assert_eq!(b.next().await.transpose().expect("ok"), Some(message(7)));
+        assert_eq!(control.stats().reordered, 0);
     }
 
     #[tokio::test]
     async fn a_delayed_message_holds_those_behind_it() {
         let faults = Faults::new(1).delay(1.0, Duration::from_millis(30));
-        let (mut a, mut b, control) = pair(faults, Arc::new(Tokio));
+        let (mut a, mut b, control) = pair(faults, tokio());
         let start = std::time::Instant::now();
-        a.send(Bytes::from_static(b"1")).await.expect("send");
-        a.send(Bytes::from_static(b"2")).await.expect("send");
-        assert_eq!(
-            b.next().await.transpose().expect("ok").as_deref(),
-            Some(&b"1"[..])
-        );
+        a.send(message(1)).await.expect("send");
+        a.send(message(2)).await.expect("send");
+        assert_eq!(b.next().await.transpose().expect("ok"), Some(message(1)));
         assert!(start.elapsed() >= Duration::from_millis(30));
-        assert_eq!(
-            b.next().await.transpose().expect("ok").as_deref(),
-            Some(&b"2"[..])
-        );
+        assert_eq!(b.next().await.transpose().expect("ok"), Some(message(2)));
         assert!(start.elapsed() >= Duration::from_millis(60));
         assert_eq!(control.stats().delayed, 2);
     }
 
+    fn is_cut_error(result: Result<(), Error>) -> bool {
+        matches!(result, Err(Error::Transport { reason }) if reason == "the link was cut")
+    }
+
     #[tokio::test]
     async fn a_cut_ends_both_streams_and_fails_sends() {
-        let (mut a, mut b, control) = pair(Faults::new(1), Arc::new(Tokio));
-        let reader = tokio::spawn(async move { b.next().await.is_none() });
+        let (mut a, mut b, control) = pair(Faults::new(1), tokio());
+        a.send(message(1)).await.expect("send");
+        b.send(message(2)).await.expect("send");
+        let reader = tokio::spawn(async move {
+            // Reads what was sent before the cut, then waits for more.
+            let first = b.next().await.transpose().expect("ok");
+            (first, b.next().await.is_none(), b)
+        });
         tokio::task::yield_now().await;
         control.cut();
-        assert!(
-            reader.await.expect("reader"),
-            "a waiting reader sees the end"
-        );
+        let (first, ended, mut b) = reader.await.expect("reader");
+        assert_eq!(first, Some(message(1)));
+        assert!(ended, "a waiting reader sees the end");
         assert!(control.is_cut());
+        assert!(a.next().await.is_none(), "undelivered messages are lost");
+        assert!(is_cut_error(a.send(message(3)).await));
+        assert!(is_cut_error(b.send(message(4)).await));
+        assert_eq!(control.stats().delivered, 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_one_end_ends_the_other_s_stream() {
+        let (mut a, b, _control) = pair(Faults::new(1), tokio());
+        drop(b);
+        assert!(a.next().await.is_none());
         assert!(matches!(
-            a.send(Bytes::from_static(b"x")).await,
+            a.send(message(1)).await,
             Err(Error::Transport { .. })
         ));
-        assert!(a.next().await.is_none());
+    }
 
+    #[tokio::test]
+    async fn cut_after_delivers_exactly_that_many() {
         let (got, stats) = run(Faults::new(1).cut_after(5), 20).await;
         assert_eq!(got, [0, 1, 2, 3, 4]);
         assert_eq!(stats.delivered, 5);
+
+        // Nothing may be delivered, so the link is cut from the start.
+        let (mut a, mut b, control) = pair(Faults::new(1).cut_after(0), tokio());
+        assert!(control.is_cut());
+        assert!(is_cut_error(a.send(message(1)).await));
+        assert!(b.next().await.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cut_after_counts_both_directions_together() {
+        for seed in 0..20 {
+            let (mut a, mut b, control) = pair(Faults::new(seed).cut_after(5), tokio());
+            for i in 0..100 {
+                a.send(message(i)).await.expect("send");
+                b.send(message(i)).await.expect("send");
+            }
+            let count = |end: FaultyTransport| tokio::spawn(end.count());
+            let (at_a, at_b) = (count(a), count(b));
+            let total = at_a.await.expect("reader") + at_b.await.expect("reader");
+            assert_eq!(total, 5);
+            assert_eq!(control.stats().delivered, 5);
+        }
     }
 }
