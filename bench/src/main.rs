@@ -14,10 +14,8 @@ mod stats;
 mod tarpc_impl;
 mod ws_rpc;
 
-use std::fmt;
-use std::time::Duration;
-
 use stats::{median, micros, percentile};
+use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
 #[derive(Debug)]
@@ -96,6 +94,9 @@ struct Row {
     bulk_mbs: f64,
 }
 
+/// What `--only` takes.
+const SHORT_NAMES: [&str; 4] = ["remote", "raw", "rpc", "tarpc"];
+
 const NAMES: [&str; 4] = [
     "remote!",
     "raw WebSocket echo",
@@ -103,56 +104,81 @@ const NAMES: [&str; 4] = [
     "tarpc (bincode)",
 ];
 
-fn row(mut seq: Vec<Duration>, pipe64: f64, pipe1024: f64, bulk_mbs: f64) -> Row {
-    Row {
-        p50_us: micros(percentile(&mut seq, 50.0)),
-        p99_us: micros(percentile(&mut seq, 99.0)),
-        pipe64,
-        pipe1024,
-        bulk_mbs,
+/// Which implementations and workloads to run; everything unless the command line narrows it.
+#[derive(Clone)]
+struct Selection {
+    only: Option<Vec<String>>,
+    workloads: Option<Vec<String>>,
+}
+
+impl Selection {
+    fn implementation(&self, index: usize) -> bool {
+        self.only.as_ref().is_none_or(|only| {
+            only.iter()
+                .any(|o| SHORT_NAMES[index] == o || NAMES[index] == o)
+        })
+    }
+
+    fn workload(&self, name: &str) -> bool {
+        self.workloads
+            .as_ref()
+            .is_none_or(|w| w.iter().any(|x| x == name))
     }
 }
 
-async fn one_run(c: Counts) -> Result<(Vec<Row>, f64, f64), BenchError> {
-    let mut rows = Vec::new();
+/// The figures a workload was not run for stay NaN, and print as `-`.
+const SKIPPED: Row = Row {
+    p50_us: f64::NAN,
+    p99_us: f64::NAN,
+    pipe64: f64::NAN,
+    pipe1024: f64::NAN,
+    bulk_mbs: f64::NAN,
+};
 
-    let remote = remote_impl::Remote::start().await?;
-    rows.push(row(
-        remote.sequential(c.sequential).await?,
-        remote.pipelined(c.pipelined, 64).await?,
-        remote.pipelined(c.pipelined, 1024).await?,
-        remote.bulk(c.bulk, c.bulk_size).await?,
-    ));
-    let mut nested = remote.nested(c.nested).await?;
-    let nested = (
-        micros(percentile(&mut nested, 50.0)),
-        micros(percentile(&mut nested, 99.0)),
-    );
-    drop(remote);
+/// Runs the selected workloads against one implementation.
+macro_rules! measure {
+    ($sel:expr, $c:expr, $imp:expr) => {{
+        let imp = $imp;
+        let mut r = SKIPPED;
+        if $sel.workload("seq") {
+            let mut seq = imp.sequential($c.sequential).await?;
+            r.p50_us = micros(percentile(&mut seq, 50.0));
+            r.p99_us = micros(percentile(&mut seq, 99.0));
+        }
+        if $sel.workload("pipe") {
+            r.pipe64 = imp.pipelined($c.pipelined, 64).await?;
+            r.pipe1024 = imp.pipelined($c.pipelined, 1024).await?;
+        }
+        if $sel.workload("bulk") {
+            r.bulk_mbs = imp.bulk($c.bulk, $c.bulk_size).await?;
+        }
+        (r, imp)
+    }};
+}
 
-    let raw = raw_ws::RawWs::start().await?;
-    rows.push(row(
-        raw.sequential(c.sequential).await?,
-        raw.pipelined(c.pipelined, 64).await?,
-        raw.pipelined(c.pipelined, 1024).await?,
-        raw.bulk(c.bulk, c.bulk_size).await?,
-    ));
-
-    let rpc = ws_rpc::WsRpc::start().await?;
-    rows.push(row(
-        rpc.sequential(c.sequential).await?,
-        rpc.pipelined(c.pipelined, 64).await?,
-        rpc.pipelined(c.pipelined, 1024).await?,
-        rpc.bulk(c.bulk, c.bulk_size).await?,
-    ));
-
-    let tarpc = tarpc_impl::Tarpc::start().await?;
-    rows.push(row(
-        tarpc.sequential(c.sequential).await?,
-        tarpc.pipelined(c.pipelined, 64).await?,
-        tarpc.pipelined(c.pipelined, 1024).await?,
-        tarpc.bulk(c.bulk, c.bulk_size).await?,
-    ));
+async fn one_run(c: Counts, sel: &Selection) -> Result<(Vec<Row>, f64, f64), BenchError> {
+    let mut rows = vec![SKIPPED; NAMES.len()];
+    let mut nested = (f64::NAN, f64::NAN);
+    if sel.implementation(0) {
+        let (row, remote) = measure!(sel, c, remote_impl::Remote::start().await?);
+        rows[0] = row;
+        if sel.workload("nested") {
+            let mut samples = remote.nested(c.nested).await?;
+            nested = (
+                micros(percentile(&mut samples, 50.0)),
+                micros(percentile(&mut samples, 99.0)),
+            );
+        }
+    }
+    if sel.implementation(1) {
+        rows[1] = measure!(sel, c, raw_ws::RawWs::start().await?).0;
+    }
+    if sel.implementation(2) {
+        rows[2] = measure!(sel, c, ws_rpc::WsRpc::start().await?).0;
+    }
+    if sel.implementation(3) {
+        rows[3] = measure!(sel, c, tarpc_impl::Tarpc::start().await?).0;
+    }
     Ok((rows, nested.0, nested.1))
 }
 
@@ -172,56 +198,107 @@ fn medians(runs: &[Vec<Row>]) -> Vec<Row> {
         .collect()
 }
 
+/// A figure, or `-` for one not measured.
+fn figure(value: f64, decimals: usize, width: usize) -> String {
+    if value.is_nan() {
+        format!("{:>width$}", "-")
+    } else {
+        format!("{value:>width$.decimals$}")
+    }
+}
+
+fn ratio(ours: f64, base: f64, width: usize) -> String {
+    let r = ours / base;
+    if r.is_nan() {
+        format!("{:>width$}", "-")
+    } else {
+        format!("{:>w$.2}x", r, w = width - 1)
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!(
-        "| {:<26} | {:>9} | {:>9} | {:>13} | {:>13} | {:>10} |",
+        "| {:<26} | {:>10} | {:>10} | {:>13} | {:>14} | {:>10} |",
         "", "seq p50 us", "seq p99 us", "pipe 64 rt/s", "pipe 1024 rt/s", "bulk MB/s"
     );
-    println!(
-        "|{}|{}|{}|{}|{}|{}|",
-        "-".repeat(28),
-        "-".repeat(12),
-        "-".repeat(12),
-        "-".repeat(15),
-        "-".repeat(16),
-        "-".repeat(12)
-    );
+    let dashes = [28, 12, 12, 15, 16, 12].map(|n| "-".repeat(n));
+    println!("|{}|", dashes.join("|"));
     for (name, r) in NAMES.iter().zip(rows) {
         println!(
-            "| {:<26} | {:>10.1} | {:>10.1} | {:>13.0} | {:>14.0} | {:>10.0} |",
-            name, r.p50_us, r.p99_us, r.pipe64, r.pipe1024, r.bulk_mbs
+            "| {:<26} | {} | {} | {} | {} | {} |",
+            name,
+            figure(r.p50_us, 1, 10),
+            figure(r.p99_us, 1, 10),
+            figure(r.pipe64, 0, 13),
+            figure(r.pipe1024, 0, 14),
+            figure(r.bulk_mbs, 0, 10)
         );
     }
     let (ours, raw, tarpc) = (&rows[0], &rows[1], &rows[3]);
     for (label, base) in [("remote! / raw WebSocket", raw), ("remote! / tarpc", tarpc)] {
         println!(
-            "| {:<26} | {:>9.2}x | {:>9.2}x | {:>12.2}x | {:>13.2}x | {:>9.2}x |",
+            "| {:<26} | {} | {} | {} | {} | {} |",
             label,
-            ours.p50_us / base.p50_us,
-            ours.p99_us / base.p99_us,
-            ours.pipe64 / base.pipe64,
-            ours.pipe1024 / base.pipe1024,
-            ours.bulk_mbs / base.bulk_mbs
+            ratio(ours.p50_us, base.p50_us, 10),
+            ratio(ours.p99_us, base.p99_us, 10),
+            ratio(ours.pipe64, base.pipe64, 13),
+            ratio(ours.pipe1024, base.pipe1024, 14),
+            ratio(ours.bulk_mbs, base.bulk_mbs, 10)
         );
     }
+    // (name, ours, the bound, whether ours must be at most the bound)
     let targets = [
-        ("seq p50 <= 1.5x raw", ours.p50_us <= 1.5 * raw.p50_us),
-        ("seq p50 <= 0.7x tarpc", ours.p50_us <= 0.7 * tarpc.p50_us),
+        ("seq p50 <= 1.5x raw", ours.p50_us, 1.5 * raw.p50_us, true),
+        (
+            "seq p50 <= 0.7x tarpc",
+            ours.p50_us,
+            0.7 * tarpc.p50_us,
+            true,
+        ),
         (
             "pipelined 1024 >= 0.4x raw",
-            ours.pipe1024 >= 0.4 * raw.pipe1024,
+            ours.pipe1024,
+            0.4 * raw.pipe1024,
+            false,
         ),
         (
             "pipelined 1024 >= 2.5x tarpc",
-            ours.pipe1024 >= 2.5 * tarpc.pipe1024,
+            ours.pipe1024,
+            2.5 * tarpc.pipe1024,
+            false,
         ),
-        ("bulk >= 0.8x raw", ours.bulk_mbs >= 0.8 * raw.bulk_mbs),
-        ("bulk >= tarpc", ours.bulk_mbs >= tarpc.bulk_mbs),
+        ("bulk >= 0.8x raw", ours.bulk_mbs, 0.8 * raw.bulk_mbs, false),
+        ("bulk >= tarpc", ours.bulk_mbs, tarpc.bulk_mbs, false),
     ];
     println!();
-    for (target, met) in targets {
-        println!("target {target}: {}", if met { "met" } else { "NOT met" });
+    for (target, ours, bound, at_most) in targets {
+        let verdict = if ours.is_nan() || bound.is_nan() {
+            "not measured"
+        } else if (at_most && ours <= bound) || (!at_most && ours >= bound) {
+            "met"
+        } else {
+            "NOT met"
+        };
+        println!("target {target}: {verdict}");
     }
+}
+
+const USAGE: &str = "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc] \
+                     [--workloads seq,pipe,bulk,nested,idle] [--profile-remote]";
+
+/// The value after `flag`, if it is there.
+fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, BenchError> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .map(|v| Some(v.as_str()))
+            .ok_or_else(|| BenchError(format!("{flag} needs a value; {USAGE}"))),
+    }
+}
+
+fn list(value: Option<&str>) -> Option<Vec<String>> {
+    value.map(|v| v.split(',').map(str::to_owned).collect())
 }
 
 fn main() -> Result<(), BenchError> {
@@ -229,10 +306,19 @@ fn main() -> Result<(), BenchError> {
     if args.first().map(String::as_str) == Some(idle::SERVE_IDLE) {
         return idle::serve();
     }
-    let counts = if args.iter().any(|a| a == "--smoke") {
+    let mut counts = if args.iter().any(|a| a == "--smoke") {
         SMOKE
     } else {
         FULL
+    };
+    if let Some(runs) = value_of(&args, "--runs")? {
+        counts.runs = runs
+            .parse()
+            .map_err(|_| BenchError(format!("--runs takes a number; {USAGE}")))?;
+    }
+    let sel = Selection {
+        only: list(value_of(&args, "--only")?),
+        workloads: list(value_of(&args, "--workloads")?),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -249,7 +335,7 @@ fn main() -> Result<(), BenchError> {
     let mut runs = Vec::new();
     let mut nested = Vec::new();
     for run in 1..=counts.runs {
-        let (rows, p50, p99) = rt.block_on(one_run(counts))?;
+        let (rows, p50, p99) = rt.block_on(one_run(counts, &sel))?;
         eprintln!("run {run}/{} done", counts.runs);
         runs.push(rows);
         nested.push((p50, p99));
@@ -259,16 +345,19 @@ fn main() -> Result<(), BenchError> {
         counts.runs, counts.sequential, counts.pipelined, counts.bulk, counts.bulk_size >> 10
     );
     print_table(&medians(&runs));
-    let p50 = median(&mut nested.iter().map(|n| n.0).collect::<Vec<_>>());
-    let p99 = median(&mut nested.iter().map(|n| n.1).collect::<Vec<_>>());
-    println!(
-        "\nremote! nested, client -> server -> client -> server: p50 {p50:.1} us, p99 {p99:.1} us"
-    );
-
-    let idle = rt.block_on(idle::measure(counts.idle))?;
-    println!(
-        "\nidle connections: {} of {} held by one server peer; server memory {:.1} KiB per idle connection (RSS {} KiB before, {} KiB after {} connections)",
-        idle.held, counts.idle, idle.per_connection_kib, idle.rss_before_kib, idle.rss_after_kib, idle.measured
-    );
+    if sel.implementation(0) && sel.workload("nested") {
+        let p50 = median(&mut nested.iter().map(|n| n.0).collect::<Vec<_>>());
+        let p99 = median(&mut nested.iter().map(|n| n.1).collect::<Vec<_>>());
+        println!(
+            "\nremote! nested, client -> server -> client -> server: p50 {p50:.1} us, p99 {p99:.1} us"
+        );
+    }
+    if sel.workload("idle") {
+        let idle = rt.block_on(idle::measure(counts.idle))?;
+        println!(
+            "\nidle connections: {} of {} held by one server peer; server memory {:.1} KiB per idle connection (RSS {} KiB before, {} KiB after {} connections)",
+            idle.held, counts.idle, idle.per_connection_kib, idle.rss_before_kib, idle.rss_after_kib, idle.measured
+        );
+    }
     Ok(())
 }

@@ -14,7 +14,9 @@ const WORDS: usize = (WINDOW / 64) as usize;
 pub(crate) struct Seen {
     /// Every id below `floor` counts as seen.
     floor: u64,
-    /// Bit `i` stands for id `floor + i`.
+    /// A ring: bit `id % WINDOW` stands for `id`, for ids from `floor` up. Moving the window
+    /// up clears the bits it leaves behind instead of shifting the others, so each id costs
+    /// a constant amount of work however the window moves.
     bits: Box<[u64; WORDS]>,
 }
 
@@ -37,28 +39,27 @@ impl Seen {
         if ahead >= WINDOW {
             self.slide(ahead - WINDOW + 1);
         }
-        let offset = id - self.floor;
-        let (word, bit) = ((offset / 64) as usize, offset % 64);
+        let slot = id % WINDOW;
+        let (word, bit) = ((slot / 64) as usize, slot % 64);
         let fresh = self.bits[word] & (1 << bit) == 0;
         self.bits[word] |= 1 << bit;
         fresh
     }
 
-    /// Moves the window up by `by` ids.
+    /// Moves the window up by `by` ids, forgetting the `by` lowest.
     fn slide(&mut self, by: u64) {
         if by >= WINDOW {
             self.bits.fill(0);
         } else {
-            let (words, bits) = ((by / 64) as usize, by % 64);
-            // Shift the bit string right by `by`: word i takes from words i+words and the one after.
-            for i in 0..WORDS {
-                let low = self.bits.get(i + words).copied().unwrap_or(0);
-                let high = self.bits.get(i + words + 1).copied().unwrap_or(0);
-                self.bits[i] = if bits == 0 {
-                    low
-                } else {
-                    (low >> bits) | (high << (64 - bits))
-                };
+            let mut slot = self.floor % WINDOW;
+            let mut left = by;
+            while left > 0 {
+                let (word, bit) = ((slot / 64) as usize, slot % 64);
+                let n = left.min(64 - bit);
+                let mask = if n == 64 { u64::MAX } else { ((1 << n) - 1) << bit };
+                self.bits[word] &= !mask;
+                left -= n;
+                slot = (slot + n) % WINDOW;
             }
         }
         self.floor = self.floor.saturating_add(by);
@@ -113,7 +114,7 @@ mod tests {
 
     #[test]
     fn sliding_by_every_bit_offset_moves_bits_exactly() {
-        for by in 1..200_u64 {
+        for by in (1..200_u64).chain([WINDOW - 1, WINDOW]) {
             let mut seen = Seen::default();
             for id in 0..WINDOW {
                 if id % 3 == 0 {
@@ -124,6 +125,30 @@ mod tests {
             for id in by..WINDOW {
                 assert_eq!(!seen.first_time(id), id % 3 == 0, "slide {by}, id {id}");
             }
+        }
+    }
+
+    #[test]
+    fn matches_a_set_of_every_id_seen_under_any_order_of_arrival() {
+        // A deterministic scramble: ids mostly rise, with repeats, stragglers and jumps.
+        let mut seen = Seen::default();
+        let mut all = std::collections::HashSet::new();
+        let mut newest = 0_u64;
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let id = match state % 10 {
+                0 => newest.saturating_sub(state % 5000),
+                1 => newest + 1 + state % 9000,
+                _ => newest + 1,
+            };
+            newest = newest.max(id);
+            let floor = newest.saturating_sub(WINDOW - 1);
+            let expected = id >= floor && !all.contains(&id);
+            assert_eq!(seen.first_time(id), expected, "id {id}, newest {newest}");
+            all.insert(id);
         }
     }
 }
