@@ -31,10 +31,13 @@
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, PeerId};
+
+mod hot;
+use hot::{Header, HeaderBytes};
 
 /// The version this build speaks; a peer with another version is refused at connect time.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -318,28 +321,33 @@ impl Encoded {
         Bytes::from(self.buf).slice(self.start..)
     }
 
-    /// The payload wrapped in a frame whose header `write_header` writes; the header goes into
-    /// the headroom when it fits (it always does for the headers this module makes).
-    fn framed(mut self, write_header: impl FnOnce(&mut Vec<u8>, u32)) -> Bytes {
+    /// The payload wrapped in a frame that starts with `header`. The header goes into the
+    /// headroom (it always fits for the headroom this module asks for), so the frame is the
+    /// payload's own buffer: the payload is not copied.
+    fn framed(mut self, header: Header<'_>) -> Bytes {
         let payload = self.buf.len() - self.start;
         let len = u32::try_from(payload).unwrap_or(u32::MAX);
-        let mut header = Vec::with_capacity(48);
-        write_header(&mut header, len);
-        // A small payload is cheaper to copy into an exact buffer (which becomes `Bytes`
-        // without allocating) than to share its buffer.
-        if payload >= SHARE_ABOVE && header.len() <= self.start {
-            let at = self.start - header.len();
-            self.buf[at..self.start].copy_from_slice(&header);
-            return Bytes::from(self.buf).slice(at..);
+        let mut bytes = HeaderBytes::default();
+        header.write(&mut bytes, len);
+        let header = bytes.as_slice();
+        let written = header.len();
+        if written > self.start {
+            // Too little headroom: the frame is built apart, by copying.
+            let mut frame = Vec::with_capacity(written + payload);
+            frame.extend_from_slice(header);
+            frame.extend_from_slice(self.as_slice());
+            return Bytes::from(frame);
         }
-        let mut frame = Vec::with_capacity(header.len() + payload);
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(self.as_slice());
-        Bytes::from(frame)
+        let at = self.start - written;
+        self.buf[at..self.start].copy_from_slice(header);
+        let mut frame = Bytes::from(self.buf);
+        frame.advance(at);
+        frame
     }
 }
 
-/// Payloads from this size on are framed in place, smaller ones copied.
+/// A received value from this size on reaches its caller as a part of the received message;
+/// a smaller one is copied out, so it does not keep the whole message alive.
 pub(crate) const SHARE_ABOVE: usize = 16 << 10;
 
 /// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name,
@@ -354,35 +362,25 @@ pub(crate) const RESULT_HEADROOM: usize = 32;
 /// `{"Invoke": [id, body, timeout_ms, bin(captures)]}`, the same bytes as [`encode`] of
 /// [`Frame::Invoke`].
 pub(crate) fn invoke_frame(id: u64, body: &str, timeout_ms: u64, captures: Encoded) -> Bytes {
-    captures.framed(|h, len| {
-        // Writing into a Vec cannot fail.
-        let _ = rmp::encode::write_map_len(h, 1);
-        let _ = rmp::encode::write_str(h, "Invoke");
-        let _ = rmp::encode::write_array_len(h, 4);
-        let _ = rmp::encode::write_uint(h, id);
-        let _ = rmp::encode::write_str(h, body);
-        let _ = rmp::encode::write_uint(h, timeout_ms);
-        let _ = rmp::encode::write_bin_len(h, len);
+    captures.framed(Header::Invoke {
+        id,
+        body,
+        timeout_ms,
     })
 }
 
 /// `{"Result": [id, {"Value": bin(value)}]}`, the same bytes as [`encode`] of a
 /// [`Frame::Result`] with [`Outcome::Value`].
 pub(crate) fn value_frame(id: u64, value: Encoded) -> Bytes {
-    value.framed(|h, len| {
-        let _ = rmp::encode::write_map_len(h, 1);
-        let _ = rmp::encode::write_str(h, "Result");
-        let _ = rmp::encode::write_array_len(h, 2);
-        let _ = rmp::encode::write_uint(h, id);
-        let _ = rmp::encode::write_map_len(h, 1);
-        let _ = rmp::encode::write_str(h, "Value");
-        let _ = rmp::encode::write_bin_len(h, len);
-    })
+    value.framed(Header::Value { id })
 }
 
 /// Decodes a frame of at most `max_size` bytes without copying its byte fields.
 pub(crate) fn decode_ref(bytes: &[u8], max_size: usize) -> Result<FrameRef<'_>, Error> {
     check_size(bytes, max_size)?;
+    if let Some(frame) = hot::decode(bytes) {
+        return Ok(frame);
+    }
     rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
         reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
     })
@@ -499,11 +497,31 @@ mod tests {
 
     #[test]
     fn frames_written_into_headroom_are_the_frames_serde_writes() {
-        for (id, body, size) in [
-            (1_u64, "m::x", 3_usize),
-            (u64::MAX, "a::b::c", 70_000),
-            (300, "", 0),
-        ] {
+        let ids = [
+            0_u64,
+            0x7f,
+            0x80,
+            0xff,
+            0x100,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ];
+        // Names of every string width, and one past the stack buffer of the header writer.
+        let names: Vec<String> = [0, 4, 31, 32, 255, 256, 300]
+            .iter()
+            .map(|&n| "n".repeat(n))
+            .collect();
+        let sizes = [0_usize, 3, 255, 256, 70_000];
+        let cases = ids.iter().enumerate().flat_map(|(i, &id)| {
+            let names = &names;
+            sizes
+                .iter()
+                .map(move |&size| (id, names[(i + size) % names.len()].as_str(), size))
+        });
+        for (id, body, size) in cases {
             let captures: Vec<u8> = (0..size).map(|i| i as u8).collect();
             let payload = serde_bytes::ByteBuf::from(captures);
             let encoded = Encoded::new(&payload, invoke_headroom(body)).expect("encodes");
