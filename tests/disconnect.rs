@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use remote_scope::transport::faulty::{self, Faults};
-use remote_scope::{remote, Error, Node};
+use remote_scope::{remote, Error, Node, PeerId};
 
 /// A server on a runtime and thread of its own, so the test can kill it the way a crash would:
 /// every task and socket gone at once, no goodbye. Sending on the returned channel kills it.
@@ -227,4 +227,35 @@ async fn a_link_cut_mid_call_fails_every_call_on_both_sides_and_leaves_nothing_b
     link.cut();
     let since = Instant::now();
     nothing_left_behind(pending, since, [(&a, &a_tasks), (&b, &b_tasks)]).await;
+}
+
+/// A peer that stops reading holds a closing connection's writer (and its socket and queue)
+/// only for the handshake time limit, not forever.
+#[tokio::test]
+async fn a_peer_that_stops_reading_cannot_keep_a_closed_connection_alive() {
+    let (a_end, b_end, ends) = common::controlled_pair();
+    let tasks = Arc::new(common::LiveTasks::default());
+    let a = Node::builder()
+        .id("a")
+        .handshake_timeout(Duration::from_millis(200))
+        .keepalive(None)
+        .runtime(tasks.clone())
+        .build()
+        .unwrap();
+    let b = Node::builder().id("b").build().unwrap();
+    futures::try_join!(a.connect_transport(a_end), b.accept_transport(b_end)).unwrap();
+    // b stops taking what a sends: a's writer waits to send.
+    ends.a.store(common::STALLED, Ordering::SeqCst);
+    a.send_message(&PeerId::new("b"), vec![1; 64]).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(tasks.live() > 0);
+    let closed = Instant::now();
+    assert!(a.disconnect(&PeerId::new("b")));
+    common::wait_until(|| tasks.live() == 0).await;
+    let took = closed.elapsed();
+    assert!(
+        took >= Duration::from_millis(150),
+        "the writer was given its time to send: {took:?}"
+    );
+    assert_eq!(a.stats(), remote_scope::NodeStats::default());
 }

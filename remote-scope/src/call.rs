@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::connection::PendingCall;
+use crate::connection::{PendingCall, Reply};
 use crate::context;
 use crate::protocol::Encoded;
-use crate::registry::HandlerFuture;
+
 use crate::runtime::BoxFuture;
 use crate::{serve, Error, Node, PeerId};
 
@@ -136,19 +136,20 @@ enum State {
         peer: PeerId,
         captures: Encoded,
         back: futures::channel::oneshot::Receiver<()>,
+        /// When the call gives up, on the runtime's clock.
+        deadline_at: Duration,
         deadline: BoxFuture<'static, ()>,
         after: Duration,
     },
-    /// The body runs on another peer.
+    /// The body runs on another peer; the connection keeps its deadline.
     Remote {
         call: PendingCall,
-        deadline: BoxFuture<'static, ()>,
         after: Duration,
     },
     /// The body runs on this node, in this task.
     Local {
         peer: PeerId,
-        work: HandlerFuture,
+        work: crate::serve::Served,
         deadline: BoxFuture<'static, ()>,
         after: Duration,
     },
@@ -184,32 +185,26 @@ impl<R> Future for CallFuture<R> {
         }
         let _entered = this.span.enter();
         let outcome = match &mut this.state {
-            State::Remote {
-                call,
-                deadline,
-                after,
-            } => match call.poll_outcome(cx) {
-                Poll::Ready(Ok(Ok(bytes))) => Ok((call.peer().clone(), bytes)),
-                Poll::Ready(Ok(Err(f))) => Err(f.into_error(call.peer().clone(), body)),
+            State::Remote { call, after } => match call.poll_outcome(cx) {
+                Poll::Ready(Ok(Reply::Value(bytes))) => Ok((call.peer().clone(), bytes)),
+                Poll::Ready(Ok(Reply::Failure(f))) => Err(f.into_error(call.peer().clone(), body)),
+                Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
+                    peer: call.peer().clone(),
+                    body: body.to_owned(),
+                    after: *after,
+                }),
                 Poll::Ready(Err(())) => Err(Error::Disconnected {
                     peer: call.peer().clone(),
                     body: body.to_owned(),
                 }),
-                Poll::Pending => match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Err(Error::Timeout {
-                        peer: call.peer().clone(),
-                        body: body.to_owned(),
-                        after: *after,
-                    }),
-                    Poll::Pending => return Poll::Pending,
-                },
+                Poll::Pending => return Poll::Pending,
             },
             State::Local {
                 peer,
                 work,
                 deadline,
                 after,
-            } => match work.as_mut().poll(cx) {
+            } => match Pin::new(work).poll(cx) {
                 Poll::Ready(Ok(value)) => Ok((peer.clone(), value.into_bytes())),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
@@ -249,54 +244,51 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
     };
     let captures = start.captures?;
     let after = start.timeout.unwrap_or(node.config().default_timeout);
-    let deadline = node.runtime().sleep(after);
     if start.peer == *node.id() {
-        let span = tracing::debug_span!("call", body, peer = %start.peer, local = true);
+        let span = call_span!("call", body, peer = %start.peer, local = true);
         let work = span.in_scope(|| serve::dispatch(&node, body, captures.as_slice()));
         let state = State::Local {
             peer: start.peer,
             work,
-            deadline,
+            deadline: node.runtime().sleep(after),
             after,
         };
         return Ok((state, span));
     }
+    let deadline_at = node.runtime().now().saturating_add(after);
     let conn = match node.connection(&start.peer) {
         Ok(conn) => conn,
         Err(not_connected) => {
             let back = node.reconnected(&start.peer).ok_or(not_connected)?;
             tracing::debug!(body, peer = %start.peer, "waiting for the peer to reconnect");
             let state = State::Waiting {
+                deadline: node.runtime().sleep(after),
                 node,
                 peer: start.peer,
                 captures,
                 back,
-                deadline,
+                deadline_at,
                 after,
             };
             return Ok((state, tracing::Span::none()));
         }
     };
-    send(&conn, body, captures, deadline, after)
+    send(&conn, body, captures, deadline_at, after, after)
 }
 
+/// Sends the call; it gives up at `deadline_at`, `wait` from now, and reports `after` (the
+/// whole timeout) if it does.
 fn send(
     conn: &std::sync::Arc<crate::connection::Connection>,
     body: &'static str,
     captures: Encoded,
-    deadline: BoxFuture<'static, ()>,
+    deadline_at: Duration,
+    wait: Duration,
     after: Duration,
 ) -> Result<(State, tracing::Span), Error> {
-    let call = conn.start_call(body, captures, after)?;
-    let span = tracing::debug_span!("call", body, peer = %conn.peer(), request = call.id());
-    Ok((
-        State::Remote {
-            call,
-            deadline,
-            after,
-        },
-        span,
-    ))
+    let call = conn.start_call(body, captures, deadline_at, wait)?;
+    let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
+    Ok((State::Remote { call, after }, span))
 }
 
 /// Polls a call waiting for its peer to come back: once it is, sends the call (the state
@@ -321,7 +313,7 @@ fn poll_waiting(
         node,
         peer,
         captures,
-        deadline,
+        deadline_at,
         after,
         ..
     } = std::mem::replace(state, State::Done)
@@ -332,12 +324,12 @@ fn poll_waiting(
     if !reconnected {
         return Poll::Ready(Err(not_connected));
     }
-    // The deadline keeps running from when the call began. The peer gets the whole timeout
-    // as its limit: without a clock on every target, the time spent waiting is not subtracted.
+    // The deadline keeps running from when the call began: the peer is given what is left.
+    let wait = crate::timers::remaining(&node, deadline_at);
     let sent = node
         .connection(&peer)
         .map_err(|_| not_connected)
-        .and_then(|conn| send(&conn, body, captures, deadline, after));
+        .and_then(|conn| send(&conn, body, captures, deadline_at, wait, after));
     Poll::Ready(sent.map(|(next, span)| {
         *state = next;
         span

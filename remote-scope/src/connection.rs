@@ -2,25 +2,26 @@
 //! tasks that move its frames. Transport-agnostic: anything that is a stream and sink of binary
 //! messages will do (see [`crate::transport`]).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable, FutureExt, Shared};
+use futures::task::AtomicWaker;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::bodies::Queued;
+use crate::bodies::{Cancelled, Queued};
 use crate::middleware::{Link, Outgoing};
 use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
 };
-use crate::registry::{FnvMap, HandlerFuture};
+use crate::registry::FnvMap;
 use crate::seen::Seen;
+use crate::serve::Served;
 use crate::{serve, Error, Node, PeerId};
 
 /// The queue capacity a connection keeps between bursts.
@@ -37,10 +38,12 @@ pub(crate) struct Connection {
     /// Calls this side made, by request id. Guarded together with `closed`, so a call is either
     /// registered before the connection closes (and then failed by `close`) or refused.
     pending: Mutex<Pending>,
-    /// Bodies this side is running for the peer. Guarded together with its own `closed`, so a
+    /// Which requests the peer sent already. Guarded together with its own `closed`, so a
     /// body either starts before the connection closes (and is then stopped by `close`) or not
     /// at all.
     running: Mutex<Running>,
+    /// Bodies started for the peer and not over yet, queued, polled or spawned.
+    started: AtomicUsize,
     next_id: AtomicU64,
     reader: Mutex<Option<AbortHandle>>,
     /// Bodies queued for the server task.
@@ -51,6 +54,10 @@ pub(crate) struct Connection {
     closed: Shared<oneshot::Receiver<()>>,
     /// Frames received so far: keep-alive watches it move.
     heard: AtomicU64,
+    /// Wakes the connection's timer task (see [`crate::timers`]) when a call's deadline comes
+    /// before the one it sleeps towards.
+    timer: AtomicWaker,
+    rearm: AtomicBool,
     /// No middleware: frames are encoded where they are made and decoded without copies.
     direct: bool,
 }
@@ -58,7 +65,7 @@ pub(crate) struct Connection {
 /// A body started for the peer, not yet polled.
 pub(crate) struct Started {
     id: u64,
-    work: HandlerFuture,
+    work: Served,
     /// How long the caller waits; the body is stopped after that.
     deadline: Duration,
     span: tracing::Span,
@@ -66,16 +73,37 @@ pub(crate) struct Started {
 
 struct Pending {
     closed: bool,
-    calls: FnvMap<u64, oneshot::Sender<Reply>>,
+    calls: FnvMap<u64, Waiting>,
+    /// The deadline the timer task will wake for, if any. A call whose deadline comes later
+    /// needs no wake-up of its own (when the task wakes, it looks for the next one); only a call
+    /// due sooner re-arms it. So calls keep no ordered structure of deadlines: the task scans
+    /// the waiting calls when it wakes, which is once per deadline passed, not once per call.
+    armed: Option<Duration>,
 }
 
-/// What a waiting call receives: the encoded value (a part of the received message, not a
-/// copy), or why there is none.
-pub(crate) type Reply = Result<Bytes, protocol::Failure>;
+struct Waiting {
+    reply: oneshot::Sender<Reply>,
+    /// On the runtime's clock ([`crate::runtime::Runtime::now`]).
+    deadline: Duration,
+}
+
+impl Pending {
+    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Reply>> {
+        self.calls.remove(&id).map(|waiting| waiting.reply)
+    }
+}
+
+/// What a waiting call receives.
+pub(crate) enum Reply {
+    /// The encoded value: a part of the received message, not a copy.
+    Value(Bytes),
+    Failure(protocol::Failure),
+    /// The deadline passed first.
+    TimedOut,
+}
 
 struct Running {
     closed: bool,
-    bodies: HashMap<u64, AbortHandle>,
     seen: Seen,
 }
 
@@ -91,12 +119,13 @@ impl Connection {
             pending: Mutex::new(Pending {
                 closed: false,
                 calls: FnvMap::default(),
+                armed: None,
             }),
             running: Mutex::new(Running {
                 closed: false,
-                bodies: HashMap::new(),
                 seen: Seen::default(),
             }),
+            started: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             reader: Mutex::new(None),
             bodies: crate::bodies::Queue::default(),
@@ -104,6 +133,8 @@ impl Connection {
             on_close: Mutex::new(Some(on_close)),
             closed: closed.shared(),
             heard: AtomicU64::new(0),
+            timer: AtomicWaker::new(),
+            rearm: AtomicBool::new(false),
             direct,
         })
     }
@@ -117,28 +148,47 @@ impl Connection {
     }
 
     /// Sends an `Invoke` and returns the call's handle; dropping the handle forgets the call.
+    /// The call fails with [`Reply::TimedOut`] at `deadline` (on the runtime's clock), which is
+    /// `wait` from now: the peer is told `wait`, so it stops the body then.
     pub(crate) fn start_call(
         self: &Arc<Self>,
         body: &'static str,
         captures: Encoded,
-        timeout: Duration,
+        deadline: Duration,
+        wait: Duration,
     ) -> Result<PendingCall, Error> {
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        {
+        let rearm = {
             let mut pending = lock(&self.pending);
             if pending.closed {
                 return Err(Error::NotConnected {
                     peer: self.peer().clone(),
                 });
             }
-            pending.calls.insert(id, tx);
+            pending.calls.insert(
+                id,
+                Waiting {
+                    reply: tx,
+                    deadline,
+                },
+            );
+            let sooner = pending.armed.is_none_or(|armed| deadline < armed);
+            if sooner {
+                pending.armed = Some(deadline);
+            }
+            sooner
+        };
+        if rearm {
+            self.rearm.store(true, Ordering::Release);
+            self.timer.wake();
         }
         let call = PendingCall {
             conn: Arc::clone(self),
             id,
             rx,
+            answered: false,
         };
         let sent = if self.direct {
             let frame = protocol::invoke_frame(id, body, timeout_ms, captures);
@@ -183,16 +233,17 @@ impl Connection {
             FrameRef::Invoke(invoke) => self.start(node, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 // No entry: the caller gave up (timeout, dropped future); the answer is moot.
-                if let Some(tx) = lock(&self.pending).calls.remove(&id) {
+                let waiting = lock(&self.pending).remove(id);
+                if let Some(tx) = waiting {
                     let _ = tx.send(match outcome {
                         // A large value is handed over as part of the received message; a small
                         // one is copied, so it does not keep the transport's whole read buffer
                         // alive until the caller gets to it.
                         OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
-                            Ok(message.slice_ref(v))
+                            Reply::Value(message.slice_ref(v))
                         }
-                        OutcomeRef::Value(v) => Ok(Bytes::copy_from_slice(v)),
-                        OutcomeRef::Failure(f) => Err(f),
+                        OutcomeRef::Value(v) => Reply::Value(Bytes::copy_from_slice(v)),
+                        OutcomeRef::Failure(f) => Reply::Failure(f),
                     });
                 }
                 Ok(None)
@@ -203,8 +254,8 @@ impl Connection {
             }
             FrameRef::Cancel(id) => {
                 // Unknown ids are calls that already finished: nothing to stop.
-                if let Some(body) = lock(&self.running).bodies.remove(&id) {
-                    body.abort();
+                if let Cancelled::Queued = self.bodies.cancel(id) {
+                    self.finish(id, None);
                 }
                 Ok(None)
             }
@@ -248,15 +299,15 @@ impl Connection {
                 return Ok(None);
             }
             let limit = node.config().max_bodies_per_connection;
-            if running.bodies.len() >= limit {
+            if self.started.load(Ordering::Acquire) >= limit {
                 drop(running);
                 let limit = u32::try_from(limit).unwrap_or(u32::MAX);
                 self.answer(id, Err(protocol::Failure::Busy { limit }));
                 return Ok(None);
             }
+            self.started.fetch_add(1, Ordering::AcqRel);
         }
-        let span =
-            tracing::debug_span!("serve", body = invoke.body, request = id, peer = %self.peer());
+        let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
         let work = span.in_scope(|| serve::dispatch(node, invoke.body, invoke.captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Started {
@@ -267,8 +318,7 @@ impl Connection {
         }))
     }
 
-    /// Registers a started body as running and queues it for the connection's server task
-    /// (see [`crate::bodies`]).
+    /// Queues a started body for the connection's server task (see [`crate::bodies`]).
     fn queue_body(
         &self,
         Started {
@@ -278,17 +328,9 @@ impl Connection {
             span,
         }: Started,
     ) {
-        let (handle, registration) = AbortHandle::new_pair();
-        {
-            let mut running = lock(&self.running);
-            if running.closed {
-                return;
-            }
-            running.bodies.insert(id, handle);
-        }
         self.bodies.push(Queued {
             id,
-            work: Abortable::new(work, registration),
+            work,
             deadline,
             span,
         });
@@ -301,7 +343,10 @@ impl Connection {
     /// A body is over: it no longer counts as running, and its result (if it was not stopped)
     /// goes to the peer.
     pub(crate) fn finish(&self, id: u64, result: Option<Result<Encoded, protocol::Failure>>) {
-        lock(&self.running).bodies.remove(&id);
+        // `close` already counted every body as over.
+        let _ = self
+            .started
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         if let Some(result) = result {
             self.answer(id, result);
         }
@@ -342,20 +387,53 @@ impl Connection {
         };
         // Dropping the senders wakes every waiting call with `Disconnected`.
         drop(calls);
-        let bodies = {
-            let mut running = lock(&self.running);
-            running.closed = true;
-            std::mem::take(&mut running.bodies)
-        };
-        for handle in bodies.into_values() {
-            handle.abort();
-        }
+        lock(&self.running).closed = true;
         self.bodies.close();
+        self.started.store(0, Ordering::Release);
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();
         }
         self.link.close();
         drop(lock(&self.on_close).take());
+        self.timer.wake();
+    }
+
+    /// Fails the calls whose deadline is at or before `now` with [`Reply::TimedOut`] and tells
+    /// the peer to stop their bodies. Returns the next deadline, which the timer task then
+    /// sleeps towards.
+    pub(crate) fn expire_calls(&self, now: Duration) -> Option<Duration> {
+        let (expired, next) = {
+            let mut pending = lock(&self.pending);
+            let expired: Vec<_> = pending
+                .calls
+                .extract_if(|_, waiting| waiting.deadline <= now)
+                .map(|(id, waiting)| (id, waiting.reply))
+                .collect();
+            let next = pending.calls.values().map(|waiting| waiting.deadline).min();
+            pending.armed = next;
+            (expired, next)
+        };
+        for (id, reply) in expired {
+            let _ = reply.send(Reply::TimedOut);
+            let _ = self.link.send(Frame::Cancel(id));
+        }
+        next
+    }
+
+    /// Registers the timer task; true if a call with a sooner deadline arrived since the last
+    /// time it asked.
+    pub(crate) fn poll_rearm(&self, cx: &mut std::task::Context<'_>) -> bool {
+        self.timer.register(cx.waker());
+        self.rearm.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    /// Frames received so far.
+    pub(crate) fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
     }
 
     /// Completes once the connection has closed.
@@ -367,7 +445,7 @@ impl Connection {
     pub(crate) fn load(&self) -> (usize, usize) {
         (
             lock(&self.pending).calls.len(),
-            lock(&self.running).bodies.len(),
+            self.started.load(Ordering::Acquire),
         )
     }
 }
@@ -377,6 +455,8 @@ pub(crate) struct PendingCall {
     conn: Arc<Connection>,
     id: u64,
     rx: oneshot::Receiver<Reply>,
+    /// The connection already let go of the call: nothing to remove on drop.
+    answered: bool,
 }
 
 impl PendingCall {
@@ -393,17 +473,22 @@ impl PendingCall {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Reply, ()>> {
-        std::pin::Pin::new(&mut self.rx).poll(cx).map_err(|_| ())
+        let outcome = std::pin::Pin::new(&mut self.rx).poll(cx).map_err(|_| ());
+        self.answered |= outcome.is_ready();
+        outcome
     }
 }
 
 impl Drop for PendingCall {
-    /// A call still waiting when it is dropped (a timeout, a dropped future) tells the serving
-    /// peer to stop its body.
+    /// A call still waiting when it is dropped (its future was dropped) tells the serving peer
+    /// to stop its body.
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         let unanswered = {
             let mut pending = lock(&self.conn.pending);
-            pending.calls.remove(&self.id).is_some() && !pending.closed
+            pending.remove(self.id).is_some() && !pending.closed
         };
         if unanswered {
             let _ = self.conn.link.send(Frame::Cancel(self.id));
@@ -446,40 +531,9 @@ where
     };
     node.runtime()
         .spawn(Box::pin(done.instrument(span.clone())));
-    if let Some(interval) = node.config().keepalive {
-        let keepalive = keep_alive(node.clone(), Arc::clone(conn), interval);
-        let closed = conn.closed();
-        node.runtime().spawn(Box::pin(
-            async move {
-                futures::pin_mut!(keepalive);
-                futures::future::select(keepalive, closed).await;
-            }
-            .instrument(span),
-        ));
-    }
-}
-
-/// Pings a quiet peer, and closes the connection when it stays silent for two intervals: a
-/// peer that vanished without closing (a cut cable, a frozen host) would otherwise hold its
-/// callers until their deadlines.
-async fn keep_alive(node: Node, conn: Arc<Connection>, interval: Duration) {
-    let mut last = conn.heard.load(Ordering::Relaxed);
-    let mut quiet = 0_u32;
-    loop {
-        node.runtime().sleep(interval).await;
-        let now = conn.heard.load(Ordering::Relaxed);
-        if now != last {
-            (last, quiet) = (now, 0);
-            continue;
-        }
-        quiet += 1;
-        if quiet >= 2 {
-            tracing::warn!(silent_for = ?interval * quiet, "the peer stopped answering; closing the connection");
-            node.forget_connection(&conn);
-            return;
-        }
-        let _ = conn.link.send(Frame::Ping);
-    }
+    node.runtime().spawn(Box::pin(
+        crate::timers::run(node.clone(), Arc::clone(conn)).instrument(span),
+    ));
 }
 
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
@@ -513,31 +567,55 @@ async fn write_loop<Tx>(node: Node, conn: Arc<Connection>, mut sink: Tx)
 where
     Tx: Sink<Bytes, Error = Error> + Unpin,
 {
-    let result: Result<(), Error> = async {
-        let mut batch = Vec::new();
-        // Everything queued goes out with one flush.
-        while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await {
-            let mut bytes = 0;
-            for frame in batch.drain(..) {
-                bytes += frame.size();
-                write_frame(&node, &conn, &mut sink, frame).await?;
+    // A closing connection sends what it still has queued, but a peer that does not read
+    // would keep the writer (and the socket, and the queue) forever: it gets the handshake
+    // time limit to take it.
+    let grace = node.config().handshake_timeout;
+    let finished = {
+        let writing = async {
+            let mut batch = Vec::new();
+            // Everything queued goes out with one flush.
+            while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await
+            {
+                let mut bytes = 0;
+                for frame in batch.drain(..) {
+                    bytes += frame.size();
+                    write_frame(&node, &conn, &mut sink, frame).await?;
+                }
+                // The two queues take turns here: a burst does not leave them large for good.
+                if batch.capacity() > OUTBOX_KEEP {
+                    batch = Vec::new();
+                }
+                sink.flush().await?;
+                conn.link.outbox().written(bytes);
             }
-            // The two queues take turns here: a burst does not leave them large for good.
-            if batch.capacity() > OUTBOX_KEEP {
-                batch = Vec::new();
+            Ok::<(), Error>(())
+        };
+        let cut_off = {
+            let (closed, node) = (conn.closed(), node.clone());
+            async move {
+                closed.await;
+                node.runtime().sleep(grace).await;
             }
-            sink.flush().await?;
-            conn.link.outbox().written(bytes);
+        };
+        futures::pin_mut!(writing, cut_off);
+        match futures::future::select(writing, cut_off).await {
+            futures::future::Either::Left((result, _)) => result.map(|()| true),
+            futures::future::Either::Right(_) => Ok(false),
         }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "writing failed; closing the connection");
-    }
+    };
     // Nothing more will be written: free what is still queued.
     conn.link.outbox().discard();
-    let _ = sink.close().await;
+    match finished {
+        Ok(true) => {
+            let _ = futures::future::select(sink.close(), node.runtime().sleep(grace)).await;
+        }
+        Ok(false) => {
+            tracing::warn!(within = ?grace, "the peer did not take what was left to send; dropping the connection");
+        }
+        Err(e) => tracing::warn!(error = %e, "writing failed; closing the connection"),
+    }
+    drop(sink);
     node.forget_connection(&conn);
 }
 

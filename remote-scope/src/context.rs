@@ -39,16 +39,21 @@ impl<F: Future + Unpin> Future for Scoped<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        let previous = CURRENT.with(|c| c.replace(Some(this.node.clone())));
-        // Restores the outer node even if the inner poll panics.
-        struct Restore(Option<Node>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let previous = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = previous);
-            }
-        }
-        let _restore = Restore(previous);
-        Pin::new(&mut this.inner).poll(cx)
+        with_current(&this.node, || Pin::new(&mut this.inner).poll(cx))
     }
+}
+
+/// Runs `f` with `node` as the current node, restoring the one before afterwards (even if `f`
+/// panics).
+pub(crate) fn with_current<R>(node: &Node, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|c| c.replace(Some(node.clone())));
+    struct Restore(Option<Node>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    f()
 }

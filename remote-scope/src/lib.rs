@@ -81,6 +81,19 @@
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
 
+/// A debug span for one call or served body, or none at all when nothing listens at debug
+/// level: a disabled span still costs a little on every poll where `tracing`'s `log` feature is
+/// on (some dependency may turn it on), and there is one per call.
+macro_rules! call_span {
+    ($($args:tt)*) => {
+        if ::tracing::enabled!(::tracing::Level::DEBUG) {
+            ::tracing::debug_span!($($args)*)
+        } else {
+            ::tracing::Span::none()
+        }
+    };
+}
+
 mod auth;
 mod bodies;
 mod call;
@@ -99,6 +112,7 @@ mod registry;
 pub mod runtime;
 mod seen;
 mod serve;
+mod timers;
 pub mod transport;
 
 /// The README, compiled and run as doc tests.

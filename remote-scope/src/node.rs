@@ -104,7 +104,9 @@ impl NodeBuilder {
         self
     }
 
-    /// How long a new connection may take to exchange `Hello`s (default: 10 s).
+    /// How long a new connection may take to exchange `Hello`s, and a closing one to send
+    /// what it still has queued to a peer that reads slowly (default: 10 s). A peer that does
+    /// not read at all is then dropped, so it cannot hold the connection's writer and queue.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self

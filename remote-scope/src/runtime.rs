@@ -49,6 +49,39 @@ pub trait Runtime: Send + Sync + 'static {
     fn spawn(&self, task: BoxFuture<'static, ()>);
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// The time since some fixed instant, on the clock `sleep` waits by. Calls keep their
+    /// deadlines on it. The default reads the monotonic clock (tokio's natively, so a paused
+    /// tokio clock pauses it too; `performance.now()` in a browser); override it together with
+    /// `sleep` for a runtime with a clock of its own.
+    fn now(&self) -> Duration {
+        clock_now()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn clock_now() -> Duration {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    tokio::time::Instant::now()
+        .into_std()
+        .saturating_duration_since(start)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn clock_now() -> Duration {
+    // `performance.now()` is monotonic; `Date.now()` is the fallback where it is missing.
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
+    let millis = performance
+        .and_then(|p| {
+            let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
+            if !now.is_function() {
+                return None;
+            }
+            js_sys::Function::from(now).call0(&p).ok()?.as_f64()
+        })
+        .unwrap_or_else(js_sys::Date::now);
+    Duration::from_secs_f64(millis.max(0.0) / 1000.0)
 }
 
 /// The native runtime: the tokio runtime the node was built in.

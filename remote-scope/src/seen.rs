@@ -56,7 +56,11 @@ impl Seen {
             while left > 0 {
                 let (word, bit) = ((slot / 64) as usize, slot % 64);
                 let n = left.min(64 - bit);
-                let mask = if n == 64 { u64::MAX } else { ((1 << n) - 1) << bit };
+                let mask = if n == 64 {
+                    u64::MAX
+                } else {
+                    ((1 << n) - 1) << bit
+                };
                 self.bits[word] &= !mask;
                 left -= n;
                 slot = (slot + n) % WINDOW;
