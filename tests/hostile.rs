@@ -8,18 +8,25 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use remote_scope::protocol::{self, Frame, Invoke};
-use remote_scope::{remote, Node, PeerId, Server};
+use remote_scope::{remote, Error, Node, NodeBuilder, PeerId, Reconnect, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A server with short limits, and a well-behaved client connected to it.
 async fn server() -> (Node, Server, Node, PeerId) {
-    let server = Node::builder()
-        .id("server")
-        .handshake_timeout(Duration::from_millis(300))
-        .max_frame_size(1024)
-        .build()
-        .unwrap();
+    serve(
+        Node::builder()
+            .id("server")
+            .handshake_timeout(Duration::from_millis(300))
+            .max_frame_size(1024),
+    )
+    .await
+}
+
+/// A server built from `builder`, and a well-behaved client connected to it.
+async fn serve(builder: NodeBuilder) -> (Node, Server, Node, PeerId) {
+    let server = builder.build().unwrap();
     let listener = server.listen("127.0.0.1:0").await.unwrap();
     let client = Node::builder().id("client").build().unwrap();
     let server_id = client.connect(&listener.url()).await.unwrap();
@@ -54,6 +61,14 @@ async fn closed_by_server(ws: &mut Ws) {
     })
     .await;
     assert!(closed.is_ok(), "the server did not close the connection");
+}
+
+/// The header of a masked binary frame (as a client sends it) announcing `len` payload bytes.
+fn frame_header(len: u64) -> Vec<u8> {
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[0x5A; 4]);
+    header
 }
 
 fn hello(id: &str) -> Vec<u8> {
@@ -154,8 +169,103 @@ async fn a_message_over_the_frame_limit_closes_the_connection_before_it_is_read_
     let (server, listener, client, server_id) = server().await;
     let mut ws = websocket(&listener).await;
     ws.send(Message::Binary(hello("big").into())).await.unwrap();
-    // 1 MiB against a 1 KiB limit: tungstenite refuses it by its header.
-    let _ = ws.send(Message::Binary(vec![0x90; 1 << 20].into())).await;
+    // Only the header of 1 MiB against a 1 KiB limit, and no payload: a server that waited to
+    // read the message whole would keep the connection open (keep-alive is 15 s away).
+    ws.get_mut()
+        .write_all(&frame_header(1 << 20))
+        .await
+        .unwrap();
     closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
+}
+
+#[tokio::test]
+async fn an_oversized_first_message_is_refused_from_its_header_before_the_hello() {
+    // The frame limit is the default 64 MiB and the handshake timeout a minute: neither would
+    // close the connection within the 5 s that `closed_by_server` waits.
+    let (server, listener, client, server_id) = serve(
+        Node::builder()
+            .id("server")
+            .handshake_timeout(Duration::from_secs(60)),
+    )
+    .await;
+    let mut ws = websocket(&listener).await;
+    // 32 MiB announced, nothing sent after it: only a refusal from the header closes this.
+    ws.get_mut()
+        .write_all(&frame_header(32 << 20))
+        .await
+        .unwrap();
+    closed_by_server(&mut ws).await;
+    still_serving(&server, &client, &server_id).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_sockets_that_never_upgrade_is_closed_beyond_max_connections() {
+    const FLOOD: usize = 100;
+    // A handshake timeout of a minute: any socket closed within this test was closed for the
+    // bound, not for its time.
+    let (server, listener, client, server_id) = serve(
+        Node::builder()
+            .id("server")
+            .handshake_timeout(Duration::from_secs(60))
+            .max_connections(2),
+    )
+    .await;
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD {
+        flood.push(TcpStream::connect(listener.local_addr()).await.unwrap());
+    }
+    // A socket the server closed reads EOF (or a reset) at once; one it holds, nothing.
+    let reads = futures::future::join_all(flood.iter_mut().map(|tcp| async move {
+        let mut buf = [0_u8; 1];
+        tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf)).await
+    }))
+    .await;
+    let held = reads.iter().filter(|read| read.is_err()).count();
+    let closed = reads
+        .iter()
+        .filter(|read| matches!(read, Ok(Ok(0)) | Ok(Err(_))))
+        .count();
+    assert_eq!(held + closed, FLOOD, "{reads:?}");
+    assert!(
+        held <= 2,
+        "the server holds {held} sockets that never upgraded"
+    );
+    still_serving(&server, &client, &server_id).await;
+
+    drop(flood);
+    // The server notices the held sockets closing, and has room again.
+    let late = Node::builder().id("late").build().unwrap();
+    let mut connected = late.connect(&listener.url()).await;
+    for _ in 0..50 {
+        if connected.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        connected = late.connect(&listener.url()).await;
+    }
+    assert_eq!(connected, Ok(PeerId::new("server")));
+    common::wait_until(|| server.peers() == [PeerId::new("client"), PeerId::new("late")]).await;
+}
+
+#[tokio::test]
+async fn a_wss_url_is_refused_with_a_hint_to_terminate_tls_in_a_proxy() {
+    let client = Node::builder().build().unwrap();
+    let refusals = [
+        client.connect("wss://127.0.0.1:1/").await,
+        client.connect("WSS://localhost").await,
+        client
+            .connect_with_reconnect("wss://127.0.0.1:1", Reconnect::default())
+            .await,
+    ];
+    for refused in refusals {
+        match refused {
+            Err(Error::Transport { reason }) => assert!(
+                reason.contains("TLS is not built into the native client")
+                    && reason.contains("proxy"),
+                "{reason}"
+            ),
+            other => panic!("expected a transport error about TLS, got {other:?}"),
+        }
+    }
 }

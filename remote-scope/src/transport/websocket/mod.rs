@@ -7,11 +7,16 @@ use std::task::{Context, Poll};
 
 use futures::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
+
+mod first_message;
+use first_message::{first_message_limit, FirstMessageLimit};
 
 use crate::connection::{lock, Connection};
 use crate::{Error, Node, PeerId};
@@ -159,6 +164,19 @@ impl Node {
     /// Listens for WebSocket connections on `addr` (use port 0 for a free port). Each connecting
     /// peer can call this node's bodies, and this node can call theirs.
     ///
+    /// Limits for peers not yet known: a new connection has the
+    /// [handshake timeout](crate::NodeBuilder::handshake_timeout) for its WebSocket upgrade and
+    /// again for its `Hello`, and its first message may be at most 64 KiB (or
+    /// [`max_frame_size`](crate::NodeBuilder::max_frame_size) if that is smaller), refused from
+    /// its header. At most [`max_connections`](crate::NodeBuilder::max_connections) connections
+    /// of this server are in their upgrade or handshake at once; one beyond that is closed as
+    /// soon as it is accepted, not queued. A connection leaves that count when its handshake
+    /// ends, and if accepted it counts among the node's connections, which are themselves at
+    /// most `max_connections`: so the sockets a server holds are at most the node's
+    /// connections plus `max_connections` in progress. Handshakes get their own room, rather
+    /// than sharing the node's, so that a peer beyond the limit still learns why it was refused
+    /// ([`Error::TooManyConnections`]) while there is room to tell it.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), remote_scope::Error> {
@@ -192,6 +210,21 @@ impl Node {
     /// Fails if the server cannot be reached, speaks another protocol version, serves a
     /// different set of bodies (under [`RegistryCheck::Strict`](crate::RegistryCheck)), or
     /// already has a peer with this node's id.
+    ///
+    /// The native client has no TLS built in: a `wss://` URL fails at once with
+    /// [`Error::Transport`]. Terminate TLS in a proxy in front of the server and connect with
+    /// `ws://` from inside, or connect from the browser transport, which supports `wss://`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Error, Node};
+    ///
+    /// let client = Node::builder().build()?;
+    /// let refused = client.connect("wss://example.invalid").await;
+    /// assert!(matches!(refused, Err(Error::Transport { reason }) if reason.contains("TLS")));
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
         self.connect_transport(open(url.to_owned(), ws_config(self)).await?)
             .await
@@ -224,20 +257,56 @@ impl Node {
     }
 }
 
-/// Opens a WebSocket to `url`.
+/// Opens a WebSocket to `url`, its first incoming message held to
+/// [`first_message::FIRST_MESSAGE_LIMIT`].
 async fn open(
     url: String,
     config: WebSocketConfig,
-) -> Result<WebSocketTransport<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, Error> {
-    let (ws, _response) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+) -> Result<WebSocketTransport<FirstMessageLimit<TcpStream>>, Error> {
+    let failed = |reason: &dyn std::fmt::Display| Error::Transport {
+        reason: format!("could not connect to {url}: {reason}"),
+    };
+    let request = url.as_str().into_client_request().map_err(|e| failed(&e))?;
+    match request.uri().scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("ws") => {}
+        // tungstenite would say "TLS support not compiled in", which reads like a build
+        // mistake; it is a choice, and the way around it is a proxy.
+        Some(scheme) if scheme.eq_ignore_ascii_case("wss") => {
+            return Err(Error::Transport {
+                reason: format!(
+                    "cannot connect to {url}: TLS is not built into the native client; \
+                     terminate TLS in a proxy in front of the server and connect with ws:// \
+                     (the browser transport supports wss:// natively)"
+                ),
+            })
+        }
+        _ => return Err(failed(&"the URL must start with ws://")),
+    }
+    let host = request
+        .uri()
+        .host()
+        .ok_or_else(|| failed(&"the URL has no host"))?;
+    let port = request.uri().port_u16().unwrap_or(80);
+    // An IPv6 host keeps its brackets, so this parses as a socket address.
+    let tcp = TcpStream::connect(format!("{host}:{port}"))
         .await
-        .map_err(|e| Error::Transport {
-            reason: format!("could not connect to {url}: {e}"),
-        })?;
+        .map_err(|e| failed(&e))?;
+    let _ = tcp.set_nodelay(true);
+    let limit = first_message_limit(&config);
+    let (ws, _response) = tokio_tungstenite::client_async_with_config(
+        request,
+        FirstMessageLimit::new(tcp, limit),
+        Some(config),
+    )
+    .await
+    .map_err(|e| failed(&e))?;
     Ok(WebSocketTransport::new(ws))
 }
 
 async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {
+    // One permit per connection in its upgrade or handshake; see `Node::listen` for the bound.
+    let limit = node.config().max_connections.min(Semaphore::MAX_PERMITS);
+    let in_progress = Arc::new(Semaphore::new(limit));
     loop {
         let (tcp, from) = match listener.accept().await {
             Ok(conn) => conn,
@@ -248,31 +317,22 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Acce
                 continue;
             }
         };
+        // Closed at once rather than queued: a queue would hold the sockets this bound is
+        // there to limit.
+        let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {
+            tracing::debug!(%from, limit, "too many handshakes under way; closing a new connection");
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let node = node.clone();
         let accepted = Arc::clone(&accepted);
         tokio::spawn(async move {
-            // The WebSocket upgrade gets the handshake's time limit too, so a client that opens
-            // TCP and says nothing does not hold the task and its socket forever.
-            let limit = node.config().handshake_timeout;
-            let upgrade = tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config(&node)));
-            let ws = match tokio::time::timeout(limit, upgrade).await {
-                Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => {
-                    tracing::debug!(%from, error = %e, "WebSocket upgrade failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%from, "WebSocket upgrade timed out");
-                    return;
-                }
-            };
-            let peer = match node.accept_transport(WebSocketTransport::new(ws)).await {
-                Ok(peer) => peer,
-                Err(e) => {
-                    tracing::warn!(%from, error = %e, "refused a peer");
-                    return;
-                }
+            let peer = admit(&node, tcp, from).await;
+            // An accepted peer is in the node's table by now and counts against
+            // `max_connections` there.
+            drop(permit);
+            let Some(peer) = peer else {
+                return;
             };
             let Ok(conn) = node.connection(&peer) else {
                 return;
@@ -286,5 +346,34 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Acce
             accepted.connections.retain(|c| c.strong_count() > 0);
             accepted.connections.push(Arc::downgrade(&conn));
         });
+    }
+}
+
+/// The WebSocket upgrade and the node's handshake of a new connection; the peer's id if it
+/// was accepted.
+async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr) -> Option<PeerId> {
+    // The WebSocket upgrade gets the handshake's time limit too, so a client that opens TCP and
+    // says nothing does not hold the task and its socket forever.
+    let limit = node.config().handshake_timeout;
+    let config = ws_config(node);
+    let tcp = FirstMessageLimit::new(tcp, first_message_limit(&config));
+    let upgrade = tokio_tungstenite::accept_async_with_config(tcp, Some(config));
+    let ws = match tokio::time::timeout(limit, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::debug!(%from, error = %e, "WebSocket upgrade failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(%from, "WebSocket upgrade timed out");
+            return None;
+        }
+    };
+    match node.accept_transport(WebSocketTransport::new(ws)).await {
+        Ok(peer) => Some(peer),
+        Err(e) => {
+            tracing::warn!(%from, error = %e, "refused a peer");
+            None
+        }
     }
 }
