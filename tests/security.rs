@@ -119,21 +119,70 @@ async fn the_connecting_peer_can_require_a_token_of_the_server() {
 }
 
 #[tokio::test]
-async fn tokens_can_be_bound_to_peer_ids() {
+async fn tokens_bound_to_peer_ids_make_ids_trustworthy_for_authorization() {
     let server = Node::builder()
         .id("server")
-        .authenticate(|peer: &PeerId, token: Option<&str>| {
-            token == Some(format!("key-of-{peer}").as_str())
-        })
+        .peer_tokens([("ops", "key-of-ops"), ("guest", "key-of-guest")])
+        .authorize(Allowlist::new().module_for("ops", format!("{}::admin", module_path!())))
         .build()
         .unwrap();
     let listener = server.listen("127.0.0.1:0").await.unwrap();
     let url = listener.url();
-    // Bob's key does not let anyone claim to be Alice.
-    let refused = client("alice", Some("key-of-bob"), &url).await.map(|_| ());
-    assert!(matches!(refused, Err(Error::NotAuthenticated { .. })));
-    assert!(client("bob", Some("key-of-bob"), &url).await.is_ok());
-    assert!(client("alice", Some("key-of-alice"), &url).await.is_ok());
+    // The guest's key does not let it claim to be ops, nor does any key an unlisted id.
+    for (id, token) in [
+        ("ops", Some("key-of-guest")),
+        ("ops", None),
+        ("ops", Some("key-of-op")),
+        ("stranger", Some("key-of-ops")),
+    ] {
+        let refused = client(id, token, &url).await.map(|_| ());
+        assert!(
+            matches!(refused, Err(Error::NotAuthenticated { .. })),
+            "{id} with {token:?}: {refused:?}"
+        );
+    }
+    let (guest, server_id) = client("guest", Some("key-of-guest"), &url).await.unwrap();
+    assert!(matches!(
+        guest.run(admin::wipe(&server_id)).await,
+        Err(Error::NotAuthorized { .. })
+    ));
+    let (ops, server_id) = client("ops", Some("key-of-ops"), &url).await.unwrap();
+    assert!(ops.run(admin::wipe(&server_id)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_peer_claiming_an_overlong_or_control_character_id_is_refused() {
+    let server = Node::builder().id("server").build().unwrap();
+    for id in [
+        "x".repeat(PeerId::MAX_LEN + 1),
+        "evil\nlog line".into(),
+        String::new(),
+    ] {
+        let mut raw = RawPeer::accepted_by(&server);
+        raw.send(&RawPeer::hello(&id)).await;
+        assert_eq!(
+            raw.recv().await,
+            Some(Frame::Reject(Reject::InvalidPeerId)),
+            "{id:?}"
+        );
+        assert!(server.peers().is_empty());
+    }
+    // The longest id allowed is accepted.
+    let longest = "y".repeat(PeerId::MAX_LEN);
+    let _raw = RawPeer::connected_to(&server, &longest).await;
+    assert_eq!(server.peers(), [PeerId::new(longest)]);
+}
+
+#[tokio::test]
+async fn a_node_cannot_be_built_with_an_id_it_would_refuse() {
+    for id in [
+        String::new(),
+        "a\tb".into(),
+        "z".repeat(PeerId::MAX_LEN + 1),
+    ] {
+        let built = Node::builder().id(id.as_str()).build();
+        assert!(matches!(built, Err(Error::Setup { .. })), "{id:?}");
+    }
 }
 
 #[tokio::test]

@@ -8,8 +8,14 @@
 //! body's name before anything is decoded, and a denied call fails with
 //! [`Error::NotAuthorized`](crate::Error::NotAuthorized) without running.
 //!
-//! Tokens travel in the clear inside the connection: put the peers behind TLS (`wss://`, a
-//! terminating proxy) or on a network you trust.
+//! A node's id is what the peer claims in its `Hello`. With one shared token
+//! ([`NodeBuilder::require_token`](crate::NodeBuilder::require_token)) any holder may claim any
+//! id; with a token per id ([`NodeBuilder::peer_tokens`](crate::NodeBuilder::peer_tokens)) ids
+//! are proven, and per-peer authorization can rely on them. Whatever the policy, two connected
+//! peers never share an id: a second one is refused.
+//!
+//! Tokens travel in the clear inside the connection: put the peers behind TLS (a terminating
+//! proxy in front of the server; browsers connect with `wss://`) or on a network you trust.
 
 use crate::PeerId;
 

@@ -71,6 +71,15 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
             },
         ));
     }
+    if !hello.peer.is_valid() {
+        return Err((
+            Reject::InvalidPeerId,
+            Error::Handshake {
+                peer: "the other peer".into(),
+                reason: invalid_id(&hello.peer),
+            },
+        ));
+    }
     // Before anything that would tell an unknown peer about this node's state.
     if !node.authenticates(&hello.peer, hello.token.as_deref()) {
         return Err((
@@ -136,7 +145,19 @@ pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
         Reject::NotAuthenticated => Error::NotAuthenticated {
             peer: format!("this peer (`{}`)", node.id()),
         },
+        Reject::InvalidPeerId => handshake_error(peer, &invalid_id(node.id())),
     }
+}
+
+/// Why `id` is refused. Only its start is shown: it may be long.
+fn invalid_id(id: &PeerId) -> String {
+    let shown: String = id.as_str().chars().take(64).collect();
+    format!(
+        "the peer id {shown:?} ({} bytes) is refused: ids are 1 to {} bytes without control \
+         characters",
+        id.as_str().len(),
+        PeerId::MAX_LEN
+    )
 }
 
 pub(crate) async fn send<Tx>(sink: &mut Tx, frame: &Frame) -> Result<(), Error>

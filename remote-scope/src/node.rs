@@ -202,9 +202,52 @@ impl NodeBuilder {
 
     /// [`authenticate`](NodeBuilder::authenticate) with one shared token: a peer may connect
     /// if it presents `token`. Compared in constant time.
+    ///
+    /// Any holder of the token may claim any id, so an [`authorize`](NodeBuilder::authorize)
+    /// policy that tells peers apart by id trusts them all alike; give each peer a token of its
+    /// own with [`peer_tokens`](NodeBuilder::peer_tokens) when it must not.
     pub fn require_token(self, token: impl Into<String>) -> Self {
         let expected: String = token.into();
         self.authenticate(move |_, given| given.is_some_and(|g| same_token(g, &expected)))
+    }
+
+    /// [`authenticate`](NodeBuilder::authenticate) with a token per peer: a peer may connect
+    /// only under an id listed here and with that id's token, so no peer can claim another's
+    /// id, and an [`authorize`](NodeBuilder::authorize) policy can trust the ids it is given.
+    /// Tokens are compared in constant time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Error, Node};
+    ///
+    /// let server = Node::builder()
+    ///     .peer_tokens([("ops", "token-of-ops"), ("alice", "token-of-alice")])
+    ///     .build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    ///
+    /// // Alice's token does not make her `ops`.
+    /// let impostor = Node::builder().id("ops").token("token-of-alice").build()?;
+    /// let refused = impostor.connect(&listener.url()).await;
+    /// assert!(matches!(refused, Err(Error::NotAuthenticated { .. })), "{refused:?}");
+    ///
+    /// let ops = Node::builder().id("ops").token("token-of-ops").build()?;
+    /// assert_eq!(ops.connect(&listener.url()).await?, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_tokens<P, T>(self, tokens: impl IntoIterator<Item = (P, T)>) -> Self
+    where
+        P: Into<PeerId>,
+        T: Into<String>,
+    {
+        let tokens: HashMap<PeerId, String> = tokens
+            .into_iter()
+            .map(|(peer, token)| (peer.into(), token.into()))
+            .collect();
+        self.authenticate(move |peer, given| match (tokens.get(peer), given) {
+            (Some(expected), Some(given)) => same_token(given, expected),
+            _ => false,
+        })
     }
 
     /// Decides, per call, whether a connected peer may run a body on this node (see
@@ -245,18 +288,29 @@ impl NodeBuilder {
     }
 
     /// Builds the node. Fails if the registry has a name conflict
-    /// ([`Error::DuplicateBody`]) or there is no runtime to run on.
+    /// ([`Error::DuplicateBody`]), the id is not [valid](PeerId::is_valid) or there is no
+    /// runtime to run on ([`Error::Setup`]).
     // On wasm32 bodies, and so connections, are not `Send`: the page has one thread.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub fn build(self) -> Result<Node, Error> {
         let registry = Registry::global()?;
+        let id = self.id.unwrap_or_else(PeerId::random);
+        if !id.is_valid() {
+            return Err(Error::Setup {
+                reason: format!(
+                    "the peer id {id:?} is not valid: ids are 1 to {} bytes without control \
+                     characters",
+                    PeerId::MAX_LEN
+                ),
+            });
+        }
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => crate::runtime::current()?,
         };
         Ok(Node {
             inner: Arc::new(Inner {
-                id: self.id.unwrap_or_else(PeerId::random),
+                id,
                 registry,
                 runtime,
                 config: self.config,

@@ -37,6 +37,25 @@ impl PeerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The longest id a node accepts, in bytes. A peer's id goes into logs and errors, and is
+    /// kept for as long as it is connected: it has to be short.
+    pub const MAX_LEN: usize = 256;
+
+    /// Whether this id is one a node accepts: 1 to [`PeerId::MAX_LEN`] bytes, none of them a
+    /// control character. A node refuses to be built with another, and refuses a peer that
+    /// claims one at connect time.
+    ///
+    /// ```
+    /// use remote_scope::PeerId;
+    /// assert!(PeerId::new("worker-1").is_valid());
+    /// assert!(!PeerId::new("").is_valid());
+    /// assert!(!PeerId::new("two\nlines").is_valid());
+    /// assert!(!PeerId::new("x".repeat(PeerId::MAX_LEN + 1)).is_valid());
+    /// ```
+    pub fn is_valid(&self) -> bool {
+        (1..=Self::MAX_LEN).contains(&self.0.len()) && !self.0.chars().any(char::is_control)
+    }
 }
 
 impl fmt::Display for PeerId {

@@ -112,6 +112,8 @@ pub enum Reject {
     TooManyConnections { limit: u32 },
     /// The connector's token was missing or wrong.
     NotAuthenticated,
+    /// The connector's id is not one the acceptor accepts (see `PeerId::is_valid`).
+    InvalidPeerId,
 }
 
 /// A call: run `body` with `captures`.
