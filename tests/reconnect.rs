@@ -118,3 +118,32 @@ async fn the_first_connection_must_succeed() {
     assert!(matches!(result, Err(Error::Transport { .. })), "{result:?}");
     assert_eq!(client.stats().kept, 0);
 }
+
+/// A client whose link died without a close comes back before the server's keep-alive has
+/// noticed: the server finds its old connection silent and takes the new one, instead of
+/// refusing the client as a duplicate until keep-alive catches up.
+#[tokio::test]
+async fn a_peer_back_after_a_silent_cut_replaces_its_dead_connection() {
+    let server = Node::builder().id("server").build().unwrap();
+    let (old_end, server_end, link) = common::controlled_pair();
+    let client = Node::builder().id("client").build().unwrap();
+    futures::try_join!(
+        client.connect_transport(old_end),
+        server.accept_transport(server_end)
+    )
+    .unwrap();
+    link.set(common::FROZEN);
+
+    let back = Node::builder().id("client").build().unwrap();
+    let (new_end, server_end) = remote_scope::transport::memory::pair();
+    let started = Instant::now();
+    let (server_id, _) = futures::try_join!(
+        back.connect_transport(new_end),
+        server.accept_transport(server_end)
+    )
+    .expect("the silent connection is replaced");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(server.peers(), [remote_scope::PeerId::new("client")]);
+    let n = back.run(remote!(server_id, [], { 7_u8 })).await;
+    assert_eq!(n, Ok(7));
+}

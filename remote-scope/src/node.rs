@@ -566,6 +566,9 @@ impl Node {
             self.middleware().is_empty(),
             self.config().max_queued_bytes,
         );
+        if refusal.is_none() {
+            self.replace_if_silent(&theirs.peer).await;
+        }
         let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
         if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {
@@ -607,6 +610,31 @@ impl Node {
                 &format!("the handshake did not finish within {timeout:?}"),
             )),
         }
+    }
+
+    /// A peer connecting under the id of a connected one is refused, unless the connected one
+    /// has gone silent: a client whose link died without a close (a dropped Wi-Fi, a NAT that
+    /// forgot it) comes back before this side's keep-alive has noticed, and would otherwise be
+    /// refused until it does. The old connection is pinged and has a second (at most the
+    /// handshake time limit) to show any sign of life; if it shows none, it is closed.
+    async fn replace_if_silent(&self, peer: &PeerId) {
+        let Ok(old) = self.connection(peer) else {
+            return;
+        };
+        let heard = old.heard();
+        let _ = old.link().send(Frame::Ping);
+        let wait = self.config().handshake_timeout.min(Duration::from_secs(1));
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        while waited < wait {
+            self.runtime().sleep(step).await;
+            waited += step;
+            if old.heard() != heard || old.is_closing() {
+                return;
+            }
+        }
+        tracing::info!(%peer, "a connected peer went silent and connects again; replacing its connection");
+        self.forget_connection(&old);
     }
 
     fn insert_connection(
