@@ -284,7 +284,8 @@ fn print_table(rows: &[Row]) {
 }
 
 const USAGE: &str = "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc] \
-                     [--workloads seq,pipe,bulk,nested,idle] [--profile-remote]";
+                     [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
+                     [--bulk N] [--profile-remote]";
 
 /// The value after `flag`, if it is there.
 fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, BenchError> {
@@ -311,10 +312,17 @@ fn main() -> Result<(), BenchError> {
     } else {
         FULL
     };
-    if let Some(runs) = value_of(&args, "--runs")? {
-        counts.runs = runs
-            .parse()
-            .map_err(|_| BenchError(format!("--runs takes a number; {USAGE}")))?;
+    for (flag, count) in [
+        ("--runs", &mut counts.runs),
+        ("--sequential", &mut counts.sequential),
+        ("--pipelined", &mut counts.pipelined),
+        ("--bulk", &mut counts.bulk),
+    ] {
+        if let Some(n) = value_of(&args, flag)? {
+            *count = n
+                .parse()
+                .map_err(|_| BenchError(format!("{flag} takes a number; {USAGE}")))?;
+        }
     }
     let sel = Selection {
         only: list(value_of(&args, "--only")?),
