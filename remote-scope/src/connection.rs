@@ -713,6 +713,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn calls_time_out_whatever_the_keep_alive_interval() {
+        for keepalive in [None, Some(Duration::from_millis(1)), Some(Duration::MAX)] {
+            let a = Node::builder()
+                .id("a")
+                .keepalive(keepalive)
+                .build()
+                .expect("a");
+            let b = Node::builder().id("b").build().expect("b");
+            let (ta, tb) = memory::pair();
+            futures::try_join!(a.connect_transport(ta), b.accept_transport(tb)).expect("linked");
+            let peer = PeerId::new("b");
+            let call = a.run(
+                remote!(peer, [], { std::future::pending::<()>().await })
+                    .timeout(Duration::from_millis(50)),
+            );
+            let result = tokio::time::timeout(Duration::from_secs(5), call)
+                .await
+                .expect("the call's own timeout fires");
+            assert!(
+                matches!(result, Err(Error::Timeout { .. })),
+                "{keepalive:?}: {result:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn closing_fails_pending_calls_and_stops_served_bodies() {
         let (a, b) = linked().await;
         let peer = PeerId::new("b");

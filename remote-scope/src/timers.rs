@@ -18,7 +18,7 @@ use crate::Node;
 pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
     let runtime = node.runtime();
     let keepalive = node.config().keepalive;
-    let mut next_ping = keepalive.map(|interval| runtime.now() + interval);
+    let mut next_ping = keepalive.map(|interval| runtime.now().saturating_add(interval));
     let (mut last_heard, mut quiet) = (conn.heard(), 0_u32);
     loop {
         if conn.is_closing() {
@@ -35,13 +35,13 @@ pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
                 } else {
                     quiet += 1;
                     if quiet >= 2 {
-                        tracing::warn!(silent_for = ?interval * quiet, "the peer stopped answering; closing the connection");
+                        tracing::warn!(silent_for = ?interval.saturating_mul(quiet), "the peer stopped answering; closing the connection");
                         node.forget_connection(&conn);
                         return;
                     }
                     let _ = conn.link().send(Frame::Ping);
                 }
-                next_ping = Some(now + interval);
+                next_ping = Some(now.saturating_add(interval));
             }
         }
         let next_deadline = conn.expire_calls(now);
