@@ -2,6 +2,7 @@
 //! decoder the node reads with, and serving a body from hostile capture bytes. Only with the
 //! `fuzzing` feature; not public API.
 
+use std::future::Future;
 use std::task::Context;
 
 use crate::protocol::{self, Frame};
@@ -22,7 +23,7 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
     for name in node.registry().names() {
         let mut work = serve::dispatch(node, name, captures);
         for _ in 0..polls {
-            if work.as_mut().poll(&mut cx).is_ready() {
+            if std::pin::Pin::new(&mut work).poll(&mut cx).is_ready() {
                 break;
             }
         }
