@@ -163,15 +163,18 @@ impl<R> Future for CallFuture<R> {
         let this = &mut *self;
         let body = this.body;
         let decode = this.decode;
-        match std::mem::replace(&mut this.state, State::Done) {
-            State::Start(start) => match begin(body, start) {
-                Ok((state, span)) => {
-                    this.state = state;
-                    this.span = span;
+        // Only a call that has not begun is taken apart; a running one stays in place (its
+        // state is large, and moving it on every poll showed in profiles).
+        if matches!(this.state, State::Start(_)) {
+            if let State::Start(start) = std::mem::replace(&mut this.state, State::Done) {
+                match begin(body, start) {
+                    Ok((state, span)) => {
+                        this.state = state;
+                        this.span = span;
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                Err(e) => return Poll::Ready(Err(e)),
-            },
-            running => this.state = running,
+            }
         }
         if let State::Waiting { .. } = this.state {
             match poll_waiting(&mut this.state, body, cx) {
