@@ -115,15 +115,21 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The test process is the server; the child connects, calls a body here that hangs, and is
-/// called back the same way; then it is killed.
-async fn client_killed() -> Report {
+/// The test process's node, on a runtime that counts its tasks.
+fn parent_node() -> (Node, Arc<LiveTasks>) {
     let tasks = Arc::new(LiveTasks::default());
     let node = Node::builder()
         .id(PARENT)
         .runtime(tasks.clone())
         .build()
         .expect("node");
+    (node, tasks)
+}
+
+/// The test process is the server; the child connects, calls a body here that hangs, and is
+/// called back the same way; then it is killed.
+async fn client_killed() -> Report {
+    let (node, tasks) = parent_node();
     let listener = node.listen("127.0.0.1:0").await.expect("listen");
     let baseline = Baseline::now(&tasks);
     let mut child = ChildPeer::spawn("client", Some(&listener.url()));
@@ -142,12 +148,7 @@ async fn client_killed() -> Report {
 /// The child is the server; the test process connects, calls a body there that hangs, and is
 /// called back the same way; then the child is killed.
 async fn server_killed() -> Report {
-    let tasks = Arc::new(LiveTasks::default());
-    let node = Node::builder()
-        .id(PARENT)
-        .runtime(tasks.clone())
-        .build()
-        .expect("node");
+    let (node, tasks) = parent_node();
     let baseline = Baseline::now(&tasks);
     let mut child = ChildPeer::spawn("server", None);
     let url = child.wait_line(URL).await;
