@@ -65,10 +65,12 @@
 //! ## Security and faults
 //!
 //! A peer that runs code on request is an attack surface, so a node decides who may connect
-//! ([`NodeBuilder::authenticate`], with tokens sent in the handshake) and which bodies each
-//! connected peer may run ([`NodeBuilder::authorize`], [`Allowlist`]); every resource a peer can
-//! make it spend is bounded (frame and capture sizes, bodies per connection, bytes queued,
-//! connections; see [`NodeBuilder`]). A request id runs its body at most once. Client peers can
+//! ([`NodeBuilder::authenticate`], with tokens sent in the handshake;
+//! [`NodeBuilder::peer_tokens`] gives each id a token of its own, so ids are proven) and which
+//! bodies each connected peer may run ([`NodeBuilder::authorize`], [`Allowlist`]); every
+//! resource a peer can make it spend is bounded (frame and capture sizes, the first message
+//! before the handshake, bodies per connection, bytes queued, connections and handshakes under
+//! way; see [`NodeBuilder`]). A request id runs its body at most once. Client peers can
 //! stay connected across losses ([`Node::keep_connected`], [`Reconnect`]), and
 //! [`transport::faulty`] injects drops, delays, reordering, duplicates and cuts for tests.
 //!
