@@ -19,7 +19,7 @@ use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
 };
-use crate::registry::FnvMap;
+use crate::registry::FastMap;
 use crate::seen::Seen;
 use crate::serve::Served;
 use crate::{serve, Error, Node, PeerId};
@@ -73,7 +73,7 @@ pub(crate) struct Started {
 
 struct Pending {
     closed: bool,
-    calls: FnvMap<u64, Waiting>,
+    calls: FastMap<u64, Waiting>,
     /// The deadline the timer task will wake for, if any. A call whose deadline comes later
     /// needs no wake-up of its own (when the task wakes, it looks for the next one); only a call
     /// due sooner re-arms it. So calls keep no ordered structure of deadlines: the task scans
@@ -118,7 +118,7 @@ impl Connection {
             link: Link::new(peer, outbox),
             pending: Mutex::new(Pending {
                 closed: false,
-                calls: FnvMap::default(),
+                calls: FastMap::default(),
                 armed: None,
             }),
             running: Mutex::new(Running {
@@ -504,7 +504,8 @@ where
     Tx: Sink<Bytes, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
 {
-    let span = tracing::debug_span!("connection", peer = %conn.peer());
+    // Every poll of the connection's tasks enters it: none at all when nothing listens.
+    let span = call_span!("connection", peer = %conn.peer());
     node.runtime().spawn(Box::pin(
         write_loop(node.clone(), Arc::clone(conn), sink).instrument(span.clone()),
     ));

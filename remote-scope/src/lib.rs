@@ -83,9 +83,9 @@
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
 
-/// A debug span for one call or served body, or none at all when nothing listens at debug
-/// level: a disabled span still costs a little on every poll where `tracing`'s `log` feature is
-/// on (some dependency may turn it on), and there is one per call.
+/// A debug span for a call, a served body or a connection's tasks, or none at all when nothing
+/// listens at debug level: a disabled span still costs a little on every poll where `tracing`'s
+/// `log` feature is on (some dependency may turn it on), and these are polled all the time.
 macro_rules! call_span {
     ($($args:tt)*) => {
         if ::tracing::enabled!(::tracing::Level::DEBUG) {
