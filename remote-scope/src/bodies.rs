@@ -4,13 +4,15 @@
 //! body computes before it first waits, it holds up the server task, never the reader, so the
 //! connection keeps reading (results of this node's own calls included) meanwhile.
 //!
-//! A `Cancel` finds its body wherever it is: still queued (it is dropped unpolled), at its
-//! first poll (it is dropped instead of spawned), or spawned (it is aborted). All three states
-//! live under one lock, so a cancel cannot slip between them.
+//! A `Cancel` finds its body wherever it is: queued or in the batch being polled (it is then
+//! dropped before its first poll, or instead of being spawned), or spawned (it is aborted). All
+//! of it lives under one lock, so a cancel cannot slip between the states, and finding a body
+//! costs a hash lookup, however many are queued.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,8 +22,11 @@ use futures::task::AtomicWaker;
 use tracing::Instrument;
 
 use crate::connection::{lock, Connection};
+use crate::registry::FastHasher;
 use crate::serve::Served;
 use crate::Node;
+
+type IdSet = HashSet<u64, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// A body started for the peer, not yet polled.
 pub(crate) struct Queued {
@@ -36,28 +41,24 @@ pub(crate) struct Queued {
 pub(crate) struct Queue {
     state: Mutex<State>,
     server: AtomicWaker,
+    /// Set when a body waiting for its first poll was cancelled, or the connection closed: only
+    /// then does the server task take the lock before each first poll.
+    skip: AtomicBool,
 }
 
 #[derive(Default)]
 struct State {
     queued: Vec<Queued>,
-    closed: bool,
+    /// The ids in `queued`. The request ids of one connection are distinct (see `seen`), and
+    /// always within a window of 4 096, so they spread over a table's buckets.
+    queued_ids: IdSet,
     /// The ids of the batch the server task is polling now.
-    polling: Vec<u64>,
-    /// Those of them the caller cancelled meanwhile.
-    cancelled: Vec<u64>,
+    polling_ids: IdSet,
+    /// Those of `queued_ids` and `polling_ids` whose caller cancelled.
+    cancelled: IdSet,
+    closed: bool,
     /// Bodies that waited at their first poll and run in a task of their own.
     spawned: HashMap<u64, AbortHandle>,
-}
-
-/// Where a cancelled body was.
-pub(crate) enum Cancelled {
-    /// Still queued: dropped without running.
-    Queued,
-    /// Being polled, or running in its task: it stops.
-    Stopping,
-    /// Not here: it finished already.
-    Unknown,
 }
 
 impl Queue {
@@ -67,41 +68,40 @@ impl Queue {
             if state.closed {
                 return;
             }
+            state.queued_ids.insert(body.id);
             state.queued.push(body);
         }
         self.server.wake();
     }
 
-    /// Stops body `id`, wherever it is.
-    pub(crate) fn cancel(&self, id: u64) -> Cancelled {
+    /// Stops body `id`, wherever it is; false if it is not here (it finished already).
+    pub(crate) fn cancel(&self, id: u64) -> bool {
         let mut state = lock(&self.state);
         if let Some(handle) = state.spawned.remove(&id) {
             handle.abort();
-            return Cancelled::Stopping;
+            return true;
         }
-        if let Some(at) = state.queued.iter().position(|body| body.id == id) {
-            let body = state.queued.remove(at);
-            drop(state);
-            drop(body);
-            return Cancelled::Queued;
+        if state.queued_ids.contains(&id) || state.polling_ids.contains(&id) {
+            state.cancelled.insert(id);
+            self.skip.store(true, Ordering::Release);
+            return true;
         }
-        if state.polling.contains(&id) && !state.cancelled.contains(&id) {
-            state.cancelled.push(id);
-            return Cancelled::Stopping;
-        }
-        Cancelled::Unknown
+        false
     }
 
-    /// Drops what is queued, aborts what is spawned, and ends the server task.
+    /// Drops what is queued, aborts what is spawned, and ends the server task; the rest of the
+    /// batch being polled is not polled.
     pub(crate) fn close(&self) {
         let (queued, spawned) = {
             let mut state = lock(&self.state);
             state.closed = true;
+            state.queued_ids.clear();
             (
                 std::mem::take(&mut state.queued),
                 std::mem::take(&mut state.spawned),
             )
         };
+        self.skip.store(true, Ordering::Release);
         drop(queued);
         for handle in spawned.into_values() {
             handle.abort();
@@ -113,18 +113,37 @@ impl Queue {
     fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Queued>) -> Poll<bool> {
         self.server.register(cx.waker());
         let mut state = lock(&self.state);
-        state.polling.clear();
-        state.cancelled.clear();
         if state.closed {
-            Poll::Ready(false)
-        } else if state.queued.is_empty() {
-            Poll::Pending
-        } else {
-            std::mem::swap(&mut state.queued, batch);
-            let ids: Vec<u64> = batch.iter().map(|body| body.id).collect();
-            state.polling = ids;
-            Poll::Ready(true)
+            return Poll::Ready(false);
         }
+        state.polling_ids.clear();
+        if state.queued.is_empty() {
+            state.cancelled.clear();
+            self.skip.store(false, Ordering::Release);
+            return Poll::Pending;
+        }
+        std::mem::swap(&mut state.queued, batch);
+        let State {
+            queued_ids,
+            polling_ids,
+            cancelled,
+            ..
+        } = &mut *state;
+        std::mem::swap(queued_ids, polling_ids);
+        // Cancels of bodies already over are forgotten; those of the new batch stay.
+        cancelled.retain(|id| polling_ids.contains(id));
+        self.skip.store(!cancelled.is_empty(), Ordering::Release);
+        Poll::Ready(true)
+    }
+
+    /// Whether body `id` of the batch must not be polled: its caller cancelled, or the
+    /// connection closed.
+    fn skipped(&self, id: u64) -> bool {
+        if !self.skip.load(Ordering::Acquire) {
+            return false;
+        }
+        let state = lock(&self.state);
+        state.closed || state.cancelled.contains(&id)
     }
 
     /// A body of the batch waited at its first poll: unless it was cancelled meanwhile (or the
@@ -151,6 +170,12 @@ pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
     while futures::future::poll_fn(|cx| conn.bodies().poll_take(cx, &mut batch)).await {
         futures::future::poll_fn(|cx| {
             for mut body in batch.drain(..) {
+                if conn.bodies().skipped(body.id) {
+                    let id = body.id;
+                    drop(body);
+                    conn.finish(id, None);
+                    continue;
+                }
                 match body.span.in_scope(|| Pin::new(&mut body.work).poll(cx)) {
                     Poll::Ready(done) => conn.finish(body.id, Some(done)),
                     Poll::Pending => spawn_rest(&node, &conn, body),
@@ -210,50 +235,70 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_cancel_finds_its_body_queued_being_polled_or_spawned() {
-        let queue = Queue::default();
+    fn take(queue: &Queue) -> Vec<Queued> {
         let waker = futures::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        queue.push(queued(1));
-        assert!(matches!(queue.cancel(1), Cancelled::Queued));
-        assert!(matches!(queue.cancel(1), Cancelled::Unknown));
-
-        queue.push(queued(2));
-        queue.push(queued(3));
         let mut batch = Vec::new();
-        assert_eq!(queue.poll_take(&mut cx, &mut batch), Poll::Ready(true));
-        // 2 is cancelled while its batch is being polled: it is not kept.
-        assert!(matches!(queue.cancel(2), Cancelled::Stopping));
-        let (handle, registration) = AbortHandle::new_pair();
-        assert!(!queue.keep(2, handle));
-        // 3 is kept, then cancelled in its task.
-        let (handle, registration_3) = AbortHandle::new_pair();
-        assert!(queue.keep(3, handle));
-        assert!(matches!(queue.cancel(3), Cancelled::Stopping));
-        assert!(registration_3.handle().is_aborted());
-        assert!(!registration.handle().is_aborted());
-        // Once the batch is over, an id from it is unknown.
-        assert!(queue.poll_take(&mut cx, &mut batch).is_pending());
-        assert!(matches!(queue.cancel(2), Cancelled::Unknown));
+        assert_eq!(
+            queue.poll_take(&mut Context::from_waker(&waker), &mut batch),
+            Poll::Ready(true)
+        );
+        batch
     }
 
     #[test]
-    fn closing_drops_the_queued_and_aborts_the_spawned() {
+    fn a_cancel_finds_its_body_queued_being_polled_or_spawned() {
         let queue = Queue::default();
-        let waker = futures::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
         queue.push(queued(1));
-        let mut batch = Vec::new();
-        assert_eq!(queue.poll_take(&mut cx, &mut batch), Poll::Ready(true));
+        queue.push(queued(2));
+        queue.push(queued(3));
+        // 1 is cancelled while queued: it is skipped at its first poll.
+        assert!(queue.cancel(1));
+        let batch = take(&queue);
+        assert_eq!(batch.len(), 3);
+        assert!(queue.skipped(1));
+        // 2 is cancelled while its batch is being polled: not polled, or not kept.
+        assert!(queue.cancel(2));
+        assert!(queue.skipped(2));
+        let (handle, registration) = AbortHandle::new_pair();
+        assert!(!queue.keep(2, handle));
+        assert!(!registration.handle().is_aborted());
+        // 3 is kept, then cancelled in its task.
+        assert!(!queue.skipped(3));
+        let (handle, registration_3) = AbortHandle::new_pair();
+        assert!(queue.keep(3, handle));
+        assert!(queue.cancel(3));
+        assert!(registration_3.handle().is_aborted());
+        // Once the batch is over, its ids are unknown.
+        let waker = futures::task::noop_waker();
+        let mut next = Vec::new();
+        assert!(queue
+            .poll_take(&mut Context::from_waker(&waker), &mut next)
+            .is_pending());
+        assert!(!queue.cancel(2));
+        assert!(!queue.cancel(4));
+        assert!(!queue.skip.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn closing_drops_the_queued_aborts_the_spawned_and_skips_the_rest_of_the_batch() {
+        let queue = Queue::default();
+        queue.push(queued(1));
+        queue.push(queued(2));
+        let _batch = take(&queue);
         let (handle, registration) = AbortHandle::new_pair();
         assert!(queue.keep(1, handle));
-        queue.push(queued(2));
+        queue.push(queued(3));
         queue.close();
         assert!(registration.handle().is_aborted());
+        assert!(queue.skipped(2), "the rest of the batch is not polled");
         assert!(lock(&queue.state).queued.is_empty());
-        assert_eq!(queue.poll_take(&mut cx, &mut batch), Poll::Ready(false));
+        let waker = futures::task::noop_waker();
+        let mut batch = Vec::new();
+        assert_eq!(
+            queue.poll_take(&mut Context::from_waker(&waker), &mut batch),
+            Poll::Ready(false)
+        );
         let (handle, _registration) = AbortHandle::new_pair();
-        assert!(!queue.keep(3, handle), "nothing is kept after close");
+        assert!(!queue.keep(4, handle), "nothing is kept after close");
     }
 }

@@ -13,7 +13,7 @@ use futures::task::AtomicWaker;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::bodies::{Cancelled, Queued};
+use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
 use crate::protocol::Encoded;
 use crate::protocol::{
@@ -254,9 +254,7 @@ impl Connection {
             }
             FrameRef::Cancel(id) => {
                 // Unknown ids are calls that already finished: nothing to stop.
-                if let Cancelled::Queued = self.bodies.cancel(id) {
-                    self.finish(id, None);
-                }
+                self.bodies.cancel(id);
                 Ok(None)
             }
             FrameRef::Ping => {
