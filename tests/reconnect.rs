@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use remote_scope::{remote, Error, Node, Reconnect};
+use remote_scope::{remote, Error, Node, PeerId, Reconnect};
 
 fn fast() -> Reconnect {
     Reconnect::default()
@@ -120,21 +120,26 @@ async fn the_first_connection_must_succeed() {
 }
 
 /// A client whose link died without a close comes back before the server's keep-alive has
-/// noticed: the server finds its old connection silent and takes the new one, instead of
-/// refusing the client as a duplicate until keep-alive catches up.
+/// noticed: where ids are proven, the server finds its old connection silent and takes the new
+/// one, instead of refusing the client as a duplicate until keep-alive catches up.
 #[tokio::test]
 async fn a_peer_back_after_a_silent_cut_replaces_its_dead_connection() {
-    let server = Node::builder().id("server").build().unwrap();
+    let server = Node::builder()
+        .id("server")
+        .peer_tokens([("client", "key")])
+        .build()
+        .unwrap();
+    let client = || Node::builder().id("client").token("key").build().unwrap();
     let (old_end, server_end, link) = common::controlled_pair();
-    let client = Node::builder().id("client").build().unwrap();
+    let gone = client();
     futures::try_join!(
-        client.connect_transport(old_end),
+        gone.connect_transport(old_end),
         server.accept_transport(server_end)
     )
     .unwrap();
     link.set(common::FROZEN);
 
-    let back = Node::builder().id("client").build().unwrap();
+    let back = client();
     let (new_end, server_end) = remote_scope::transport::memory::pair();
     let started = Instant::now();
     let (server_id, _) = futures::try_join!(
@@ -143,7 +148,38 @@ async fn a_peer_back_after_a_silent_cut_replaces_its_dead_connection() {
     )
     .expect("the silent connection is replaced");
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(server.peers(), [remote_scope::PeerId::new("client")]);
+    assert_eq!(server.peers(), [PeerId::new("client")]);
     let n = back.run(remote!(server_id, [], { 7_u8 })).await;
     assert_eq!(n, Ok(7));
+}
+
+/// Where anyone may claim an id, silence proves nothing (a live peer on a slow link is silent
+/// too): a second peer under a connected id is refused, silent or not.
+#[tokio::test]
+async fn without_proven_ids_a_silent_connection_is_not_taken_over() {
+    let server = Node::builder().id("server").build().unwrap();
+    let (old_end, server_end, link) = common::controlled_pair();
+    let gone = Node::builder().id("client").build().unwrap();
+    futures::try_join!(
+        gone.connect_transport(old_end),
+        server.accept_transport(server_end)
+    )
+    .unwrap();
+    link.set(common::FROZEN);
+
+    let claimant = Node::builder().id("client").build().unwrap();
+    let (new_end, server_end) = remote_scope::transport::memory::pair();
+    let (claimed, accepted) = futures::join!(
+        claimant.connect_transport(new_end),
+        server.accept_transport(server_end)
+    );
+    assert!(
+        matches!(claimed, Err(Error::DuplicatePeer { .. })),
+        "{claimed:?}"
+    );
+    assert!(
+        matches!(accepted, Err(Error::DuplicatePeer { .. })),
+        "{accepted:?}"
+    );
+    assert!(server.is_connected(&PeerId::new("client")));
 }

@@ -567,9 +567,10 @@ where
     Tx: Sink<Bytes, Error = Error> + Unpin,
 {
     // A closing connection sends what it still has queued, but a peer that does not read
-    // would keep the writer (and the socket, and the queue) forever: it gets the handshake
-    // time limit to take it.
+    // would keep the writer (and the socket, and the queue) forever: once closing, it is given
+    // up when a whole handshake time limit passes without a frame going out.
     let grace = node.config().handshake_timeout;
+    let frames_out = Arc::new(AtomicU64::new(0));
     let finished = {
         let writing = async {
             let mut batch = Vec::new();
@@ -580,6 +581,7 @@ where
                 for frame in batch.drain(..) {
                     bytes += frame.size();
                     write_frame(&node, &conn, &mut sink, frame).await?;
+                    frames_out.fetch_add(1, Ordering::Relaxed);
                 }
                 // The two queues take turns here: a burst does not leave them large for good.
                 if batch.capacity() > OUTBOX_KEEP {
@@ -591,10 +593,16 @@ where
             Ok::<(), Error>(())
         };
         let cut_off = {
-            let (closed, node) = (conn.closed(), node.clone());
+            let (closed, node, frames_out) = (conn.closed(), node.clone(), Arc::clone(&frames_out));
             async move {
                 closed.await;
-                node.runtime().sleep(grace).await;
+                loop {
+                    let before = frames_out.load(Ordering::Relaxed);
+                    node.runtime().sleep(grace).await;
+                    if frames_out.load(Ordering::Relaxed) == before {
+                        return;
+                    }
+                }
             }
         };
         futures::pin_mut!(writing, cut_off);
@@ -735,6 +743,26 @@ mod tests {
                 "{keepalive:?}: {result:?}"
             );
         }
+    }
+
+    /// Deadlines follow the runtime's clock: paused, a call times out after its timeout of
+    /// virtual time, however much real time went by before.
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_clock_times_calls_out_in_its_own_time() {
+        let (a, _b) = linked().await;
+        std::thread::sleep(Duration::from_millis(300));
+        let peer = PeerId::new("b");
+        let started = tokio::time::Instant::now();
+        let call = a.run(
+            remote!(peer, [], { std::future::pending::<()>().await })
+                .timeout(Duration::from_millis(50)),
+        );
+        assert!(matches!(call.await, Err(Error::Timeout { .. })));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(50) && waited < Duration::from_millis(200),
+            "timed out after {waited:?} of the paused clock"
+        );
     }
 
     #[tokio::test]

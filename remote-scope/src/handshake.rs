@@ -59,6 +59,16 @@ where
 
 /// The checks both sides apply to the other's `Hello`; `Err` carries the rejection to send.
 pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
+    // First: an invalid id goes into no error and no log.
+    if !hello.peer.is_valid() {
+        return Err((
+            Reject::InvalidPeerId,
+            Error::Handshake {
+                peer: "the other peer".into(),
+                reason: invalid_id(&hello.peer),
+            },
+        ));
+    }
     if hello.version != PROTOCOL_VERSION {
         return Err((
             Reject::ProtocolVersion {
@@ -68,15 +78,6 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
                 peer: hello.peer.clone(),
                 ours: PROTOCOL_VERSION,
                 theirs: hello.version,
-            },
-        ));
-    }
-    if !hello.peer.is_valid() {
-        return Err((
-            Reject::InvalidPeerId,
-            Error::Handshake {
-                peer: "the other peer".into(),
-                reason: invalid_id(&hello.peer),
             },
         ));
     }

@@ -44,6 +44,9 @@ pub(crate) struct Config {
     pub(crate) keepalive: Option<Duration>,
     pub(crate) registry_check: RegistryCheck,
     pub(crate) token: Option<String>,
+    /// Peers prove their ids ([`NodeBuilder::peer_tokens`]), so one that connects again under
+    /// its id may take over a silent connection of that id.
+    pub(crate) ids_proven: bool,
 }
 
 /// A snapshot of what a node holds, from [`Node::stats`].
@@ -104,9 +107,10 @@ impl NodeBuilder {
         self
     }
 
-    /// How long a new connection may take to exchange `Hello`s, and a closing one to send
-    /// what it still has queued to a peer that reads slowly (default: 10 s). A peer that does
-    /// not read at all is then dropped, so it cannot hold the connection's writer and queue.
+    /// How long a new connection may take to exchange `Hello`s (default: 10 s). Also how long
+    /// a closing connection may go without sending a frame of what it still has queued: a peer
+    /// that reads slowly gets what is left, one that does not read at all is then dropped, so it
+    /// cannot hold the connection's writer and queue.
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.config.handshake_timeout = timeout;
         self
@@ -197,6 +201,7 @@ impl NodeBuilder {
         check: impl Fn(&PeerId, Option<&str>) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.authenticate = Some(Arc::new(check));
+        self.config.ids_proven = false;
         self
     }
 
@@ -214,7 +219,10 @@ impl NodeBuilder {
     /// [`authenticate`](NodeBuilder::authenticate) with a token per peer: a peer may connect
     /// only under an id listed here and with that id's token, so no peer can claim another's
     /// id, and an [`authorize`](NodeBuilder::authorize) policy can trust the ids it is given.
-    /// Tokens are compared in constant time.
+    /// Tokens are compared in constant time. And since an id is proven, a peer that connects
+    /// again while this node still holds a connection of its id that has gone silent (its link
+    /// died without a close) takes that connection's place at once, instead of being refused
+    /// until keep-alive notices.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -244,10 +252,12 @@ impl NodeBuilder {
             .into_iter()
             .map(|(peer, token)| (peer.into(), token.into()))
             .collect();
-        self.authenticate(move |peer, given| match (tokens.get(peer), given) {
+        let mut builder = self.authenticate(move |peer, given| match (tokens.get(peer), given) {
             (Some(expected), Some(given)) => same_token(given, expected),
             _ => false,
-        })
+        });
+        builder.config.ids_proven = true;
+        builder
     }
 
     /// Decides, per call, whether a connected peer may run a body on this node (see
@@ -408,6 +418,7 @@ impl Node {
                 keepalive: Some(Duration::from_secs(15)),
                 registry_check: RegistryCheck::Strict,
                 token: None,
+                ids_proven: false,
             },
             middleware: Vec::new(),
             on_message: None,
@@ -612,12 +623,18 @@ impl Node {
         }
     }
 
-    /// A peer connecting under the id of a connected one is refused, unless the connected one
-    /// has gone silent: a client whose link died without a close (a dropped Wi-Fi, a NAT that
-    /// forgot it) comes back before this side's keep-alive has noticed, and would otherwise be
-    /// refused until it does. The old connection is pinged and has a second (at most the
-    /// handshake time limit) to show any sign of life; if it shows none, it is closed.
+    /// A peer connecting under the id of a connected one is refused, unless ids are proven
+    /// ([`NodeBuilder::peer_tokens`]) and the connected one has gone silent: a client whose
+    /// link died without a close (a dropped Wi-Fi, a NAT that forgot it) comes back before this
+    /// side's keep-alive has noticed, and would otherwise be refused until it does. The old
+    /// connection is pinged and has a second (at most the handshake time limit) to show any
+    /// sign of life; if it shows none, it is closed. Where anyone may claim an id, a silence is
+    /// no proof (a live peer on a slow link, or in the middle of a large frame, is silent too),
+    /// so no one is replaced.
     async fn replace_if_silent(&self, peer: &PeerId) {
+        if !self.config().ids_proven {
+            return;
+        }
         let Ok(old) = self.connection(peer) else {
             return;
         };

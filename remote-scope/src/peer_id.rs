@@ -42,20 +42,36 @@ impl PeerId {
     /// kept for as long as it is connected: it has to be short.
     pub const MAX_LEN: usize = 256;
 
-    /// Whether this id is one a node accepts: 1 to [`PeerId::MAX_LEN`] bytes, none of them a
-    /// control character. A node refuses to be built with another, and refuses a peer that
-    /// claims one at connect time.
+    /// Whether this id is one a node accepts: 1 to [`PeerId::MAX_LEN`] bytes of printable
+    /// text (no control characters, no white space but the plain space, and none of the
+    /// invisible characters that could make two ids, or a log line, look alike or reorder text:
+    /// zero-width ones and bidirectional controls). A node refuses to be built with another, and
+    /// refuses a peer that claims one at connect time.
     ///
     /// ```
     /// use remote_scope::PeerId;
     /// assert!(PeerId::new("worker-1").is_valid());
     /// assert!(!PeerId::new("").is_valid());
+    /// assert!(PeerId::new("worker 1 (eu-west)").is_valid());
     /// assert!(!PeerId::new("two\nlines").is_valid());
+    /// assert!(!PeerId::new("admin\u{202E}nimda").is_valid());
     /// assert!(!PeerId::new("x".repeat(PeerId::MAX_LEN + 1)).is_valid());
     /// ```
     pub fn is_valid(&self) -> bool {
-        (1..=Self::MAX_LEN).contains(&self.0.len()) && !self.0.chars().any(char::is_control)
+        (1..=Self::MAX_LEN).contains(&self.0.len()) && self.0.chars().all(printable)
     }
+}
+
+fn printable(c: char) -> bool {
+    let invisible = matches!(
+        c,
+        '\u{200B}'..='\u{200F}' // zero-width space, joiners, left-to-right and right-to-left marks
+            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner and invisible operators
+            | '\u{2066}'..='\u{2069}' // bidirectional isolates
+            | '\u{FEFF}' // zero-width no-break space
+    );
+    !c.is_control() && (c == ' ' || !c.is_whitespace()) && !invisible
 }
 
 impl fmt::Display for PeerId {
@@ -103,4 +119,36 @@ pub(crate) fn random_u64() -> u64 {
     let high = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
     let low = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
     ((high << 32) | low) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_printable_text_that_looks_like_what_it_is() {
+        for good in [
+            "a",
+            "peer-00ff",
+            "worker 1",
+            "Zürich-1",
+            "東京",
+            "x-y_z.w:9",
+        ] {
+            assert!(PeerId::new(good).is_valid(), "{good:?}");
+        }
+        assert!(PeerId::random().is_valid());
+        for bad in [
+            "tab\there",
+            "line\u{2028}separator",
+            "no\u{00A0}break",
+            "zero\u{200B}width",
+            "rtl\u{200F}mark",
+            "iso\u{2066}late",
+            "bom\u{FEFF}",
+            "bell\u{7}",
+        ] {
+            assert!(!PeerId::new(bad).is_valid(), "{bad:?}");
+        }
+    }
 }

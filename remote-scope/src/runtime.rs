@@ -50,10 +50,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
 
-    /// The time since some fixed instant, on the clock `sleep` waits by. Calls keep their
-    /// deadlines on it. The default reads the monotonic clock (tokio's natively, so a paused
-    /// tokio clock pauses it too; `performance.now()` in a browser); override it together with
-    /// `sleep` for a runtime with a clock of its own.
+    /// The time since some fixed instant, on the clock `sleep` waits by: calls keep their
+    /// deadlines on it, and a call times out once `now` has passed its deadline *and* a `sleep`
+    /// towards it has ended. The default reads the system's monotonic clock
+    /// (`std::time::Instant`; `performance.now()` in a browser). A runtime whose `sleep` keeps
+    /// time of its own (a simulated clock, a paused one) must override it, or its calls time
+    /// out by the system clock; the built-in tokio runtime follows tokio's clock, paused or not.
     fn now(&self) -> Duration {
         clock_now()
     }
@@ -62,10 +64,7 @@ pub trait Runtime: Send + Sync + 'static {
 #[cfg(not(target_arch = "wasm32"))]
 fn clock_now() -> Duration {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(std::time::Instant::now);
-    tokio::time::Instant::now()
-        .into_std()
-        .saturating_duration_since(start)
+    START.get_or_init(std::time::Instant::now).elapsed()
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -84,18 +83,26 @@ fn clock_now() -> Duration {
     Duration::from_secs_f64(millis.max(0.0) / 1000.0)
 }
 
-/// The native runtime: the tokio runtime the node was built in.
+/// The native runtime: the tokio runtime the node was built in, and its clock (which a test
+/// may pause): `now` counts from when this was made, on tokio's clock.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) struct Tokio(pub(crate) tokio::runtime::Handle);
+pub(crate) struct Tokio {
+    handle: tokio::runtime::Handle,
+    start: tokio::time::Instant,
+}
 
 #[cfg(not(target_arch = "wasm32"))]
 impl Runtime for Tokio {
     fn spawn(&self, task: BoxFuture<'static, ()>) {
-        self.0.spawn(task);
+        self.handle.spawn(task);
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn now(&self) -> Duration {
+        tokio::time::Instant::now().saturating_duration_since(self.start)
     }
 }
 
@@ -123,7 +130,12 @@ impl Runtime for Tokio {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
     tokio::runtime::Handle::try_current()
-        .map(|h| std::sync::Arc::new(Tokio(h)) as std::sync::Arc<dyn Runtime>)
+        .map(|handle| {
+            std::sync::Arc::new(Tokio {
+                handle,
+                start: tokio::time::Instant::now(),
+            }) as std::sync::Arc<dyn Runtime>
+        })
         .map_err(|_| crate::Error::Setup {
             reason: "no tokio runtime here: build the node inside one, or give it a runtime with \
                      NodeBuilder::runtime"
@@ -142,7 +154,10 @@ impl Runtime for Browser {
     }
 
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(gloo_timers::future::sleep(duration))
+        // The browser's timers take at most 2^31 - 1 ms (about 25 days), and gloo's throws on a
+        // longer one: a longer sleep ends early, and a deadline waited for by `now` sleeps again.
+        const LONGEST: Duration = Duration::from_millis(i32::MAX as u64);
+        Box::pin(gloo_timers::future::sleep(duration.min(LONGEST)))
     }
 }
 

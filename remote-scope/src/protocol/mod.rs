@@ -307,6 +307,14 @@ impl Encoded {
         let mut buf = Vec::with_capacity(headroom + 64);
         buf.resize(headroom, 0);
         rmp_serde::encode::write_named(&mut buf, value)?;
+        // A frame carries the payload as one MessagePack bin, whose length is 32 bits.
+        if buf.len() - headroom > u32::MAX as usize {
+            return Err(rmp_serde::encode::Error::Syntax(format!(
+                "{} bytes encoded; a payload holds at most {} (4 GiB)",
+                buf.len() - headroom,
+                u32::MAX
+            )));
+        }
         Ok(Encoded {
             buf,
             start: headroom,
@@ -328,6 +336,7 @@ impl Encoded {
     /// payload's own buffer: the payload is not copied.
     fn framed(mut self, header: Header<'_>) -> Bytes {
         let payload = self.buf.len() - self.start;
+        // `Encoded::new` refuses larger payloads.
         let len = u32::try_from(payload).unwrap_or(u32::MAX);
         let mut bytes = HeaderBytes::default();
         header.write(&mut bytes, len);
