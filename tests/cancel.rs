@@ -178,16 +178,28 @@ async fn held_server() -> (Node, RawPeer, std::sync::Arc<PingsRead>) {
 /// Both held-body tests share the gates: one at a time.
 static HELD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Takes the gates, and starts body 1 (holding the connection's body task) and body 2 (queued
+/// behind it; it holds the task again once it runs).
+async fn two_held_bodies() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    Node,
+    RawPeer,
+    std::sync::Arc<PingsRead>,
+) {
+    let one_at_a_time = HELD.lock().await;
+    held::reset();
+    let (node, mut raw, pings) = held_server().await;
+    raw.send(&invoke(1, held::first())).await;
+    raw.send(&invoke(2, held::second())).await;
+    (one_at_a_time, node, raw, pings)
+}
+
 /// A body cancelled while queued behind a busy one, or while an earlier body of its batch is
 /// being polled, is never polled; and after a close, the rest of the batch is not polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_body_cancelled_before_its_first_poll_never_runs() {
-    let _one_at_a_time = HELD.lock().await;
-    held::reset();
-    let (node, mut raw, pings) = held_server().await;
-    // 1 holds the connection's body task; 2 and 3 wait in the queue meanwhile.
-    raw.send(&invoke(1, held::first())).await;
-    raw.send(&invoke(2, held::second())).await;
+    let (_gates, node, mut raw, pings) = two_held_bodies().await;
+    // 2, 3 and 4 wait in the queue while 1 holds the body task.
     raw.send(&invoke(3, held::effect())).await;
     raw.send(&invoke(4, held::effect())).await;
     // 3 is cancelled while queued.
@@ -208,11 +220,7 @@ async fn a_body_cancelled_before_its_first_poll_never_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_a_close_the_rest_of_the_batch_is_not_polled() {
-    let _one_at_a_time = HELD.lock().await;
-    held::reset();
-    let (node, mut raw, pings) = held_server().await;
-    raw.send(&invoke(1, held::first())).await;
-    raw.send(&invoke(2, held::second())).await;
+    let (_gates, node, mut raw, pings) = two_held_bodies().await;
     raw.send(&invoke(3, held::effect())).await;
     read_so_far(&mut raw, &pings).await;
     held::FIRST_OPEN.store(true, Ordering::SeqCst);
