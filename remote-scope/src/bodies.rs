@@ -9,7 +9,7 @@
 //! of it lives under one lock, so a cancel cannot slip between the states, and finding a body
 //! costs a hash lookup, however many are queued.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,11 +22,9 @@ use futures::task::AtomicWaker;
 use tracing::Instrument;
 
 use crate::connection::{lock, Connection};
-use crate::registry::FastHasher;
+use crate::registry::FastSet;
 use crate::serve::Served;
 use crate::Node;
-
-type IdSet = HashSet<u64, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// A body started for the peer, not yet polled.
 pub(crate) struct Queued {
@@ -51,11 +49,11 @@ struct State {
     queued: Vec<Queued>,
     /// The ids in `queued`. The request ids of one connection are distinct (see `seen`), and
     /// always within a window of 4 096, so they spread over a table's buckets.
-    queued_ids: IdSet,
+    queued_ids: FastSet<u64>,
     /// The ids of the batch the server task is polling now.
-    polling_ids: IdSet,
+    polling_ids: FastSet<u64>,
     /// Those of `queued_ids` and `polling_ids` whose caller cancelled.
-    cancelled: IdSet,
+    cancelled: FastSet<u64>,
     closed: bool,
     /// Bodies that waited at their first poll and run in a task of their own.
     spawned: HashMap<u64, AbortHandle>,

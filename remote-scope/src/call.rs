@@ -8,7 +8,6 @@ use std::time::Duration;
 use crate::connection::{PendingCall, Reply};
 use crate::context;
 use crate::protocol::Encoded;
-
 use crate::runtime::BoxFuture;
 use crate::{serve, Error, Node, PeerId};
 

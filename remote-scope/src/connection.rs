@@ -570,7 +570,7 @@ where
     // would keep the writer (and the socket, and the queue) forever: once closing, it is given
     // up when a whole handshake time limit passes without a frame going out.
     let grace = node.config().handshake_timeout;
-    let frames_out = Arc::new(AtomicU64::new(0));
+    let frames_out = AtomicU64::new(0);
     let finished = {
         let writing = async {
             let mut batch = Vec::new();
@@ -593,7 +593,7 @@ where
             Ok::<(), Error>(())
         };
         let cut_off = {
-            let (closed, node, frames_out) = (conn.closed(), node.clone(), Arc::clone(&frames_out));
+            let (closed, node, frames_out) = (conn.closed(), node.clone(), &frames_out);
             async move {
                 closed.await;
                 loop {

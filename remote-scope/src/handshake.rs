@@ -65,7 +65,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
             Reject::InvalidPeerId,
             Error::Handshake {
                 peer: "the other peer".into(),
-                reason: invalid_id(&hello.peer),
+                reason: hello.peer.refusal(),
             },
         ));
     }
@@ -146,19 +146,8 @@ pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
         Reject::NotAuthenticated => Error::NotAuthenticated {
             peer: format!("this peer (`{}`)", node.id()),
         },
-        Reject::InvalidPeerId => handshake_error(peer, &invalid_id(node.id())),
+        Reject::InvalidPeerId => handshake_error(peer, &node.id().refusal()),
     }
-}
-
-/// Why `id` is refused. Only its start is shown: it may be long.
-fn invalid_id(id: &PeerId) -> String {
-    let shown: String = id.as_str().chars().take(64).collect();
-    format!(
-        "the peer id {shown:?} ({} bytes) is refused: ids are 1 to {} bytes without control \
-         characters",
-        id.as_str().len(),
-        PeerId::MAX_LEN
-    )
 }
 
 pub(crate) async fn send<Tx>(sink: &mut Tx, frame: &Frame) -> Result<(), Error>

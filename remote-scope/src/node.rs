@@ -307,11 +307,7 @@ impl NodeBuilder {
         let id = self.id.unwrap_or_else(PeerId::random);
         if !id.is_valid() {
             return Err(Error::Setup {
-                reason: format!(
-                    "the peer id {id:?} is not valid: ids are 1 to {} bytes without control \
-                     characters",
-                    PeerId::MAX_LEN
-                ),
+                reason: id.refusal(),
             });
         }
         let runtime = match self.runtime {

@@ -60,6 +60,18 @@ impl PeerId {
     pub fn is_valid(&self) -> bool {
         (1..=Self::MAX_LEN).contains(&self.0.len()) && self.0.chars().all(printable)
     }
+
+    /// Why this id is not valid, for errors: its start (it may be long), its length and the rule.
+    pub(crate) fn refusal(&self) -> String {
+        let shown: String = self.0.chars().take(64).collect();
+        format!(
+            "the peer id {shown:?} ({} bytes) is not valid: ids are 1 to {} bytes of printable \
+             text, without control characters, white space other than the space, or invisible \
+             characters",
+            self.0.len(),
+            Self::MAX_LEN
+        )
+    }
 }
 
 fn printable(c: char) -> bool {

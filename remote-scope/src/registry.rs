@@ -76,10 +76,11 @@ impl Registration {
 
 inventory::collect!(Registration);
 
-/// A fast hash for maps whose keys a peer cannot choose: the registry's body names (a table built
-/// once; a peer can only look names up) and the request ids this side picks. It takes eight
-/// bytes a step (a body name is looked up on every call served), where SipHash or a byte-wise
-/// hash take one.
+/// A fast hash for tables a peer cannot flood with colliding keys: the registry's body names (a
+/// table built once; a peer can only look names up), the request ids this side picks, and the
+/// ids of a connection's queued bodies (distinct, and within the replay window's 4 096, which
+/// `write_u64`'s odd multiplier keeps apart in the low bits). It takes eight bytes a step (a body
+/// name is looked up on every call served), where SipHash or a byte-wise hash take one.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct FastHasher(u64);
 
@@ -119,6 +120,8 @@ impl FastHasher {
 }
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+pub(crate) type FastSet<T> =
+    std::collections::HashSet<T, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// The bodies this binary can serve.
 ///
