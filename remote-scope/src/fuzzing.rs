@@ -29,3 +29,50 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
         }
     }
 }
+
+/// Feeds `bytes` to the native WebSocket transport's frame decoder as `role` would read them,
+/// `chunk` bytes per read, under a message limit of `limit`, and checks what it promises: it
+/// never panics, never asks for more room than one frame within the limit, and never hands on a
+/// message over the limit or a control payload over 125 bytes. Then a message built from the
+/// same bytes, framed as the other side would frame it, must come back whole.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn websocket_frames(server: bool, limit: usize, chunk: usize, bytes: &[u8]) {
+    use crate::transport::websocket::framing::{self, Decoder, Incoming, Role};
+
+    let role = if server { Role::Server } else { Role::Client };
+    let mut decoder = Decoder::new(role, limit);
+    let mut buf = bytes::BytesMut::new();
+    'reading: for piece in bytes.chunks(chunk.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(Incoming::Binary(message))) => assert!(message.len() <= limit),
+                Ok(Some(Incoming::Ping(payload))) => assert!(payload.len() <= 125),
+                Ok(Some(Incoming::Pong | Incoming::Close(_))) => {}
+                Ok(None) => {
+                    assert!(
+                        decoder.wanted() > buf.len(),
+                        "waits with a whole frame held"
+                    );
+                    assert!(decoder.wanted() <= limit.max(125).saturating_add(14));
+                    continue 'reading;
+                }
+                Err(_) => break 'reading,
+            }
+        }
+    }
+
+    let mask = if server {
+        Some([0x12, 0x34, 0x56, 0x78])
+    } else {
+        None
+    };
+    let mut framed = bytes::BytesMut::new();
+    framing::put_binary(&mut framed, bytes, mask);
+    let mut decoder = Decoder::new(role, bytes.len());
+    match decoder.decode(&mut framed) {
+        Ok(Some(Incoming::Binary(message))) => assert_eq!(&message[..], bytes),
+        other => panic!("a well-framed message did not come back: {other:?}"),
+    }
+    assert!(framed.is_empty());
+}

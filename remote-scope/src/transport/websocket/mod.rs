@@ -1,113 +1,43 @@
-//! The native WebSocket transport (tokio-tungstenite): [`Node::listen`] and [`Node::connect`].
+//! The native WebSocket transport: [`Node::listen`] and [`Node::connect`].
+//!
+//! tungstenite does the HTTP upgrade ([`upgrade`]); after it, frames are read and written here
+//! ([`framing`], [`socket`]).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
 
-use futures::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::WebSocketStream;
 
-mod first_message;
-use first_message::{first_message_limit, FirstMessageLimit};
+pub(crate) mod framing;
+mod socket;
+mod upgrade;
+
+pub use socket::WebSocketTransport;
+use upgrade::Limits;
 
 use crate::connection::{lock, Connection};
 use crate::{Error, Node, PeerId};
 
-/// A WebSocket connection as a [`Transport`](super::Transport): binary messages are frames;
-/// pings are answered by tungstenite; a text message is a protocol error.
-pub struct WebSocketTransport<S> {
-    inner: WebSocketStream<S>,
-}
+/// The largest first message either side accepts: that message is the other peer's `Hello` (or
+/// a `Reject`), a few hundred bytes plus its token. Until the handshake has checked it, the peer
+/// is unknown, and a frame's header is all it takes to make a reader set aside room for the
+/// frame: under `max_frame_size` (64 MiB by default) anyone who can open a socket could make
+/// the server reserve that much per connection by sending ten bytes.
+///
+/// Only the first message is held to it because it is the only one read before the node's
+/// handshake has accepted the peer: the handshake reads exactly one message, checks it
+/// (version, token, id, registry), and a refused connection is dropped without reading on.
+const FIRST_MESSAGE_LIMIT: usize = 64 << 10;
 
-impl<S> WebSocketTransport<S> {
-    /// Wraps an established WebSocket.
-    pub fn new(inner: WebSocketStream<S>) -> Self {
-        WebSocketTransport { inner }
-    }
-}
-
-fn transport_error(e: tungstenite::Error) -> Error {
-    Error::Transport {
-        reason: e.to_string(),
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketTransport<S> {
-    type Item = Result<bytes::Bytes, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            let message = match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(
-                    tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                ))) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(transport_error(e)))),
-                Poll::Ready(Some(Ok(message))) => message,
-            };
-            return Poll::Ready(match message {
-                Message::Binary(bytes) => Some(Ok(bytes)),
-                Message::Close(_) => None,
-                Message::Text(_) => Some(Err(Error::Protocol {
-                    reason: "a text message; frames are binary".into(),
-                })),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            });
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<bytes::Bytes> for WebSocketTransport<S> {
-    type Error = Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
-            .poll_ready(cx)
-            .map_err(transport_error)
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, frame: bytes::Bytes) -> Result<(), Error> {
-        Pin::new(&mut self.inner)
-            .start_send(Message::Binary(frame))
-            .map_err(transport_error)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
-            .poll_flush(cx)
-            .map_err(transport_error)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        match Pin::new(&mut self.inner).poll_close(cx) {
-            Poll::Ready(Err(
-                tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-            )) => Poll::Ready(Ok(())),
-            other => other.map_err(transport_error),
-        }
-    }
-}
-
-/// The read buffer each connection allocates up front. tungstenite's default (128 KiB) made an
-/// idle connection cost a server about 137 KiB; larger messages still arrive whole, the buffer
-/// grows for them.
-const READ_BUFFER: usize = 16 << 10;
-
-fn ws_config(node: &Node) -> WebSocketConfig {
+fn limits(node: &Node) -> Limits {
     let max = node.config().max_frame_size;
-    WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        .read_buffer_size(READ_BUFFER)
+    Limits {
+        first: max.min(FIRST_MESSAGE_LIMIT),
+        after: max,
+    }
 }
 
 /// A listening server peer, from [`Node::listen`]. Dropping it (or [`Server::shutdown`]) stops
@@ -226,7 +156,7 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
-        self.connect_transport(open(url.to_owned(), ws_config(self)).await?)
+        self.connect_transport(open(url.to_owned(), limits(self)).await?)
             .await
     }
 
@@ -251,18 +181,15 @@ impl Node {
         url: &str,
         policy: crate::Reconnect,
     ) -> Result<PeerId, Error> {
-        let (url, config) = (url.to_owned(), ws_config(self));
-        self.keep_connected(policy, move || open(url.clone(), config))
+        let (url, limits) = (url.to_owned(), limits(self));
+        self.keep_connected(policy, move || open(url.clone(), limits))
             .await
     }
 }
 
 /// Opens a WebSocket to `url`, its first incoming message held to
-/// [`first_message::FIRST_MESSAGE_LIMIT`].
-async fn open(
-    url: String,
-    config: WebSocketConfig,
-) -> Result<WebSocketTransport<FirstMessageLimit<TcpStream>>, Error> {
+/// [`FIRST_MESSAGE_LIMIT`].
+async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> {
     let failed = |reason: &dyn std::fmt::Display| Error::Transport {
         reason: format!("could not connect to {url}: {reason}"),
     };
@@ -292,15 +219,9 @@ async fn open(
         .await
         .map_err(|e| failed(&e))?;
     let _ = tcp.set_nodelay(true);
-    let limit = first_message_limit(&config);
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(
-        request,
-        FirstMessageLimit::new(tcp, limit),
-        Some(config),
-    )
-    .await
-    .map_err(|e| failed(&e))?;
-    Ok(WebSocketTransport::new(ws))
+    upgrade::connect(request, tcp, limits)
+        .await
+        .map_err(|e| failed(&e))
 }
 
 async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {
@@ -355,10 +276,7 @@ async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr) -> Option<PeerId> 
     // The WebSocket upgrade gets the handshake's time limit too, so a client that opens TCP and
     // says nothing does not hold the task and its socket forever.
     let limit = node.config().handshake_timeout;
-    let config = ws_config(node);
-    let tcp = FirstMessageLimit::new(tcp, first_message_limit(&config));
-    let upgrade = tokio_tungstenite::accept_async_with_config(tcp, Some(config));
-    let ws = match tokio::time::timeout(limit, upgrade).await {
+    let ws = match tokio::time::timeout(limit, upgrade::accept(tcp, limits(node))).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%from, error = %e, "WebSocket upgrade failed");
@@ -369,7 +287,7 @@ async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr) -> Option<PeerId> 
             return None;
         }
     };
-    match node.accept_transport(WebSocketTransport::new(ws)).await {
+    match node.accept_transport(ws).await {
         Ok(peer) => Some(peer),
         Err(e) => {
             tracing::warn!(%from, error = %e, "refused a peer");

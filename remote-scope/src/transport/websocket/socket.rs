@@ -1,0 +1,374 @@
+//! An upgraded WebSocket over TCP as a [`Transport`](crate::transport::Transport): frames are
+//! read into one buffer and handed on as slices of it, and written from where they lie.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Sink, Stream};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+use super::framing::{self, Decoder, FramingError, Incoming, Role, NORMAL_CLOSE};
+use crate::Error;
+
+/// How much room a read asks for at least. A larger message still arrives whole: the buffer is
+/// grown to hold it once its header has been read.
+const READ_CHUNK: usize = 16 << 10;
+
+/// The most a read reserves at once. A message's header may announce up to the node's
+/// `max_frame_size`; room for a large one grows as its bytes come, not on its header's word.
+const MAX_RESERVE: usize = 1 << 20;
+
+/// A payload at least this large is written from its own buffer instead of being copied behind
+/// its header (a server's frames only: a client masks, so it copies anyway).
+const WRITTEN_IN_PLACE: usize = 4 << 10;
+
+/// Queued bytes over which [`Sink::poll_ready`] first writes what is queued.
+const HIGH_WATER: usize = 256 << 10;
+
+/// The most buffers handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Socket reads and control frames one poll of the stream may take before it yields. Reading
+/// with `try_read_buf` does not count against tokio's cooperative budget, so without this a
+/// peer that never stops sending (pings, say) would hold a worker thread, and the writer,
+/// which waits for the same lock.
+const READS_PER_POLL: u32 = 32;
+
+/// A WebSocket connection after its upgrade (see [`Node::listen`](crate::Node::listen) and
+/// [`Node::connect`](crate::Node::connect)).
+///
+/// Binary messages are frames. Pings are answered; a text message or broken framing is an
+/// error that ends the connection.
+pub struct WebSocketTransport {
+    tcp: TcpStream,
+    role: Role,
+    decoder: Decoder,
+    read: BytesMut,
+    /// The limit once the first message has come.
+    limit_after_first: Option<usize>,
+    out: Outgoing,
+    /// The peer's close has been read: the stream has ended.
+    read_closed: bool,
+}
+
+impl std::fmt::Debug for WebSocketTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketTransport")
+            .field("role", &self.role)
+            .field("peer", &self.tcp.peer_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketTransport {
+    /// Takes over `tcp` after its upgrade. `after_head` is what was read past the HTTP head;
+    /// messages may be `first_limit` bytes until the first has come, then `limit`.
+    pub(super) fn new(
+        tcp: TcpStream,
+        role: Role,
+        after_head: Vec<u8>,
+        first_limit: usize,
+        limit: usize,
+    ) -> Self {
+        WebSocketTransport {
+            tcp,
+            role,
+            decoder: Decoder::new(role, first_limit),
+            read: BytesMut::from(&after_head[..]),
+            limit_after_first: Some(limit),
+            out: Outgoing::new(role),
+            read_closed: false,
+        }
+    }
+
+    /// Reads more bytes into the buffer: `Ok(false)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if self.read.is_empty() && self.read.capacity() > 2 * MAX_RESERVE {
+            // A large message came and went: its room is not kept for the connection's life.
+            self.read = BytesMut::new();
+        }
+        let wanted = self.decoder.wanted().saturating_sub(self.read.len());
+        self.read.reserve(wanted.clamp(READ_CHUNK, MAX_RESERVE));
+        loop {
+            match self.tcp.try_read_buf(&mut self.read) {
+                Ok(0) => return Poll::Ready(Ok(false)),
+                Ok(_) => return Poll::Ready(Ok(true)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.tcp.poll_read_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Sends what the reader owes the peer (a pong, a close), unless the writer is in the
+    /// middle of sending: the socket wakes one waiter per direction, and it must stay the
+    /// writer's, whose flush takes the reader's frames along.
+    fn flush_for_reader(&mut self, cx: &mut Context<'_>) {
+        if self.out.reader_owes() && !self.out.writer_waiting {
+            // Whatever is left goes out with the next flush, the writer's or this one's.
+            let _ = self.out.poll_write(&self.tcp, cx);
+        }
+    }
+}
+
+fn framing_error(e: FramingError) -> Error {
+    match e {
+        FramingError::Text => Error::Protocol {
+            reason: e.to_string(),
+        },
+        _ => Error::Transport {
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn io_error(e: io::Error) -> Error {
+    Error::Transport {
+        reason: e.to_string(),
+    }
+}
+
+impl Stream for WebSocketTransport {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.read_closed {
+            return Poll::Ready(None);
+        }
+        this.flush_for_reader(cx);
+        let mut budget = READS_PER_POLL;
+        loop {
+            if budget == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            match this.decoder.decode(&mut this.read) {
+                Err(e) => return Poll::Ready(Some(Err(framing_error(e)))),
+                Ok(Some(Incoming::Binary(message))) => {
+                    if let Some(limit) = this.limit_after_first.take() {
+                        this.decoder.set_limit(limit);
+                    }
+                    return Poll::Ready(Some(Ok(message)));
+                }
+                Ok(Some(Incoming::Ping(payload))) => {
+                    budget -= 1;
+                    // Only the latest ping is answered (RFC 6455 allows it, 5.5.3), so a peer
+                    // that pings and never reads cannot make pongs pile up.
+                    this.out.pong = Some(payload);
+                    this.flush_for_reader(cx);
+                }
+                Ok(Some(Incoming::Pong)) => budget -= 1,
+                Ok(Some(Incoming::Close(code))) => {
+                    this.read_closed = true;
+                    // Echo the status code, as RFC 6455 (5.5.1) asks.
+                    this.out.close(code.or(Some(NORMAL_CLOSE)));
+                    this.flush_for_reader(cx);
+                    return Poll::Ready(None);
+                }
+                Ok(None) => match ready!(this.poll_fill(cx)) {
+                    Ok(true) => budget -= 1,
+                    Ok(false) if this.read.is_empty() && !this.decoder.in_message() => {
+                        return Poll::Ready(None)
+                    }
+                    Ok(false) => {
+                        return Poll::Ready(Some(Err(Error::Transport {
+                            reason: "the connection ended inside a WebSocket message".into(),
+                        })))
+                    }
+                    Err(e) => return Poll::Ready(Some(Err(io_error(e)))),
+                },
+            }
+        }
+    }
+}
+
+impl Sink<Bytes> for WebSocketTransport {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.out.queued() < HIGH_WATER {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_flush(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, frame: Bytes) -> Result<(), Error> {
+        self.out.binary(frame);
+        Ok(())
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = &mut *self;
+        let written = this.out.poll_write(&this.tcp, cx);
+        // Waiting only while pending: after an error nobody is, and the reader may write.
+        this.out.writer_waiting = written.is_pending();
+        ready!(written).map_err(io_error)?;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.out.close(Some(NORMAL_CLOSE));
+        ready!(self.as_mut().poll_flush(cx))?;
+        match Pin::new(&mut self.tcp).poll_shutdown(cx) {
+            Poll::Ready(Err(e)) if e.kind() != io::ErrorKind::NotConnected => {
+                Poll::Ready(Err(io_error(e)))
+            }
+            Poll::Ready(_) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// What is queued to be sent, in order: whole buffers in `chunks`, then `staging`, where
+/// headers and small frames are gathered; then the pong the reader owes, if any.
+#[derive(Debug)]
+struct Outgoing {
+    /// A client masks its frames (RFC 6455, 5.3).
+    masked: bool,
+    chunks: VecDeque<Bytes>,
+    /// The bytes in `chunks`.
+    chunked: usize,
+    staging: BytesMut,
+    /// The payload of the latest ping not yet answered.
+    pong: Option<Bytes>,
+    /// A close frame has been queued: nothing more is sent after it.
+    closed: bool,
+    /// A close frame queued by the reader and not yet written.
+    close_owed: bool,
+    /// A write the reader started, for a pong or a close, has not finished.
+    reader_pending: bool,
+    /// The writer's flush is waiting for the socket.
+    writer_waiting: bool,
+}
+
+impl Outgoing {
+    fn new(role: Role) -> Self {
+        Outgoing {
+            masked: role == Role::Client,
+            chunks: VecDeque::new(),
+            chunked: 0,
+            staging: BytesMut::new(),
+            pong: None,
+            closed: false,
+            close_owed: false,
+            reader_pending: false,
+            writer_waiting: false,
+        }
+    }
+
+    /// A fresh mask key for a client's frame: RFC 6455 (10.3) asks for keys a proxy cannot
+    /// predict, so they come from a cryptographic generator.
+    fn mask(&self) -> Option<[u8; 4]> {
+        self.masked.then(rand::random)
+    }
+
+    fn queued(&self) -> usize {
+        self.chunked + self.staging.len()
+    }
+
+    fn reader_owes(&self) -> bool {
+        self.pong.is_some() || self.close_owed || self.reader_pending
+    }
+
+    /// Queues a binary message. After a close frame it is dropped: the connection is closing,
+    /// and a frame after a close would break the protocol.
+    fn binary(&mut self, frame: Bytes) {
+        if self.closed {
+            return;
+        }
+        match self.mask() {
+            None if frame.len() >= WRITTEN_IN_PLACE => {
+                framing::binary_header(&mut self.staging, frame.len());
+                self.seal();
+                self.chunked += frame.len();
+                self.chunks.push_back(frame);
+            }
+            mask => framing::put_binary(&mut self.staging, &frame, mask),
+        }
+    }
+
+    /// Queues a close frame, unless one is queued already.
+    fn close(&mut self, code: Option<u16>) {
+        if self.closed {
+            return;
+        }
+        self.put_pong();
+        self.closed = true;
+        self.close_owed = true;
+        let mask = self.mask();
+        framing::put_close(&mut self.staging, code, mask);
+    }
+
+    fn put_pong(&mut self) {
+        if let Some(payload) = self.pong.take() {
+            if !self.closed {
+                let mask = self.mask();
+                framing::put_pong(&mut self.staging, &payload, mask);
+            }
+        }
+    }
+
+    /// Ends the gathered bytes, so that a buffer can be queued after them.
+    fn seal(&mut self) {
+        if !self.staging.is_empty() {
+            let sealed = self.staging.split().freeze();
+            self.chunked += sealed.len();
+            self.chunks.push_back(sealed);
+        }
+    }
+
+    /// Writes everything queued, the reader's frames included.
+    fn poll_write(&mut self, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let owed = self.reader_owes();
+        self.close_owed = false;
+        let mut written = self.poll_write_queued(tcp, cx);
+        // The pong joins the queue only once the queue has gone out: until then a later ping
+        // replaces it, so unread pongs cannot pile up.
+        if matches!(written, Poll::Ready(Ok(()))) && self.pong.is_some() {
+            self.put_pong();
+            written = self.poll_write_queued(tcp, cx);
+        }
+        self.reader_pending = owed && written.is_pending();
+        written
+    }
+
+    /// Writes `chunks` and `staging`, with as few system calls as the socket allows.
+    fn poll_write_queued(&mut self, tcp: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.seal();
+        while !self.chunks.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            match tcp.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(written) => self.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(tcp.poll_write_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn advance(&mut self, mut written: usize) {
+        self.chunked -= written;
+        while let Some(front) = self.chunks.front_mut() {
+            if written < front.len() {
+                front.advance(written);
+                return;
+            }
+            written -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+}
