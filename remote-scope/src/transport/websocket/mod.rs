@@ -1,7 +1,7 @@
 //! The native WebSocket transport: [`Node::listen`] and [`Node::connect`].
 //!
-//! tungstenite does the HTTP upgrade ([`upgrade`]); after it, frames are read and written here
-//! ([`framing`], [`socket`]).
+//! tungstenite does the HTTP upgrade (`upgrade.rs`); after it, frames are read and written here
+//! (`framing.rs`, `socket.rs`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
