@@ -2,9 +2,10 @@
 //!
 //! A transport is anything that is a [`Stream`] of received binary messages and a [`Sink`] of
 //! binary messages to send, one frame per message. The node does the rest (handshake, calls,
-//! middleware), so the same logic runs over a native WebSocket (`websocket`, tokio-tungstenite),
-//! a browser WebSocket (`browser`, on wasm32), or an in-memory pair ([`memory`]); for tests,
-//! [`faulty`] is an in-memory pair that drops, delays, reorders, duplicates and cuts.
+//! middleware), so the same logic runs over a native WebSocket (`websocket`, on tokio, with
+//! tungstenite for the HTTP upgrade), a browser WebSocket (`browser`, on wasm32), or an
+//! in-memory pair ([`memory`]); for tests, [`faulty`] is an in-memory pair that drops, delays,
+//! reorders, duplicates and cuts.
 
 pub use bytes::Bytes;
 use futures::{Sink, Stream};

@@ -15,8 +15,7 @@ pub(crate) mod framing;
 mod socket;
 mod upgrade;
 
-pub use socket::WebSocketTransport;
-use upgrade::Limits;
+use socket::{Limits, WebSocketTransport};
 
 use crate::connection::{lock, Connection};
 use crate::{Error, Node, PeerId};

@@ -38,12 +38,20 @@ const MAX_IOVECS: usize = 64;
 /// which waits for the same lock.
 const READS_PER_POLL: u32 = 32;
 
-/// A WebSocket connection after its upgrade (see [`Node::listen`](crate::Node::listen) and
-/// [`Node::connect`](crate::Node::connect)).
+/// The largest message a connection accepts: `first` until its first message has come (the
+/// peer's `Hello`, when the peer is still unknown), `after` from then on.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) first: usize,
+    pub(super) after: usize,
+}
+
+/// A WebSocket connection after its upgrade, as [`Node::listen`](crate::Node::listen) and
+/// [`Node::connect`](crate::Node::connect) use it.
 ///
 /// Binary messages are frames. Pings are answered; a text message or broken framing is an
 /// error that ends the connection.
-pub struct WebSocketTransport {
+pub(crate) struct WebSocketTransport {
     tcp: TcpStream,
     role: Role,
     decoder: Decoder,
@@ -65,21 +73,14 @@ impl std::fmt::Debug for WebSocketTransport {
 }
 
 impl WebSocketTransport {
-    /// Takes over `tcp` after its upgrade. `after_head` is what was read past the HTTP head;
-    /// messages may be `first_limit` bytes until the first has come, then `limit`.
-    pub(super) fn new(
-        tcp: TcpStream,
-        role: Role,
-        after_head: Vec<u8>,
-        first_limit: usize,
-        limit: usize,
-    ) -> Self {
+    /// Takes over `tcp` after its upgrade. `after_head` is what was read past the HTTP head.
+    pub(super) fn new(tcp: TcpStream, role: Role, after_head: Vec<u8>, limits: Limits) -> Self {
         WebSocketTransport {
             tcp,
             role,
-            decoder: Decoder::new(role, first_limit),
+            decoder: Decoder::new(role, limits.first),
             read: BytesMut::from(&after_head[..]),
-            limit_after_first: Some(limit),
+            limit_after_first: Some(limits.after),
             out: Outgoing::new(role),
             read_closed: false,
         }

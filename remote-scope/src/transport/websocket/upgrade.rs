@@ -9,11 +9,11 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 
 use super::framing::Role;
-use super::socket::WebSocketTransport;
-use crate::Error;
+use super::socket::{Limits, WebSocketTransport};
 
 /// The socket under tungstenite during the upgrade. Reads stop at the blank line that ends the
 /// HTTP head; what came after it is kept in `after_head`.
@@ -106,24 +106,12 @@ fn taken_over(
     limits: Limits,
 ) -> WebSocketTransport {
     let (tcp, after_head) = ws.into_inner().into_parts();
-    WebSocketTransport::new(tcp, role, after_head, limits.first, limits.after)
-}
-
-/// The largest message a connection accepts: `first` until its first message has come (the
-/// peer's `Hello`, when the peer is still unknown), `after` from then on.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Limits {
-    pub(super) first: usize,
-    pub(super) after: usize,
+    WebSocketTransport::new(tcp, role, after_head, limits)
 }
 
 /// The server's side of the upgrade.
-pub(super) async fn accept(tcp: TcpStream, limits: Limits) -> Result<WebSocketTransport, Error> {
-    let ws = tokio_tungstenite::accept_async(HeadOnly::new(tcp))
-        .await
-        .map_err(|e| Error::Transport {
-            reason: format!("WebSocket upgrade failed: {e}"),
-        })?;
+pub(super) async fn accept(tcp: TcpStream, limits: Limits) -> Result<WebSocketTransport, WsError> {
+    let ws = tokio_tungstenite::accept_async(HeadOnly::new(tcp)).await?;
     Ok(taken_over(ws, Role::Server, limits))
 }
 
@@ -132,7 +120,7 @@ pub(super) async fn connect(
     request: impl IntoClientRequest + Unpin,
     tcp: TcpStream,
     limits: Limits,
-) -> Result<WebSocketTransport, tokio_tungstenite::tungstenite::Error> {
+) -> Result<WebSocketTransport, WsError> {
     let (ws, _response) = tokio_tungstenite::client_async(request, HeadOnly::new(tcp)).await?;
     Ok(taken_over(ws, Role::Client, limits))
 }
