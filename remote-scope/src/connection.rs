@@ -21,7 +21,6 @@ use crate::protocol::{
 };
 use crate::registry::FastMap;
 use crate::seen::Seen;
-use crate::serve::Served;
 use crate::{serve, Error, Node, PeerId};
 
 /// The queue capacity a connection keeps between bursts.
@@ -60,15 +59,6 @@ pub(crate) struct Connection {
     rearm: AtomicBool,
     /// No middleware: frames are encoded where they are made and decoded without copies.
     direct: bool,
-}
-
-/// A body started for the peer, not yet polled.
-pub(crate) struct Started {
-    id: u64,
-    work: Served,
-    /// How long the caller waits; the body is stopped after that.
-    deadline: Duration,
-    span: tracing::Span,
 }
 
 struct Pending {
@@ -212,7 +202,7 @@ impl Connection {
         node: &Node,
         message: &Bytes,
         frame: FrameRef<'_>,
-    ) -> Result<Option<Started>, Error> {
+    ) -> Result<Option<Queued>, Error> {
         let owned;
         let frame = if self.direct {
             frame
@@ -272,7 +262,7 @@ impl Connection {
     /// Starts the body of an `Invoke`, unless the peer may not run it, sent too much, or sent
     /// this request id before: a request runs its body at most once, so a repeated frame is
     /// ignored (the first one's result answers it).
-    fn start(&self, node: &Node, invoke: InvokeRef<'_>) -> Result<Option<Started>, Error> {
+    fn start(&self, node: &Node, invoke: InvokeRef<'_>) -> Result<Option<Queued>, Error> {
         let id = invoke.id;
         {
             let mut running = lock(&self.running);
@@ -308,30 +298,12 @@ impl Connection {
         let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
         let work = span.in_scope(|| serve::dispatch(node, invoke.body, invoke.captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
-        Ok(Some(Started {
+        Ok(Some(Queued {
             id,
             work,
             deadline,
             span,
         }))
-    }
-
-    /// Queues a started body for the connection's server task (see [`crate::bodies`]).
-    fn queue_body(
-        &self,
-        Started {
-            id,
-            work,
-            deadline,
-            span,
-        }: Started,
-    ) {
-        self.bodies.push(Queued {
-            id,
-            work,
-            deadline,
-            span,
-        });
     }
 
     pub(crate) fn bodies(&self) -> &crate::bodies::Queue {
@@ -549,7 +521,8 @@ where
                 let started =
                     protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
                 match started {
-                    Ok(Some(started)) => conn.queue_body(started),
+                    // Polled first by the connection's server task (see `crate::bodies`).
+                    Ok(Some(body)) => conn.bodies.push(body),
                     Ok(None) => {}
                     Err(e) => break Some(e),
                 }

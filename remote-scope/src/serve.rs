@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context::with_current;
+use crate::context::Scoped;
 use crate::protocol::{Encoded, Failure};
 use crate::registry::{Handled, HandlerFuture, HandlerInput};
 use crate::Node;
@@ -19,10 +19,7 @@ pub(crate) fn dispatch(node: &Node, name: &str, captures: &[u8]) -> Served {
         return Served::Done(Some(Failure::UnknownBody));
     };
     match catch_unwind(|| handler(HandlerInput::Run(captures))) {
-        Ok(Handled::Running(body)) => Served::Running {
-            node: node.clone(),
-            body,
-        },
+        Ok(Handled::Running(body)) => Served::Running(Scoped::new(node.clone(), body)),
         Ok(Handled::OutputType(_)) => Served::Done(Some(Failure::UnknownBody)),
         Err(panic) => Served::Done(Some(panicked(panic))),
     }
@@ -31,10 +28,7 @@ pub(crate) fn dispatch(node: &Node, name: &str, captures: &[u8]) -> Served {
 /// A body being served (see [`dispatch`]). A type of its own rather than a boxed combinator,
 /// so serving a body costs the one allocation its handler makes.
 pub(crate) enum Served {
-    Running {
-        node: Node,
-        body: HandlerFuture,
-    },
+    Running(Scoped<HandlerFuture>),
     /// Failed before it ran (taken when polled).
     Done(Option<Failure>),
 }
@@ -44,11 +38,9 @@ impl Future for Served {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut *self {
-            Served::Running { node, body } => {
-                let polled = with_current(node, || {
-                    catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx)))
-                });
-                match polled {
+            Served::Running(body) => {
+                // `Scoped` restores the previous current node even when the poll panics.
+                match catch_unwind(AssertUnwindSafe(|| Pin::new(body).poll(cx))) {
                     Ok(poll) => poll,
                     Err(panic) => Poll::Ready(Err(panicked(panic))),
                 }
