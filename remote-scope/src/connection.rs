@@ -369,17 +369,30 @@ impl Connection {
     }
 
     /// Fails the calls whose deadline is at or before `now` with [`Reply::TimedOut`] and tells
-    /// the peer to stop their bodies. Returns the next deadline, which the timer task then
-    /// sleeps towards.
+    /// the peer to stop their bodies. Returns when to look again (the next deadline, or one
+    /// of an answered call that is no sooner), which the timer task then sleeps towards.
     pub(crate) fn expire_calls(&self, now: Duration) -> Option<Duration> {
         let (expired, next) = {
             let mut pending = lock(&self.pending);
+            // `armed` is never later than the soonest deadline waiting (a call only lowers it,
+            // and an answered call leaves it early, not late): before it, nothing is due.
+            match pending.armed {
+                Some(armed) if now < armed => return Some(armed),
+                None => return None,
+                Some(_) => {}
+            }
+            let mut next: Option<Duration> = None;
             let expired: Vec<_> = pending
                 .calls
-                .extract_if(|_, waiting| waiting.deadline <= now)
+                .extract_if(|_, waiting| {
+                    let due = waiting.deadline <= now;
+                    if !due {
+                        next = Some(next.map_or(waiting.deadline, |n| n.min(waiting.deadline)));
+                    }
+                    due
+                })
                 .map(|(id, waiting)| (id, waiting.reply))
                 .collect();
-            let next = pending.calls.values().map(|waiting| waiting.deadline).min();
             pending.armed = next;
             (expired, next)
         };

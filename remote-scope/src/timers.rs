@@ -45,10 +45,7 @@ pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
             }
         }
         let next_deadline = conn.expire_calls(now);
-        let wake_at = match (next_ping, next_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let wake_at = next_ping.into_iter().chain(next_deadline).min();
         let mut sleep = wake_at.map(|at| runtime.sleep(at.saturating_sub(now)));
         futures::future::poll_fn(|cx| {
             if conn.poll_rearm(cx) || conn.is_closing() {
