@@ -61,20 +61,31 @@ impl HeaderBytes {
         }
     }
 
-    #[inline]
-    fn uint(&mut self, n: u64) {
+    /// `n` behind the marker of the narrowest of three widths that holds it: one, two or four
+    /// bytes, big-endian (MessagePack's 8, 16 and 32 forms of a uint, string or bin length).
+    // Always inlined: each caller passes constant markers, and left to itself the compiler
+    // made it a call per field on every frame sent.
+    #[inline(always)]
+    fn sized(&mut self, n: u32, [one, two, four]: [u8; 3]) {
         match n {
-            0..=0x7f => self.put(&[n as u8]),
-            0x80..=0xff => self.put(&[0xcc, n as u8]),
+            0..=0xff => self.put(&[one, n as u8]),
             0x100..=0xffff => {
-                self.put(&[0xcd]);
+                self.put(&[two]);
                 self.put(&(n as u16).to_be_bytes());
             }
-            0x1_0000..=0xffff_ffff => {
-                self.put(&[0xce]);
-                self.put(&(n as u32).to_be_bytes());
-            }
             _ => {
+                self.put(&[four]);
+                self.put(&n.to_be_bytes());
+            }
+        }
+    }
+
+    #[inline]
+    fn uint(&mut self, n: u64) {
+        match u32::try_from(n) {
+            Ok(small @ 0..=0x7f) => self.put(&[small as u8]),
+            Ok(n) => self.sized(n, [0xcc, 0xcd, 0xce]),
+            Err(_) => {
                 self.put(&[0xcf]);
                 self.put(&n.to_be_bytes());
             }
@@ -83,35 +94,16 @@ impl HeaderBytes {
 
     #[inline]
     fn str(&mut self, s: &str) {
-        let n = s.len();
-        match n {
-            0..=31 => self.put(&[0xa0 | n as u8]),
-            32..=0xff => self.put(&[0xd9, n as u8]),
-            0x100..=0xffff => {
-                self.put(&[0xda]);
-                self.put(&(n as u16).to_be_bytes());
-            }
-            _ => {
-                self.put(&[0xdb]);
-                self.put(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
-            }
+        match s.len() {
+            n @ 0..=31 => self.put(&[0xa0 | n as u8]),
+            n => self.sized(u32::try_from(n).unwrap_or(u32::MAX), [0xd9, 0xda, 0xdb]),
         }
         self.put(s.as_bytes());
     }
 
     #[inline]
     fn bin_len(&mut self, n: u32) {
-        match n {
-            0..=0xff => self.put(&[0xc4, n as u8]),
-            0x100..=0xffff => {
-                self.put(&[0xc5]);
-                self.put(&(n as u16).to_be_bytes());
-            }
-            _ => {
-                self.put(&[0xc6]);
-                self.put(&n.to_be_bytes());
-            }
-        }
+        self.sized(n, [0xc4, 0xc5, 0xc6]);
     }
 }
 
