@@ -69,18 +69,28 @@ fn clock_now() -> Duration {
 
 #[cfg(target_arch = "wasm32")]
 fn clock_now() -> Duration {
+    thread_local! {
+        // Looked up once, not on every call: `now` runs for every call made and every timer.
+        static PERFORMANCE: Option<(js_sys::wasm_bindgen::JsValue, js_sys::Function)> =
+            performance_now();
+    }
     // `performance.now()` is monotonic; `Date.now()` is the fallback where it is missing.
-    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok();
-    let millis = performance
-        .and_then(|p| {
-            let now = js_sys::Reflect::get(&p, &"now".into()).ok()?;
-            if !now.is_function() {
-                return None;
-            }
-            js_sys::Function::from(now).call0(&p).ok()?.as_f64()
+    let millis = PERFORMANCE
+        .with(|found| {
+            let (performance, now) = found.as_ref()?;
+            now.call0(performance).ok()?.as_f64()
         })
         .unwrap_or_else(js_sys::Date::now);
     Duration::from_secs_f64(millis.max(0.0) / 1000.0)
+}
+
+/// The global `performance` object and its `now` method, where the global has them.
+#[cfg(target_arch = "wasm32")]
+fn performance_now() -> Option<(js_sys::wasm_bindgen::JsValue, js_sys::Function)> {
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok()?;
+    let now = js_sys::Reflect::get(&performance, &"now".into()).ok()?;
+    now.is_function()
+        .then(|| (performance, js_sys::Function::from(now)))
 }
 
 /// The native runtime: the tokio runtime the node was built in, and its clock (which a test
