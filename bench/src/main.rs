@@ -14,7 +14,7 @@ mod stats;
 mod tarpc_impl;
 mod ws_rpc;
 
-use stats::{median, micros, percentile};
+use stats::{median, p50_p99_micros};
 use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
@@ -105,7 +105,6 @@ const NAMES: [&str; 4] = [
 ];
 
 /// Which implementations and workloads to run; everything unless the command line narrows it.
-#[derive(Clone)]
 struct Selection {
     only: Option<Vec<String>>,
     workloads: Option<Vec<String>>,
@@ -142,8 +141,7 @@ macro_rules! measure {
         let mut r = SKIPPED;
         if $sel.workload("seq") {
             let mut seq = imp.sequential($c.sequential).await?;
-            r.p50_us = micros(percentile(&mut seq, 50.0));
-            r.p99_us = micros(percentile(&mut seq, 99.0));
+            (r.p50_us, r.p99_us) = p50_p99_micros(&mut seq);
         }
         if $sel.workload("pipe") {
             r.pipe64 = imp.pipelined($c.pipelined, 64).await?;
@@ -163,11 +161,7 @@ async fn one_run(c: Counts, sel: &Selection) -> Result<(Vec<Row>, f64, f64), Ben
         let (row, remote) = measure!(sel, c, remote_impl::Remote::start().await?);
         rows[0] = row;
         if sel.workload("nested") {
-            let mut samples = remote.nested(c.nested).await?;
-            nested = (
-                micros(percentile(&mut samples, 50.0)),
-                micros(percentile(&mut samples, 99.0)),
-            );
+            nested = p50_p99_micros(&mut remote.nested(c.nested).await?);
         }
     }
     if sel.implementation(1) {

@@ -30,6 +30,14 @@ pub fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// The p50 and p99 of `samples`, in microseconds.
+pub fn p50_p99_micros(samples: &mut [Duration]) -> (f64, f64) {
+    (
+        micros(percentile(samples, 50.0)),
+        micros(percentile(samples, 99.0)),
+    )
+}
+
 /// Round trips per second of `total` calls with up to `window` in flight; `call(i)` makes call
 /// `i` and says whether its answer was right.
 pub async fn pipelined<F, Fut, E>(total: usize, window: usize, call: F) -> Result<f64, E>

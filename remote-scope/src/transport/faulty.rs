@@ -288,6 +288,10 @@ struct Shared {
 impl Shared {
     fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
+        self.wake_readers();
+    }
+
+    fn wake_readers(&self) {
         for reader in &self.readers {
             reader.wake();
         }
@@ -558,8 +562,8 @@ impl FaultyTransport {
             last
         };
         if last {
-            // Wakes the other end's reader outside the lock.
-            self.shared.cut();
+            // Outside the lock; the cut itself was stored under it.
+            self.shared.wake_readers();
         }
         true
     }
