@@ -594,36 +594,29 @@ fn handshake(node: &Node, exec: &mut Exec, dial: bool) -> Fake {
     let mut fake = Fake::new(ours);
     let done: Rc<RefCell<Option<Result<PeerId, remote_scope::Error>>>> = Rc::default();
     let (node2, done2) = (node.clone(), Rc::clone(&done));
+    // The dialling node speaks first; an accepting one answers the fake peer's hello.
+    if !dial {
+        fake.send_frame(&hello(PEER));
+    }
+    exec.spawn(
+        Box::pin(async move {
+            let peer = if dial {
+                node2.connect_transport(theirs).await
+            } else {
+                node2.accept_transport(theirs).await
+            };
+            *done2.borrow_mut() = Some(peer);
+        }),
+        false,
+    );
+    exec.settle();
+    let first = fake.received();
+    assert!(
+        matches!(&first[..], [m] if matches!(protocol::decode(m, usize::MAX), Ok(Frame::Hello(_)))),
+        "the node sends one hello"
+    );
     if dial {
-        exec.spawn(
-            Box::pin(async move {
-                let peer = node2.connect_transport(theirs).await;
-                *done2.borrow_mut() = Some(peer);
-            }),
-            false,
-        );
-        exec.settle();
-        let first = fake.received();
-        assert!(
-            matches!(&first[..], [m] if matches!(protocol::decode(m, usize::MAX), Ok(Frame::Hello(_)))),
-            "the dialling node sends one hello"
-        );
         fake.send_frame(&hello(PEER));
-    } else {
-        fake.send_frame(&hello(PEER));
-        exec.spawn(
-            Box::pin(async move {
-                let peer = node2.accept_transport(theirs).await;
-                *done2.borrow_mut() = Some(peer);
-            }),
-            false,
-        );
-        exec.settle();
-        let first = fake.received();
-        assert!(
-            matches!(&first[..], [m] if matches!(protocol::decode(m, usize::MAX), Ok(Frame::Hello(_)))),
-            "the accepting node answers with one hello"
-        );
     }
     exec.settle();
     let outcome = done.borrow_mut().take();
