@@ -232,7 +232,7 @@ impl Connection {
                         OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
                             Reply::Value(message.slice_ref(v))
                         }
-                        OutcomeRef::Value(v) => Reply::Value(Bytes::copy_from_slice(v)),
+                        OutcomeRef::Value(v) => Reply::Value(protocol::copy(v)),
                         OutcomeRef::Failure(f) => Reply::Failure(f),
                     });
                 }

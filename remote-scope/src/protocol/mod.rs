@@ -31,11 +31,13 @@
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, PeerId};
 
+mod arena;
+pub(crate) use arena::copy;
 mod hot;
 use hot::{Header, HeaderBytes};
 
@@ -293,7 +295,7 @@ impl OutcomeRef<'_> {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Encoded {
-    buf: Vec<u8>,
+    buf: BytesMut,
     start: usize,
 }
 
@@ -304,9 +306,10 @@ impl Encoded {
         value: &T,
         headroom: usize,
     ) -> Result<Encoded, rmp_serde::encode::Error> {
-        let mut buf = Vec::with_capacity(headroom + 64);
-        buf.resize(headroom, 0);
-        rmp_serde::encode::write_named(&mut buf, value)?;
+        let buf = arena::cut(headroom + 64, |buf| {
+            buf.put_bytes(0, headroom);
+            rmp_serde::encode::write_named(&mut buf.writer(), value)
+        })?;
         // A frame carries the payload as one MessagePack bin, whose length is 32 bits.
         if buf.len() - headroom > u32::MAX as usize {
             return Err(rmp_serde::encode::Error::Syntax(format!(
@@ -328,7 +331,9 @@ impl Encoded {
 
     /// The payload, as the bytes it already is.
     pub(crate) fn into_bytes(self) -> Bytes {
-        Bytes::from(self.buf).slice(self.start..)
+        let mut bytes = self.buf.freeze();
+        bytes.advance(self.start);
+        bytes
     }
 
     /// The payload wrapped in a frame that starts with `header`. The header goes into the
@@ -351,7 +356,7 @@ impl Encoded {
         }
         let at = self.start - written;
         self.buf[at..self.start].copy_from_slice(header);
-        let mut frame = Bytes::from(self.buf);
+        let mut frame = self.buf.freeze();
         frame.advance(at);
         frame
     }

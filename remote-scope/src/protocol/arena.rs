@@ -1,0 +1,100 @@
+//! Where small frames and values are written: one buffer per thread that frames are cut from.
+//!
+//! A frame of its own `Vec` costs an allocation to encode it and another for the `Bytes` that
+//! carries it, each freed again on whichever thread the transport drops it. Cutting frames from
+//! a shared buffer makes both a reference count: a new buffer is allocated only once the frames
+//! still alive have used one up, and the old one goes when its last frame does.
+//!
+//! A frame larger than [`KEPT`] leaves the thread without a buffer, so the large allocation is
+//! the frame's alone and freed with it, instead of being kept by the thread for good.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+
+use bytes::{Bytes, BytesMut};
+
+/// The size of each buffer frames are cut from.
+const CHUNK: usize = 16 << 10;
+
+/// A buffer that has grown past this (a large frame was written into it) is not kept.
+const KEPT: usize = 64 << 10;
+
+thread_local! {
+    static FREE: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Runs `write` on a buffer with at least `room` bytes free, and returns what it wrote, cut
+/// from the thread's buffer. `write` may write more than `room`: the buffer grows.
+pub(crate) fn cut<E>(
+    room: usize,
+    write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+) -> Result<BytesMut, E> {
+    // Taken out while `write` runs: a `Serialize` impl that encodes something itself finds no
+    // buffer and starts one, instead of meeting a borrowed cell.
+    let mut buf = FREE.with(|free| std::mem::take(&mut *free.borrow_mut()));
+    if buf.capacity() < room {
+        // Reclaims the buffer if every frame cut from it is gone, or starts a new one.
+        buf.reserve(room.max(CHUNK));
+    }
+    let written = write(&mut buf);
+    let frame = buf.split();
+    if frame.len() <= KEPT && buf.capacity() <= KEPT {
+        FREE.with(|free| *free.borrow_mut() = buf);
+    }
+    written.map(|()| frame)
+}
+
+/// `bytes` copied into a buffer of their own, or rather into a part of the thread's: what they
+/// were part of need not be kept for them.
+pub(crate) fn copy(bytes: &[u8]) -> Bytes {
+    match cut(bytes.len(), |buf| {
+        buf.extend_from_slice(bytes);
+        Ok::<(), Infallible>(())
+    }) {
+        Ok(copied) => copied.freeze(),
+        Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BufMut;
+
+    use super::*;
+
+    #[test]
+    fn frames_are_cut_from_one_buffer_and_stay_apart() {
+        let a = copy(b"first");
+        let b = copy(b"second");
+        assert_eq!(&a[..], b"first");
+        assert_eq!(&b[..], b"second");
+        // Cut from the same allocation: the second starts where the first ends.
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+    }
+
+    #[test]
+    fn a_failed_write_gives_its_error_and_leaves_nothing_behind() {
+        let failed = cut(8, |b| {
+            b.put_slice(b"half");
+            Err("broken")
+        });
+        assert_eq!(failed.map(|_| ()), Err("broken"));
+        assert_eq!(&copy(b"whole")[..], b"whole");
+    }
+
+    #[test]
+    fn a_large_frame_is_not_kept_by_the_thread() {
+        let _small = copy(b"small");
+        // Written piece by piece, as a serializer does, so the buffer grows with room to spare.
+        let large = cut(8, |b| {
+            for _ in 0..3 * KEPT / 100 {
+                b.put_slice(&[7; 100]);
+            }
+            Ok::<(), Infallible>(())
+        })
+        .expect("writes");
+        assert!(large.len() > 2 * KEPT);
+        // The thread holds no room in the large allocation: it goes when the frame does.
+        assert_eq!(FREE.with(|free| free.borrow().capacity()), 0);
+    }
+}
