@@ -310,8 +310,8 @@ pub(crate) fn put_close(out: &mut BytesMut, code: Option<u16>, mask: Option<[u8;
 
 /// The header of a final, unmasked binary frame of `len` bytes, for a payload written from
 /// where it lies.
-pub(crate) fn binary_header(out: &mut BytesMut, len: usize) {
-    put_header(out, BINARY, len, None);
+pub(crate) fn binary_header(out: &mut BytesMut, len: usize, mask: Option<[u8; 4]>) {
+    put_header(out, BINARY, len, mask);
 }
 
 fn put_frame(out: &mut BytesMut, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) {

@@ -23,7 +23,7 @@ const READ_CHUNK: usize = 16 << 10;
 const MAX_RESERVE: usize = 1 << 20;
 
 /// A payload at least this large is written from its own buffer instead of being copied behind
-/// its header (a server's frames only: a client masks, so it copies anyway).
+/// its header (a client's only when it can mask it there, as no one else holds it).
 const WRITTEN_IN_PLACE: usize = 4 << 10;
 
 /// Queued bytes over which [`Sink::poll_ready`] first writes what is queued.
@@ -283,15 +283,30 @@ impl Outgoing {
         if self.closed {
             return;
         }
-        match self.mask() {
-            None if frame.len() >= WRITTEN_IN_PLACE => {
-                framing::binary_header(&mut self.staging, frame.len());
-                self.seal();
-                self.chunked += frame.len();
-                self.chunks.push_back(frame);
-            }
-            mask => framing::put_binary(&mut self.staging, &frame, mask),
+        let mask = self.mask();
+        if frame.len() < WRITTEN_IN_PLACE {
+            framing::put_binary(&mut self.staging, &frame, mask);
+            return;
         }
+        // A client's payload is masked where it lies when nothing else holds it: a copy would
+        // cost an allocation as large as the payload, and the page faults of touching it.
+        let frame = match mask {
+            None => frame,
+            Some(key) => match frame.try_into_mut() {
+                Ok(mut owned) => {
+                    framing::apply_mask(&mut owned, key);
+                    owned.freeze()
+                }
+                Err(shared) => {
+                    framing::put_binary(&mut self.staging, &shared, mask);
+                    return;
+                }
+            },
+        };
+        framing::binary_header(&mut self.staging, frame.len(), mask);
+        self.seal();
+        self.chunked += frame.len();
+        self.chunks.push_back(frame);
     }
 
     /// Queues a close frame, unless one is queued already.
