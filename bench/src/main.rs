@@ -49,7 +49,8 @@ from_error!(
     rmp_serde::encode::Error,
     rmp_serde::decode::Error,
     tarpc::client::RpcError,
-    tokio::sync::AcquireError
+    tokio::sync::AcquireError,
+    tokio::task::JoinError
 );
 
 /// How much work each measurement does.
@@ -105,6 +106,7 @@ const NAMES: [&str; 4] = [
 ];
 
 /// Which implementations and workloads to run; everything unless the command line narrows it.
+#[derive(Clone)]
 struct Selection {
     only: Option<Vec<String>>,
     workloads: Option<Vec<String>>,
@@ -154,7 +156,7 @@ macro_rules! measure {
     }};
 }
 
-async fn one_run(c: Counts, sel: &Selection) -> Result<(Vec<Row>, f64, f64), BenchError> {
+async fn one_run(c: Counts, sel: Selection) -> Result<(Vec<Row>, f64, f64), BenchError> {
     let mut rows = vec![SKIPPED; NAMES.len()];
     let mut nested = (f64::NAN, f64::NAN);
     if sel.implementation(0) {
@@ -250,6 +252,18 @@ fn print_table(rows: &[Row]) {
             true,
         ),
         (
+            "pipelined 64 >= 0.4x raw",
+            ours.pipe64,
+            0.4 * raw.pipe64,
+            false,
+        ),
+        (
+            "pipelined 64 >= 2.5x tarpc",
+            ours.pipe64,
+            2.5 * tarpc.pipe64,
+            false,
+        ),
+        (
             "pipelined 1024 >= 0.4x raw",
             ours.pipe1024,
             0.4 * raw.pipe1024,
@@ -279,7 +293,7 @@ fn print_table(rows: &[Row]) {
 
 const USAGE: &str = "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc] \
                      [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
-                     [--bulk N] [--profile-remote]";
+                     [--bulk N] [--on-main-thread] [--profile-remote]";
 
 /// The value after `flag`, if it is there.
 fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, BenchError> {
@@ -294,6 +308,20 @@ fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, Bench
 
 fn list(value: Option<&str>) -> Option<Vec<String>> {
     value.map(|v| v.split(',').map(str::to_owned).collect())
+}
+
+/// Runs `work` to its end: in a task on the runtime's workers, or, `on_main_thread`, on the
+/// thread that calls this, outside the workers.
+fn drive<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    on_main_thread: bool,
+    work: impl std::future::Future<Output = Result<T, BenchError>> + Send + 'static,
+) -> Result<T, BenchError> {
+    if on_main_thread {
+        rt.block_on(work)
+    } else {
+        rt.block_on(rt.spawn(work))?
+    }
 }
 
 fn main() -> Result<(), BenchError> {
@@ -325,9 +353,13 @@ fn main() -> Result<(), BenchError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The clients are driven from a task on the runtime's workers, as a service makes its
+    // calls; or, with this flag, from the thread that called `block_on`, outside the workers,
+    // so that every reply has to wake that thread.
+    let on_main_thread = args.iter().any(|a| a == "--on-main-thread");
     // For a profiler: remote! alone, pipelined, for a long while.
     if args.iter().any(|a| a == "--profile-remote") {
-        return rt.block_on(async {
+        return drive(&rt, on_main_thread, async {
             let remote = remote_impl::Remote::start().await?;
             let rate = remote.pipelined(2_000_000, 1024).await?;
             println!("remote! pipelined 1024: {rate:.0} rt/s");
@@ -337,7 +369,7 @@ fn main() -> Result<(), BenchError> {
     let mut runs = Vec::new();
     let mut nested = Vec::new();
     for run in 1..=counts.runs {
-        let (rows, p50, p99) = rt.block_on(one_run(counts, &sel))?;
+        let (rows, p50, p99) = drive(&rt, on_main_thread, one_run(counts, sel.clone()))?;
         eprintln!("run {run}/{} done", counts.runs);
         runs.push(rows);
         nested.push((p50, p99));
