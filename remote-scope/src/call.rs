@@ -2,7 +2,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::connection::{PendingCall, Reply};
@@ -166,10 +166,15 @@ impl<R> Future for CallFuture<R> {
         // state is large, and moving it on every poll showed in profiles).
         if matches!(this.state, State::Start(_)) {
             if let State::Start(start) = std::mem::replace(&mut this.state, State::Done) {
-                match begin(body, start) {
+                match begin(body, start, cx.waker()) {
                     Ok((state, span)) => {
+                        let sent = matches!(state, State::Remote { .. });
                         this.state = state;
                         this.span = span;
+                        // Registered with the connection, which wakes it when the reply comes.
+                        if sent {
+                            return Poll::Pending;
+                        }
                     }
                     Err(e) => return Poll::Ready(Err(e)),
                 }
@@ -239,7 +244,11 @@ impl<R> Future for CallFuture<R> {
     }
 }
 
-fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Error> {
+fn begin(
+    body: &'static str,
+    start: Start,
+    caller: &Waker,
+) -> Result<(State, tracing::Span), Error> {
     let node = match start.node {
         Some(node) => node,
         None => context::current().ok_or(Error::NoCurrentNode)?,
@@ -275,11 +284,11 @@ fn begin(body: &'static str, start: Start) -> Result<(State, tracing::Span), Err
             return Ok((state, tracing::Span::none()));
         }
     };
-    send(&conn, body, captures, deadline_at, after, after)
+    send(&conn, body, captures, deadline_at, after, after, caller)
 }
 
 /// Sends the call; it gives up at `deadline_at`, `wait` from now, and reports `after` (the
-/// whole timeout) if it does.
+/// whole timeout) if it does. `caller` is woken when it ends.
 fn send(
     conn: &std::sync::Arc<crate::connection::Connection>,
     body: &'static str,
@@ -287,8 +296,9 @@ fn send(
     deadline_at: Duration,
     wait: Duration,
     after: Duration,
+    caller: &Waker,
 ) -> Result<(State, tracing::Span), Error> {
-    let call = conn.start_call(body, captures, deadline_at, wait)?;
+    let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok((State::Remote { call, after }, span))
 }
@@ -331,7 +341,7 @@ fn poll_waiting(
     let sent = node
         .connection(&peer)
         .map_err(|_| not_connected)
-        .and_then(|conn| send(&conn, body, captures, deadline_at, wait, after));
+        .and_then(|conn| send(&conn, body, captures, deadline_at, wait, after, cx.waker()));
     Poll::Ready(sent.map(|(next, span)| {
         *state = next;
         span

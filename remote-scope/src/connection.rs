@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,11 +16,12 @@ use tracing::Instrument;
 
 use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
+pub(crate) use crate::pending::Reply;
+use crate::pending::{Closed, Ended, Pending};
 use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
 };
-use crate::registry::FastMap;
 use crate::seen::Seen;
 use crate::{serve, Error, Node, PeerId};
 
@@ -61,37 +63,6 @@ pub(crate) struct Connection {
     direct: bool,
 }
 
-struct Pending {
-    closed: bool,
-    calls: FastMap<u64, Waiting>,
-    /// The deadline the timer task will wake for, if any. A call whose deadline comes later
-    /// needs no wake-up of its own (when the task wakes, it looks for the next one); only a call
-    /// due sooner re-arms it. So calls keep no ordered structure of deadlines: the task scans
-    /// the waiting calls when it wakes, which is once per deadline passed, not once per call.
-    armed: Option<Duration>,
-}
-
-struct Waiting {
-    reply: oneshot::Sender<Reply>,
-    /// On the runtime's clock ([`crate::runtime::Runtime::now`]).
-    deadline: Duration,
-}
-
-impl Pending {
-    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<Reply>> {
-        self.calls.remove(&id).map(|waiting| waiting.reply)
-    }
-}
-
-/// What a waiting call receives.
-pub(crate) enum Reply {
-    /// The encoded value: a part of the received message, not a copy.
-    Value(Bytes),
-    Failure(protocol::Failure),
-    /// The deadline passed first.
-    TimedOut,
-}
-
 struct Running {
     closed: bool,
     seen: Seen,
@@ -106,11 +77,7 @@ impl Connection {
         let (on_close, closed) = oneshot::channel();
         Arc::new(Connection {
             link: Link::new(peer, outbox),
-            pending: Mutex::new(Pending {
-                closed: false,
-                calls: FastMap::default(),
-                armed: None,
-            }),
+            pending: Mutex::new(Pending::new()),
             running: Mutex::new(Running {
                 closed: false,
                 seen: Seen::default(),
@@ -139,37 +106,23 @@ impl Connection {
 
     /// Sends an `Invoke` and returns the call's handle; dropping the handle forgets the call.
     /// The call fails with [`Reply::TimedOut`] at `deadline` (on the runtime's clock), which is
-    /// `wait` from now: the peer is told `wait`, so it stops the body then.
+    /// `wait` from now: the peer is told `wait`, so it stops the body then. `caller` is woken
+    /// when the reply comes.
     pub(crate) fn start_call(
         self: &Arc<Self>,
         body: &'static str,
         captures: Encoded,
         deadline: Duration,
         wait: Duration,
+        caller: &Waker,
     ) -> Result<PendingCall, Error> {
         let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let rearm = {
-            let mut pending = lock(&self.pending);
-            if pending.closed {
-                return Err(Error::NotConnected {
-                    peer: self.peer().clone(),
-                });
-            }
-            pending.calls.insert(
-                id,
-                Waiting {
-                    reply: tx,
-                    deadline,
-                },
-            );
-            let sooner = pending.armed.is_none_or(|armed| deadline < armed);
-            if sooner {
-                pending.armed = Some(deadline);
-            }
-            sooner
-        };
+        let rearm = lock(&self.pending)
+            .register(id, deadline, caller)
+            .map_err(|Closed| Error::NotConnected {
+                peer: self.peer().clone(),
+            })?;
         if rearm {
             self.rearm.store(true, Ordering::Release);
             self.timer.wake();
@@ -177,7 +130,6 @@ impl Connection {
         let call = PendingCall {
             conn: Arc::clone(self),
             id,
-            rx,
             answered: false,
         };
         let sent = if self.direct {
@@ -222,19 +174,20 @@ impl Connection {
         match frame {
             FrameRef::Invoke(invoke) => self.start(node, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
-                // No entry: the caller gave up (timeout, dropped future); the answer is moot.
-                let waiting = lock(&self.pending).remove(id);
-                if let Some(tx) = waiting {
-                    let _ = tx.send(match outcome {
-                        // A large value is handed over as part of the received message; a small
-                        // one is copied, so it does not keep the transport's whole read buffer
-                        // alive until the caller gets to it.
-                        OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
-                            Reply::Value(message.slice_ref(v))
-                        }
-                        OutcomeRef::Value(v) => Reply::Value(protocol::copy(v)),
-                        OutcomeRef::Failure(f) => Reply::Failure(f),
-                    });
+                let reply = match outcome {
+                    // A large value is handed over as part of the received message; a small one
+                    // is copied, so it does not keep the transport's whole read buffer alive
+                    // until the caller gets to it.
+                    OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
+                        Reply::Value(message.slice_ref(v))
+                    }
+                    OutcomeRef::Value(v) => Reply::Value(protocol::copy(v)),
+                    OutcomeRef::Failure(f) => Reply::Failure(f),
+                };
+                // No caller: it gave up (timeout, dropped future); the answer is moot.
+                let caller = lock(&self.pending).answer(id, reply);
+                if let Some(caller) = caller {
+                    caller.wake();
                 }
                 Ok(None)
             }
@@ -350,13 +303,11 @@ impl Connection {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let calls = {
-            let mut pending = lock(&self.pending);
-            pending.closed = true;
-            std::mem::take(&mut pending.calls)
-        };
-        // Dropping the senders wakes every waiting call with `Disconnected`.
-        drop(calls);
+        // Each waiting call finds itself gone when woken: `Disconnected`.
+        let callers = lock(&self.pending).close();
+        for caller in callers {
+            caller.wake();
+        }
         lock(&self.running).closed = true;
         self.bodies.close();
         self.started.store(0, Ordering::Release);
@@ -372,35 +323,15 @@ impl Connection {
     /// the peer to stop their bodies. Returns when to look again (the next deadline, or one
     /// of an answered call that is no sooner), which the timer task then sleeps towards.
     pub(crate) fn expire_calls(&self, now: Duration) -> Option<Duration> {
-        let (expired, next) = {
-            let mut pending = lock(&self.pending);
-            // `armed` is never later than the soonest deadline waiting (a call only lowers it,
-            // and an answered call leaves it early, not late): before it, nothing is due.
-            match pending.armed {
-                Some(armed) if now < armed => return Some(armed),
-                None => return None,
-                Some(_) => {}
-            }
-            let mut next: Option<Duration> = None;
-            let expired: Vec<_> = pending
-                .calls
-                .extract_if(|_, waiting| {
-                    let due = waiting.deadline <= now;
-                    if !due {
-                        next = Some(next.map_or(waiting.deadline, |n| n.min(waiting.deadline)));
-                    }
-                    due
-                })
-                .map(|(id, waiting)| (id, waiting.reply))
-                .collect();
-            pending.armed = next;
-            (expired, next)
+        let expired = match lock(&self.pending).expire(now) {
+            Ok(expired) => expired,
+            Err(when) => return when,
         };
-        for (id, reply) in expired {
-            let _ = reply.send(Reply::TimedOut);
+        for (id, caller) in expired.calls {
+            caller.wake();
             let _ = self.link.send(Frame::Cancel(id));
         }
-        next
+        expired.next
     }
 
     /// Registers the timer task; true if a call with a sooner deadline arrived since the last
@@ -427,7 +358,7 @@ impl Connection {
     /// (calls waiting for an answer, bodies running for the peer)
     pub(crate) fn load(&self) -> (usize, usize) {
         (
-            lock(&self.pending).calls.len(),
+            lock(&self.pending).len(),
             self.started.load(Ordering::Acquire),
         )
     }
@@ -437,8 +368,7 @@ impl Connection {
 pub(crate) struct PendingCall {
     conn: Arc<Connection>,
     id: u64,
-    rx: oneshot::Receiver<Reply>,
-    /// The connection already let go of the call: nothing to remove on drop.
+    /// The call's end was taken: nothing to remove on drop.
     answered: bool,
 }
 
@@ -456,9 +386,15 @@ impl PendingCall {
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<Reply, ()>> {
-        let outcome = std::pin::Pin::new(&mut self.rx).poll(cx).map_err(|_| ());
-        self.answered |= outcome.is_ready();
-        outcome
+        let outcome = match lock(&self.conn.pending).poll(self.id, cx) {
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+            std::task::Poll::Ready(outcome) => outcome,
+        };
+        self.answered = true;
+        std::task::Poll::Ready(match outcome {
+            Ended::Reply(reply) => Ok(reply),
+            Ended::Disconnected => Err(()),
+        })
     }
 }
 
@@ -469,17 +405,12 @@ impl Drop for PendingCall {
         if self.answered {
             return;
         }
-        let unanswered = {
-            let mut pending = lock(&self.conn.pending);
-            pending.remove(self.id).is_some() && !pending.closed
-        };
+        let unanswered = lock(&self.conn.pending).forget(self.id);
         if unanswered {
             let _ = self.conn.link.send(Frame::Cancel(self.id));
         }
     }
 }
-
-use std::future::Future as _;
 
 /// Starts the reader and writer tasks of an established connection.
 pub(crate) fn spawn_tasks<Tx, Rx>(node: &Node, conn: &Arc<Connection>, sink: Tx, stream: Rx)

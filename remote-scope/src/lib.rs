@@ -108,6 +108,7 @@ mod middleware;
 mod node;
 mod outbox;
 mod peer_id;
+mod pending;
 pub mod protocol;
 mod reconnect;
 mod registry;
