@@ -303,7 +303,7 @@ async fn calls_beyond_the_send_queue_fail_at_once_instead_of_queueing() {
         .max_queued_bytes(16 << 10)
         .build()
         .unwrap();
-    let raw = RawPeer::connected_to(&node, "raw").await;
+    let mut raw = RawPeer::connected_to(&node, "raw").await;
     raw.ends.b.store(common::STALLED, Ordering::SeqCst);
     let raw_id = PeerId::new("raw");
     let call = |data: Vec<u8>| {
@@ -326,6 +326,21 @@ async fn calls_beyond_the_send_queue_fail_at_once_instead_of_queueing() {
         2,
         "the refused call left nothing behind"
     );
+    // The peer reads again; the two calls are dropped. It was sent two invokes, and is told to
+    // stop those two: nothing about the refused call, which it never got.
+    raw.ends.b.store(common::FLOWING, Ordering::SeqCst);
     first.abort();
     second.abort();
+    let (mut invoked, mut cancelled) = (Vec::new(), Vec::new());
+    while cancelled.len() < 2 {
+        match raw.recv().await {
+            Some(Frame::Invoke(invoke)) => invoked.push(invoke.id),
+            Some(Frame::Cancel(id)) => cancelled.push(id),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    cancelled.sort_unstable();
+    assert_eq!(invoked.len(), 2);
+    assert_eq!(cancelled, invoked, "cancels only for the calls sent");
 }

@@ -270,8 +270,9 @@ async fn large_payloads_cross_both_ways_intact() {
     let client = Node::builder().id("client").build().unwrap();
     let server_id = client.connect(&listener.url()).await.unwrap();
     // Sizes around the framing's boundaries: 7-bit, 16-bit and 64-bit lengths, and payloads
-    // written from where they lie (a server's as they are, a client's masked there once no one
-    // else holds them: from 65 536 bytes on, as the encoder's shared buffer takes smaller ones).
+    // written from where they lie (a server's as they are; a client's masked there when no one
+    // else holds them, which is once its encoded frame is over 64 KiB: the encoder's shared
+    // buffer takes smaller ones, and those are copied to be masked).
     for len in [0_usize, 125, 126, 4095, 4096, 65_535, 65_536, 3 << 20] {
         let data =
             serde_bytes::ByteBuf::from((0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>());

@@ -171,7 +171,7 @@ impl<R> Future for CallFuture<R> {
                         let sent = matches!(state, State::Remote { .. });
                         this.state = state;
                         this.span = span;
-                        // Registered with the connection, which wakes it when the reply comes.
+                        // Registered with the connection, which wakes it when the call ends.
                         if sent {
                             return Poll::Pending;
                         }

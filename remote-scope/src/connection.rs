@@ -107,7 +107,7 @@ impl Connection {
     /// Sends an `Invoke` and returns the call's handle; dropping the handle forgets the call.
     /// The call fails with [`Reply::TimedOut`] at `deadline` (on the runtime's clock), which is
     /// `wait` from now: the peer is told `wait`, so it stops the body then. `caller` is woken
-    /// when the reply comes.
+    /// when the call ends: its reply, its deadline or the connection's close.
     pub(crate) fn start_call(
         self: &Arc<Self>,
         body: &'static str,
@@ -143,8 +143,16 @@ impl Connection {
                 captures: captures.as_slice().to_vec(),
             }))
         };
-        // On failure the call was not sent; dropping it forgets it.
-        sent.map(|()| call)
+        match sent {
+            Ok(()) => Ok(call),
+            // Not sent, so there is nothing for the peer to stop: forgotten without a `Cancel`.
+            Err(e) => {
+                lock(&self.pending).forget(id);
+                let mut call = call;
+                call.answered = true;
+                Err(e)
+            }
+        }
     }
 
     /// Handles one inbound frame after the handshake; returns the body it starts, if any. An
@@ -174,10 +182,10 @@ impl Connection {
         match frame {
             FrameRef::Invoke(invoke) => self.start(node, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
-                let reply = match outcome {
+                let reply = || match outcome {
                     // A large value is handed over as part of the received message; a small one
-                    // is copied, so it does not keep the transport's whole read buffer alive
-                    // until the caller gets to it.
+                    // is copied, into a buffer shared with other small ones, so it does not keep
+                    // the transport's whole read buffer alive until the caller gets to it.
                     OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
                         Reply::Value(message.slice_ref(v))
                     }
@@ -297,7 +305,8 @@ impl Connection {
         }
     }
 
-    /// Ends the connection: fails every pending call with `Disconnected`, stops the bodies being
+    /// Ends the connection: fails every call still waiting with `Disconnected` (one answered
+    /// already keeps its answer for its caller), stops the bodies being
     /// served for the peer, stops reading and lets the writer close the transport. Idempotent.
     pub(crate) fn close(&self) {
         if self.closing.swap(true, Ordering::AcqRel) {
@@ -355,7 +364,7 @@ impl Connection {
         self.closed.clone().map(|_| ())
     }
 
-    /// (calls waiting for an answer, bodies running for the peer)
+    /// (calls whose end their callers have not taken yet, bodies running for the peer)
     pub(crate) fn load(&self) -> (usize, usize) {
         (
             lock(&self.pending).len(),

@@ -55,7 +55,8 @@ pub(crate) struct Config {
 pub struct NodeStats {
     /// Peers connected now.
     pub connections: usize,
-    /// Calls this node made that wait for their answer.
+    /// Calls this node made whose end their callers have not taken yet: waiting for their
+    /// answer, or answered (or timed out) and not yet polled.
     pub calls_waiting: usize,
     /// Bodies this node runs for its peers.
     pub bodies_running: usize,

@@ -5,25 +5,50 @@
 //!
 //! The bytes queued and not yet written are counted and bounded: a peer that stops reading
 //! cannot make this node hold an unbounded backlog for it.
+//!
+//! Small frames are cut from a buffer the encoder shares between connections (see
+//! `protocol::arena`), and a frame keeps its whole buffer alive, which the count above does not
+//! see. So only the first few frames of a batch are queued as they are; later ones are copied
+//! into a buffer of this connection's own. However slowly the peer reads, its backlog then keeps
+//! alive only buffers holding its own frames.
 
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
 
 use crate::connection::lock;
 use crate::middleware::Outgoing;
+
+/// The fewest and the most frames that share a buffer with other connections' frames a batch
+/// holds as they are; later ones are copied into the connection's own buffer. Between the two,
+/// as many as the encoder's buffers that fit in the queue's limit: so however long a backlog
+/// grows, the buffers it keeps alive beyond its own frames take about as much memory as the
+/// limit allows the frames themselves, and a batch of up to that many frames (most batches) is
+/// not copied.
+const SHARED_PER_BATCH: (usize, usize) = (16, 1024);
+
+/// The size of the connection's own buffers for copied frames. A connection that once queued
+/// a batch with more shared frames than it holds keeps one.
+const OWN_CHUNK: usize = 4 << 10;
 
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
     writer: AtomicWaker,
     limit: usize,
+    /// See [`SHARED_PER_BATCH`].
+    shared_per_batch: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
     queue: Vec<Outgoing>,
+    /// Frames in `queue` that share their buffer with other connections' frames.
+    shared: usize,
+    /// Where frames are copied once `shared` is at its limit.
+    own: BytesMut,
     closed: bool,
     /// Bytes pushed and not yet written (queued, or in the writer's batch).
     unsent: usize,
@@ -42,10 +67,12 @@ impl Outbox {
     /// An outbox that holds at most `limit` unsent bytes (one frame of any size is let
     /// through when nothing is unsent, so the limit never blocks a frame for good).
     pub(crate) fn new(limit: usize) -> Outbox {
+        let (fewest, most) = SHARED_PER_BATCH;
         Outbox {
             state: Mutex::default(),
             writer: AtomicWaker::new(),
             limit,
+            shared_per_batch: (limit / crate::protocol::ARENA_CHUNK).clamp(fewest, most),
         }
     }
 
@@ -60,6 +87,12 @@ impl Outbox {
                 return Err(Refused::Full);
             }
             state.unsent += size;
+            let item = match item {
+                Outgoing::Encoded(frame) if !frame.is_unique() => {
+                    Outgoing::Encoded(state.own_or_copied(frame, self.shared_per_batch))
+                }
+                other => other,
+            };
             state.queue.push(item);
         }
         self.writer.wake();
@@ -101,12 +134,29 @@ impl Outbox {
         let mut state = lock(&self.state);
         if !state.queue.is_empty() {
             std::mem::swap(&mut state.queue, batch);
+            state.shared = 0;
             Poll::Ready(true)
         } else if state.closed {
             Poll::Ready(false)
         } else {
             Poll::Pending
         }
+    }
+}
+
+impl State {
+    /// `frame` as it is while the batch holds fewer than `most` shared frames, else copied
+    /// into this connection's own buffer.
+    fn own_or_copied(&mut self, frame: Bytes, most: usize) -> Bytes {
+        if self.shared < most {
+            self.shared += 1;
+            return frame;
+        }
+        if self.own.capacity() < frame.len() {
+            self.own.reserve(frame.len().max(OWN_CHUNK));
+        }
+        self.own.extend_from_slice(&frame);
+        self.own.split().freeze()
     }
 }
 
@@ -149,6 +199,44 @@ mod tests {
         outbox.discard();
         assert!(lock(&outbox.state).queue.is_empty());
         assert!(outbox.push(Outgoing::Encoded(bytes::Bytes::new())).is_err());
+    }
+
+    #[test]
+    fn a_batch_holds_few_frames_that_share_a_buffer_and_copies_the_rest() {
+        // A small limit: the fewest shared frames.
+        let outbox = Outbox::new(1 << 10);
+        let held = SHARED_PER_BATCH.0;
+        assert_eq!(outbox.shared_per_batch, held);
+        let shared = bytes::Bytes::from(vec![7; 1024]);
+        let inside = |p: *const u8| shared.as_ptr_range().contains(&p);
+        let frame = |n: usize| shared.slice(n * 8..n * 8 + 8);
+        for n in 0..held + 2 {
+            outbox.push(Outgoing::Encoded(frame(n))).expect("open");
+        }
+        let alone = bytes::Bytes::from(vec![9; 64]);
+        let alone_at = alone.as_ptr();
+        outbox.push(Outgoing::Encoded(alone)).expect("open");
+        let waker = futures::task::noop_waker();
+        let mut batch = Vec::new();
+        assert!(outbox
+            .poll_take(&mut Context::from_waker(&waker), &mut batch)
+            .is_ready());
+        let at: Vec<*const u8> = batch
+            .iter()
+            .map(|o| match o {
+                Outgoing::Encoded(b) => b.as_ptr(),
+                Outgoing::Frame(_) => std::ptr::null(),
+            })
+            .collect();
+        assert!(at[..held].iter().all(|&p| inside(p)));
+        assert!(at[held..held + 2].iter().all(|&p| !inside(p)));
+        assert_eq!(at[held + 2], alone_at, "a frame alone in its buffer");
+        assert!(batch.iter().take(held + 2).all(|o| matches!(o,
+            Outgoing::Encoded(b) if b[..] == [7; 8])));
+        // A new batch may hold shared frames again.
+        outbox.push(Outgoing::Encoded(frame(100))).expect("open");
+        let queue = &lock(&outbox.state).queue;
+        assert!(matches!(&queue[0], Outgoing::Encoded(b) if inside(b.as_ptr())));
     }
 
     #[test]

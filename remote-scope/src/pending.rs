@@ -91,14 +91,14 @@ impl Pending {
         Ok(sooner)
     }
 
-    /// Hands `reply` to call `id` and returns its caller to wake, if the call is still waiting;
-    /// a reply for a call that timed out or was dropped is moot.
-    pub(crate) fn answer(&mut self, id: u64, reply: Reply) -> Option<Waker> {
+    /// Hands the reply `make` makes to call `id` and returns its caller to wake, if the call is
+    /// still waiting; a reply for a call that timed out or was dropped is moot, and not made.
+    pub(crate) fn answer(&mut self, id: u64, make: impl FnOnce() -> Reply) -> Option<Waker> {
         let entry = self.calls.get_mut(&id)?;
         if let State::Replied(_) = entry.state {
             return None;
         }
-        match std::mem::replace(&mut entry.state, State::Replied(reply)) {
+        match std::mem::replace(&mut entry.state, State::Replied(make())) {
             State::Waiting(waker) => Some(waker),
             State::Replied(_) => None,
         }
@@ -229,11 +229,11 @@ mod tests {
         let cx = Context::from_waker(&w);
         assert!(pending.register(7, SECOND, &w).expect("open"));
         assert!(pending.poll(7, &cx).is_pending());
-        let caller = pending.answer(7, Reply::Value(Bytes::from_static(b"v")));
+        let caller = pending.answer(7, || Reply::Value(Bytes::from_static(b"v")));
         caller.expect("the caller waits").wake();
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         // A repeated reply finds the call answered already.
-        assert!(pending.answer(7, Reply::TimedOut).is_none());
+        assert!(pending.answer(7, || Reply::TimedOut).is_none());
         assert_eq!(value(pending.poll(7, &cx)).as_deref(), Some(&b"v"[..]));
         assert_eq!(pending.len(), 0);
         assert!(!pending.forget(7), "taken: nothing to cancel");
@@ -246,7 +246,10 @@ mod tests {
         let (second, w2) = waker();
         pending.register(1, SECOND, &w1).expect("open");
         assert!(pending.poll(1, &Context::from_waker(&w2)).is_pending());
-        pending.answer(1, Reply::TimedOut).expect("waiting").wake();
+        pending
+            .answer(1, || Reply::TimedOut)
+            .expect("waiting")
+            .wake();
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
@@ -256,16 +259,22 @@ mod tests {
         let mut pending = Pending::new();
         let (_, w) = waker();
         let cx = Context::from_waker(&w);
-        pending.register(1, SECOND, &w).expect("open");
-        pending.register(2, SECOND, &w).expect("open");
-        pending.answer(2, Reply::Value(Bytes::from_static(b"in")));
+        pending.register(1, 5 * SECOND, &w).expect("open");
+        pending.register(2, 5 * SECOND, &w).expect("open");
+        pending.register(3, SECOND, &w).expect("open");
+        pending.answer(2, || Reply::Value(Bytes::from_static(b"in")));
+        assert_eq!(pending.expire(SECOND).expect("due").calls.len(), 1);
         assert_eq!(pending.close().len(), 1, "only the waiting call's caller");
         assert!(matches!(
             pending.poll(1, &cx),
             Poll::Ready(Ended::Disconnected)
         ));
         assert_eq!(value(pending.poll(2, &cx)).as_deref(), Some(&b"in"[..]));
-        assert!(pending.register(3, SECOND, &w).is_err());
+        assert!(matches!(
+            pending.poll(3, &cx),
+            Poll::Ready(Ended::Reply(Reply::TimedOut))
+        ));
+        assert!(pending.register(4, SECOND, &w).is_err());
     }
 
     #[test]
@@ -275,7 +284,7 @@ mod tests {
         pending.register(1, SECOND, &w).expect("open");
         pending.register(2, SECOND, &w).expect("open");
         pending.register(3, SECOND, &w).expect("open");
-        pending.answer(2, Reply::TimedOut);
+        pending.answer(2, || Reply::TimedOut);
         assert!(pending.forget(1));
         assert!(!pending.forget(2), "answered");
         pending.close();
@@ -291,7 +300,7 @@ mod tests {
         assert!(pending.register(1, 3 * SECOND, &w).expect("open"));
         assert!(pending.register(2, SECOND, &w).expect("open"), "sooner");
         assert!(!pending.register(3, 2 * SECOND, &w).expect("open"), "later");
-        pending.answer(3, Reply::Value(Bytes::new()));
+        pending.answer(3, || Reply::Value(Bytes::new()));
         assert!(matches!(pending.expire(SECOND / 2), Err(Some(d)) if d == SECOND));
         let expired = pending.expire(2 * SECOND).expect("due");
         let ids: Vec<u64> = expired.calls.iter().map(|(id, _)| *id).collect();
@@ -306,7 +315,7 @@ mod tests {
             Poll::Ready(Ended::Reply(Reply::TimedOut))
         ));
         assert!(!pending.forget(2), "gone once taken");
-        assert!(pending.answer(1, Reply::TimedOut).is_some());
+        assert!(pending.answer(1, || Reply::TimedOut).is_some());
         assert!(matches!(
             pending.expire(4 * SECOND),
             Ok(Expired { next: None, .. })

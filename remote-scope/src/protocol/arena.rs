@@ -6,7 +6,9 @@
 //! still alive have used one up, and the old one goes when its last frame does.
 //!
 //! A frame larger than [`KEPT`] leaves the thread without a buffer, so the large allocation is
-//! the frame's alone and freed with it, instead of being kept by the thread for good.
+//! the frame's alone and freed with it, instead of being kept by the thread for good. A small
+//! frame that has to wait behind a backlog is copied out by the connection's outbox, so a peer
+//! that reads slowly cannot make its frames keep many buffers alive.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -14,7 +16,7 @@ use std::convert::Infallible;
 use bytes::{Bytes, BytesMut};
 
 /// The size of each buffer frames are cut from.
-const CHUNK: usize = 16 << 10;
+pub(crate) const CHUNK: usize = 16 << 10;
 
 /// A buffer that has grown past this (a large frame was written into it) is not kept.
 const KEPT: usize = 64 << 10;
@@ -30,8 +32,11 @@ pub(crate) fn cut<E>(
     write: impl FnOnce(&mut BytesMut) -> Result<(), E>,
 ) -> Result<BytesMut, E> {
     // Taken out while `write` runs: a `Serialize` impl that encodes something itself finds no
-    // buffer and starts one, instead of meeting a borrowed cell.
-    let mut buf = FREE.with(|free| std::mem::take(&mut *free.borrow_mut()));
+    // buffer and starts one, instead of meeting a borrowed cell. While the thread ends, there
+    // is no buffer to take (or keep): each frame then starts one of its own.
+    let mut buf = FREE
+        .try_with(|free| std::mem::take(&mut *free.borrow_mut()))
+        .unwrap_or_default();
     if buf.capacity() < room {
         // Reclaims the buffer if every frame cut from it is gone, or starts a new one.
         buf.reserve(room.max(CHUNK));
@@ -39,7 +44,7 @@ pub(crate) fn cut<E>(
     let written = write(&mut buf);
     let frame = buf.split();
     if frame.len() <= KEPT && buf.capacity() <= KEPT {
-        FREE.with(|free| *free.borrow_mut() = buf);
+        let _ = FREE.try_with(|free| *free.borrow_mut() = buf);
     }
     written.map(|()| frame)
 }

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, PeerId};
 
 mod arena;
-pub(crate) use arena::copy;
+pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};
 mod hot;
 use hot::{Header, HeaderBytes};
 

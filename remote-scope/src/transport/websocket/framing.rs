@@ -308,8 +308,8 @@ pub(crate) fn put_close(out: &mut BytesMut, code: Option<u16>, mask: Option<[u8;
     }
 }
 
-/// The header of a final, unmasked binary frame of `len` bytes, for a payload written from
-/// where it lies.
+/// The header of a final binary frame of `len` bytes, masked with `mask` if given, for a
+/// payload written from where it lies (and masked there).
 pub(crate) fn binary_header(out: &mut BytesMut, len: usize, mask: Option<[u8; 4]>) {
     put_header(out, BINARY, len, mask);
 }
