@@ -1,9 +1,11 @@
 //! remote! against a raw WebSocket echo, a hand-written WebSocket request/response protocol and
 //! tarpc, all on 127.0.0.1 in one process, in one run. Prints one table of medians over the runs
-//! with ratios against the raw WebSocket and tarpc rows, then idle-connection figures.
+//! with ratios against the raw WebSocket and tarpc rows, then idle-connection figures. The
+//! clients run in a task on the runtime's workers, or with `--on-main-thread` on the thread
+//! that calls `block_on`.
 //!
 //! ```text
-//! cargo run --release -p remote-scope-bench            # the full run (about two minutes)
+//! cargo run --release -p remote-scope-bench            # the full run (about a minute)
 //! cargo run --release -p remote-scope-bench -- --smoke # tiny counts: checks that it all works
 //! ```
 
