@@ -49,6 +49,45 @@ pub(crate) fn cut<E>(
     written.map(|()| frame)
 }
 
+/// Writes a frame into its buffer, growing it to the next power of two when it runs out of
+/// room, as a `Vec` grows: a large frame's buffer is up to twice the frame, not the frame's
+/// exact size. Exact sizes kept glibc's dynamic mmap threshold at the payload's size, and glibc
+/// then gave the heap back to the kernel after every large round trip and faulted it in again:
+/// 200 round trips of 1 MiB took 148 000 page faults and ran at about 300 MB/s, against 2 000
+/// faults and about 1 500 MB/s with this growth (BENCHMARKS.md).
+pub(crate) struct Growing<'a>(pub(crate) &'a mut BytesMut);
+
+impl Growing<'_> {
+    #[inline]
+    fn put(&mut self, data: &[u8]) {
+        let len = self.0.len();
+        if self.0.capacity() - len < data.len() {
+            let needed = len.saturating_add(data.len());
+            let size = needed.checked_next_power_of_two().unwrap_or(needed);
+            self.0.reserve(size - len);
+        }
+        self.0.extend_from_slice(data);
+    }
+}
+
+impl std::io::Write for Growing<'_> {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.put(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.put(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `bytes` copied into a buffer of their own, or rather into a part of the thread's: what they
 /// were part of need not be kept for them.
 pub(crate) fn copy(bytes: &[u8]) -> Bytes {
@@ -85,6 +124,20 @@ mod tests {
         });
         assert_eq!(failed.map(|_| ()), Err("broken"));
         assert_eq!(&copy(b"whole")[..], b"whole");
+    }
+
+    #[test]
+    fn a_buffer_grows_to_powers_of_two() {
+        use std::io::Write;
+        let mut buf = BytesMut::new();
+        Growing(&mut buf).write_all(&[1; 100]).expect("writes");
+        assert_eq!(buf.capacity(), 128);
+        Growing(&mut buf)
+            .write_all(&vec![2; 1 << 20])
+            .expect("writes");
+        assert_eq!(buf.capacity(), 2 << 20);
+        assert_eq!(buf.len(), (1 << 20) + 100);
+        assert_eq!((buf[99], buf[100]), (1, 2));
     }
 
     #[test]

@@ -308,7 +308,7 @@ impl Encoded {
     ) -> Result<Encoded, rmp_serde::encode::Error> {
         let buf = arena::cut(headroom + 64, |buf| {
             buf.put_bytes(0, headroom);
-            rmp_serde::encode::write_named(&mut buf.writer(), value)
+            rmp_serde::encode::write_named(&mut arena::Growing(buf), value)
         })?;
         // A frame carries the payload as one MessagePack bin, whose length is 32 bits.
         if buf.len() - headroom > u32::MAX as usize {
