@@ -149,7 +149,9 @@ impl NodeBuilder {
     /// The most bytes this node queues for one peer and has not yet written (default:
     /// 128 MiB). Beyond it, a call fails at once with [`Error::QueueFull`] instead of queueing,
     /// and a peer that leaves the results of its own calls unread that long is disconnected, so
-    /// a peer that stops reading cannot make this node hold an unbounded backlog.
+    /// a peer that stops reading cannot make this node hold an unbounded backlog. Frames are
+    /// counted by their length; the memory behind them can be up to about twice that (a large
+    /// frame's buffer grows by doubling, and small frames share buffers).
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.config.max_queued_bytes = bytes;
         self

@@ -23,14 +23,14 @@ use crate::middleware::Outgoing;
 
 /// The fewest and the most frames that share a buffer with other connections' frames a batch
 /// holds as they are; later ones are copied into the connection's own buffer. Between the two,
-/// as many as the encoder's buffers that fit in the queue's limit: so however long a backlog
-/// grows, the buffers it keeps alive beyond its own frames take about as much memory as the
-/// limit allows the frames themselves, and a batch of up to that many frames (most batches) is
-/// not copied.
+/// as many as half the queue's limit has room for the encoder's buffers: the batch being
+/// written holds as many again. So however long a backlog grows, the shared buffers it keeps
+/// alive take about as much memory as the limit allows the frames themselves, and a batch of up
+/// to that many frames (most batches) is not copied.
 const SHARED_PER_BATCH: (usize, usize) = (16, 1024);
 
-/// The size of the connection's own buffers for copied frames. A connection that once queued
-/// a batch with more shared frames than it holds keeps one.
+/// The size of the connection's own buffers for copied frames. One is dropped once what was
+/// taken has been written and nothing waits, so an idle connection keeps none.
 const OWN_CHUNK: usize = 4 << 10;
 
 #[derive(Debug)]
@@ -72,7 +72,7 @@ impl Outbox {
             state: Mutex::default(),
             writer: AtomicWaker::new(),
             limit,
-            shared_per_batch: (limit / crate::protocol::ARENA_CHUNK).clamp(fewest, most),
+            shared_per_batch: (limit / (2 * crate::protocol::ARENA_CHUNK)).clamp(fewest, most),
         }
     }
 
@@ -108,6 +108,9 @@ impl Outbox {
     pub(crate) fn written(&self, bytes: usize) {
         let mut state = lock(&self.state);
         state.unsent = state.unsent.saturating_sub(bytes);
+        if state.queue.is_empty() {
+            state.own = BytesMut::new();
+        }
     }
 
     /// Refuses further frames; the writer sends what is queued and then finishes.
@@ -237,6 +240,28 @@ mod tests {
         outbox.push(Outgoing::Encoded(frame(100))).expect("open");
         let queue = &lock(&outbox.state).queue;
         assert!(matches!(&queue[0], Outgoing::Encoded(b) if inside(b.as_ptr())));
+    }
+
+    #[test]
+    fn the_connections_own_buffer_goes_once_everything_is_written() {
+        let outbox = Outbox::new(1 << 10);
+        let shared = bytes::Bytes::from(vec![7; 1024]);
+        for n in 0..=outbox.shared_per_batch {
+            outbox
+                .push(Outgoing::Encoded(shared.slice(n..n + 1)))
+                .expect("open");
+        }
+        let waker = futures::task::noop_waker();
+        let mut batch = Vec::new();
+        assert!(outbox
+            .poll_take(&mut Context::from_waker(&waker), &mut batch)
+            .is_ready());
+        let Some(Outgoing::Encoded(copied)) = batch.pop() else {
+            panic!("the last frame is queued encoded")
+        };
+        assert!(!copied.is_unique(), "the outbox's buffer holds it too");
+        outbox.written(outbox.shared_per_batch + 1);
+        assert!(copied.is_unique(), "an idle connection keeps no buffer");
     }
 
     #[test]

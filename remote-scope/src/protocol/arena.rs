@@ -5,10 +5,11 @@
 //! a shared buffer makes both a reference count: a new buffer is allocated only once the frames
 //! still alive have used one up, and the old one goes when its last frame does.
 //!
-//! A frame larger than [`KEPT`] leaves the thread without a buffer, so the large allocation is
-//! the frame's alone and freed with it, instead of being kept by the thread for good. A small
-//! frame that has to wait behind a backlog is copied out by the connection's outbox, so a peer
-//! that reads slowly cannot make its frames keep many buffers alive.
+//! The thread keeps a buffer only while it is one [`CHUNK`]: a frame that outgrew it leaves the
+//! thread without a buffer, so the larger allocation is the frame's alone and freed with it,
+//! and no later small frame pins it. A small frame that has to wait behind a backlog is copied
+//! out by the connection's outbox, so a peer that reads slowly cannot make its frames keep many
+//! buffers alive.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -17,9 +18,6 @@ use bytes::{Bytes, BytesMut};
 
 /// The size of each buffer frames are cut from.
 pub(crate) const CHUNK: usize = 16 << 10;
-
-/// A buffer that has grown past this (a large frame was written into it) is not kept.
-const KEPT: usize = 64 << 10;
 
 thread_local! {
     static FREE: RefCell<BytesMut> = RefCell::new(BytesMut::new());
@@ -43,7 +41,8 @@ pub(crate) fn cut<E>(
     }
     let written = write(&mut buf);
     let frame = buf.split();
-    if frame.len() <= KEPT && buf.capacity() <= KEPT {
+    // Still within one chunk: nothing grew it.
+    if frame.len() + buf.capacity() <= CHUNK {
         let _ = FREE.try_with(|free| *free.borrow_mut() = buf);
     }
     written.map(|()| frame)
@@ -53,8 +52,8 @@ pub(crate) fn cut<E>(
 /// room, as a `Vec` grows: a large frame's buffer is up to twice the frame, not the frame's
 /// exact size. Exact sizes kept glibc's dynamic mmap threshold at the payload's size, and glibc
 /// then gave the heap back to the kernel after every large round trip and faulted it in again:
-/// 200 round trips of 1 MiB took 148 000 page faults and ran at about 300 MB/s, against 2 000
-/// faults and about 1 500 MB/s with this growth (BENCHMARKS.md).
+/// 200 round trips of 1 MiB took 139 000–148 000 page faults and ran at 247–374 MB/s, against
+/// 2 000–14 000 faults and 513–1274 MB/s with this growth (BENCHMARKS.md).
 pub(crate) struct Growing<'a>(pub(crate) &'a mut BytesMut);
 
 impl Growing<'_> {
@@ -141,18 +140,22 @@ mod tests {
     }
 
     #[test]
-    fn a_large_frame_is_not_kept_by_the_thread() {
+    fn a_buffer_that_grew_is_not_kept_by_the_thread() {
+        use std::io::Write;
         let _small = copy(b"small");
-        // Written piece by piece, as a serializer does, so the buffer grows with room to spare.
+        // A frame of two chunks, written as a serializer writes.
         let large = cut(8, |b| {
-            for _ in 0..3 * KEPT / 100 {
-                b.put_slice(&[7; 100]);
+            for _ in 0..2 * CHUNK / 100 {
+                Growing(&mut *b).write_all(&[7; 100])?;
             }
-            Ok::<(), Infallible>(())
+            Ok::<(), std::io::Error>(())
         })
         .expect("writes");
-        assert!(large.len() > 2 * KEPT);
-        // The thread holds no room in the large allocation: it goes when the frame does.
+        assert!(large.len() > CHUNK);
+        // The thread holds no room in the grown allocation: it goes when the frame does, and
+        // the next small frame starts a chunk of its own.
         assert_eq!(FREE.with(|free| free.borrow().capacity()), 0);
+        let next = copy(b"next");
+        assert_ne!(large.as_ptr().wrapping_add(large.len()), next.as_ptr());
     }
 }

@@ -1,5 +1,9 @@
 //! An in-memory transport: two connected ends in one process, for tests and for peers that
 //! live in the same program.
+//!
+//! Sending never waits: what one end sends waits in an unbounded queue until the other reads
+//! it, so a node's limit on queued bytes (`max_queued_bytes`) does not hold back a peer that
+//! stops reading here. Both ends are this program's own, which is why that is acceptable.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
