@@ -127,11 +127,6 @@ impl Connection {
             self.rearm.store(true, Ordering::Release);
             self.timer.wake();
         }
-        let call = PendingCall {
-            conn: Arc::clone(self),
-            id,
-            answered: false,
-        };
         let sent = if self.direct {
             let frame = protocol::invoke_frame(id, body, timeout_ms, captures);
             self.link.enqueue(Outgoing::Encoded(frame))
@@ -143,16 +138,16 @@ impl Connection {
                 captures: captures.as_slice().to_vec(),
             }))
         };
-        match sent {
-            Ok(()) => Ok(call),
+        if let Err(e) = sent {
             // Not sent, so there is nothing for the peer to stop: forgotten without a `Cancel`.
-            Err(e) => {
-                lock(&self.pending).forget(id);
-                let mut call = call;
-                call.answered = true;
-                Err(e)
-            }
+            lock(&self.pending).forget(id);
+            return Err(e);
         }
+        Ok(PendingCall {
+            conn: Arc::clone(self),
+            id,
+            answered: false,
+        })
     }
 
     /// Handles one inbound frame after the handshake; returns the body it starts, if any. An
