@@ -14,9 +14,10 @@ mod raw_ws;
 mod remote_impl;
 mod stats;
 mod tarpc_impl;
+mod window;
 mod ws_rpc;
 
-use stats::{median, p50_p99_micros};
+use stats::{median, p50_p99_micros, Harness};
 use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
@@ -51,7 +52,6 @@ from_error!(
     rmp_serde::encode::Error,
     rmp_serde::decode::Error,
     tarpc::client::RpcError,
-    tokio::sync::AcquireError,
     tokio::task::JoinError
 );
 
@@ -65,6 +65,7 @@ struct Counts {
     bulk_size: usize,
     nested: usize,
     idle: usize,
+    harness: Harness,
 }
 
 const FULL: Counts = Counts {
@@ -75,6 +76,7 @@ const FULL: Counts = Counts {
     bulk_size: 1 << 20,
     nested: 5_000,
     idle: 10_000,
+    harness: Harness::Window,
 };
 
 const SMOKE: Counts = Counts {
@@ -85,6 +87,7 @@ const SMOKE: Counts = Counts {
     bulk_size: 1 << 20,
     nested: 50,
     idle: 20,
+    harness: Harness::Window,
 };
 
 /// One implementation's figures from one run.
@@ -148,8 +151,8 @@ macro_rules! measure {
             (r.p50_us, r.p99_us) = p50_p99_micros(&mut seq);
         }
         if $sel.workload("pipe") {
-            r.pipe64 = imp.pipelined($c.pipelined, 64).await?;
-            r.pipe1024 = imp.pipelined($c.pipelined, 1024).await?;
+            r.pipe64 = imp.pipelined($c.pipelined, 64, $c.harness).await?;
+            r.pipe1024 = imp.pipelined($c.pipelined, 1024, $c.harness).await?;
         }
         if $sel.workload("bulk") {
             r.bulk_mbs = imp.bulk($c.bulk, $c.bulk_size).await?;
@@ -295,7 +298,8 @@ fn print_table(rows: &[Row]) {
 
 const USAGE: &str = "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc] \
                      [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
-                     [--bulk N] [--on-main-thread] [--profile-remote]";
+                     [--bulk N] [--on-main-thread] [--futures-unordered] \
+                     [--profile-remote [--window N]]";
 
 /// The value after `flag`, if it is there.
 fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, BenchError> {
@@ -348,6 +352,10 @@ fn main() -> Result<(), BenchError> {
                 .map_err(|_| BenchError(format!("{flag} takes a number; {USAGE}")))?;
         }
     }
+    // The old harness of the pipelined workloads, for comparison (see `window`).
+    if args.iter().any(|a| a == "--futures-unordered") {
+        counts.harness = Harness::FuturesUnordered;
+    }
     let sel = Selection {
         only: list(value_of(&args, "--only")?),
         workloads: list(value_of(&args, "--workloads")?),
@@ -359,12 +367,23 @@ fn main() -> Result<(), BenchError> {
     // calls; or, with this flag, from the thread that called `block_on`, outside the workers,
     // so that every reply has to wake that thread.
     let on_main_thread = args.iter().any(|a| a == "--on-main-thread");
-    // For a profiler: remote! alone, pipelined, for a long while.
+    // For a profiler: remote! alone, pipelined (1024 in flight unless `--window` says), for a
+    // long while (2 000 000 round trips unless `--pipelined` says).
     if args.iter().any(|a| a == "--profile-remote") {
-        return drive(&rt, on_main_thread, async {
+        let window = match value_of(&args, "--window")? {
+            None => 1024,
+            Some(n) => n
+                .parse()
+                .map_err(|_| BenchError(format!("--window takes a number; {USAGE}")))?,
+        };
+        let total = value_of(&args, "--pipelined")?.map_or(Ok(2_000_000), |n| {
+            n.parse()
+                .map_err(|_| BenchError(format!("--pipelined takes a number; {USAGE}")))
+        })?;
+        return drive(&rt, on_main_thread, async move {
             let remote = remote_impl::Remote::start().await?;
-            let rate = remote.pipelined(2_000_000, 1024).await?;
-            println!("remote! pipelined 1024: {rate:.0} rt/s");
+            let rate = remote.pipelined(total, window, counts.harness).await?;
+            println!("remote! pipelined {window}: {rate:.0} rt/s");
             Ok(())
         });
     }

@@ -38,16 +38,44 @@ pub fn p50_p99_micros(samples: &mut [Duration]) -> (f64, f64) {
     )
 }
 
+/// What keeps a window of calls in flight for the pipelined workloads of the libraries that
+/// make one future per call (the raw echo has a sender and a receiver task of its own).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Harness {
+    /// [`crate::window`]: each call polled when it is woken.
+    Window,
+    /// A `FuturesUnordered`, which wakes a second worker every batch (see [`crate::window`]).
+    FuturesUnordered,
+}
+
 /// Round trips per second of `total` calls with up to `window` in flight; `call(i)` makes call
 /// `i` and says whether its answer was right.
-pub async fn pipelined<F, Fut, E>(total: usize, window: usize, call: F) -> Result<f64, E>
+pub async fn pipelined<F, Fut, E>(
+    total: usize,
+    window: usize,
+    harness: Harness,
+    call: F,
+) -> Result<f64, E>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<bool, E>>,
+    E: From<crate::BenchError>,
+{
+    let started = std::time::Instant::now();
+    match harness {
+        Harness::Window => crate::window::run(total, window, call).await?,
+        Harness::FuturesUnordered => with_futures_unordered(total, window, call).await?,
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn with_futures_unordered<F, Fut, E>(total: usize, window: usize, call: F) -> Result<(), E>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<bool, E>>,
     E: From<crate::BenchError>,
 {
     use futures::stream::{FuturesUnordered, StreamExt};
-    let started = std::time::Instant::now();
     let mut in_flight = FuturesUnordered::new();
     let (mut sent, mut done) = (0_u64, 0);
     while done < total {
@@ -62,7 +90,7 @@ where
             done += 1;
         }
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 #[cfg(test)]

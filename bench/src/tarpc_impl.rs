@@ -86,8 +86,13 @@ impl Tarpc {
         Ok(samples)
     }
 
-    pub async fn pipelined(&self, total: usize, window: usize) -> Result<f64, BenchError> {
-        crate::stats::pipelined(total, window, |i| async move {
+    pub async fn pipelined(
+        &self,
+        total: usize,
+        window: usize,
+        harness: crate::stats::Harness,
+    ) -> Result<f64, BenchError> {
+        crate::stats::pipelined(total, window, harness, |i| async move {
             Ok::<_, BenchError>(self.client.echo(Self::context(), i).await? == i)
         })
         .await
