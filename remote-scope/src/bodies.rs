@@ -1,5 +1,5 @@
-//! The bodies a connection runs for its peer. The reader queues them; the connection's server
-//! task polls each once and spawns only those that wait. Most bodies finish at that first poll,
+//! The bodies a connection runs for its peer. The reader queues them, those of one read at
+//! once; the connection's server task polls each once and spawns only those that wait. Most bodies finish at that first poll,
 //! so they cost no task, no abort handle and no table entry of their own; and however long a
 //! body computes before it first waits, it holds up the server task, never the reader, so the
 //! connection keeps reading (results of this node's own calls included) meanwhile.
@@ -60,14 +60,23 @@ struct State {
 }
 
 impl Queue {
-    pub(crate) fn push(&self, body: Queued) {
+    /// Queues `bodies` (and leaves the vector empty) for the server task, with one lock and
+    /// one wake-up for them all: the reader hands over what it read in one go.
+    pub(crate) fn push(&self, bodies: &mut Vec<Queued>) {
+        if bodies.is_empty() {
+            return;
+        }
         {
             let mut state = lock(&self.state);
             if state.closed {
+                bodies.clear();
                 return;
             }
-            state.queued_ids.insert(body.id);
-            state.queued.push(body);
+            let State {
+                queued, queued_ids, ..
+            } = &mut *state;
+            queued_ids.extend(bodies.iter().map(|body| body.id));
+            queued.append(bodies);
         }
         self.server.wake();
     }
@@ -246,9 +255,8 @@ mod tests {
     #[test]
     fn a_cancel_finds_its_body_queued_being_polled_or_spawned() {
         let queue = Queue::default();
-        queue.push(queued(1));
-        queue.push(queued(2));
-        queue.push(queued(3));
+        queue.push(&mut vec![queued(1), queued(2)]);
+        queue.push(&mut vec![queued(3)]);
         // 1 is cancelled while queued: it is skipped at its first poll.
         assert!(queue.cancel(1));
         let batch = take(&queue);
@@ -280,13 +288,15 @@ mod tests {
     #[test]
     fn closing_drops_the_queued_aborts_the_spawned_and_skips_the_rest_of_the_batch() {
         let queue = Queue::default();
-        queue.push(queued(1));
-        queue.push(queued(2));
+        queue.push(&mut vec![queued(1), queued(2)]);
         let _batch = take(&queue);
         let (handle, registration) = AbortHandle::new_pair();
         assert!(queue.keep(1, handle));
-        queue.push(queued(3));
+        queue.push(&mut vec![queued(3)]);
         queue.close();
+        let mut late = vec![queued(4)];
+        queue.push(&mut late);
+        assert!(late.is_empty(), "what comes after close is dropped");
         assert!(registration.handle().is_aborted());
         assert!(queue.skipped(2), "the rest of the batch is not polled");
         assert!(lock(&queue.state).queued.is_empty());

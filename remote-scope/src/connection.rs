@@ -455,28 +455,57 @@ where
     ));
 }
 
+/// The most bodies the reader holds before it hands them to the server task, however long
+/// frames keep coming without a pause.
+const HAND_OVER_AT: usize = 256;
+
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
 where
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin,
 {
     let max = node.config().max_frame_size;
-    let end = loop {
-        match stream.next().await {
-            None => break None,
-            Some(Err(e)) => break Some(e),
-            Some(Ok(bytes)) => {
-                conn.heard.fetch_add(1, Ordering::Relaxed);
-                let started =
-                    protocol::decode_ref(&bytes, max).and_then(|f| conn.receive(&node, &bytes, f));
-                match started {
-                    // Polled first by the connection's server task (see `crate::bodies`).
-                    Ok(Some(body)) => conn.bodies.push(body),
-                    Ok(None) => {}
-                    Err(e) => break Some(e),
+    // The bodies of what was read in one go, handed to the server task together (see
+    // `crate::bodies`) when the stream has nothing more for now: one lock and one wake-up
+    // for them all instead of one each.
+    let mut started = Vec::new();
+    let mut heard = 0;
+    let hand_over = |started: &mut Vec<Queued>, heard: &mut u64| {
+        conn.bodies.push(started);
+        conn.heard
+            .fetch_add(std::mem::take(heard), Ordering::Relaxed);
+    };
+    let end = futures::future::poll_fn(|cx| loop {
+        let bytes = match stream.poll_next_unpin(cx) {
+            std::task::Poll::Pending => {
+                hand_over(&mut started, &mut heard);
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+            std::task::Poll::Ready(Some(Err(e))) => return std::task::Poll::Ready(Some(e)),
+            std::task::Poll::Ready(Some(Ok(bytes))) => bytes,
+        };
+        heard += 1;
+        let received = protocol::decode_ref(&bytes, max).and_then(|frame| {
+            // A cancel must find the bodies read before it: they are handed over first.
+            if !matches!(frame, FrameRef::Invoke(_)) {
+                hand_over(&mut started, &mut heard);
+            }
+            conn.receive(&node, &bytes, frame)
+        });
+        match received {
+            Ok(Some(body)) => {
+                started.push(body);
+                if started.len() >= HAND_OVER_AT {
+                    hand_over(&mut started, &mut heard);
                 }
             }
+            Ok(None) => {}
+            Err(e) => return std::task::Poll::Ready(Some(e)),
         }
-    };
+    })
+    .await;
+    // What was read before the end still runs, as it would have had the end come later.
+    hand_over(&mut started, &mut heard);
     match end {
         None => tracing::debug!("peer closed the connection"),
         Some(e) => tracing::warn!(error = %e, "closing the connection"),
@@ -499,11 +528,29 @@ where
             while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await
             {
                 let mut bytes = 0;
-                for frame in batch.drain(..) {
+                let mut frames = batch.drain(..);
+                let mut next = frames.next();
+                while let Some(frame) = next.take() {
                     bytes += frame.size();
+                    let frame = match frame {
+                        Outgoing::Encoded(first) => {
+                            next = write_encoded(
+                                &mut sink,
+                                first,
+                                &mut frames,
+                                &mut bytes,
+                                &frames_out,
+                            )
+                            .await?;
+                            continue;
+                        }
+                        Outgoing::Frame(frame) => frame,
+                    };
                     write_frame(&node, &conn, &mut sink, frame).await?;
                     frames_out.fetch_add(1, Ordering::Relaxed);
+                    next = frames.next();
                 }
+                drop(frames);
                 // The two queues take turns here: a burst does not leave them large for good.
                 if batch.capacity() > OUTBOX_KEEP {
                     batch = Vec::new();
@@ -547,19 +594,70 @@ where
     node.forget_connection(&conn);
 }
 
+/// Sends `first` and the encoded frames that follow it in `frames` from one poll loop, without
+/// a future per frame (most batches are all encoded frames, and the frames are small). Returns
+/// the first frame that is not encoded, if one comes; `bytes` counts those sent after `first`,
+/// and `frames_out` every frame sent.
+async fn write_encoded<Tx>(
+    sink: &mut Tx,
+    first: Bytes,
+    frames: &mut impl Iterator<Item = Outgoing>,
+    bytes: &mut usize,
+    frames_out: &AtomicU64,
+) -> Result<Option<Outgoing>, Error>
+where
+    Tx: Sink<Bytes, Error = Error> + Unpin,
+{
+    let mut item = Some(first);
+    let mut other = None;
+    futures::future::poll_fn(|cx| {
+        let mut sent = 0;
+        let result = loop {
+            if item.is_none() {
+                match frames.next() {
+                    Some(Outgoing::Encoded(frame)) => {
+                        *bytes += frame.len();
+                        item = Some(frame);
+                    }
+                    not_encoded => {
+                        other = not_encoded;
+                        break Ok(());
+                    }
+                }
+            }
+            match sink.poll_ready_unpin(cx) {
+                std::task::Poll::Ready(Ok(())) => {}
+                std::task::Poll::Ready(Err(e)) => break Err(e),
+                std::task::Poll::Pending => {
+                    frames_out.fetch_add(sent, Ordering::Relaxed);
+                    return std::task::Poll::Pending;
+                }
+            }
+            if let Some(frame) = item.take() {
+                if let Err(e) = sink.start_send_unpin(frame) {
+                    break Err(e);
+                }
+                sent += 1;
+            }
+        };
+        frames_out.fetch_add(sent, Ordering::Relaxed);
+        std::task::Poll::Ready(result)
+    })
+    .await?;
+    Ok(other)
+}
+
+/// Sends a frame that is not encoded yet: through the middleware's outbound stack, then
+/// encoded.
 async fn write_frame<Tx>(
     node: &Node,
     conn: &Connection,
     sink: &mut Tx,
-    item: Outgoing,
+    frame: Frame,
 ) -> Result<(), Error>
 where
     Tx: Sink<Bytes, Error = Error> + Unpin,
 {
-    let frame = match item {
-        Outgoing::Encoded(bytes) => return sink.feed(bytes).await,
-        Outgoing::Frame(frame) => frame,
-    };
     let Some(frame) = node
         .middleware()
         .iter()
