@@ -77,7 +77,10 @@ impl Outbox {
     }
 
     pub(crate) fn push(&self, item: Outgoing) -> Result<(), Refused> {
-        {
+        // Only the frame that finds the queue empty wakes the writer: one that finds frames
+        // queued comes after a push that wakes it, and the writer takes the whole queue, after
+        // it registers, under the lock. One wake-up per batch instead of one per frame.
+        let first = {
             let mut state = lock(&self.state);
             if state.closed {
                 return Err(Refused::Closed);
@@ -94,8 +97,11 @@ impl Outbox {
                 other => other,
             };
             state.queue.push(item);
+            state.queue.len() == 1
+        };
+        if first {
+            self.writer.wake();
         }
-        self.writer.wake();
         Ok(())
     }
 
@@ -288,5 +294,39 @@ mod tests {
         assert_eq!(outbox.push(frame(1)), Err(Refused::Full));
         outbox.close();
         assert_eq!(outbox.push(frame(1)), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn the_first_frame_after_each_take_wakes_the_writer() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let count = std::sync::Arc::new(Count(Default::default()));
+        let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
+        let wakes = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let outbox = Outbox::new(usize::MAX);
+        let mut batch = Vec::new();
+        let take =
+            |batch: &mut Vec<Outgoing>| outbox.poll_take(&mut Context::from_waker(&waker), batch);
+        assert!(take(&mut batch).is_pending());
+        for n in 0..3_u8 {
+            outbox
+                .push(Outgoing::Encoded(bytes::Bytes::from(vec![n])))
+                .expect("open");
+        }
+        assert_eq!(wakes(), 1);
+        assert_eq!(take(&mut batch), Poll::Ready(true));
+        assert_eq!(batch.len(), 3);
+        batch.clear();
+        // Taken, so the next frame finds the queue empty and wakes the writer again.
+        outbox
+            .push(Outgoing::Encoded(bytes::Bytes::from(vec![3])))
+            .expect("open");
+        assert_eq!(wakes(), 2);
+        assert_eq!(take(&mut batch), Poll::Ready(true));
+        assert_eq!(batch.len(), 1);
     }
 }
