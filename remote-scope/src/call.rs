@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::connection::{PendingCall, Reply};
 use crate::context;
+use crate::pending::Value;
 use crate::protocol::Encoded;
 use crate::runtime::BoxFuture;
 use crate::{serve, Error, Node, PeerId};
@@ -193,7 +194,7 @@ impl<R> Future for CallFuture<R> {
         let _entered = this.span.enter();
         let outcome = match &mut this.state {
             State::Remote { call, after } => match call.poll_outcome(cx) {
-                Poll::Ready(Ok(Reply::Value(bytes))) => Ok((call.peer().clone(), bytes)),
+                Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
                 Poll::Ready(Ok(Reply::Failure(f))) => Err(f.into_error(call.peer().clone(), body)),
                 Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
                     peer: call.peer().clone(),
@@ -212,7 +213,7 @@ impl<R> Future for CallFuture<R> {
                 deadline,
                 after,
             } => match Pin::new(work).poll(cx) {
-                Poll::Ready(Ok(value)) => Ok((peer.clone(), value.into_bytes())),
+                Poll::Ready(Ok(value)) => Ok((peer.clone(), Value::Bytes(value.into_bytes()))),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
                     Poll::Ready(()) => Err(Error::Timeout {

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
 pub(crate) use crate::pending::Reply;
-use crate::pending::{Closed, Ended, Pending};
+use crate::pending::{Closed, Ended, Pending, Value};
 use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
@@ -178,13 +178,14 @@ impl Connection {
             FrameRef::Invoke(invoke) => self.start(node, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 let reply = || match outcome {
-                    // A large value is handed over as part of the received message; a small one
-                    // is copied, into a buffer shared with other small ones, so it does not keep
-                    // the transport's whole read buffer alive until the caller gets to it.
+                    // A large value is handed over as part of the received message; a smaller
+                    // one is copied (inline in the reply, or into a buffer shared with other
+                    // small ones), so it does not keep the transport's whole read buffer alive
+                    // until the caller gets to it.
                     OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
-                        Reply::Value(message.slice_ref(v))
+                        Reply::Value(Value::Bytes(message.slice_ref(v)))
                     }
-                    OutcomeRef::Value(v) => Reply::Value(protocol::copy(v)),
+                    OutcomeRef::Value(v) => Reply::Value(Value::new(v, || protocol::copy(v))),
                     OutcomeRef::Failure(f) => Reply::Failure(f),
                 };
                 // No caller: it gave up (timeout, dropped future); the answer is moot.
