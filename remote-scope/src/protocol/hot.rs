@@ -18,69 +18,40 @@ pub(super) enum Header<'a> {
     Value { id: u64 },
 }
 
-/// A header being written, on the stack unless the body name is very long.
-pub(super) struct HeaderBytes {
-    buf: [u8; 128],
-    len: usize,
-    /// The whole header, once it outgrew `buf`.
-    spill: Vec<u8>,
+/// Where a header is written: the exact room [`Header::len`] asked for, in front of the
+/// payload.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    at: usize,
 }
 
-impl Default for HeaderBytes {
-    fn default() -> Self {
-        HeaderBytes {
-            buf: [0; 128],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-}
-
-impl HeaderBytes {
-    #[inline]
+impl Out<'_> {
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        match self.buf.get_mut(self.len..end) {
-            Some(space) if self.spill.is_empty() => space.copy_from_slice(bytes),
-            _ => {
-                if self.spill.is_empty() {
-                    self.spill.extend_from_slice(&self.buf[..self.len]);
-                }
-                self.spill.extend_from_slice(bytes);
-            }
-        }
-        self.len = end;
-    }
-
-    #[inline]
-    pub(super) fn as_slice(&self) -> &[u8] {
-        if self.spill.is_empty() {
-            &self.buf[..self.len]
-        } else {
-            &self.spill
-        }
+        let end = self.at + bytes.len();
+        self.buf[self.at..end].copy_from_slice(bytes);
+        self.at = end;
     }
 
     /// `n` behind the marker of the narrowest of three widths that holds it: one, two or four
     /// bytes, big-endian (MessagePack's 8, 16 and 32 forms of a uint, string or bin length).
-    // Always inlined: each caller passes constant markers, and left to itself the compiler
-    // made it a call per field on every frame sent.
+    // Always inlined: each caller passes constant markers.
     #[inline(always)]
     fn sized(&mut self, n: u32, [one, two, four]: [u8; 3]) {
         match n {
             0..=0xff => self.put(&[one, n as u8]),
             0x100..=0xffff => {
-                self.put(&[two]);
-                self.put(&(n as u16).to_be_bytes());
+                let [hi, lo] = (n as u16).to_be_bytes();
+                self.put(&[two, hi, lo]);
             }
             _ => {
-                self.put(&[four]);
-                self.put(&n.to_be_bytes());
+                let [a, b, c, d] = n.to_be_bytes();
+                self.put(&[four, a, b, c, d]);
             }
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn uint(&mut self, n: u64) {
         match u32::try_from(n) {
             Ok(small @ 0..=0x7f) => self.put(&[small as u8]),
@@ -92,7 +63,7 @@ impl HeaderBytes {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn str(&mut self, s: &str) {
         match s.len() {
             n @ 0..=31 => self.put(&[0xa0 | n as u8]),
@@ -100,40 +71,89 @@ impl HeaderBytes {
         }
         self.put(s.as_bytes());
     }
+}
 
-    #[inline]
-    fn bin_len(&mut self, n: u32) {
-        self.sized(n, [0xc4, 0xc5, 0xc6]);
+/// The bytes [`Out::sized`] takes for `n`.
+#[inline(always)]
+fn sized_len(n: u64) -> usize {
+    match n {
+        0..=0xff => 2,
+        0x100..=0xffff => 3,
+        _ => 5,
     }
 }
 
+/// The bytes [`Out::uint`] takes for `n`.
+#[inline(always)]
+fn uint_len(n: u64) -> usize {
+    match n {
+        0..=0x7f => 1,
+        0x80..=0xffff_ffff => sized_len(n),
+        _ => 9,
+    }
+}
+
+/// The bytes [`Out::str`] takes for `s`.
+#[inline(always)]
+fn str_len(s: &str) -> usize {
+    let marker = match s.len() {
+        0..=31 => 1,
+        // Longer than 4 GiB cannot be a body name that passed the frame limit.
+        n => sized_len(n as u64),
+    };
+    marker + s.len()
+}
+
+/// `{"Invoke": [` and `{"Result": [`, with the array's length: the same for every frame.
+const INVOKE_OPEN: [u8; 9] = [0x81, 0xa6, b'I', b'n', b'v', b'o', b'k', b'e', 0x94];
+const RESULT_OPEN: [u8; 9] = [0x81, 0xa6, b'R', b'e', b's', b'u', b'l', b't', 0x92];
+/// `{"Value": ` in front of the value's bin.
+const VALUE_OPEN: [u8; 7] = [0x81, 0xa5, b'V', b'a', b'l', b'u', b'e'];
+
 impl Header<'_> {
+    /// The bytes the header takes in front of a payload of `len` bytes.
     #[inline]
-    pub(super) fn write(&self, out: &mut HeaderBytes, len: u32) {
-        // A one-entry map from the variant's name to its fields, as an array.
+    pub(super) fn len(&self, len: u32) -> usize {
+        let fields = match *self {
+            Header::Invoke {
+                id,
+                body,
+                timeout_ms,
+            } => INVOKE_OPEN.len() + uint_len(id) + str_len(body) + uint_len(timeout_ms),
+            Header::Value { id } => RESULT_OPEN.len() + uint_len(id) + VALUE_OPEN.len(),
+        };
+        fields + sized_len(u64::from(len))
+    }
+
+    /// Writes the header of a payload of `len` bytes into `out`, which is exactly
+    /// [`Header::len`] long: a one-entry map from the variant's name to its fields, as an
+    /// array, ending with the payload's bin marker.
+    #[inline]
+    pub(super) fn write(&self, out: &mut [u8], len: u32) {
+        let mut out = Out { buf: out, at: 0 };
         match *self {
             Header::Invoke {
                 id,
                 body,
                 timeout_ms,
             } => {
-                out.put(&[0x81]);
-                out.str("Invoke");
-                out.put(&[0x94]);
+                out.put(&INVOKE_OPEN);
                 out.uint(id);
                 out.str(body);
                 out.uint(timeout_ms);
             }
             Header::Value { id } => {
-                out.put(&[0x81]);
-                out.str("Result");
-                out.put(&[0x92]);
+                out.put(&RESULT_OPEN);
                 out.uint(id);
-                out.put(&[0x81]);
-                out.str("Value");
+                out.put(&VALUE_OPEN);
             }
         }
-        out.bin_len(len);
+        out.sized(len, [0xc4, 0xc5, 0xc6]);
+        debug_assert_eq!(
+            out.at,
+            out.buf.len(),
+            "Header::len and Header::write disagree"
+        );
     }
 }
 

@@ -39,7 +39,7 @@ use crate::{Error, PeerId};
 mod arena;
 pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};
 mod hot;
-use hot::{Header, HeaderBytes};
+use hot::Header;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -343,19 +343,16 @@ impl Encoded {
         let payload = self.buf.len() - self.start;
         // `Encoded::new` refuses larger payloads.
         let len = u32::try_from(payload).unwrap_or(u32::MAX);
-        let mut bytes = HeaderBytes::default();
-        header.write(&mut bytes, len);
-        let header = bytes.as_slice();
-        let written = header.len();
+        let written = header.len(len);
         if written > self.start {
             // Too little headroom: the frame is built apart, by copying.
-            let mut frame = Vec::with_capacity(written + payload);
-            frame.extend_from_slice(header);
+            let mut frame = vec![0; written];
+            header.write(&mut frame, len);
             frame.extend_from_slice(self.as_slice());
             return Bytes::from(frame);
         }
         let at = self.start - written;
-        self.buf[at..self.start].copy_from_slice(header);
+        header.write(&mut self.buf[at..self.start], len);
         let mut frame = self.buf.freeze();
         frame.advance(at);
         frame
@@ -525,7 +522,7 @@ mod tests {
             0x1_0000_0000,
             u64::MAX,
         ];
-        // Names of every string width, and one past the stack buffer of the header writer.
+        // Names of every string width.
         let names: Vec<String> = [0, 4, 31, 32, 255, 256, 300]
             .iter()
             .map(|&n| "n".repeat(n))
