@@ -138,3 +138,69 @@ async fn outbound_middleware_can_drop_frames() {
     assert_eq!(client.run(remote!(sid, [], { 1_u8 })).await, Ok(1));
     assert_eq!(got.load(Ordering::SeqCst), 0);
 }
+
+static CANCELLED_BODY_RAN: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Lets the first `Invoke` through and turns the next one into a `Cancel` of the first: a layer
+/// may change a frame into another kind.
+#[derive(Default)]
+struct SecondInvokeCancelsTheFirst {
+    seen: AtomicUsize,
+    first: std::sync::atomic::AtomicU64,
+}
+
+impl Middleware for SecondInvokeCancelsTheFirst {
+    fn inbound(&self, _: &Link, frame: Frame) -> Option<Frame> {
+        match frame {
+            Frame::Invoke(invoke) => {
+                if self.seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    self.first.store(invoke.id, Ordering::SeqCst);
+                    Some(Frame::Invoke(invoke))
+                } else {
+                    Some(Frame::Cancel(self.first.load(Ordering::SeqCst)))
+                }
+            }
+            other => Some(other),
+        }
+    }
+}
+
+/// The reader hands the bodies of one read to the body task together, and any frame but an
+/// `Invoke` hands them over first, so a `Cancel` finds the bodies read before it. That holds for
+/// the frame the middleware made, not only the one that came off the wire: here both calls go
+/// out in one batch and are read in one go, and the second arrives as a `Cancel` of the first.
+#[tokio::test]
+async fn a_cancel_made_by_middleware_stops_a_body_read_just_before_it() {
+    let a = Node::builder().id("a").build().unwrap();
+    let b = Node::builder()
+        .id("b")
+        .middleware(SecondInvokeCancelsTheFirst::default())
+        .build()
+        .unwrap();
+    let (ta, tb) = remote_scope::transport::memory::pair();
+    futures::try_join!(a.connect_transport(ta), b.accept_transport(tb)).unwrap();
+    let (p1, p2) = (PeerId::new("b"), PeerId::new("b"));
+    let wait = Duration::from_millis(200);
+    let first = a.run(
+        remote!(p1, [], {
+            CANCELLED_BODY_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+        .timeout(wait),
+    );
+    let second = a.run(remote!(p2, [], { 2_u8 }).timeout(wait));
+    let (first, second) = futures::join!(first, second);
+    // Neither body ran, so neither call got an answer.
+    assert!(
+        matches!(first, Err(remote_scope::Error::Timeout { .. })),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Err(remote_scope::Error::Timeout { .. })),
+        "{second:?}"
+    );
+    assert!(
+        !CANCELLED_BODY_RAN.load(Ordering::SeqCst),
+        "the cancelled body ran"
+    );
+}

@@ -60,6 +60,7 @@ impl RawWs {
         window: usize,
         _harness: crate::stats::Harness,
     ) -> Result<f64, BenchError> {
+        let window = window.max(1);
         let mut ws = self.connect().await?;
         let started = Instant::now();
         let (mut sent, mut received) = (0_usize, 0_usize);

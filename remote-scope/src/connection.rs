@@ -150,13 +150,16 @@ impl Connection {
         })
     }
 
-    /// Handles one inbound frame after the handshake; returns the body it starts, if any. An
-    /// error closes the connection.
+    /// Handles one inbound frame after the handshake; returns the body it starts, if any. The
+    /// reader holds the bodies of its current read in `held`; any frame but an `Invoke`, as the
+    /// middleware made it, hands them to the body task first, so a `Cancel` finds the bodies
+    /// read before it. An error closes the connection.
     fn receive(
         self: &Arc<Self>,
         node: &Node,
         message: &Bytes,
         frame: FrameRef<'_>,
+        held: &mut Vec<Queued>,
     ) -> Result<Option<Queued>, Error> {
         let owned;
         let frame = if self.direct {
@@ -174,6 +177,9 @@ impl Connection {
                 None => return Ok(None),
             }
         };
+        if !matches!(frame, FrameRef::Invoke(_)) {
+            self.bodies.push(held);
+        }
         match frame {
             FrameRef::Invoke(invoke) => self.start(node, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
@@ -456,9 +462,9 @@ where
     ));
 }
 
-/// The most bodies the reader holds before it hands them to the server task, however long
+/// The most frames the reader takes before it hands over the bodies they started, however long
 /// frames keep coming without a pause.
-const HAND_OVER_AT: usize = 256;
+const HAND_OVER_AT: u64 = 256;
 
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
 where
@@ -467,7 +473,7 @@ where
     let max = node.config().max_frame_size;
     // The bodies of what was read in one go, handed to the server task together (see
     // `crate::bodies`) when the stream has nothing more for now: one lock and one wake-up
-    // for them all instead of one each.
+    // for them all instead of one each. The frame count keep-alive watches moves then too.
     let mut started = Vec::new();
     let mut heard = 0;
     let hand_over = |started: &mut Vec<Queued>, heard: &mut u64| {
@@ -486,26 +492,20 @@ where
             std::task::Poll::Ready(Some(Ok(bytes))) => bytes,
         };
         heard += 1;
-        let received = protocol::decode_ref(&bytes, max).and_then(|frame| {
-            // A cancel must find the bodies read before it: they are handed over first.
-            if !matches!(frame, FrameRef::Invoke(_)) {
-                hand_over(&mut started, &mut heard);
-            }
-            conn.receive(&node, &bytes, frame)
-        });
+        let received = protocol::decode_ref(&bytes, max)
+            .and_then(|frame| conn.receive(&node, &bytes, frame, &mut started));
         match received {
-            Ok(Some(body)) => {
-                started.push(body);
-                if started.len() >= HAND_OVER_AT {
-                    hand_over(&mut started, &mut heard);
-                }
-            }
+            Ok(Some(body)) => started.push(body),
             Ok(None) => {}
             Err(e) => return std::task::Poll::Ready(Some(e)),
         }
+        if heard >= HAND_OVER_AT {
+            hand_over(&mut started, &mut heard);
+        }
     })
     .await;
-    // What was read before the end still runs, as it would have had the end come later.
+    // Handed over as they would have been had the end come later; the close that follows the
+    // end then stops them with any other body not yet run.
     hand_over(&mut started, &mut heard);
     match end {
         None => tracing::debug!("peer closed the connection"),

@@ -523,11 +523,11 @@ mod tests {
             u64::MAX,
         ];
         // Names of every string width.
-        let names: Vec<String> = [0, 4, 31, 32, 255, 256, 300]
+        let names: Vec<String> = [0, 4, 31, 32, 255, 256, 300, 65_535, 65_536]
             .iter()
             .map(|&n| "n".repeat(n))
             .collect();
-        let sizes = [0_usize, 3, 255, 256, 70_000];
+        let sizes = [0_usize, 3, 255, 256, 65_535, 65_536, 70_000];
         let cases = ids.iter().enumerate().flat_map(|(i, &id)| {
             let names = &names;
             sizes
