@@ -327,7 +327,7 @@ impl NodeBuilder {
                 on_message: self.on_message,
                 authenticate: self.authenticate,
                 authorize: self.authorize,
-                connections: Mutex::new(HashMap::new()),
+                connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
             }),
         })
@@ -388,7 +388,7 @@ struct Inner {
     on_message: Option<Arc<MessageHandler>>,
     authenticate: Option<Arc<Authenticate>>,
     authorize: Option<Arc<dyn Authorize>>,
-    connections: Mutex<HashMap<PeerId, Arc<Connection>>>,
+    connections: Mutex<crate::peer_id::PeerMap<Arc<Connection>>>,
     kept: KeptPeers,
 }
 

@@ -17,14 +17,95 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(server.as_str(), "server");
 /// assert_ne!(PeerId::random(), PeerId::random());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PeerId(Arc<str>);
+#[derive(Clone)]
+pub struct PeerId(Arc<str>, Keyed);
+
+/// The id's text hashed once, with this process's secret keys: a node looks its connections up
+/// by peer id for every call it makes, and hashing the text each time showed in profiles.
+/// Secret keys, because peers choose their ids: with a public hash, one could pick ids that all
+/// collide.
+#[derive(Clone, Copy)]
+struct Keyed(u64);
+
+impl Keyed {
+    fn of(id: &str) -> Keyed {
+        use std::hash::BuildHasher;
+        static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
+        Keyed(KEYS.get_or_init(Default::default).hash_one(id))
+    }
+}
+
+impl PartialEq for PeerId {
+    fn eq(&self, other: &PeerId) -> bool {
+        self.1 .0 == other.1 .0 && self.0 == other.0
+    }
+}
+
+impl Eq for PeerId {}
+
+impl std::hash::Hash for PeerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.1 .0);
+    }
+}
+
+impl PartialOrd for PeerId {
+    fn partial_cmp(&self, other: &PeerId) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PeerId {
+    fn cmp(&self, other: &PeerId) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl Serialize for PeerId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PeerId, D::Error> {
+        Arc::<str>::deserialize(deserializer).map(PeerId::new)
+    }
+}
+
+/// Hashes a [`PeerId`] no further: its hash is already keyed (see `Keyed`). For maps keyed by
+/// peer id only.
+#[derive(Default)]
+pub(crate) struct PeerHasher(u64);
+
+impl std::hash::Hasher for PeerHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `PeerId`'s `write_u64` comes here; anything else is folded in all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A map keyed by peer id that hashes each id's keyed hash no further.
+pub(crate) type PeerMap<V> =
+    std::collections::HashMap<PeerId, V, std::hash::BuildHasherDefault<PeerHasher>>;
 
 impl PeerId {
     /// A peer id with this text.
     pub fn new(id: impl Into<Arc<str>>) -> PeerId {
-        PeerId(id.into())
+        let id = id.into();
+        let keyed = Keyed::of(&id);
+        PeerId(id, keyed)
     }
 
     /// A fresh id, `peer-` and 16 hex digits, different from every other one this process made
@@ -162,5 +243,28 @@ mod tests {
         ] {
             assert!(!PeerId::new(bad).is_valid(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ids_compare_hash_order_and_travel_by_their_text() {
+        let a = PeerId::new("worker-1");
+        let same = PeerId::from(String::from("worker-1"));
+        let other = PeerId::new("worker-2");
+        assert_eq!(a, same);
+        assert_ne!(a, other);
+        assert!(a < other);
+        let mut map: PeerMap<u8> = PeerMap::default();
+        map.insert(a.clone(), 1);
+        map.insert(other.clone(), 2);
+        assert_eq!(map.get(&same), Some(&1));
+        assert_eq!(map.get(&PeerId::new("worker-3")), None);
+        // In std's maps too, with their own hasher.
+        let set: std::collections::HashSet<PeerId> = [a.clone(), same.clone()].into();
+        assert_eq!(set.len(), 1);
+        let bytes = rmp_serde::to_vec(&a).expect("encodes");
+        assert_eq!(bytes, rmp_serde::to_vec("worker-1").expect("encodes"));
+        let back: PeerId = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!(back, a);
+        assert_eq!(map.get(&back), Some(&1));
     }
 }
