@@ -2,7 +2,8 @@
 //! tarpc, all on 127.0.0.1 in one process, in one run. Prints one table of medians over the runs
 //! with ratios against the raw WebSocket and tarpc rows, then idle-connection figures. The
 //! clients run in a task on the runtime's workers, or with `--on-main-thread` on the thread
-//! that calls `block_on`.
+//! that calls `block_on`. Pipelined calls are kept in flight by [`window`], or with
+//! `--futures-unordered` by a `FuturesUnordered` (which wakes a second worker every batch).
 //!
 //! ```text
 //! cargo run --release -p remote-scope-bench            # the full run (about a minute)
