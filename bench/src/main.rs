@@ -18,7 +18,7 @@ mod tarpc_impl;
 mod window;
 mod ws_rpc;
 
-use stats::{median, p50_p99_micros, Harness};
+use stats::{median, p50_p99_micros, Harness, Pipelined};
 use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
@@ -152,8 +152,13 @@ macro_rules! measure {
             (r.p50_us, r.p99_us) = p50_p99_micros(&mut seq);
         }
         if $sel.workload("pipe") {
-            r.pipe64 = imp.pipelined($c.pipelined, 64, $c.harness).await?;
-            r.pipe1024 = imp.pipelined($c.pipelined, 1024, $c.harness).await?;
+            let run = |window| Pipelined {
+                total: $c.pipelined,
+                window,
+                harness: $c.harness,
+            };
+            r.pipe64 = imp.pipelined(run(64)).await?;
+            r.pipe1024 = imp.pipelined(run(1024)).await?;
         }
         if $sel.workload("bulk") {
             r.bulk_mbs = imp.bulk($c.bulk, $c.bulk_size).await?;
@@ -383,7 +388,12 @@ fn main() -> Result<(), BenchError> {
         })?;
         return drive(&rt, on_main_thread, async move {
             let remote = remote_impl::Remote::start().await?;
-            let rate = remote.pipelined(total, window, counts.harness).await?;
+            let run = Pipelined {
+                total,
+                window,
+                harness: counts.harness,
+            };
+            let rate = remote.pipelined(run).await?;
             println!("remote! pipelined {window}: {rate:.0} rt/s");
             Ok(())
         });

@@ -49,18 +49,13 @@ impl RawWs {
 
     /// Up to `window` messages in flight from one task: it sends until the window is full,
     /// flushes once, waits for one echo and takes every other one already there. No per-call
-    /// futures, so `_harness` does not apply.
+    /// futures, so `run.harness` does not apply.
     ///
     /// One task, not a sender and a receiver: handing permits from one task to the other costs
     /// a wake-up per batch, and the two-task client measured 0.70-0.76 M round trips/s at 64
     /// in flight where this one does 1.7 M (see BENCHMARKS.md). The floor has to be a floor.
-    pub async fn pipelined(
-        &self,
-        total: usize,
-        window: usize,
-        _harness: crate::stats::Harness,
-    ) -> Result<f64, BenchError> {
-        let window = window.max(1);
+    pub async fn pipelined(&self, run: crate::stats::Pipelined) -> Result<f64, BenchError> {
+        let (total, window) = (run.total, run.window.max(1));
         let mut ws = self.connect().await?;
         let started = Instant::now();
         let (mut sent, mut received) = (0_usize, 0_usize);

@@ -38,20 +38,12 @@ impl Remote {
         Ok(samples)
     }
 
-    pub async fn pipelined(
-        &self,
-        total: usize,
-        window: usize,
-        harness: crate::stats::Harness,
-    ) -> Result<f64, crate::BenchError> {
+    pub async fn pipelined(&self, run: crate::stats::Pipelined) -> Result<f64, crate::BenchError> {
         let server = &self.server_id;
         self.client
-            .run(crate::stats::pipelined(
-                total,
-                window,
-                harness,
-                |i| async move { Ok::<_, crate::BenchError>(echo(server, i).await? == i) },
-            ))
+            .run(crate::stats::pipelined(run, |i| async move {
+                Ok::<_, crate::BenchError>(echo(server, i).await? == i)
+            }))
             .await
     }
 

@@ -48,20 +48,28 @@ pub enum Harness {
     FuturesUnordered,
 }
 
-/// Round trips per second of `total` calls with up to `window` in flight; `call(i)` makes call
-/// `i` and says whether its answer was right.
-pub async fn pipelined<F, Fut, E>(
-    total: usize,
-    window: usize,
-    harness: Harness,
-    call: F,
-) -> Result<f64, E>
+/// How many calls a pipelined workload makes, how many it keeps in flight, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Pipelined {
+    pub total: usize,
+    pub window: usize,
+    pub harness: Harness,
+}
+
+/// Round trips per second of `run.total` calls with up to `run.window` in flight; `call(i)`
+/// makes call `i` and says whether its answer was right.
+pub async fn pipelined<F, Fut, E>(run: Pipelined, call: F) -> Result<f64, E>
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = Result<bool, E>>,
     E: From<crate::BenchError>,
 {
     let started = std::time::Instant::now();
+    let Pipelined {
+        total,
+        window,
+        harness,
+    } = run;
     match harness {
         Harness::Window => crate::window::run(total, window, call).await?,
         Harness::FuturesUnordered => with_futures_unordered(total, window, call).await?,

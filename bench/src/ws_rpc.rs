@@ -106,13 +106,8 @@ impl WsRpc {
         Ok(samples)
     }
 
-    pub async fn pipelined(
-        &self,
-        total: usize,
-        window: usize,
-        harness: crate::stats::Harness,
-    ) -> Result<f64, BenchError> {
-        crate::stats::pipelined(total, window, harness, |i| async move {
+    pub async fn pipelined(&self, run: crate::stats::Pipelined) -> Result<f64, BenchError> {
+        crate::stats::pipelined(run, |i| async move {
             Ok::<_, BenchError>(self.call(i.to_le_bytes().to_vec()).await? == i.to_le_bytes())
         })
         .await
