@@ -822,4 +822,111 @@ mod tests {
             "{result:?}"
         );
     }
+
+    /// A sink that is not ready at every third `poll_ready` (and wakes its task, as a socket
+    /// that drained would), and fails once it holds `fail_after` frames.
+    struct Choppy {
+        sent: Vec<bytes::Bytes>,
+        polls: u32,
+        fail_after: Option<usize>,
+    }
+
+    impl futures::Sink<bytes::Bytes> for Choppy {
+        type Error = Error;
+
+        fn poll_ready(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Error>> {
+            if self.fail_after.is_some_and(|n| self.sent.len() >= n) {
+                return std::task::Poll::Ready(Err(Error::Transport {
+                    reason: "the socket broke".into(),
+                }));
+            }
+            self.polls += 1;
+            if self.polls.is_multiple_of(3) {
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(
+            mut self: std::pin::Pin<&mut Self>,
+            frame: bytes::Bytes,
+        ) -> Result<(), Error> {
+            self.sent.push(frame);
+            Ok(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn encoded(n: u8, len: usize) -> super::Outgoing {
+        super::Outgoing::Encoded(bytes::Bytes::from(vec![n; len]))
+    }
+
+    /// The writer's run of encoded frames: in order across a sink that keeps saying "not
+    /// yet", up to the first frame the middleware has to see (handed back), with every byte
+    /// and frame counted; and after an error, the frames sent before it still counted.
+    #[tokio::test]
+    async fn encoded_frames_go_out_in_order_and_counted_until_a_frame_of_another_kind() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let mut sink = Choppy {
+            sent: Vec::new(),
+            polls: 0,
+            fail_after: None,
+        };
+        let frames_out = AtomicU64::new(0);
+        let mut bytes = 0;
+        let mut rest = (1..=9_u8)
+            .map(|n| encoded(n, usize::from(n)))
+            .chain([super::Outgoing::Frame(crate::protocol::Frame::Ping)])
+            .chain([encoded(10, 10)]);
+        let first = bytes::Bytes::from(vec![0; 3]);
+        let other = super::write_encoded(&mut sink, first, &mut rest, &mut bytes, &frames_out)
+            .await
+            .expect("written");
+        assert!(matches!(
+            other,
+            Some(super::Outgoing::Frame(crate::protocol::Frame::Ping))
+        ));
+        let firsts: Vec<u8> = sink.sent.iter().map(|frame| frame[0]).collect();
+        assert_eq!(firsts, (0..=9).collect::<Vec<u8>>());
+        // `bytes` counts what followed the first frame: 1 + 2 + ... + 9.
+        assert_eq!(bytes, 45);
+        assert_eq!(frames_out.load(Ordering::Relaxed), 10);
+        // What comes after the other frame is still there for the writer's next turn.
+        assert!(matches!(rest.next(), Some(super::Outgoing::Encoded(_))));
+
+        let mut broken = Choppy {
+            sent: Vec::new(),
+            polls: 0,
+            fail_after: Some(4),
+        };
+        let mut rest = (1..10_u8).map(|n| encoded(n, 1));
+        let failed = super::write_encoded(
+            &mut broken,
+            bytes::Bytes::from_static(b"x"),
+            &mut rest,
+            &mut bytes,
+            &frames_out,
+        )
+        .await;
+        assert!(matches!(failed, Err(Error::Transport { .. })), "{failed:?}");
+        assert_eq!(broken.sent.len(), 4);
+        assert_eq!(frames_out.load(Ordering::Relaxed), 14);
+    }
 }
