@@ -318,6 +318,16 @@ fn value_of<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, Bench
     }
 }
 
+/// The number after `flag`, if it is there.
+fn number_of(args: &[String], flag: &str) -> Result<Option<usize>, BenchError> {
+    value_of(args, flag)?
+        .map(|n| {
+            n.parse()
+                .map_err(|_| BenchError(format!("{flag} takes a number; {USAGE}")))
+        })
+        .transpose()
+}
+
 fn list(value: Option<&str>) -> Option<Vec<String>> {
     value.map(|v| v.split(',').map(str::to_owned).collect())
 }
@@ -352,10 +362,8 @@ fn main() -> Result<(), BenchError> {
         ("--pipelined", &mut counts.pipelined),
         ("--bulk", &mut counts.bulk),
     ] {
-        if let Some(n) = value_of(&args, flag)? {
-            *count = n
-                .parse()
-                .map_err(|_| BenchError(format!("{flag} takes a number; {USAGE}")))?;
+        if let Some(n) = number_of(&args, flag)? {
+            *count = n;
         }
     }
     // The old harness of the pipelined workloads, for comparison (see `window`).
@@ -376,16 +384,8 @@ fn main() -> Result<(), BenchError> {
     // For a profiler: remote! alone, pipelined (1024 in flight unless `--window` says), for a
     // long while (2 000 000 round trips unless `--pipelined` says).
     if args.iter().any(|a| a == "--profile-remote") {
-        let window = match value_of(&args, "--window")? {
-            None => 1024,
-            Some(n) => n
-                .parse()
-                .map_err(|_| BenchError(format!("--window takes a number; {USAGE}")))?,
-        };
-        let total = value_of(&args, "--pipelined")?.map_or(Ok(2_000_000), |n| {
-            n.parse()
-                .map_err(|_| BenchError(format!("--pipelined takes a number; {USAGE}")))
-        })?;
+        let window = number_of(&args, "--window")?.unwrap_or(1024);
+        let total = number_of(&args, "--pipelined")?.unwrap_or(2_000_000);
         return drive(&rt, on_main_thread, async move {
             let remote = remote_impl::Remote::start().await?;
             let run = Pipelined {

@@ -39,7 +39,7 @@ pub fn p50_p99_micros(samples: &mut [Duration]) -> (f64, f64) {
 }
 
 /// What keeps a window of calls in flight for the pipelined workloads of the libraries that
-/// make one future per call (the raw echo has a sender and a receiver task of its own).
+/// make one future per call (the raw echo's client keeps its own, in one task).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Harness {
     /// [`crate::window`]: each call polled when it is woken.
