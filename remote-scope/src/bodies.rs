@@ -1,6 +1,7 @@
 //! The bodies a connection runs for its peer. The reader queues them, those of one read at
-//! once; the connection's server task polls each once and spawns only those that wait. Most bodies finish at that first poll,
-//! so they cost no task, no abort handle and no table entry of their own; and however long a
+//! once; the connection's server task polls each once and spawns only those that wait. Most
+//! bodies finish at that first poll, so they cost no task, no abort handle and no table entry
+//! of their own; and however long a
 //! body computes before it first waits, it holds up the server task, never the reader, so the
 //! connection keeps reading (results of this node's own calls included) meanwhile.
 //!

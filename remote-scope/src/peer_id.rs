@@ -23,7 +23,8 @@ pub struct PeerId(Arc<str>, Keyed);
 /// The id's text hashed once, with this process's secret keys: a node looks its connections up
 /// by peer id for every call it makes, and hashing the text each time showed in profiles.
 /// Secret keys, because peers choose their ids: with a public hash, one could pick ids that all
-/// collide.
+/// collide. (In a browser std's keys are fixed, as for every std map there; a page holds few
+/// connections.)
 #[derive(Clone, Copy)]
 struct Keyed(u64);
 
