@@ -1,9 +1,9 @@
 //! The bodies a connection runs for its peer. The reader queues them, those of one read at
 //! once; the connection's server task polls each once and spawns only those that wait. Most
 //! bodies finish at that first poll, so they cost no task, no abort handle and no table entry
-//! of their own; and however long a
-//! body computes before it first waits, it holds up the server task, never the reader, so the
-//! connection keeps reading (results of this node's own calls included) meanwhile.
+//! of their own; and however long a body computes before it first waits, it holds up the
+//! server task, never the reader, so the connection keeps reading (results of this node's own
+//! calls included) meanwhile.
 //!
 //! A `Cancel` finds its body wherever it is: queued or in the batch being polled (it is then
 //! dropped before its first poll, or instead of being spawned), or spawned (it is aborted). All
