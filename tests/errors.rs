@@ -51,6 +51,31 @@ async fn panicking_body_is_reported_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
+async fn a_body_that_cannot_wait_panics_into_the_same_error() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let (panicked, after) = p
+        .client
+        .run(async move {
+            let n: u64 = 3;
+            // No `.await` and no macro: served without a future, and the panic is still caught.
+            let panicked: Result<u64, Error> =
+                remote!(server, [n: u64], { [1_u64, 2][n as usize] }).await;
+            let after = remote!(server, [n: u64], { [1_u64, 2][n as usize - 2] }).await;
+            (panicked, after)
+        })
+        .await;
+    match panicked {
+        Err(Error::Panicked { peer, message, .. }) => {
+            assert_eq!(peer.as_str(), "server");
+            assert!(message.contains("index out of bounds"), "{message}");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert_eq!(after, Ok(2));
+}
+
+#[tokio::test]
 async fn timeout_per_call_and_default_timeout_are_reported() {
     let server = Node::builder().id("server").build().unwrap();
     let listener = server.listen("127.0.0.1:0").await.unwrap();

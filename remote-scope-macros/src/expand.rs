@@ -3,7 +3,8 @@
 //! ```text
 //! {
 //!     fn handler(input: HandlerInput) -> Handled {           // the body, copy 1: runs remotely
-//!         serve(input, |(a, b): (A, B)| async move { body })
+//!         serve(input, |(a, b): (A, B)| async move { body })  // or, if it never waits:
+//!         serve_now(input, |(a, b): (A, B)| { body })
 //!     }
 //!     inventory::submit! { Registration::new(NAME, check, site, handler) }
 //!     let a: &A = &a;  let b: &B = &b;                       // captures checked against their types
@@ -16,6 +17,9 @@
 //! is then invisible to it, and rustc reports "cannot find value `x` in this scope" at the use,
 //! while items (fns, consts, types) still resolve at the call site.
 //!
+//! A body that cannot wait (no `.await` and no macro call, which could expand to one) is served
+//! by a plain closure: it runs and is encoded at once, with no future to allocate.
+//!
 //! Copy 2 is a closure that is never called. Its output type is inferred, so the caller gets the
 //! body's real result type without writing it, and a mismatch is a compile error. It keeps the
 //! user's own capture identifiers, so rustc's `unused variable` warning points at the list entry.
@@ -25,6 +29,7 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 
 use crate::name::{Fingerprints, Site};
@@ -53,14 +58,26 @@ pub fn remote(
     let call_site = call_site_captures(caps);
     let capture_refs = capture_locals(caps);
     let peer = &inv.peer;
+    let serve = if may_wait(&inv.body) {
+        quote! {
+            #private::serve(
+                input,
+                |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| async move #hygienic_body,
+            )
+        }
+    } else {
+        quote! {
+            #private::serve_now(
+                input,
+                |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| #hygienic_body,
+            )
+        }
+    };
 
     quote! {
         {
             fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
-                #private::serve(
-                    input,
-                    |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| async move #hygienic_body,
-                )
+                #serve
             }
             #private::inventory::submit! {
                 #private::Registration::new(#name, #check, #file, #line, #column, #handler)
@@ -201,6 +218,24 @@ fn respan_mixed(tokens: TokenStream) -> TokenStream {
         .collect()
 }
 
+/// Whether the body may wait: it has an `.await` anywhere (in a closure or an item inside it
+/// too, to keep this simple and on the safe side), or a macro call, whose expansion cannot be
+/// seen here and may await (`tokio::join!`, a nested `remote!`).
+fn may_wait(body: &syn::Block) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_expr_await(&mut self, _: &syn::ExprAwait) {
+            self.0 = true;
+        }
+        fn visit_macro(&mut self, _: &syn::Macro) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_block(body);
+    finder.0
+}
+
 /// Rewrites `remote!(..)` (also `remote_scope::remote!` and `::remote_scope::remote!`) to the
 /// hidden typing-only macro. Invocations it cannot see (inside another macro's tokens, or under
 /// an alias) still expand fully; the registry accepts that repeat because it has the same site.
@@ -224,5 +259,31 @@ fn is_remote_macro(path: &syn::Path) -> bool {
         [last] => last == "remote",
         [krate, last] => krate == "remote_scope" && last == "remote",
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_wait;
+
+    fn waits(body: &str) -> bool {
+        may_wait(&syn::parse_str(body).expect("a block"))
+    }
+
+    #[test]
+    fn a_body_may_wait_if_it_awaits_or_calls_a_macro_anywhere() {
+        assert!(!waits("{ x }"));
+        assert!(!waits(
+            "{ let v = vec_of(x); v.iter().map(|n| n + 1).sum::<u64>() }"
+        ));
+        // An async block is only a value unless something in it awaits.
+        assert!(!waits("{ let _f = async { 1 }; 2 }"));
+        assert!(waits("{ f().await }"));
+        assert!(waits("{ if x { g(h().await) } else { 0 } }"));
+        assert!(waits("{ let c = || async { f().await }; 1 }"));
+        // A macro's expansion is not seen: it may await (`tokio::join!`, a nested `remote!`).
+        assert!(waits("{ println!(\"{x}\"); x }"));
+        assert!(waits("{ remote!(peer, [x: u64], { x }) }"));
+        assert!(waits("{ let v: Vec<u8> = vec![]; v }"));
     }
 }

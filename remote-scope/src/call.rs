@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use crate::connection::{PendingCall, Reply};
 use crate::context;
-use crate::pending::Value;
-use crate::protocol::Encoded;
+use crate::protocol::{Encoded, Received};
 use crate::runtime::BoxFuture;
 use crate::{serve, Error, Node, PeerId};
 
@@ -213,7 +212,7 @@ impl<R> Future for CallFuture<R> {
                 deadline,
                 after,
             } => match Pin::new(work).poll(cx) {
-                Poll::Ready(Ok(value)) => Ok((peer.clone(), Value::Bytes(value.into_bytes()))),
+                Poll::Ready(Ok(value)) => Ok((peer.clone(), Received::Bytes(value.into_bytes()))),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
                     Poll::Ready(()) => Err(Error::Timeout {
@@ -258,7 +257,8 @@ fn begin(
     let after = start.timeout.unwrap_or(node.config().default_timeout);
     if start.peer == *node.id() {
         let span = call_span!("call", body, peer = %start.peer, local = true);
-        let work = span.in_scope(|| serve::dispatch(&node, body, captures.as_slice()));
+        let work =
+            span.in_scope(|| serve::dispatch(&node, body, Received::Bytes(captures.into_bytes())));
         let state = State::Local {
             peer: start.peer,
             work,

@@ -17,10 +17,10 @@ use tracing::Instrument;
 use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
 pub(crate) use crate::pending::Reply;
-use crate::pending::{Closed, Ended, Pending, Value};
+use crate::pending::{Closed, Ended, Pending};
 use crate::protocol::Encoded;
 use crate::protocol::{
-    self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef,
+    self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef, Received,
 };
 use crate::seen::Seen;
 use crate::{serve, Error, Node, PeerId};
@@ -181,7 +181,7 @@ impl Connection {
             self.bodies.push(held);
         }
         match frame {
-            FrameRef::Invoke(invoke) => self.start(node, invoke),
+            FrameRef::Invoke(invoke) => self.start(node, message, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 let reply = || match outcome {
                     // A large value is handed over as part of the received message; a smaller
@@ -189,9 +189,9 @@ impl Connection {
                     // small ones), so it does not keep the transport's whole read buffer alive
                     // until the caller gets to it.
                     OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
-                        Reply::Value(Value::Bytes(message.slice_ref(v)))
+                        Reply::Value(Received::Bytes(message.slice_ref(v)))
                     }
-                    OutcomeRef::Value(v) => Reply::Value(Value::new(v, || protocol::copy(v))),
+                    OutcomeRef::Value(v) => Reply::Value(Received::new(v, || protocol::copy(v))),
                     OutcomeRef::Failure(f) => Reply::Failure(f),
                 };
                 // No caller: it gave up (timeout, dropped future); the answer is moot.
@@ -225,7 +225,12 @@ impl Connection {
     /// Starts the body of an `Invoke`, unless the peer may not run it, sent too much, or sent
     /// this request id before: a request runs its body at most once, so a repeated frame is
     /// ignored (the first one's result answers it).
-    fn start(&self, node: &Node, invoke: InvokeRef<'_>) -> Result<Option<Queued>, Error> {
+    fn start(
+        &self,
+        node: &Node,
+        message: &Bytes,
+        invoke: InvokeRef<'_>,
+    ) -> Result<Option<Queued>, Error> {
         let id = invoke.id;
         {
             let mut running = lock(&self.running);
@@ -259,7 +264,8 @@ impl Connection {
             self.started.fetch_add(1, Ordering::AcqRel);
         }
         let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
-        let work = span.in_scope(|| serve::dispatch(node, invoke.body, invoke.captures));
+        let captures = part_of(message, invoke.captures);
+        let work = span.in_scope(|| serve::dispatch(node, invoke.body, captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
             id,
@@ -511,6 +517,21 @@ where
         None => tracing::debug!("peer closed the connection"),
         Some(e) => tracing::warn!(error = %e, "closing the connection"),
     }
+}
+
+/// `part` as a value of its own: inline when small, so that the thread it goes to does not
+/// touch `message`'s reference count; else shared with `message` when it lies within it (the
+/// frame as read), copied when middleware rewrote the frame.
+fn part_of(message: &Bytes, part: &[u8]) -> Received {
+    Received::new(part, || {
+        let within = message.as_ptr_range();
+        let range = part.as_ptr_range();
+        if within.start <= range.start && range.end <= within.end {
+            message.slice_ref(part)
+        } else {
+            Bytes::copy_from_slice(part)
+        }
+    })
 }
 
 async fn write_loop<Tx>(node: Node, conn: Arc<Connection>, mut sink: Tx)

@@ -45,7 +45,7 @@ impl<F: Future + Unpin> Future for Scoped<F> {
 
 /// Runs `f` with `node` as the current node, restoring the one before afterwards (even if `f`
 /// panics).
-fn with_current<R>(node: &Node, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_current<R>(node: &Node, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT.with(|c| c.replace(Some(node.clone())));
     struct Restore(Option<Node>);
     impl Drop for Restore {

@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::task::Context;
 
-use crate::protocol::{self, Frame};
+use bytes::Bytes;
+
+use crate::protocol::{self, Frame, Received};
 use crate::{serve, Node};
 
 /// The node's own decoder (borrowing), as an owned frame.
@@ -21,7 +23,11 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
     let waker = futures::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
     for name in node.registry().names() {
-        let mut work = serve::dispatch(node, name, captures);
+        let mut work = serve::dispatch(
+            node,
+            name,
+            Received::new(captures, || Bytes::copy_from_slice(captures)),
+        );
         for _ in 0..polls {
             if std::pin::Pin::new(&mut work).poll(&mut cx).is_ready() {
                 break;

@@ -7,54 +7,16 @@
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
-
-use crate::protocol::Failure;
+use crate::protocol::{Failure, Received};
 use crate::registry::FastMap;
 
 /// What a waiting call receives.
 pub(crate) enum Reply {
     /// The encoded value.
-    Value(Value),
+    Value(Received),
     Failure(Failure),
     /// The deadline passed first.
     TimedOut,
-}
-
-/// The most bytes a [`Value`] holds inline.
-pub(crate) const INLINE: usize = 30;
-
-/// An encoded value received for a call: a small one (most are: a number, a short string)
-/// inline, copied out of the received message without a buffer or a reference count; a larger
-/// one in bytes of its own.
-pub(crate) enum Value {
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Bytes(Bytes),
-}
-
-impl Value {
-    /// `bytes` inline if they fit, else as `large` makes them.
-    pub(crate) fn new(bytes: &[u8], large: impl FnOnce() -> Bytes) -> Value {
-        match u8::try_from(bytes.len()) {
-            Ok(len) if bytes.len() <= INLINE => {
-                let mut inline = [0; INLINE];
-                inline[..bytes.len()].copy_from_slice(bytes);
-                Value::Inline { len, bytes: inline }
-            }
-            _ => Value::Bytes(large()),
-        }
-    }
-}
-
-impl std::ops::Deref for Value {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Value::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            Value::Bytes(bytes) => bytes,
-        }
-    }
 }
 
 pub(crate) struct Pending {
@@ -232,6 +194,8 @@ mod tests {
     use std::sync::Arc;
     use std::task::Wake;
 
+    use bytes::Bytes;
+
     use super::*;
 
     /// A waker that counts its wakes.
@@ -265,7 +229,9 @@ mod tests {
         let cx = Context::from_waker(&w);
         assert!(pending.register(7, SECOND, &w).expect("open"));
         assert!(pending.poll(7, &cx).is_pending());
-        let caller = pending.answer(7, || Reply::Value(Value::Bytes(Bytes::from_static(b"v"))));
+        let caller = pending.answer(7, || {
+            Reply::Value(Received::Bytes(Bytes::from_static(b"v")))
+        });
         caller.expect("the caller waits").wake();
         assert_eq!(woken.0.load(Ordering::SeqCst), 1);
         // A repeated reply finds the call answered already.
@@ -298,7 +264,9 @@ mod tests {
         pending.register(1, 5 * SECOND, &w).expect("open");
         pending.register(2, 5 * SECOND, &w).expect("open");
         pending.register(3, SECOND, &w).expect("open");
-        pending.answer(2, || Reply::Value(Value::Bytes(Bytes::from_static(b"in"))));
+        pending.answer(2, || {
+            Reply::Value(Received::Bytes(Bytes::from_static(b"in")))
+        });
         assert_eq!(pending.expire(SECOND).expect("due").calls.len(), 1);
         assert_eq!(pending.close().len(), 1, "only the waiting call's caller");
         assert!(matches!(
@@ -336,7 +304,7 @@ mod tests {
         assert!(pending.register(1, 3 * SECOND, &w).expect("open"));
         assert!(pending.register(2, SECOND, &w).expect("open"), "sooner");
         assert!(!pending.register(3, 2 * SECOND, &w).expect("open"), "later");
-        pending.answer(3, || Reply::Value(Value::Bytes(Bytes::new())));
+        pending.answer(3, || Reply::Value(Received::Bytes(Bytes::new())));
         assert!(matches!(pending.expire(SECOND / 2), Err(Some(d)) if d == SECOND));
         let expired = pending.expire(2 * SECOND).expect("due");
         let ids: Vec<u64> = expired.calls.iter().map(|(id, _)| *id).collect();
@@ -357,23 +325,5 @@ mod tests {
             Ok(Expired { next: None, .. })
         ));
         assert!(matches!(pending.expire(5 * SECOND), Err(None)));
-    }
-
-    #[test]
-    fn a_small_value_is_kept_inline_and_a_larger_one_in_its_bytes() {
-        let large_made = std::cell::Cell::new(false);
-        let small = Value::new(&[1; INLINE], || {
-            large_made.set(true);
-            Bytes::new()
-        });
-        assert!(matches!(small, Value::Inline { .. }));
-        assert_eq!(&*small, &[1; INLINE][..]);
-        assert!(!large_made.get());
-        let empty = Value::new(&[], Bytes::new);
-        assert!(empty.is_empty());
-        let bytes = [2; INLINE + 1];
-        let large = Value::new(&bytes, || Bytes::copy_from_slice(&bytes));
-        assert!(matches!(large, Value::Bytes(_)));
-        assert_eq!(&*large, &bytes[..]);
     }
 }

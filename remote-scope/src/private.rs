@@ -43,19 +43,39 @@ where
         HandlerInput::OutputType => return Handled::OutputType(type_name::<Fut::Output>()),
         HandlerInput::Run(captures) => captures,
     };
-    Handled::Running(match rmp_serde::from_slice::<A>(captures) {
+    match decode_captures::<A>(captures) {
         Ok(args) => {
             let running = body(args);
-            Box::pin(async move {
-                let value = running.await;
-                Encoded::new(&value, RESULT_HEADROOM).map_err(|e| Failure::EncodeResult {
-                    reason: e.to_string(),
-                })
-            })
+            Handled::Running(Box::pin(async move { encode_value(&running.await) }))
         }
-        Err(e) => Box::pin(futures::future::ready(Err(Failure::DecodeCaptures {
-            reason: e.to_string(),
-        }))),
+        Err(failure) => Handled::Finished(Err(failure)),
+    }
+}
+
+/// [`serve`] for a body that cannot wait (the macro found no `.await` and no macro call in
+/// it): it runs at once, and no future is allocated for it.
+pub fn serve_now<A, F, R>(input: HandlerInput<'_>, body: F) -> Handled
+where
+    A: DeserializeOwned,
+    F: FnOnce(A) -> R,
+    R: Serialize,
+{
+    let captures = match input {
+        HandlerInput::OutputType => return Handled::OutputType(type_name::<R>()),
+        HandlerInput::Run(captures) => captures,
+    };
+    Handled::Finished(decode_captures::<A>(captures).and_then(|args| encode_value(&body(args))))
+}
+
+fn decode_captures<A: DeserializeOwned>(captures: &[u8]) -> Result<A, Failure> {
+    rmp_serde::from_slice(captures).map_err(|e| Failure::DecodeCaptures {
+        reason: e.to_string(),
+    })
+}
+
+fn encode_value<R: Serialize>(value: &R) -> Result<Encoded, Failure> {
+    Encoded::new(value, RESULT_HEADROOM).map_err(|e| Failure::EncodeResult {
+        reason: e.to_string(),
     })
 }
 

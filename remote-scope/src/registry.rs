@@ -25,7 +25,10 @@ pub enum HandlerInput<'a> {
 /// A handler's answer to a [`HandlerInput`].
 #[doc(hidden)]
 pub enum Handled {
+    /// The body waits: its future, to be polled.
     Running(HandlerFuture),
+    /// The body could not wait, or its captures did not decode: it is over already.
+    Finished(Result<crate::protocol::Encoded, Failure>),
     OutputType(&'static str),
 }
 
@@ -207,7 +210,7 @@ impl Registry {
     pub(crate) fn output_type(&self, name: &str) -> Option<&'static str> {
         match (self.handler(name)?)(HandlerInput::OutputType) {
             Handled::OutputType(name) => Some(name),
-            Handled::Running(_) => None,
+            Handled::Running(_) | Handled::Finished(_) => None,
         }
     }
 }

@@ -6,30 +6,39 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context::Scoped;
-use crate::protocol::{Encoded, Failure};
-use crate::registry::{Handled, HandlerFuture, HandlerInput};
+use crate::context::{with_current, Scoped};
+use crate::protocol::{Encoded, Failure, Received};
+use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 use crate::Node;
 
-/// The future of body `name` run with `captures`, on `node`: it has `node` as its current node
-/// (so nested `remote!` calls go out from here), and a panic in it becomes
-/// [`Failure::Panicked`] instead of unwinding into the node.
-pub(crate) fn dispatch(node: &Node, name: &str, captures: &[u8]) -> Served {
-    let Some(handler) = node.registry().handler(name) else {
-        return Served::Done(Some(Failure::UnknownBody));
-    };
-    match catch_unwind(|| handler(HandlerInput::Run(captures))) {
-        Ok(Handled::Running(body)) => Served::Running(Scoped::new(node.clone(), body)),
-        Ok(Handled::OutputType(_)) => Served::Done(Some(Failure::UnknownBody)),
-        Err(panic) => Served::Done(Some(panicked(panic))),
+/// Body `name` to be run with `captures`, on `node`. Nothing runs until it is first polled:
+/// then the captures are decoded and the body started, with `node` as its current node (so
+/// nested `remote!` calls go out from here), and a panic in it becomes [`Failure::Panicked`]
+/// instead of unwinding into the node. Whoever read the call (a connection's reader) so only
+/// looks its body up; the decoding is the work of whoever polls.
+pub(crate) fn dispatch(node: &Node, name: &str, captures: Received) -> Served {
+    match node.registry().handler(name) {
+        Some(handler) => Served::Start {
+            node: node.clone(),
+            handler,
+            captures,
+        },
+        None => Served::Done(Some(Failure::UnknownBody)),
     }
 }
 
 /// A body being served (see [`dispatch`]). A type of its own rather than a boxed combinator,
-/// so serving a body costs the one allocation its handler makes.
+/// so serving a body costs at most the one allocation its handler makes, and none for a body
+/// that cannot wait.
 pub(crate) enum Served {
+    /// Not started yet.
+    Start {
+        node: Node,
+        handler: Handler,
+        captures: Received,
+    },
     Running(Scoped<HandlerFuture>),
-    /// Failed before it ran (taken when polled).
+    /// Over, or failed before it ran (taken when polled).
     Done(Option<Failure>),
 }
 
@@ -37,19 +46,38 @@ impl Future for Served {
     type Output = Result<Encoded, Failure>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut *self {
-            Served::Running(body) => {
-                // `Scoped` restores the previous current node even when the poll panics.
-                match catch_unwind(AssertUnwindSafe(|| Pin::new(body).poll(cx))) {
-                    Ok(poll) => poll,
-                    Err(panic) => Poll::Ready(Err(panicked(panic))),
+        let this = &mut *self;
+        let mut body = match std::mem::replace(this, Served::Done(None)) {
+            Served::Start {
+                node,
+                handler,
+                captures,
+            } => {
+                let started = with_current(&node, || {
+                    catch_unwind(|| handler(HandlerInput::Run(&captures)))
+                });
+                match started {
+                    Ok(Handled::Running(body)) => Scoped::new(node, body),
+                    Ok(Handled::Finished(done)) => return Poll::Ready(done),
+                    Ok(Handled::OutputType(_)) => return Poll::Ready(Err(Failure::UnknownBody)),
+                    Err(panic) => return Poll::Ready(Err(panicked(panic))),
                 }
             }
+            Served::Running(body) => body,
             Served::Done(failure) => {
-                Poll::Ready(Err(failure.take().unwrap_or(Failure::Panicked {
+                return Poll::Ready(Err(failure.unwrap_or(Failure::Panicked {
                     message: "a body was polled after it finished".into(),
                 })))
             }
+        };
+        // `Scoped` restores the previous current node even when the poll panics.
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut body).poll(cx))) {
+            Ok(Poll::Pending) => {
+                *this = Served::Running(body);
+                Poll::Pending
+            }
+            Ok(Poll::Ready(done)) => Poll::Ready(done),
+            Err(panic) => Poll::Ready(Err(panicked(panic))),
         }
     }
 }

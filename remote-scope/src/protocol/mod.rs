@@ -40,6 +40,8 @@ mod arena;
 pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};
 mod hot;
 use hot::Header;
+mod received;
+pub(crate) use received::Received;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
 pub const PROTOCOL_VERSION: u32 = 2;
