@@ -18,7 +18,7 @@ mod tarpc_impl;
 mod window;
 mod ws_rpc;
 
-use stats::{median, p50_p99_micros, Harness, Pipelined};
+use stats::{median, minor_faults, p50_p99_micros, Harness, Pipelined};
 use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
@@ -99,6 +99,8 @@ struct Row {
     pipe64: f64,
     pipe1024: f64,
     bulk_mbs: f64,
+    /// Minor page faults per bulk round trip, the whole process's.
+    bulk_faults: f64,
 }
 
 /// What `--only` takes.
@@ -140,6 +142,7 @@ const SKIPPED: Row = Row {
     pipe64: f64::NAN,
     pipe1024: f64::NAN,
     bulk_mbs: f64::NAN,
+    bulk_faults: f64::NAN,
 };
 
 /// Runs the selected workloads against one implementation.
@@ -161,7 +164,9 @@ macro_rules! measure {
             r.pipe1024 = imp.pipelined(run(1024)).await?;
         }
         if $sel.workload("bulk") {
+            let faults = minor_faults();
             r.bulk_mbs = imp.bulk($c.bulk, $c.bulk_size).await?;
+            r.bulk_faults = (minor_faults() - faults) / $c.bulk as f64;
         }
         (r, imp)
     }};
@@ -200,6 +205,7 @@ fn medians(runs: &[Vec<Row>]) -> Vec<Row> {
                 pipe64: pick(|r| r.pipe64),
                 pipe1024: pick(|r| r.pipe1024),
                 bulk_mbs: pick(|r| r.bulk_mbs),
+                bulk_faults: pick(|r| r.bulk_faults),
             }
         })
         .collect()
@@ -251,6 +257,17 @@ fn print_table(rows: &[Row]) {
             ratio(ours.pipe64, base.pipe64, 13),
             ratio(ours.pipe1024, base.pipe1024, 14),
             ratio(ours.bulk_mbs, base.bulk_mbs, 10)
+        );
+    }
+    if rows.iter().any(|r| !r.bulk_faults.is_nan()) {
+        let faults: Vec<String> = NAMES
+            .iter()
+            .zip(rows)
+            .map(|(name, r)| format!("{name} {}", figure(r.bulk_faults, 0, 0)))
+            .collect();
+        println!(
+            "\nminor page faults per bulk round trip (whole process; 256 are a 1 MiB buffer faulted in anew): {}",
+            faults.join(", ")
         );
     }
     // (name, ours, the bound, whether ours must be at most the bound)

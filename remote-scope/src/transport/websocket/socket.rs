@@ -18,6 +18,9 @@ use crate::Error;
 /// grown to hold it once its header has been read.
 const READ_CHUNK: usize = 16 << 10;
 
+/// How much is read onto the stack while a large message still holds the read buffer.
+const FIRST_READ: usize = 4 << 10;
+
 /// The most a read reserves at once. A message's header may announce up to the node's
 /// `max_frame_size`; room for a large one grows as its bytes come, not on its header's word.
 const MAX_RESERVE: usize = 1 << 20;
@@ -58,6 +61,9 @@ pub(crate) struct WebSocketTransport {
     read: BytesMut,
     /// The limit once the first message has come.
     limit_after_first: Option<usize>,
+    /// The last message handed on was larger than a read chunk: its buffer is worth taking
+    /// back once it is gone.
+    held_large: bool,
     out: Outgoing,
     /// The peer's close has been read: the stream has ended.
     read_closed: bool,
@@ -81,6 +87,7 @@ impl WebSocketTransport {
             decoder: Decoder::new(role, limits.first),
             read: BytesMut::from(&after_head[..]),
             limit_after_first: Some(limits.after),
+            held_large: false,
             out: Outgoing::new(role),
             read_closed: false,
         }
@@ -93,7 +100,11 @@ impl WebSocketTransport {
             self.read = BytesMut::new();
         }
         let wanted = self.decoder.wanted().saturating_sub(self.read.len());
-        self.read.reserve(wanted.clamp(READ_CHUNK, MAX_RESERVE));
+        let room = wanted.clamp(READ_CHUNK, MAX_RESERVE);
+        if self.held_large && self.read.is_empty() && !self.read.try_reclaim(room) {
+            return self.poll_fill_first(cx, room);
+        }
+        self.read.reserve(room);
         loop {
             match self.tcp.try_read_buf(&mut self.read) {
                 Ok(0) => return Poll::Ready(Ok(false)),
@@ -104,6 +115,33 @@ impl WebSocketTransport {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// Reads the first bytes of a message while the last, a large one, still holds the read
+    /// buffer: onto the stack, and room is found for them only then, when that message may be
+    /// gone and its buffer free to take back whole. Reserving at once would start a new buffer
+    /// for the next message to grow, copying, and leave the old one to the allocator, which
+    /// now and then gives such memory back to the kernel only to fault it in again. Waiting for
+    /// readiness is not enough: it stays set until a read finds nothing.
+    fn poll_fill_first(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<bool>> {
+        let mut first = [0; FIRST_READ];
+        let read = loop {
+            match self.tcp.try_read(&mut first) {
+                Ok(read) => break read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready!(self.tcp.poll_read_ready(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        };
+        if read == 0 {
+            return Poll::Ready(Ok(false));
+        }
+        if !self.read.try_reclaim(room) {
+            self.read = BytesMut::with_capacity(room);
+        }
+        self.read.extend_from_slice(&first[..read]);
+        Poll::Ready(Ok(true))
     }
 
     /// Sends what the reader owes the peer (a pong, a close), unless the writer is in the
@@ -155,6 +193,7 @@ impl Stream for WebSocketTransport {
                     if let Some(limit) = this.limit_after_first.take() {
                         this.decoder.set_limit(limit);
                     }
+                    this.held_large = message.len() > READ_CHUNK;
                     return Poll::Ready(Some(Ok(message)));
                 }
                 Ok(Some(Incoming::Ping(payload))) => {
@@ -386,5 +425,57 @@ impl Outgoing {
             written -= front.len();
             self.chunks.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{FutureExt, SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A client and a server transport over a loopback socket, past any upgrade.
+    async fn pair() -> (WebSocketTransport, WebSocketTransport) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let limits = Limits {
+            first: 1 << 20,
+            after: 1 << 20,
+        };
+        let client =
+            WebSocketTransport::new(client.expect("connect"), Role::Client, vec![], limits);
+        let (server, _) = accepted.expect("accept");
+        let server = WebSocketTransport::new(server, Role::Server, vec![], limits);
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn a_large_message_gone_before_the_next_comes_leaves_its_buffer_to_it() {
+        let (mut client, mut server) = pair().await;
+        let large = |byte| Bytes::from(vec![byte; 100 << 10]);
+        client.send(large(1)).await.expect("sent");
+        let first = server.next().await.expect("a message").expect("whole");
+        let at = first.as_ptr();
+        // The reader goes back to the socket while the message is still held, as a
+        // connection's reader does, and finds nothing yet: it takes no new room meanwhile.
+        let room = server.read.as_ptr();
+        assert!(server.next().now_or_never().is_none());
+        assert_eq!(
+            server.read.as_ptr(),
+            room,
+            "no buffer started while the message is held"
+        );
+        drop(first);
+        client.send(large(2)).await.expect("sent");
+        let second = server.next().await.expect("a message").expect("whole");
+        assert_eq!(second, large(2));
+        assert_eq!(second.as_ptr(), at, "read into the first message's buffer");
+        // Still held when the third comes: that one goes elsewhere, and neither is touched.
+        assert!(server.next().now_or_never().is_none());
+        client.send(large(3)).await.expect("sent");
+        let third = server.next().await.expect("a message").expect("whole");
+        assert_eq!((second, third), (large(2), large(3)));
     }
 }
