@@ -25,7 +25,7 @@ impl Serialize for Unencodable {
 async fn panicking_body_is_reported_and_the_server_keeps_serving() {
     let p = connected_peers().await;
     let server = p.server_id.clone();
-    let (panicked, after) = p
+    let (panicked, panicked_at_once, after) = p
         .client
         .run(async move {
             let n: u64 = 3;
@@ -36,8 +36,11 @@ async fn panicking_body_is_reported_and_the_server_keeps_serving() {
                 n
             })
             .await;
+            // No `.await` and no macro call: served without a future, its panic caught alike.
+            let panicked_at_once: Result<u64, Error> =
+                remote!(server, [n: u64], { [1_u64, 2][n as usize] }).await;
             let after = remote!(server, [n: u64], { n * 2 }).await;
-            (panicked, after)
+            (panicked, panicked_at_once, after)
         })
         .await;
     match panicked {
@@ -47,32 +50,14 @@ async fn panicking_body_is_reported_and_the_server_keeps_serving() {
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
-    assert_eq!(after, Ok(6));
-}
-
-#[tokio::test]
-async fn a_body_that_cannot_wait_panics_into_the_same_error() {
-    let p = connected_peers().await;
-    let server = p.server_id.clone();
-    let (panicked, after) = p
-        .client
-        .run(async move {
-            let n: u64 = 3;
-            // No `.await` and no macro: served without a future, and the panic is still caught.
-            let panicked: Result<u64, Error> =
-                remote!(server, [n: u64], { [1_u64, 2][n as usize] }).await;
-            let after = remote!(server, [n: u64], { [1_u64, 2][n as usize - 2] }).await;
-            (panicked, after)
-        })
-        .await;
-    match panicked {
+    match panicked_at_once {
         Err(Error::Panicked { peer, message, .. }) => {
             assert_eq!(peer.as_str(), "server");
             assert!(message.contains("index out of bounds"), "{message}");
         }
         other => panic!("expected Panicked, got {other:?}"),
     }
-    assert_eq!(after, Ok(2));
+    assert_eq!(after, Ok(6));
 }
 
 #[tokio::test]
