@@ -303,9 +303,10 @@ impl Outgoing {
     }
 
     /// A fresh mask key for a client's frame: RFC 6455 (10.3) asks for keys a proxy cannot
-    /// predict, so they come from a cryptographic generator.
+    /// predict, so they come from a cryptographic generator. One 32-bit draw: an array of four
+    /// bytes would be four draws of 32 bits, each cut to a byte.
     fn mask(&self) -> Option<[u8; 4]> {
-        self.masked.then(rand::random)
+        self.masked.then(|| rand::random::<u32>().to_ne_bytes())
     }
 
     fn queued(&self) -> usize {
@@ -449,6 +450,16 @@ mod tests {
         let (server, _) = accepted.expect("accept");
         let server = WebSocketTransport::new(server, Role::Server, vec![], limits);
         (client, server)
+    }
+
+    #[test]
+    fn a_client_masks_with_fresh_keys_and_a_server_does_not_mask() {
+        let client = Outgoing::new(Role::Client);
+        let keys: std::collections::HashSet<[u8; 4]> =
+            (0..64).filter_map(|_| client.mask()).collect();
+        // 64 draws of 32 bits: a repeat among them is a one-in-two-million chance.
+        assert_eq!(keys.len(), 64);
+        assert_eq!(Outgoing::new(Role::Server).mask(), None);
     }
 
     #[tokio::test]
