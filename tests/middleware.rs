@@ -89,6 +89,11 @@ async fn stacked_middleware_sees_calls_and_consumes_user_messages() {
         let sid = server_id.clone();
         assert_eq!(client.run(remote!(sid, [n: u8], { n })).await, Ok(n));
     }
+    // Captures too long to go inline, in a frame the middleware has rebuilt.
+    let text = "ab".repeat(100);
+    let sid = server_id.clone();
+    let back = client.run(remote!(sid, [text: String], { text })).await;
+    assert_eq!(back.as_deref(), Ok("ab".repeat(100).as_str()));
 
     let got = received.lock().unwrap().clone();
     assert!(
@@ -96,8 +101,8 @@ async fn stacked_middleware_sees_calls_and_consumes_user_messages() {
             .all(|(peer, bytes)| peer == &server_id && bytes == b"pong"),
         "{got:?}"
     );
-    assert_eq!(counter.invokes_in.load(Ordering::SeqCst), 5);
-    assert_eq!(counter.results_out.load(Ordering::SeqCst), 5);
+    assert_eq!(counter.invokes_in.load(Ordering::SeqCst), 6);
+    assert_eq!(counter.results_out.load(Ordering::SeqCst), 6);
     assert_eq!(counter.messages_in.load(Ordering::SeqCst), 3);
 }
 

@@ -519,17 +519,22 @@ where
     }
 }
 
-/// `part` as a value of its own: inline when small, so that the thread it goes to does not
-/// touch `message`'s reference count; else shared with `message` when it lies within it (the
-/// frame as read), copied when middleware rewrote the frame.
+/// `part` (a body's captures) as bytes of their own, by the rule for received values: inline
+/// when a few, so the thread they go to does not touch `message`'s reference count; shared
+/// with `message` when large and within it (the frame as read); else copied, so that a body
+/// waiting for its first poll does not keep the transport's whole read buffer alive for a few
+/// bytes of it.
 fn part_of(message: &Bytes, part: &[u8]) -> Received {
     Received::new(part, || {
         let within = message.as_ptr_range();
         let range = part.as_ptr_range();
-        if within.start <= range.start && range.end <= within.end {
+        if part.len() >= protocol::SHARE_ABOVE
+            && within.start <= range.start
+            && range.end <= within.end
+        {
             message.slice_ref(part)
         } else {
-            Bytes::copy_from_slice(part)
+            protocol::copy(part)
         }
     })
 }
@@ -697,6 +702,37 @@ mod tests {
 
     use crate::transport::memory;
     use crate::{remote, Error, Node, PeerId};
+
+    #[test]
+    fn captures_share_the_message_only_when_large_and_inside_it() {
+        use super::{part_of, Bytes, Received};
+        use crate::protocol::{INLINE_RECEIVED, SHARE_ABOVE};
+
+        let message = Bytes::from(vec![7; 2 * SHARE_ABOVE]);
+        let inside = |part: &Received| message.as_ptr_range().contains(&part.as_ptr());
+        let few = part_of(&message, &message[..INLINE_RECEIVED]);
+        assert!(matches!(few, Received::Inline { .. }));
+        let some = part_of(&message, &message[..INLINE_RECEIVED + 1]);
+        assert!(
+            matches!(some, Received::Bytes(_)) && !inside(&some),
+            "copied out"
+        );
+        let many = part_of(&message, &message[1..=SHARE_ABOVE]);
+        assert!(inside(&many), "shared");
+        // Rewritten by middleware: not in the message, so copied whatever its size.
+        let elsewhere = vec![8; SHARE_ABOVE];
+        let rewritten = part_of(&message, &elsewhere);
+        assert!(!inside(&rewritten) && rewritten.as_ptr() != elsewhere.as_ptr());
+        assert_eq!(
+            (&*few, &*some, &*many, &*rewritten),
+            (
+                &message[..INLINE_RECEIVED],
+                &message[..INLINE_RECEIVED + 1],
+                &message[1..=SHARE_ABOVE],
+                &elsewhere[..]
+            )
+        );
+    }
 
     static BODY_STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

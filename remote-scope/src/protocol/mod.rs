@@ -42,6 +42,8 @@ mod hot;
 use hot::Header;
 mod received;
 pub(crate) use received::Received;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+pub(crate) use received::INLINE as INLINE_RECEIVED;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -361,8 +363,9 @@ impl Encoded {
     }
 }
 
-/// A received value from this size on reaches its caller as a part of the received message;
-/// a smaller one is copied out, so it does not keep the whole message alive.
+/// A received value (or a body's captures) from this size on reaches its caller (its body) as
+/// a part of the received message; a smaller one is copied out, so it does not keep the whole
+/// message alive.
 pub(crate) const SHARE_ABOVE: usize = 16 << 10;
 
 /// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name,
