@@ -184,14 +184,7 @@ impl Connection {
             FrameRef::Invoke(invoke) => self.start(node, message, invoke),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 let reply = || match outcome {
-                    // A large value is handed over as part of the received message; a smaller
-                    // one is copied (inline in the reply, or into a buffer shared with other
-                    // small ones), so it does not keep the transport's whole read buffer alive
-                    // until the caller gets to it.
-                    OutcomeRef::Value(v) if self.direct && v.len() >= protocol::SHARE_ABOVE => {
-                        Reply::Value(Received::Bytes(message.slice_ref(v)))
-                    }
-                    OutcomeRef::Value(v) => Reply::Value(Received::new(v, || protocol::copy(v))),
+                    OutcomeRef::Value(v) => Reply::Value(received(message, v)),
                     OutcomeRef::Failure(f) => Reply::Failure(f),
                 };
                 // No caller: it gave up (timeout, dropped future); the answer is moot.
@@ -264,7 +257,7 @@ impl Connection {
             self.started.fetch_add(1, Ordering::AcqRel);
         }
         let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
-        let captures = part_of(message, invoke.captures);
+        let captures = received(message, invoke.captures);
         let work = span.in_scope(|| serve::dispatch(node, invoke.body, captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
@@ -519,12 +512,12 @@ where
     }
 }
 
-/// `part` (a body's captures) as bytes of their own, by the rule for received values: inline
-/// when a few, so the thread they go to does not touch `message`'s reference count; shared
-/// with `message` when large and within it (the frame as read); else copied, so that a body
-/// waiting for its first poll does not keep the transport's whole read buffer alive for a few
-/// bytes of it.
-fn part_of(message: &Bytes, part: &[u8]) -> Received {
+/// `part` of a received frame (a value for a waiting call, a body's captures) as bytes of its
+/// own: inline when a few, so the thread it goes to does not touch `message`'s reference
+/// count; shared with `message` when large and within it (the frame as read, not one that
+/// middleware rebuilt); else copied, so that a caller or a body not yet polled does not keep
+/// the transport's whole read buffer alive for a few bytes of it.
+fn received(message: &Bytes, part: &[u8]) -> Received {
     Received::new(part, || {
         let within = message.as_ptr_range();
         let range = part.as_ptr_range();
@@ -704,24 +697,24 @@ mod tests {
     use crate::{remote, Error, Node, PeerId};
 
     #[test]
-    fn captures_share_the_message_only_when_large_and_inside_it() {
-        use super::{part_of, Bytes, Received};
+    fn a_received_part_shares_the_message_only_when_large_and_inside_it() {
+        use super::{received, Bytes, Received};
         use crate::protocol::{INLINE_RECEIVED, SHARE_ABOVE};
 
         let message = Bytes::from(vec![7; 2 * SHARE_ABOVE]);
         let inside = |part: &Received| message.as_ptr_range().contains(&part.as_ptr());
-        let few = part_of(&message, &message[..INLINE_RECEIVED]);
+        let few = received(&message, &message[..INLINE_RECEIVED]);
         assert!(matches!(few, Received::Inline { .. }));
-        let some = part_of(&message, &message[..INLINE_RECEIVED + 1]);
+        let some = received(&message, &message[..INLINE_RECEIVED + 1]);
         assert!(
             matches!(some, Received::Bytes(_)) && !inside(&some),
             "copied out"
         );
-        let many = part_of(&message, &message[1..=SHARE_ABOVE]);
+        let many = received(&message, &message[1..=SHARE_ABOVE]);
         assert!(inside(&many), "shared");
         // Rewritten by middleware: not in the message, so copied whatever its size.
         let elsewhere = vec![8; SHARE_ABOVE];
-        let rewritten = part_of(&message, &elsewhere);
+        let rewritten = received(&message, &elsewhere);
         assert!(!inside(&rewritten) && rewritten.as_ptr() != elsewhere.as_ptr());
         assert_eq!(
             (&*few, &*some, &*many, &*rewritten),
