@@ -115,6 +115,8 @@ mod registry;
 pub mod runtime;
 mod seen;
 mod serve;
+#[cfg(test)]
+mod testing;
 mod timers;
 pub mod transport;
 

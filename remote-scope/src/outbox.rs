@@ -298,15 +298,8 @@ mod tests {
 
     #[test]
     fn the_first_frame_after_each_take_wakes_the_writer() {
-        struct Count(std::sync::atomic::AtomicUsize);
-        impl std::task::Wake for Count {
-            fn wake(self: std::sync::Arc<Self>) {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let count = std::sync::Arc::new(Count(Default::default()));
-        let waker = std::task::Waker::from(std::sync::Arc::clone(&count));
-        let wakes = || count.0.load(std::sync::atomic::Ordering::SeqCst);
+        let (count, waker) = crate::testing::counting_waker();
+        let wakes = || count.wakes();
         let outbox = Outbox::new(usize::MAX);
         let mut batch = Vec::new();
         let take =

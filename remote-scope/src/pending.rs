@@ -190,28 +190,10 @@ impl Pending {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
-
     use bytes::Bytes;
 
     use super::*;
-
-    /// A waker that counts its wakes.
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn waker() -> (Arc<Counter>, Waker) {
-        let counter = Arc::new(Counter::default());
-        (Arc::clone(&counter), Waker::from(counter))
-    }
+    use crate::testing::counting_waker as waker;
 
     const SECOND: Duration = Duration::from_secs(1);
 
@@ -233,7 +215,7 @@ mod tests {
             Reply::Value(Received::Bytes(Bytes::from_static(b"v")))
         });
         caller.expect("the caller waits").wake();
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken.wakes(), 1);
         // A repeated reply finds the call answered already.
         assert!(pending.answer(7, || Reply::TimedOut).is_none());
         assert_eq!(value(pending.poll(7, &cx)).as_deref(), Some(&b"v"[..]));
@@ -252,8 +234,8 @@ mod tests {
             .answer(1, || Reply::TimedOut)
             .expect("waiting")
             .wake();
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.wakes(), 0);
+        assert_eq!(second.wakes(), 1);
     }
 
     #[test]
@@ -313,7 +295,7 @@ mod tests {
         for (_, caller) in expired.calls {
             caller.wake();
         }
-        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken.wakes(), 1);
         assert!(matches!(
             pending.poll(2, &cx),
             Poll::Ready(Ended::Reply(Reply::TimedOut))
