@@ -61,8 +61,11 @@ pub(crate) struct WebSocketTransport {
     read: BytesMut,
     /// The limit once the first message has come.
     limit_after_first: Option<usize>,
-    /// The last message handed on was larger than a read chunk: its buffer is worth taking
-    /// back once it is gone.
+    /// The last message handed on was larger than a read chunk: the buffer's room is kept
+    /// while such messages come.
+    large_last: bool,
+    /// A large message was handed on and its buffer not yet taken back: it is worth taking
+    /// back once the message is gone.
     held_large: bool,
     out: Outgoing,
     /// The peer's close has been read: the stream has ended.
@@ -87,6 +90,7 @@ impl WebSocketTransport {
             decoder: Decoder::new(role, limits.first),
             read: BytesMut::from(&after_head[..]),
             limit_after_first: Some(limits.after),
+            large_last: false,
             held_large: false,
             out: Outgoing::new(role),
             read_closed: false,
@@ -95,14 +99,25 @@ impl WebSocketTransport {
 
     /// Reads more bytes into the buffer: `Ok(false)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        if self.read.is_empty() && self.read.capacity() > 2 * MAX_RESERVE {
-            // A large message came and went: its room is not kept for the connection's life.
+        if self.read.is_empty() && !self.large_last && self.read.capacity() > 2 * MAX_RESERVE {
+            // Large messages came and a small one followed: their room is not kept for the
+            // connection's life.
             self.read = BytesMut::new();
         }
+        // Room for the rest of the message and a chunk more: a buffer grown to one large
+        // message then holds the next even if it is a few bytes longer (its call id, say).
+        // Grown to the exact size, every such message made the buffer double, copying what
+        // it held: a tenth of the time of a 1 MiB round trip.
         let wanted = self.decoder.wanted().saturating_sub(self.read.len());
-        let room = wanted.clamp(READ_CHUNK, MAX_RESERVE);
-        if self.held_large && self.read.is_empty() && !self.read.try_reclaim(room) {
-            return self.poll_fill_first(cx, room);
+        let room = wanted.min(MAX_RESERVE) + READ_CHUNK;
+        if self.held_large && self.read.is_empty() {
+            // Asking for more than is left after the last message takes the buffer back from
+            // its start: left where that message ended, a message as long would not fit.
+            let reclaim = room.max(self.read.capacity() + 1);
+            if !self.read.try_reclaim(reclaim) {
+                return self.poll_fill_first(cx, reclaim, room);
+            }
+            self.held_large = false;
         }
         self.read.reserve(room);
         loop {
@@ -122,8 +137,14 @@ impl WebSocketTransport {
     /// gone and its buffer free to take back whole. Reserving at once would start a new buffer
     /// for the next message to grow, copying, and leave the old one to the allocator, which
     /// now and then gives such memory back to the kernel only to fault it in again. Waiting for
-    /// readiness is not enough: it stays set until a read finds nothing.
-    fn poll_fill_first(&mut self, cx: &mut Context<'_>, room: usize) -> Poll<io::Result<bool>> {
+    /// readiness is not enough: it stays set until a read finds nothing. `reclaim` is the room
+    /// the old buffer is taken back with, `room` that of a new one.
+    fn poll_fill_first(
+        &mut self,
+        cx: &mut Context<'_>,
+        reclaim: usize,
+        room: usize,
+    ) -> Poll<io::Result<bool>> {
         let mut first = [0; FIRST_READ];
         let read = loop {
             match self.tcp.try_read(&mut first) {
@@ -137,9 +158,10 @@ impl WebSocketTransport {
         if read == 0 {
             return Poll::Ready(Ok(false));
         }
-        if !self.read.try_reclaim(room) {
+        if !self.read.try_reclaim(reclaim) {
             self.read = BytesMut::with_capacity(room);
         }
+        self.held_large = false;
         self.read.extend_from_slice(&first[..read]);
         Poll::Ready(Ok(true))
     }
@@ -193,7 +215,8 @@ impl Stream for WebSocketTransport {
                     if let Some(limit) = this.limit_after_first.take() {
                         this.decoder.set_limit(limit);
                     }
-                    this.held_large = message.len() > READ_CHUNK;
+                    this.large_last = message.len() > READ_CHUNK;
+                    this.held_large = this.large_last;
                     return Poll::Ready(Some(Ok(message)));
                 }
                 Ok(Some(Incoming::Ping(payload))) => {
@@ -442,8 +465,8 @@ mod tests {
         let addr = listener.local_addr().expect("address");
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let limits = Limits {
-            first: 1 << 20,
-            after: 1 << 20,
+            first: 4 << 20,
+            after: 4 << 20,
         };
         let client =
             WebSocketTransport::new(client.expect("connect"), Role::Client, vec![], limits);
@@ -488,5 +511,49 @@ mod tests {
         client.send(large(3)).await.expect("sent");
         let third = server.next().await.expect("a message").expect("whole");
         assert_eq!((second, third), (large(2), large(3)));
+    }
+
+    /// How far the buffer `message` was read into reaches from the message's first byte:
+    /// `read` is what is left of that buffer after it.
+    fn reach(message: &Bytes, read: &BytesMut) -> usize {
+        read.as_ptr() as usize + read.capacity() - message.as_ptr() as usize
+    }
+
+    #[tokio::test]
+    async fn a_buffer_grown_for_large_messages_holds_the_next_without_growing() {
+        let (mut client, mut server) = pair().await;
+        // Just under the most a read reserves, and over it: each message is a few bytes longer
+        // than the last, as a call's message is when its id needs another byte.
+        for size in [MAX_RESERVE - 100, 3 * MAX_RESERVE / 2] {
+            let mut first = None;
+            for (byte, size) in [(1, size), (2, size + 8), (3, size + 16)] {
+                let message = Bytes::from(vec![byte; size]);
+                client.send(message.clone()).await.expect("sent");
+                let read = server.next().await.expect("a message").expect("whole");
+                assert_eq!(read, message);
+                let here = (read.as_ptr(), reach(&read, &server.read));
+                assert_eq!(
+                    *first.get_or_insert(here),
+                    here,
+                    "read into the first message's buffer, not grown, for {size} bytes"
+                );
+                drop(read);
+                assert!(server.next().now_or_never().is_none());
+                assert!(
+                    server.read.capacity() > size,
+                    "the buffer is kept while large messages come: {} for {size}",
+                    server.read.capacity()
+                );
+            }
+        }
+        // A small message lets a buffer over twice the most a read reserves go.
+        client
+            .send(Bytes::from_static(b"small"))
+            .await
+            .expect("sent");
+        let small = server.next().await.expect("a message").expect("whole");
+        assert_eq!(&small[..], b"small");
+        assert!(server.next().now_or_never().is_none());
+        assert!(server.read.capacity() < MAX_RESERVE);
     }
 }
