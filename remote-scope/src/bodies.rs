@@ -184,7 +184,7 @@ pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
                     conn.finish(id, None);
                     continue;
                 }
-                match body.span.in_scope(|| Pin::new(&mut body.work).poll(cx)) {
+                match crate::in_span(&body.span, || Pin::new(&mut body.work).poll(cx)) {
                     Poll::Ready(done) => conn.finish(body.id, Some(done)),
                     Poll::Pending => spawn_rest(&node, &conn, body),
                 }

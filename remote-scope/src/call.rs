@@ -190,7 +190,8 @@ impl<R> Future for CallFuture<R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let _entered = this.span.enter();
+        // Not entered when none (see `crate::in_span`).
+        let _entered = (!this.span.is_none()).then(|| this.span.enter());
         let outcome = match &mut this.state {
             State::Remote { call, after } => match call.poll_outcome(cx) {
                 Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
@@ -257,8 +258,10 @@ fn begin(
     let after = start.timeout.unwrap_or(node.config().default_timeout);
     if start.peer == *node.id() {
         let span = call_span!("call", body, peer = %start.peer, local = true);
-        let work =
-            span.in_scope(|| serve::dispatch(&node, body, Received::Bytes(captures.into_bytes())));
+        let handler = node.registry().handler(body);
+        let work = crate::in_span(&span, || {
+            serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
+        });
         let state = State::Local {
             peer: start.peer,
             work,

@@ -22,6 +22,7 @@ use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef, Received,
 };
+use crate::registry::LastBody;
 use crate::seen::Seen;
 use crate::{serve, Error, Node, PeerId};
 
@@ -153,13 +154,15 @@ impl Connection {
     /// Handles one inbound frame after the handshake; returns the body it starts, if any. The
     /// reader holds the bodies of its current read in `held`; any frame but an `Invoke`, as the
     /// middleware made it, hands them to the body task first, so a `Cancel` finds the bodies
-    /// read before it. An error closes the connection.
+    /// read before it. `last_body` is the body the reader looked up last. An error closes the
+    /// connection.
     fn receive(
         self: &Arc<Self>,
         node: &Node,
         message: &Bytes,
         frame: FrameRef<'_>,
         held: &mut Vec<Queued>,
+        last_body: &mut LastBody,
     ) -> Result<Option<Queued>, Error> {
         let owned;
         let frame = if self.direct {
@@ -181,7 +184,7 @@ impl Connection {
             self.bodies.push(held);
         }
         match frame {
-            FrameRef::Invoke(invoke) => self.start(node, message, invoke),
+            FrameRef::Invoke(invoke) => self.start(node, message, invoke, last_body),
             FrameRef::Result(InvokeResultRef { id, outcome }) => {
                 let reply = || match outcome {
                     OutcomeRef::Value(v) => Reply::Value(received(message, v)),
@@ -223,6 +226,7 @@ impl Connection {
         node: &Node,
         message: &Bytes,
         invoke: InvokeRef<'_>,
+        last_body: &mut LastBody,
     ) -> Result<Option<Queued>, Error> {
         let id = invoke.id;
         {
@@ -258,7 +262,8 @@ impl Connection {
         }
         let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
         let captures = received(message, invoke.captures);
-        let work = span.in_scope(|| serve::dispatch(node, invoke.body, captures));
+        let handler = node.registry().handler_after(invoke.body, last_body);
+        let work = crate::in_span(&span, || serve::dispatch(node, handler, captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
             id,
@@ -474,6 +479,7 @@ where
     // `crate::bodies`) when the stream has nothing more for now: one lock and one wake-up
     // for them all instead of one each. The frame count keep-alive watches moves then too.
     let mut started = Vec::new();
+    let mut last_body = LastBody::default();
     let mut heard = 0;
     let hand_over = |started: &mut Vec<Queued>, heard: &mut u64| {
         conn.bodies.push(started);
@@ -492,7 +498,7 @@ where
         };
         heard += 1;
         let received = protocol::decode_ref(&bytes, max)
-            .and_then(|frame| conn.receive(&node, &bytes, frame, &mut started));
+            .and_then(|frame| conn.receive(&node, &bytes, frame, &mut started, &mut last_body));
         match received {
             Ok(Some(body)) => started.push(body),
             Ok(None) => {}

@@ -25,7 +25,7 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
     for name in node.registry().names() {
         let mut work = serve::dispatch(
             node,
-            name,
+            node.registry().handler(name),
             Received::new(captures, || Bytes::copy_from_slice(captures)),
         );
         for _ in 0..polls {

@@ -96,6 +96,16 @@ macro_rules! call_span {
     };
 }
 
+/// Runs `f` in `span`, or just runs it when the span is none (see `call_span!`): entering and
+/// leaving even a disabled span costs a little, and bodies and calls are polled all the time.
+fn in_span<R>(span: &tracing::Span, f: impl FnOnce() -> R) -> R {
+    if span.is_none() {
+        f()
+    } else {
+        span.in_scope(f)
+    }
+}
+
 mod auth;
 mod bodies;
 mod call;

@@ -126,6 +126,10 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fast
 pub(crate) type FastSet<T> =
     std::collections::HashSet<T, std::hash::BuildHasherDefault<FastHasher>>;
 
+/// The body a reader looked up last (see [`Registry::handler_after`]).
+#[derive(Default)]
+pub(crate) struct LastBody(Option<(&'static str, Handler)>);
+
 /// The bodies this binary can serve.
 ///
 /// ```
@@ -206,6 +210,19 @@ impl Registry {
         self.bodies.get(name).map(|r| r.handler)
     }
 
+    /// [`Registry::handler`], through `last`: the body found last time, which a connection's
+    /// calls name again and again. Comparing the name is cheaper than hashing it.
+    pub(crate) fn handler_after(&self, name: &str, last: &mut LastBody) -> Option<Handler> {
+        if let Some((known, handler)) = last.0 {
+            if known == name {
+                return Some(handler);
+            }
+        }
+        let (&known, r) = self.bodies.get_key_value(name)?;
+        last.0 = Some((known, r.handler));
+        Some(r.handler)
+    }
+
     /// The type of the body's value as its handler was compiled, e.g. `"u64"`.
     pub(crate) fn output_type(&self, name: &str) -> Option<&'static str> {
         match (self.handler(name)?)(HandlerInput::OutputType) {
@@ -270,6 +287,42 @@ mod tests {
     static A_IDENTICAL: Registration = Registration::new("m::a", 1, "src/a.rs", 7, 4, never);
     static A_ELSEWHERE: Registration = Registration::new("m::a", 2, "src/b.rs", 9, 0, never);
     static B: Registration = Registration::new("m::b", 3, "src/a.rs", 2, 4, never);
+
+    #[test]
+    fn the_last_body_found_is_the_right_one_whatever_came_before() {
+        fn x(_: HandlerInput<'_>) -> Handled {
+            Handled::OutputType("x")
+        }
+        fn y(_: HandlerInput<'_>) -> Handled {
+            Handled::OutputType("y")
+        }
+        static X: Registration = Registration::new("m::x", 4, "src/x.rs", 1, 0, x);
+        static Y: Registration = Registration::new("m::y", 5, "src/x.rs", 2, 0, y);
+        let registry = Registry::build([&X, &Y]).expect("no conflict");
+        let mut last = LastBody::default();
+        let mut found = |name: &str| {
+            registry.handler_after(name, &mut last).map(|handler| {
+                match handler(HandlerInput::OutputType) {
+                    Handled::OutputType(output) => output,
+                    Handled::Running(_) | Handled::Finished(_) => "ran",
+                }
+            })
+        };
+        // A name built at run time, so the cache is compared by content, not by address.
+        let x = String::from("m::") + "x";
+        let order = ["m::x", &x, "m::y", "m::z", "m::y", "m::x", "m::x"];
+        let outputs: Vec<_> = order.iter().map(|name| found(name)).collect();
+        let expected = [
+            Some("x"),
+            Some("x"),
+            Some("y"),
+            None,
+            Some("y"),
+            Some("x"),
+            Some("x"),
+        ];
+        assert_eq!(outputs, expected);
+    }
 
     #[test]
     fn repeated_and_identical_registrations_are_one_body() {

@@ -11,13 +11,15 @@ use crate::protocol::{Encoded, Failure, Received};
 use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 use crate::Node;
 
-/// Body `name` to be run with `captures`, on `node`. Nothing runs until it is first polled:
+/// A body to be run with `captures`, on `node`. Nothing runs until it is first polled:
 /// then the captures are decoded and the body started, with `node` as its current node (so
 /// nested `remote!` calls go out from here), and a panic in it becomes [`Failure::Panicked`]
 /// instead of unwinding into the node. Whoever read the call (a connection's reader) so only
 /// looks its body up; the decoding is the work of whoever polls.
-pub(crate) fn dispatch(node: &Node, name: &str, captures: Received) -> Served {
-    match node.registry().handler(name) {
+///
+/// `handler` is the body's, looked up by the caller: `None` if there is no such body.
+pub(crate) fn dispatch(node: &Node, handler: Option<Handler>, captures: Received) -> Served {
+    match handler {
         Some(handler) => Served::Start {
             node: node.clone(),
             handler,
