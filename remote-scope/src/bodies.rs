@@ -77,7 +77,13 @@ impl Queue {
                 queued, queued_ids, ..
             } = &mut *state;
             queued_ids.extend(bodies.iter().map(|body| body.id));
-            queued.append(bodies);
+            if queued.is_empty() {
+                // Swapped, not moved body by body: the server task usually took the last
+                // batch already, and a queued body is large. The reader keeps the empty vector.
+                std::mem::swap(queued, bodies);
+            } else {
+                queued.append(bodies);
+            }
         }
         self.server.wake();
     }
@@ -256,12 +262,18 @@ mod tests {
     #[test]
     fn a_cancel_finds_its_body_queued_being_polled_or_spawned() {
         let queue = Queue::default();
-        queue.push(&mut vec![queued(1), queued(2)]);
-        queue.push(&mut vec![queued(3)]);
+        // Into an empty queue and behind queued bodies: both leave the reader's vector empty.
+        let mut read = vec![queued(1), queued(2)];
+        queue.push(&mut read);
+        assert!(read.is_empty());
+        read.push(queued(3));
+        queue.push(&mut read);
+        assert!(read.is_empty());
         // 1 is cancelled while queued: it is skipped at its first poll.
         assert!(queue.cancel(1));
         let batch = take(&queue);
-        assert_eq!(batch.len(), 3);
+        let ids: Vec<u64> = batch.iter().map(|body| body.id).collect();
+        assert_eq!(ids, [1, 2, 3]);
         assert!(queue.skipped(1));
         // 2 is cancelled while its batch is being polled: not polled, or not kept.
         assert!(queue.cancel(2));

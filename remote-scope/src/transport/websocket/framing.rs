@@ -269,6 +269,9 @@ struct Head {
     payload: usize,
 }
 
+/// The longest frame header: two bytes, an eight-byte length and a four-byte mask key.
+pub(crate) const MAX_HEADER: usize = 14;
+
 /// Writes the header of a final frame with `opcode` and a payload of `len` bytes, masked with
 /// `mask` if there is one (a client's frames).
 fn put_header(out: &mut BytesMut, opcode: u8, len: usize, mask: Option<[u8; 4]>) {

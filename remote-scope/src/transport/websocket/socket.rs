@@ -29,6 +29,9 @@ const MAX_RESERVE: usize = 1 << 20;
 /// its header (a client's only when it can mask it there, as no one else holds it).
 const WRITTEN_IN_PLACE: usize = 4 << 10;
 
+/// The least room `staging` is given when it runs out.
+const STAGING_ROOM: usize = 4 << 10;
+
 /// Queued bytes over which [`Sink::poll_ready`] first writes what is queued.
 const HIGH_WATER: usize = 256 << 10;
 
@@ -348,6 +351,7 @@ impl Outgoing {
         }
         let mask = self.mask();
         if frame.len() < WRITTEN_IN_PLACE {
+            self.room_for(framing::MAX_HEADER + frame.len());
             framing::put_binary(&mut self.staging, &frame, mask);
             return;
         }
@@ -361,11 +365,13 @@ impl Outgoing {
                     owned.freeze()
                 }
                 Err(shared) => {
+                    self.room_for(framing::MAX_HEADER + shared.len());
                     framing::put_binary(&mut self.staging, &shared, mask);
                     return;
                 }
             },
         };
+        self.room_for(framing::MAX_HEADER);
         framing::binary_header(&mut self.staging, frame.len(), mask);
         self.seal();
         self.chunked += frame.len();
@@ -381,6 +387,7 @@ impl Outgoing {
         self.closed = true;
         self.close_owed = true;
         let mask = self.mask();
+        self.room_for(framing::MAX_HEADER + 2);
         framing::put_close(&mut self.staging, code, mask);
     }
 
@@ -388,8 +395,18 @@ impl Outgoing {
         if let Some(payload) = self.pong.take() {
             if !self.closed {
                 let mask = self.mask();
+                self.room_for(framing::MAX_HEADER + payload.len());
                 framing::put_pong(&mut self.staging, &payload, mask);
             }
+        }
+    }
+
+    /// Makes room for `len` more bytes in `staging`: what is gathered there is sealed rather
+    /// than grown, which would copy it (a batch of small frames grew it again and again).
+    fn room_for(&mut self, len: usize) {
+        if self.staging.capacity() - self.staging.len() < len {
+            self.seal();
+            self.staging.reserve(len.max(STAGING_ROOM));
         }
     }
 
@@ -483,6 +500,30 @@ mod tests {
         // 64 draws of 32 bits: a repeat among them is a one-in-two-million chance.
         assert_eq!(keys.len(), 64);
         assert_eq!(Outgoing::new(Role::Server).mask(), None);
+    }
+
+    #[test]
+    fn small_frames_are_gathered_in_buffers_sealed_when_full_not_grown() {
+        let mut out = Outgoing::new(Role::Client);
+        let frames: Vec<Bytes> = (0..2_000_u32)
+            .map(|n| Bytes::from(n.to_be_bytes().repeat(1 + n as usize % 9)))
+            .collect();
+        for frame in &frames {
+            out.binary(frame.clone());
+        }
+        out.seal();
+        assert!(out.chunks.len() > 1);
+        assert!(out.chunks.iter().all(|chunk| chunk.len() <= STAGING_ROOM));
+        let mut sent = BytesMut::new();
+        for chunk in &out.chunks {
+            sent.extend_from_slice(chunk);
+        }
+        let mut server = Decoder::new(Role::Server, 1 << 20);
+        for frame in &frames {
+            let read = server.decode(&mut sent).expect("well formed");
+            assert_eq!(read, Some(framing::Incoming::Binary(frame.clone())));
+        }
+        assert!(sent.is_empty());
     }
 
     #[tokio::test]
