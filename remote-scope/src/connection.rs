@@ -497,7 +497,7 @@ where
             std::task::Poll::Ready(Some(Ok(bytes))) => bytes,
         };
         heard += 1;
-        let received = protocol::decode_ref(&bytes, max)
+        let received = protocol::decode_ref(&bytes, max, last_body.name())
             .and_then(|frame| conn.receive(&node, &bytes, frame, &mut started, &mut last_body));
         match received {
             Ok(Some(body)) => started.push(body),

@@ -12,7 +12,7 @@ use crate::{serve, Node};
 
 /// The node's own decoder (borrowing), as an owned frame.
 pub fn decode_borrowed(bytes: &[u8]) -> Option<Frame> {
-    protocol::decode_ref(bytes, usize::MAX)
+    protocol::decode_ref(bytes, usize::MAX, None)
         .ok()
         .map(protocol::FrameRef::into_owned)
 }

@@ -130,6 +130,13 @@ pub(crate) type FastSet<T> =
 #[derive(Default)]
 pub(crate) struct LastBody(Option<(&'static str, Handler)>);
 
+impl LastBody {
+    /// The name of the body, if one was found.
+    pub(crate) fn name(&self) -> Option<&'static str> {
+        self.0.map(|(name, _)| name)
+    }
+}
+
 /// The bodies this binary can serve.
 ///
 /// ```

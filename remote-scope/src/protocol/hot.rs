@@ -160,14 +160,20 @@ impl Header<'_> {
 /// `bytes` as one of the two frames, when it is one in the form [`Header`] writes (any width of
 /// integer, string and bin markers), ending exactly where its payload does. `None` sends the
 /// frame to the general decoder, which then accepts or refuses it as before.
-pub(super) fn decode(bytes: &[u8]) -> Option<FrameRef<'_>> {
+///
+/// `known` is a body name seen before: an `Invoke` that names it again gets it as it is, its
+/// bytes compared instead of checked to be UTF-8.
+pub(super) fn decode<'a>(bytes: &'a [u8], known: Option<&'static str>) -> Option<FrameRef<'a>> {
     let mut r = Reader(bytes);
     r.byte(0x81)?;
     match r.raw_str()? {
         b"Invoke" => {
             r.byte(0x94)?;
             let id = r.uint()?;
-            let body = r.str()?;
+            let body = match (r.raw_str()?, known) {
+                (name, Some(known)) if name == known.as_bytes() => known,
+                (name, _) => std::str::from_utf8(name).ok()?,
+            };
             let timeout_ms = r.uint()?;
             let captures = r.bin_to_end()?;
             Some(FrameRef::Invoke(InvokeRef {
@@ -245,10 +251,6 @@ impl<'a> Reader<'a> {
         self.take(usize::try_from(len).ok()?)
     }
 
-    fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.raw_str()?).ok()
-    }
-
     /// A bin that takes up exactly the rest of the frame.
     fn bin_to_end(&mut self) -> Option<&'a [u8]> {
         let len = match self.marker()? {
@@ -300,7 +302,7 @@ mod tests {
     fn reads_every_width_of_both_frames_as_the_general_decoder_does() {
         for frame in samples() {
             let bytes = encode(&frame).expect("encodes");
-            let fast = decode(&bytes).map(FrameRef::into_owned);
+            let fast = decode(&bytes, None).map(FrameRef::into_owned);
             assert_eq!(fast.as_ref(), Some(&frame));
             assert_eq!(general(&bytes).as_ref(), Some(&frame));
         }
@@ -330,9 +332,12 @@ mod tests {
                 variants.push(changed);
             }
             for variant in variants {
-                tried += 1;
-                if let Some(fast) = decode(&variant) {
-                    assert_eq!(Some(fast.into_owned()), general(&variant), "{variant:02x?}");
+                // "m::" is the name of some samples: known, it is compared, not checked.
+                for known in [None, Some("m::")] {
+                    tried += 1;
+                    if let Some(fast) = decode(&variant, known) {
+                        assert_eq!(Some(fast.into_owned()), general(&variant), "{variant:02x?}");
+                    }
                 }
             }
         }
@@ -342,12 +347,44 @@ mod tests {
     #[test]
     fn other_frames_go_the_general_way() {
         let cancel = encode(&Frame::Cancel(3)).expect("encodes");
-        assert!(decode(&cancel).is_none());
+        assert!(decode(&cancel, None).is_none());
         let failure = encode(&Frame::Result(InvokeResult {
             id: 1,
             outcome: Outcome::Failure(super::super::Failure::UnknownBody),
         }))
         .expect("encodes");
-        assert!(decode(&failure).is_none());
+        assert!(decode(&failure, None).is_none());
+    }
+
+    #[test]
+    fn a_known_name_is_taken_as_it_is_and_only_that_name() {
+        static KNOWN: &str = "m::known";
+        let invoke = |body: &str| {
+            encode(&Frame::Invoke(Invoke {
+                id: 1,
+                body: body.to_owned(),
+                timeout_ms: 5,
+                captures: vec![1, 2],
+            }))
+            .expect("encodes")
+        };
+        let body_of = |bytes: &[u8]| match decode(bytes, Some(KNOWN)) {
+            Some(FrameRef::Invoke(invoke)) => Some((invoke.body.to_owned(), invoke.body.as_ptr())),
+            _ => None,
+        };
+        let known = invoke(KNOWN);
+        assert_eq!(body_of(&known), Some((KNOWN.to_owned(), KNOWN.as_ptr())));
+        let other = invoke("m::other");
+        let (name, at) = body_of(&other).expect("decodes");
+        assert_eq!(name, "m::other");
+        assert_ne!(at, KNOWN.as_ptr());
+        // Not UTF-8, and not the known name: refused, as without one.
+        let mut broken = invoke("m::knowm");
+        let at = broken
+            .windows(5)
+            .position(|w| w == b"knowm")
+            .expect("in the frame");
+        broken[at + 4] = 0xff;
+        assert_eq!(body_of(&broken), None);
     }
 }

@@ -393,10 +393,15 @@ pub(crate) fn value_frame(id: u64, value: Encoded) -> Bytes {
     value.framed(Header::Value { id })
 }
 
-/// Decodes a frame of at most `max_size` bytes without copying its byte fields.
-pub(crate) fn decode_ref(bytes: &[u8], max_size: usize) -> Result<FrameRef<'_>, Error> {
+/// Decodes a frame of at most `max_size` bytes without copying its byte fields. `known` is a
+/// body name seen before, which an `Invoke` naming it again borrows instead of its own bytes.
+pub(crate) fn decode_ref<'a>(
+    bytes: &'a [u8],
+    max_size: usize,
+    known: Option<&'static str>,
+) -> Result<FrameRef<'a>, Error> {
     check_size(bytes, max_size)?;
-    if let Some(frame) = hot::decode(bytes) {
+    if let Some(frame) = hot::decode(bytes, known) {
         return Ok(frame);
     }
     rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
@@ -508,7 +513,7 @@ mod tests {
         ];
         for frame in owned {
             let bytes = encode(&frame).expect("encodes");
-            let borrowed = decode_ref(&bytes, 1 << 10).expect("decodes borrowed");
+            let borrowed = decode_ref(&bytes, 1 << 10, None).expect("decodes borrowed");
             assert_eq!(borrowed.into_owned(), frame);
         }
     }
