@@ -453,6 +453,9 @@ impl Outgoing {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+        // All written: an idle connection keeps no room for frames; the next frame takes
+        // some anew.
+        self.staging = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 
@@ -524,6 +527,18 @@ mod tests {
             assert_eq!(read, Some(framing::Incoming::Binary(frame.clone())));
         }
         assert!(sent.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sent_everything_keeps_no_room_for_frames() {
+        let (mut client, mut server) = pair().await;
+        client
+            .send(Bytes::from_static(b"hello"))
+            .await
+            .expect("sent");
+        assert_eq!(client.out.staging.capacity(), 0);
+        let read = server.next().await.expect("a message").expect("whole");
+        assert_eq!(&read[..], b"hello");
     }
 
     #[tokio::test]
