@@ -426,7 +426,7 @@ impl Fake {
 
     fn send(&mut self, bytes: Bytes) {
         if bytes.len() <= MAX_FRAME {
-            if let Some(Frame::Invoke(invoke)) = remote_scope::__fuzz::decode_borrowed(&bytes) {
+            if let Some(Frame::Invoke(invoke)) = remote_scope::__fuzz::decode_borrowed(&bytes, None) {
                 self.invoked
                     .entry(invoke.id)
                     .or_insert((invoke.body, invoke.captures.len()));

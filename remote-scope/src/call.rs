@@ -190,8 +190,7 @@ impl<R> Future for CallFuture<R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        // Not entered when none (see `crate::in_span`).
-        let _entered = (!this.span.is_none()).then(|| this.span.enter());
+        let _entered = crate::entered(&this.span);
         let outcome = match &mut this.state {
             State::Remote { call, after } => match call.poll_outcome(cx) {
                 Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),

@@ -10,9 +10,10 @@ use bytes::Bytes;
 use crate::protocol::{self, Frame, Received};
 use crate::{serve, Node};
 
-/// The node's own decoder (borrowing), as an owned frame.
-pub fn decode_borrowed(bytes: &[u8]) -> Option<Frame> {
-    protocol::decode_ref(bytes, usize::MAX, None)
+/// The node's own decoder (borrowing), as an owned frame. `known` is a body name the reader
+/// looked up before, as the node passes it.
+pub fn decode_borrowed(bytes: &[u8], known: Option<&'static str>) -> Option<Frame> {
+    protocol::decode_ref(bytes, usize::MAX, known)
         .ok()
         .map(protocol::FrameRef::into_owned)
 }

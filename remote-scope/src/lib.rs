@@ -96,14 +96,16 @@ macro_rules! call_span {
     };
 }
 
-/// Runs `f` in `span`, or just runs it when the span is none (see `call_span!`): entering and
-/// leaving even a disabled span costs a little, and bodies and calls are polled all the time.
+/// Enters `span` unless it is none (see `call_span!`): entering and leaving even a disabled
+/// span costs a little, and bodies and calls are polled all the time.
+fn entered(span: &tracing::Span) -> Option<tracing::span::Entered<'_>> {
+    (!span.is_none()).then(|| span.enter())
+}
+
+/// Runs `f` in `span` (see [`entered`]).
 fn in_span<R>(span: &tracing::Span, f: impl FnOnce() -> R) -> R {
-    if span.is_none() {
-        f()
-    } else {
-        span.in_scope(f)
-    }
+    let _entered = entered(span);
+    f()
 }
 
 mod auth;
