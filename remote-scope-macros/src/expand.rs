@@ -58,26 +58,19 @@ pub fn remote(
     let call_site = call_site_captures(caps);
     let capture_refs = capture_locals(caps);
     let peer = &inv.peer;
-    let serve = if may_wait(&inv.body) {
-        quote! {
-            #private::serve(
-                input,
-                |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| async move #hygienic_body,
-            )
-        }
+    let (serve, served) = if may_wait(&inv.body) {
+        (quote!(serve), quote!(async move #hygienic_body))
     } else {
-        quote! {
-            #private::serve_now(
-                input,
-                |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| #hygienic_body,
-            )
-        }
+        (quote!(serve_now), hygienic_body)
     };
 
     quote! {
         {
             fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
-                #serve
+                #private::#serve(
+                    input,
+                    |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| #served,
+                )
             }
             #private::inventory::submit! {
                 #private::Registration::new(#name, #check, #file, #line, #column, #handler)
