@@ -344,3 +344,31 @@ async fn calls_beyond_the_send_queue_fail_at_once_instead_of_queueing() {
     assert_eq!(invoked.len(), 2);
     assert_eq!(cancelled, invoked, "cancels only for the calls sent");
 }
+
+/// A peer sending faster than the node's rate limit is slowed down, not cut off: every call
+/// is answered, and 600 calls against 200 frames a second (a second's worth as a burst) take
+/// about two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_its_rate_limit_is_throttled_not_disconnected() {
+    let server = Node::builder()
+        .id("server")
+        .rate_limit(remote_scope::RateLimit::default().frames_per_second(200))
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let client = Node::builder().id("client").build().unwrap();
+    let server_id = client.connect(&listener.url()).await.unwrap();
+    let started = std::time::Instant::now();
+    let calls = (0..600_u32).map(|n| {
+        client.run(remote!(server_id, [n: u32], { n * 2 }).timeout(Duration::from_secs(30)))
+    });
+    let answers = futures::future::join_all(calls).await;
+    let took = started.elapsed();
+    for (n, answer) in (0..600_u32).zip(answers) {
+        assert_eq!(answer, Ok(n * 2));
+    }
+    // 400 frames past the burst at 200 a second: two seconds, less the clock's slack.
+    assert!(took >= Duration::from_millis(1500), "took {took:?}");
+    assert!(server.is_connected(&PeerId::new("client")));
+    assert_eq!(client.run(api::ping(&server_id)).await.map(|_| ()), Ok(()));
+}

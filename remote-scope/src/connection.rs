@@ -16,12 +16,14 @@ use tracing::Instrument;
 
 use crate::bodies::Queued;
 use crate::middleware::{Link, Outgoing};
+use crate::outbox::NodeQueue;
 pub(crate) use crate::pending::Reply;
 use crate::pending::{Closed, Ended, Pending};
 use crate::protocol::Encoded;
 use crate::protocol::{
     self, Frame, FrameRef, InvokeRef, InvokeResult, InvokeResultRef, Outcome, OutcomeRef, Received,
 };
+use crate::rate::Throttle;
 use crate::registry::LastBody;
 use crate::seen::Seen;
 use crate::{serve, Error, Node, PeerId};
@@ -73,8 +75,13 @@ impl Connection {
     // On wasm32 bodies are not `Send` (the page has one thread), so neither is a connection
     // holding queued ones; the `Arc` is still what the tasks share.
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    pub(crate) fn new(peer: PeerId, direct: bool, max_queued_bytes: usize) -> Arc<Connection> {
-        let outbox = Arc::new(crate::outbox::Outbox::new(max_queued_bytes));
+    pub(crate) fn new(
+        peer: PeerId,
+        direct: bool,
+        max_queued_bytes: usize,
+        node_queue: Arc<NodeQueue>,
+    ) -> Arc<Connection> {
+        let outbox = Arc::new(crate::outbox::Outbox::new(max_queued_bytes, node_queue));
         let (on_close, closed) = oneshot::channel();
         Arc::new(Connection {
             link: Link::new(peer, outbox),
@@ -207,7 +214,7 @@ impl Connection {
                 Ok(None)
             }
             FrameRef::Ping => {
-                let _ = self.link.send(Frame::Pong);
+                self.send_owed(Outgoing::Frame(Frame::Pong));
                 Ok(None)
             }
             // Hearing it is all keep-alive needs.
@@ -289,26 +296,39 @@ impl Connection {
         }
     }
 
-    /// Queues the answer to request `id`. A peer that leaves so many answers unread that the
-    /// queue is full is disconnected: it is not reading.
+    /// Queues the answer to request `id`.
     fn answer(&self, id: u64, result: Result<Encoded, protocol::Failure>) {
-        let queued = match result {
-            Ok(value) if self.direct => self
-                .link
-                .enqueue(Outgoing::Encoded(protocol::value_frame(id, value))),
-            Ok(value) => self.link.send(Frame::Result(InvokeResult {
+        self.send_owed(match result {
+            Ok(value) if self.direct => Outgoing::Encoded(protocol::value_frame(id, value)),
+            Ok(value) => Outgoing::Frame(Frame::Result(InvokeResult {
                 id,
                 outcome: Outcome::Value(value.as_slice().to_vec()),
             })),
-            Err(failure) => self.link.send(Frame::Result(InvokeResult {
+            Err(failure) => Outgoing::Frame(Frame::Result(InvokeResult {
                 id,
                 outcome: Outcome::Failure(failure),
             })),
-        };
-        if let Err(Error::QueueFull { limit, .. }) = queued {
-            tracing::warn!(peer = %self.peer(), limit, "the peer does not read its results; closing the connection");
+        });
+    }
+
+    /// Queues a frame that must reach the peer whatever it does: an answer, a pong, the cancel
+    /// of a call it serves, a keep-alive ping. One that does not fit in the queue means the peer leaves that much
+    /// unread: it is disconnected, whatever kind of frame it leaves.
+    fn send_owed(&self, frame: Outgoing) {
+        if let Err(Error::QueueFull { limit, .. }) = self.link.enqueue(frame) {
+            tracing::warn!(peer = %self.peer(), limit, "the peer does not read what it is sent; closing the connection");
             self.close();
         }
+    }
+
+    /// Asks the peer whether it is still there (keep-alive).
+    pub(crate) fn ping(&self) {
+        self.send_owed(Outgoing::Frame(Frame::Ping));
+    }
+
+    /// Tells the peer to stop the body of call `id`, which this side no longer waits for.
+    pub(crate) fn cancel(&self, id: u64) {
+        self.send_owed(Outgoing::Frame(Frame::Cancel(id)));
     }
 
     /// Ends the connection: fails every call still waiting with `Disconnected` (one answered
@@ -344,7 +364,7 @@ impl Connection {
         };
         for (id, caller) in expired.calls {
             caller.wake();
-            let _ = self.link.send(Frame::Cancel(id));
+            self.cancel(id);
         }
         expired.next
     }
@@ -422,7 +442,7 @@ impl Drop for PendingCall {
         }
         let unanswered = lock(&self.conn.pending).forget(self.id);
         if unanswered {
-            let _ = self.conn.link.send(Frame::Cancel(self.id));
+            self.conn.cancel(self.id);
         }
     }
 }
@@ -466,49 +486,103 @@ where
     ));
 }
 
-/// The most frames the reader takes before it hands over the bodies they started, however long
-/// frames keep coming without a pause.
-const HAND_OVER_AT: u64 = 256;
+/// The most frames one turn of the reader takes before it yields to the node's other work
+/// (the connection's body task, other connections, timers), however fast frames keep coming.
+/// Without it a peer that sends without pause, frames that need no answer say, would hold a
+/// worker thread for as long as it keeps sending.
+const FRAMES_PER_TURN: usize = 128;
+
+/// The most bytes of frames one turn of the reader takes (a larger frame is still taken whole).
+const BYTES_PER_TURN: usize = 1 << 20;
+
+/// Why a turn of the reader ended.
+enum Turn {
+    /// It took its share: yield, then go on.
+    Done,
+    /// The peer is over its [`RateLimit`](crate::RateLimit): stop reading this long.
+    Throttled(Duration),
+    /// The stream ended, or failed.
+    End(Option<Error>),
+}
 
 async fn read_loop<Rx>(node: Node, conn: Arc<Connection>, mut stream: Rx)
 where
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin,
 {
     let max = node.config().max_frame_size;
-    // The bodies of what was read in one go, handed to the server task together (see
-    // `crate::bodies`) when the stream has nothing more for now: one lock and one wake-up
-    // for them all instead of one each. The frame count keep-alive watches moves then too.
+    let runtime = node.runtime();
+    let mut throttle = Throttle::new(node.config().rate_limit);
+    // The bodies of what was read in one turn, handed to the server task together (see
+    // `crate::bodies`) when the turn ends: one lock and one wake-up for them all instead of
+    // one each. The frame count keep-alive watches moves then too.
     let mut started = Vec::new();
     let mut last_body = LastBody::default();
     let mut heard = 0;
+    // Frames and bytes read since the throttle last counted them.
+    let (mut frames, mut bytes) = (0_u64, 0_u64);
     let hand_over = |started: &mut Vec<Queued>, heard: &mut u64| {
         conn.bodies.push(started);
         conn.heard
             .fetch_add(std::mem::take(heard), Ordering::Relaxed);
     };
-    let end = futures::future::poll_fn(|cx| loop {
-        let bytes = match stream.poll_next_unpin(cx) {
-            std::task::Poll::Pending => {
-                hand_over(&mut started, &mut heard);
-                return std::task::Poll::Pending;
+    let mut over_rate = |frames: &mut u64, bytes: &mut u64| {
+        let (f, b) = (std::mem::take(frames), std::mem::take(bytes));
+        throttle.count(runtime.now(), f, b)
+    };
+    let end = loop {
+        let turn = futures::future::poll_fn(|cx| {
+            let (mut turn_frames, mut turn_bytes) = (0, 0);
+            loop {
+                if turn_frames >= FRAMES_PER_TURN || turn_bytes >= BYTES_PER_TURN {
+                    hand_over(&mut started, &mut heard);
+                    return std::task::Poll::Ready(match over_rate(&mut frames, &mut bytes) {
+                        Some(wait) => Turn::Throttled(wait),
+                        None => Turn::Done,
+                    });
+                }
+                let message = match stream.poll_next_unpin(cx) {
+                    std::task::Poll::Pending => {
+                        hand_over(&mut started, &mut heard);
+                        return match over_rate(&mut frames, &mut bytes) {
+                            Some(wait) => std::task::Poll::Ready(Turn::Throttled(wait)),
+                            None => std::task::Poll::Pending,
+                        };
+                    }
+                    std::task::Poll::Ready(None) => return std::task::Poll::Ready(Turn::End(None)),
+                    std::task::Poll::Ready(Some(Err(e))) => {
+                        return std::task::Poll::Ready(Turn::End(Some(e)))
+                    }
+                    std::task::Poll::Ready(Some(Ok(message))) => message,
+                };
+                heard += 1;
+                turn_frames += 1;
+                turn_bytes += message.len();
+                frames += 1;
+                bytes += message.len() as u64;
+                let received =
+                    protocol::decode_ref(&message, max, last_body.name()).and_then(|frame| {
+                        conn.receive(&node, &message, frame, &mut started, &mut last_body)
+                    });
+                match received {
+                    Ok(Some(body)) => started.push(body),
+                    Ok(None) => {}
+                    Err(e) => return std::task::Poll::Ready(Turn::End(Some(e))),
+                }
             }
-            std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
-            std::task::Poll::Ready(Some(Err(e))) => return std::task::Poll::Ready(Some(e)),
-            std::task::Poll::Ready(Some(Ok(bytes))) => bytes,
-        };
-        heard += 1;
-        let received = protocol::decode_ref(&bytes, max, last_body.name())
-            .and_then(|frame| conn.receive(&node, &bytes, frame, &mut started, &mut last_body));
-        match received {
-            Ok(Some(body)) => started.push(body),
-            Ok(None) => {}
-            Err(e) => return std::task::Poll::Ready(Some(e)),
+        })
+        .await;
+        match turn {
+            Turn::Done => yield_now().await,
+            Turn::Throttled(wait) => {
+                tracing::debug!(
+                    ?wait,
+                    "the peer sends faster than its rate limit; reading paused"
+                );
+                runtime.sleep(wait).await;
+            }
+            Turn::End(end) => break end,
         }
-        if heard >= HAND_OVER_AT {
-            hand_over(&mut started, &mut heard);
-        }
-    })
-    .await;
+    };
     // Handed over as they would have been had the end come later; the close that follows the
     // end then stops them with any other body not yet run.
     hand_over(&mut started, &mut heard);
@@ -516,6 +590,20 @@ where
         None => tracing::debug!("peer closed the connection"),
         Some(e) => tracing::warn!(error = %e, "closing the connection"),
     }
+}
+
+/// Lets the runtime run its other tasks before this one goes on: the task wakes itself and
+/// returns `Pending` once, which puts it behind the tasks already waiting (on any executor).
+async fn yield_now() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
 }
 
 /// `part` of a received frame (a value for a waiting call, a body's captures) as bytes of its
@@ -642,7 +730,7 @@ where
             if item.is_none() {
                 match frames.next() {
                     Some(Outgoing::Encoded(frame)) => {
-                        *bytes += frame.len();
+                        *bytes += Outgoing::encoded_size(&frame);
                         item = Some(frame);
                     }
                     not_encoded => {
@@ -961,8 +1049,9 @@ mod tests {
         ));
         let firsts: Vec<u8> = sink.sent.iter().map(|frame| frame[0]).collect();
         assert_eq!(firsts, (0..=9).collect::<Vec<u8>>());
-        // `bytes` counts what followed the first frame: 1 + 2 + ... + 9.
-        assert_eq!(bytes, 45);
+        // `bytes` counts what followed the first frame: 1 + 2 + ... + 9, and their slots.
+        let slot = super::Outgoing::encoded_size(&bytes::Bytes::new());
+        assert_eq!(bytes, 45 + 9 * slot);
         assert_eq!(frames_out.load(Ordering::Relaxed), 10);
         // What comes after the other frame is still there for the writer's next turn.
         assert!(matches!(rest.next(), Some(super::Outgoing::Encoded(_))));

@@ -122,6 +122,7 @@ mod outbox;
 mod peer_id;
 mod pending;
 pub mod protocol;
+mod rate;
 mod reconnect;
 mod registry;
 pub mod runtime;
@@ -152,6 +153,7 @@ pub use error::Error;
 pub use middleware::{Link, Middleware};
 pub use node::{Node, NodeBuilder, NodeStats, RegistryCheck};
 pub use peer_id::PeerId;
+pub use rate::RateLimit;
 pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
 #[cfg(not(target_arch = "wasm32"))]

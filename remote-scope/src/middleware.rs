@@ -71,21 +71,34 @@ pub(crate) enum Outgoing {
     Encoded(bytes::Bytes),
 }
 
+/// What a queued frame occupies besides the bytes it holds.
+const SLOT: usize = std::mem::size_of::<Outgoing>();
+
 impl Outgoing {
-    /// About how many bytes this frame takes on the wire (exact once encoded).
+    /// What an encoded frame occupies while queued: [`Outgoing::size`] of
+    /// `Outgoing::Encoded(frame)`.
+    pub(crate) fn encoded_size(frame: &bytes::Bytes) -> usize {
+        SLOT + frame.len()
+    }
+
+    /// The bytes this frame occupies while queued: its slot in the queue, and the bytes it
+    /// holds (exact once encoded; a frame to encode counts its payloads).
     pub(crate) fn size(&self) -> usize {
-        const OVERHEAD: usize = 32;
-        match self {
+        use crate::protocol::{Failure, Outcome};
+        SLOT + match self {
             Outgoing::Encoded(bytes) => bytes.len(),
-            Outgoing::Frame(Frame::Invoke(invoke)) => {
-                invoke.captures.len() + invoke.body.len() + OVERHEAD
-            }
+            Outgoing::Frame(Frame::Invoke(invoke)) => invoke.captures.len() + invoke.body.len(),
             Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
-                crate::protocol::Outcome::Value(value) => value.len() + OVERHEAD,
-                crate::protocol::Outcome::Failure(_) => OVERHEAD * 4,
+                Outcome::Value(value) => value.len(),
+                Outcome::Failure(
+                    Failure::Panicked { message: text }
+                    | Failure::DecodeCaptures { reason: text }
+                    | Failure::EncodeResult { reason: text },
+                ) => text.len(),
+                Outcome::Failure(_) => 0,
             },
-            Outgoing::Frame(Frame::Message(bytes)) => bytes.len() + OVERHEAD,
-            Outgoing::Frame(_) => OVERHEAD,
+            Outgoing::Frame(Frame::Message(bytes)) => bytes.len(),
+            Outgoing::Frame(_) => 0,
         }
     }
 }

@@ -12,11 +12,12 @@ use crate::auth::{same_token, Authenticate, Authorize};
 use crate::connection::{lock, spawn_tasks, Connection};
 use crate::context::Scoped;
 use crate::handshake::{self, Role};
+use crate::outbox::NodeQueue;
 use crate::protocol::{Frame, DEFAULT_MAX_FRAME_SIZE};
 use crate::reconnect::KeptPeers;
 use crate::runtime::Runtime;
 use crate::transport::Transport;
-use crate::{Error, Middleware, PeerId, Registry};
+use crate::{Error, Middleware, PeerId, RateLimit, Registry};
 
 /// What to do when a peer's registry digest differs from ours at connect time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub(crate) struct Config {
     pub(crate) max_bodies_per_connection: usize,
     pub(crate) max_capture_size: usize,
     pub(crate) max_queued_bytes: usize,
+    pub(crate) max_queued_bytes_total: usize,
+    pub(crate) rate_limit: RateLimit,
     pub(crate) keepalive: Option<Duration>,
     pub(crate) registry_check: RegistryCheck,
     pub(crate) token: Option<String>,
@@ -62,6 +65,9 @@ pub struct NodeStats {
     pub bodies_running: usize,
     /// Peers kept with [`Node::keep_connected`], connected or not.
     pub kept: usize,
+    /// Bytes queued for all peers and not yet written, as
+    /// [`NodeBuilder::max_queued_bytes_total`] counts them.
+    pub bytes_queued: usize,
 }
 
 /// Called with each user message that no middleware consumed.
@@ -148,12 +154,54 @@ impl NodeBuilder {
 
     /// The most bytes this node queues for one peer and has not yet written (default:
     /// 128 MiB). Beyond it, a call fails at once with [`Error::QueueFull`] instead of queueing,
-    /// and a peer that leaves the results of its own calls unread that long is disconnected, so
-    /// a peer that stops reading cannot make this node hold an unbounded backlog. Frames are
-    /// counted by their length; the memory behind them can be up to about twice that (a large
-    /// frame's buffer grows by doubling, and small frames share buffers).
+    /// and a peer that leaves unread what it is owed (the results of its calls, the pongs to its
+    /// pings, the cancels of calls it serves) is disconnected, so a peer that stops reading
+    /// cannot make this node hold an unbounded backlog. Each frame counts what it occupies: its
+    /// bytes and its slot in the queue. The memory behind them can be up to about twice that
+    /// (the queue and a large frame's buffer grow by doubling, and small frames share buffers).
     pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
         self.config.max_queued_bytes = bytes;
+        self
+    }
+
+    /// The most bytes this node queues for all its peers together, counted as for
+    /// [`max_queued_bytes`](NodeBuilder::max_queued_bytes) (default: 1 GiB), so that many
+    /// slow peers cannot add up to more than one node can hold. Once it is reached, a peer
+    /// that already has frames waiting gets no more: its calls fail with
+    /// [`Error::QueueFull`], and it is disconnected if what does not fit is owed to it. A
+    /// peer with nothing waiting may always be sent one frame.
+    ///
+    /// ```
+    /// let node = remote_scope::Node::builder()
+    ///     .max_queued_bytes(16 << 20)
+    ///     .max_queued_bytes_total(256 << 20)
+    ///     .build()?;
+    /// # Ok::<(), remote_scope::Error>(())
+    /// ```
+    pub fn max_queued_bytes_total(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes_total = bytes;
+        self
+    }
+
+    /// How fast one peer may send frames (default: [`RateLimit::default`], far above what an
+    /// honest peer sends). A peer over the rate is throttled: its connection stops reading
+    /// until the peer is back within it, so the peer's own sends slow down (TCP's flow control
+    /// pushes back), and the node spends no more than the rate's worth of work on it. It is not
+    /// disconnected for it; keep-alive still hears it, as its frames are read later.
+    ///
+    /// Whatever the rate, a connection's reader yields to the node's other work after a bounded
+    /// number of frames and bytes per turn, so one peer cannot hold a worker thread.
+    ///
+    /// ```
+    /// use remote_scope::{Node, RateLimit};
+    ///
+    /// let node = Node::builder()
+    ///     .rate_limit(RateLimit::default().frames_per_second(50_000))
+    ///     .build()?;
+    /// # Ok::<(), remote_scope::Error>(())
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = limit;
         self
     }
 
@@ -317,8 +365,10 @@ impl NodeBuilder {
             Some(runtime) => runtime,
             None => crate::runtime::current()?,
         };
+        let queued = NodeQueue::new(self.config.max_queued_bytes_total);
         Ok(Node {
             inner: Arc::new(Inner {
+                queued,
                 id,
                 registry,
                 runtime,
@@ -389,6 +439,8 @@ struct Inner {
     authenticate: Option<Arc<Authenticate>>,
     authorize: Option<Arc<dyn Authorize>>,
     connections: Mutex<crate::peer_id::PeerMap<Arc<Connection>>>,
+    /// What all its connections have queued, against `max_queued_bytes_total`.
+    queued: Arc<NodeQueue>,
     kept: KeptPeers,
 }
 
@@ -414,6 +466,8 @@ impl Node {
                 max_bodies_per_connection: 4 << 10,
                 max_capture_size: 16 << 20,
                 max_queued_bytes: 128 << 20,
+                max_queued_bytes_total: 1 << 30,
+                rate_limit: RateLimit::default(),
                 keepalive: Some(Duration::from_secs(15)),
                 registry_check: RegistryCheck::Strict,
                 token: None,
@@ -515,6 +569,7 @@ impl Node {
         let mut stats = NodeStats {
             connections: connections.len(),
             kept: lock(&self.inner.kept).len(),
+            bytes_queued: self.inner.queued.unsent(),
             ..NodeStats::default()
         };
         for conn in connections {
@@ -575,6 +630,7 @@ impl Node {
             theirs.peer.clone(),
             self.middleware().is_empty(),
             self.config().max_queued_bytes,
+            Arc::clone(&self.inner.queued),
         );
         if refusal.is_none() {
             self.replace_if_silent(&theirs.peer).await;

@@ -3,8 +3,11 @@
 //! A channel allocates per message; this keeps two vectors that trade places, so a busy
 //! connection queues frames without allocating, and the writer sends each batch with one flush.
 //!
-//! The bytes queued and not yet written are counted and bounded: a peer that stops reading
-//! cannot make this node hold an unbounded backlog for it.
+//! The bytes queued and not yet written are counted and bounded, per connection and for the
+//! whole node: a peer that stops reading cannot make this node hold an unbounded backlog for
+//! it, and many such peers cannot add up to more than the node's limit. Each frame counts what
+//! it occupies, its queue slot with its bytes, so a backlog of tiny frames (pongs, say) is
+//! bounded as truly as one of large results.
 //!
 //! Small frames are cut from a buffer the encoder shares between connections (see
 //! `protocol::arena`), and a frame keeps its whole buffer alive, which the count above does not
@@ -12,7 +15,8 @@
 //! into a buffer of this connection's own. However slowly the peer reads, its backlog then keeps
 //! alive only buffers holding its own frames.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -33,11 +37,49 @@ const SHARED_PER_BATCH: (usize, usize) = (16, 1024);
 /// taken has been written and nothing waits, so an idle connection keeps none.
 const OWN_CHUNK: usize = 4 << 10;
 
+/// The bytes a node's outboxes hold together, against the node's limit.
+#[derive(Debug)]
+pub(crate) struct NodeQueue {
+    limit: usize,
+    unsent: AtomicUsize,
+}
+
+impl NodeQueue {
+    pub(crate) fn new(limit: usize) -> Arc<NodeQueue> {
+        Arc::new(NodeQueue {
+            limit,
+            unsent: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes queued and not yet written on all the node's connections.
+    pub(crate) fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed)
+    }
+
+    /// Counts `size` more bytes unless that passes the limit. Checked and added in one step,
+    /// so two connections cannot both take the last room.
+    fn take(&self, size: usize) -> bool {
+        self.unsent
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |unsent| {
+                unsent
+                    .checked_add(size)
+                    .filter(|&after| after <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, size: usize) {
+        self.unsent.fetch_sub(size, Ordering::AcqRel);
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
     writer: AtomicWaker,
     limit: usize,
+    node: Arc<NodeQueue>,
     /// See [`SHARED_PER_BATCH`].
     shared_per_batch: usize,
 }
@@ -64,14 +106,16 @@ pub(crate) enum Refused {
 }
 
 impl Outbox {
-    /// An outbox that holds at most `limit` unsent bytes (one frame of any size is let
-    /// through when nothing is unsent, so the limit never blocks a frame for good).
-    pub(crate) fn new(limit: usize) -> Outbox {
+    /// An outbox that holds at most `limit` unsent bytes, and takes part in `node`'s limit (one
+    /// frame of any size is let through when nothing is unsent, so the limits never block a
+    /// frame for good).
+    pub(crate) fn new(limit: usize, node: Arc<NodeQueue>) -> Outbox {
         let (fewest, most) = SHARED_PER_BATCH;
         Outbox {
             state: Mutex::default(),
             writer: AtomicWaker::new(),
             limit,
+            node,
             shared_per_batch: (limit / (2 * crate::protocol::ARENA_CHUNK)).clamp(fewest, most),
         }
     }
@@ -86,8 +130,12 @@ impl Outbox {
                 return Err(Refused::Closed);
             }
             let size = item.size();
-            if state.unsent > 0 && state.unsent.saturating_add(size) > self.limit {
-                return Err(Refused::Full);
+            if state.unsent > 0 {
+                if state.unsent.saturating_add(size) > self.limit || !self.node.take(size) {
+                    return Err(Refused::Full);
+                }
+            } else {
+                self.node.unsent.fetch_add(size, Ordering::AcqRel);
             }
             state.unsent += size;
             let item = match item {
@@ -113,7 +161,9 @@ impl Outbox {
     /// The writer has written `bytes` of what it took.
     pub(crate) fn written(&self, bytes: usize) {
         let mut state = lock(&self.state);
-        state.unsent = state.unsent.saturating_sub(bytes);
+        let bytes = bytes.min(state.unsent);
+        state.unsent -= bytes;
+        self.node.give_back(bytes);
         if state.queue.is_empty() {
             state.own = BytesMut::new();
         }
@@ -130,7 +180,7 @@ impl Outbox {
         let dropped = {
             let mut state = lock(&self.state);
             state.closed = true;
-            state.unsent = 0;
+            self.node.give_back(std::mem::take(&mut state.unsent));
             std::mem::take(&mut state.queue)
         };
         drop(dropped);
@@ -175,7 +225,7 @@ mod tests {
 
     #[test]
     fn batches_arrive_whole_and_in_order_then_close_ends_them() {
-        let outbox = Outbox::new(usize::MAX);
+        let outbox = Outbox::new(usize::MAX, NodeQueue::new(usize::MAX));
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut batch = Vec::new();
@@ -201,7 +251,7 @@ mod tests {
 
     #[test]
     fn discard_drops_what_is_queued_and_refuses_more() {
-        let outbox = Outbox::new(usize::MAX);
+        let outbox = Outbox::new(usize::MAX, NodeQueue::new(usize::MAX));
         outbox
             .push(Outgoing::Encoded(bytes::Bytes::from(vec![1; 1000])))
             .expect("open");
@@ -213,7 +263,7 @@ mod tests {
     #[test]
     fn a_batch_holds_few_frames_that_share_a_buffer_and_copies_the_rest() {
         // A small limit: the fewest shared frames.
-        let outbox = Outbox::new(1 << 10);
+        let outbox = Outbox::new(64 << 10, NodeQueue::new(usize::MAX));
         let held = SHARED_PER_BATCH.0;
         assert_eq!(outbox.shared_per_batch, held);
         let shared = bytes::Bytes::from(vec![7; 1024]);
@@ -250,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_connections_own_buffer_goes_once_everything_is_written() {
-        let outbox = Outbox::new(1 << 10);
+        let outbox = Outbox::new(64 << 10, NodeQueue::new(usize::MAX));
         let shared = bytes::Bytes::from(vec![7; 1024]);
         for n in 0..=outbox.shared_per_batch {
             outbox
@@ -266,16 +316,20 @@ mod tests {
             panic!("the last frame is queued encoded")
         };
         assert!(!copied.is_unique(), "the outbox's buffer holds it too");
-        outbox.written(outbox.shared_per_batch + 1);
+        let each = Outgoing::encoded_size(&shared.slice(0..1));
+        outbox.written((outbox.shared_per_batch + 1) * each);
         assert!(copied.is_unique(), "an idle connection keeps no buffer");
     }
 
     #[test]
     fn unsent_bytes_are_bounded_until_the_writer_writes_them() {
-        let outbox = Outbox::new(100);
+        // Each frame counts its queue slot too.
+        let slot = Outgoing::Encoded(bytes::Bytes::new()).size();
+        assert_eq!(slot, std::mem::size_of::<Outgoing>());
+        let outbox = Outbox::new(100 + 2 * slot, NodeQueue::new(usize::MAX));
         let frame = |n| Outgoing::Encoded(bytes::Bytes::from(vec![0; n]));
         // A frame larger than the limit passes when nothing else is unsent...
-        assert_eq!(outbox.push(frame(150)), Ok(()));
+        assert_eq!(outbox.push(frame(150 + 2 * slot)), Ok(()));
         // ...but nothing more until it is written.
         assert_eq!(outbox.push(frame(1)), Err(Refused::Full));
         let waker = futures::task::noop_waker();
@@ -288,19 +342,53 @@ mod tests {
             Err(Refused::Full),
             "taken is not written"
         );
-        outbox.written(150);
+        outbox.written(150 + 3 * slot);
         assert_eq!(outbox.push(frame(60)), Ok(()));
         assert_eq!(outbox.push(frame(40)), Ok(()));
-        assert_eq!(outbox.push(frame(1)), Err(Refused::Full));
+        assert_eq!(
+            outbox.push(frame(0)),
+            Err(Refused::Full),
+            "a slot is not free"
+        );
         outbox.close();
         assert_eq!(outbox.push(frame(1)), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn many_outboxes_together_stay_within_the_nodes_limit() {
+        let slot = std::mem::size_of::<Outgoing>();
+        let node = NodeQueue::new(10 * slot);
+        let outboxes: Vec<Outbox> = (0..4)
+            .map(|_| Outbox::new(usize::MAX, Arc::clone(&node)))
+            .collect();
+        let pong = || Outgoing::Frame(crate::protocol::Frame::Pong);
+        // Each outbox may take a first frame whatever the node holds...
+        for outbox in &outboxes {
+            assert_eq!(outbox.push(pong()), Ok(()));
+        }
+        // ...and more only while the node's total is within its limit.
+        let mut more = 0;
+        while outboxes[more % 4].push(pong()).is_ok() {
+            more += 1;
+        }
+        assert_eq!(more, 6);
+        assert_eq!(node.unsent(), 10 * slot);
+        assert_eq!(outboxes[1].push(pong()), Err(Refused::Full));
+        // What one writes (or discards) makes room for the others.
+        outboxes[0].written(2 * slot);
+        outboxes[1].discard();
+        assert_eq!(node.unsent(), 10 * slot - 2 * slot - 3 * slot);
+        for _ in 0..5 {
+            assert_eq!(outboxes[2].push(pong()), Ok(()));
+        }
+        assert_eq!(outboxes[3].push(pong()), Err(Refused::Full));
     }
 
     #[test]
     fn the_first_frame_after_each_take_wakes_the_writer() {
         let (count, waker) = crate::testing::counting_waker();
         let wakes = || count.wakes();
-        let outbox = Outbox::new(usize::MAX);
+        let outbox = Outbox::new(usize::MAX, NodeQueue::new(usize::MAX));
         let mut batch = Vec::new();
         let take =
             |batch: &mut Vec<Outgoing>| outbox.poll_take(&mut Context::from_waker(&waker), batch);

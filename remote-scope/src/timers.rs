@@ -11,7 +11,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use crate::connection::Connection;
-use crate::protocol::Frame;
 use crate::Node;
 
 /// Runs until the connection closes (or keep-alive closes it).
@@ -39,7 +38,7 @@ pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
                         node.forget_connection(&conn);
                         return;
                     }
-                    let _ = conn.link().send(Frame::Ping);
+                    conn.ping();
                 }
                 next_ping = Some(now.saturating_add(interval));
             }

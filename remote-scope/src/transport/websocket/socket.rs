@@ -208,6 +208,10 @@ impl Stream for WebSocketTransport {
         if this.read_closed {
             return Poll::Ready(None);
         }
+        // Each message handed on counts against the task's share of tokio's cooperative
+        // budget, as a read from tokio's own sockets would: messages taken from a buffer that
+        // is already full never touch the socket, so nothing else would count them.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
         this.flush_for_reader(cx);
         let mut budget = READS_PER_POLL;
         loop {
@@ -223,6 +227,7 @@ impl Stream for WebSocketTransport {
                     }
                     this.large_last = message.len() > READ_CHUNK;
                     this.held_large = this.large_last;
+                    coop.made_progress();
                     return Poll::Ready(Some(Ok(message)));
                 }
                 Ok(Some(Incoming::Ping(payload))) => {

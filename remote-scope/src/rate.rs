@@ -1,0 +1,137 @@
+//! How fast one peer may send: frames and bytes per second, with a second's worth as a burst.
+//!
+//! The other limits bound what a peer can make a node hold; this bounds how busy it can keep
+//! the node. A peer over the rate is throttled, not disconnected: its connection's reader stops
+//! reading until the peer is back within the rate, so the transport's own flow control (TCP's
+//! window) pushes back on it, and an honest peer that bursts once loses nothing.
+
+use std::time::Duration;
+
+/// The most a peer may send per second ([`NodeBuilder::rate_limit`](crate::NodeBuilder::rate_limit)).
+///
+/// The defaults are far above what an honest peer sends (the benchmark's busiest peer sends
+/// about 1.2 M frames and 1.8 GB a second on a 2-core machine): they are there to be lowered
+/// for a deployment whose peers are known.
+///
+/// ```
+/// use remote_scope::{Node, RateLimit};
+///
+/// let node = Node::builder()
+///     .rate_limit(RateLimit::default().frames_per_second(10_000).bytes_per_second(64 << 20))
+///     .build()?;
+/// # Ok::<(), remote_scope::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    frames: u64,
+    bytes: u64,
+}
+
+impl Default for RateLimit {
+    /// 4 M frames and 4 GiB a second.
+    fn default() -> Self {
+        RateLimit {
+            frames: 4_000_000,
+            bytes: 4 << 30,
+        }
+    }
+}
+
+impl RateLimit {
+    /// The most frames a peer may send per second (at least 1).
+    pub fn frames_per_second(mut self, frames: u64) -> Self {
+        self.frames = frames.max(1);
+        self
+    }
+
+    /// The most bytes of frames a peer may send per second (at least 1).
+    pub fn bytes_per_second(mut self, bytes: u64) -> Self {
+        self.bytes = bytes.max(1);
+        self
+    }
+}
+
+/// One connection's account against a [`RateLimit`]: for frames and for bytes, the time by
+/// which what the peer sent would have been sent at the limit (the "theoretical arrival time"
+/// of the generic cell rate algorithm). A peer may be ahead of the clock by one second's worth.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    limit: RateLimit,
+    frames_due: Duration,
+    bytes_due: Duration,
+}
+
+/// How far ahead of the clock a peer may be: a burst of one second's worth.
+const BURST: Duration = Duration::from_secs(1);
+
+impl Throttle {
+    pub(crate) fn new(limit: RateLimit) -> Throttle {
+        Throttle {
+            limit,
+            frames_due: Duration::ZERO,
+            bytes_due: Duration::ZERO,
+        }
+    }
+
+    /// Counts `frames` frames of `bytes` bytes received by `now` (on the runtime's clock);
+    /// returns how long to stop reading, if the peer is over the rate.
+    pub(crate) fn count(&mut self, now: Duration, frames: u64, bytes: u64) -> Option<Duration> {
+        let over_frames = account(&mut self.frames_due, now, frames, self.limit.frames);
+        let over_bytes = account(&mut self.bytes_due, now, bytes, self.limit.bytes);
+        over_frames.max(over_bytes)
+    }
+}
+
+fn account(due: &mut Duration, now: Duration, amount: u64, per_second: u64) -> Option<Duration> {
+    let nanos = u128::from(amount) * 1_000_000_000 / u128::from(per_second.max(1));
+    let cost = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+    *due = (*due).max(now).saturating_add(cost);
+    let ahead = due.saturating_sub(now);
+    (ahead > BURST).then(|| ahead - BURST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_peer_within_the_rate_is_never_held_and_a_burst_of_a_second_is_free() {
+        let mut throttle = Throttle::new(RateLimit::default().frames_per_second(1000));
+        // A second's worth at once, then at the rate for ten seconds.
+        assert_eq!(throttle.count(Duration::ZERO, 1000, 0), None);
+        for ms in 1..10_000_u64 {
+            assert_eq!(throttle.count(MS * ms as u32, 1, 0), None, "at {ms} ms");
+        }
+    }
+
+    #[test]
+    fn a_peer_over_the_rate_waits_as_long_as_its_excess_takes_at_the_rate() {
+        let mut throttle = Throttle::new(
+            RateLimit::default()
+                .frames_per_second(1000)
+                .bytes_per_second(1 << 20),
+        );
+        // 1500 frames at once: 500 past the burst, half a second at the rate.
+        assert_eq!(throttle.count(Duration::ZERO, 1500, 0), Some(500 * MS));
+        // Having waited it, one more frame is a millisecond over.
+        assert_eq!(throttle.count(500 * MS, 1, 0), Some(MS));
+        // Bytes count on their own: 3 MiB at once on a 1 MiB/s limit is two seconds over.
+        let mut bytes = Throttle::new(RateLimit::default().bytes_per_second(1 << 20));
+        assert_eq!(
+            bytes.count(Duration::ZERO, 1, 3 << 20),
+            Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn idle_time_does_not_bank_more_than_a_burst() {
+        let mut throttle = Throttle::new(RateLimit::default().frames_per_second(100));
+        assert_eq!(throttle.count(Duration::from_secs(3600), 100, 0), None);
+        assert_eq!(
+            throttle.count(Duration::from_secs(3600), 1, 0),
+            Some(10 * MS)
+        );
+    }
+}
