@@ -37,6 +37,12 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
     }
 }
 
+/// Decodes `bytes` as a caller decodes a body's result of type `T` (and a serving peer its
+/// captures): the same depth-limited decoder.
+pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    protocol::decode_payload(bytes).map_err(|e| e.to_string())
+}
+
 /// Feeds `bytes` to the native WebSocket transport's frame decoder as `role` would read them,
 /// `chunk` bytes per read, under a message limit of `limit`, and checks what it promises: it
 /// never panics, never asks for more room than one frame within the limit, and never hands on a

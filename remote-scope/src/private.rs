@@ -9,7 +9,7 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
+use crate::protocol::{decode_payload, invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::runtime::MaybeSend;
 use crate::{Call, Error, PeerId, Registry};
 
@@ -68,7 +68,7 @@ where
 }
 
 fn decode_captures<A: DeserializeOwned>(captures: &[u8]) -> Result<A, Failure> {
-    rmp_serde::from_slice(captures).map_err(|e| Failure::DecodeCaptures {
+    decode_payload(captures).map_err(|e| Failure::DecodeCaptures {
         reason: e.to_string(),
     })
 }
@@ -125,7 +125,7 @@ fn check_result_type<R>(body: &'static str) -> Result<(), Error> {
 }
 
 fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    decode_payload(bytes).map_err(|e| e.to_string())
 }
 
 /// The typing-only form of a nested `remote!` inside a typing copy; never awaited.

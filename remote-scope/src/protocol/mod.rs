@@ -20,10 +20,12 @@
 //! `Hello` or with `Reject`. After that both sides may send `Invoke` at any time: calls are
 //! multiplexed, each `Result` names the request it answers, and results come back in the order
 //! the bodies finish. Captures and results are themselves MessagePack (rmp-serde) of the
-//! capture tuple and of the body's value. A caller that stops waiting (its timeout passed, or
-//! its future was dropped) sends `Cancel`, and the serving peer stops the body; the serving peer
-//! also stops a body by itself once the caller's wait (`timeout_ms`) is over. A request id runs
-//! its body at most once per connection: a repeated `Invoke` is ignored.
+//! capture tuple and of the body's value, and decode only if they nest at most [`MAX_DEPTH`]
+//! levels deep, so a hostile value cannot overflow the decoder's stack. A caller that stops
+//! waiting (its timeout passed, or its future was dropped) sends `Cancel`, and the serving peer
+//! stops the body; the serving peer also stops a body by itself once the caller's wait
+//! (`timeout_ms`) is over. A request id runs its body at most once per connection: a repeated
+//! `Invoke` is ignored.
 //!
 //! A peer that has heard nothing for the keep-alive interval sends `Ping`; the other answers
 //! `Pong`. One that hears nothing for two intervals takes the connection for dead and closes it.
@@ -38,6 +40,9 @@ use crate::{Error, PeerId};
 
 mod arena;
 pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};
+mod depth;
+pub(crate) use depth::decode_payload;
+pub use depth::MAX_DEPTH;
 mod hot;
 use hot::Header;
 mod received;
@@ -404,7 +409,7 @@ pub(crate) fn decode_ref<'a>(
     if let Some(frame) = hot::decode(bytes, known) {
         return Ok(frame);
     }
-    rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
+    decode_frame(bytes).map_err(|e| Error::Protocol {
         reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
     })
 }
@@ -431,9 +436,21 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
 /// Decodes a frame of at most `max_size` bytes. Oversized input is refused before decoding.
 pub fn decode(bytes: &[u8], max_size: usize) -> Result<Frame, Error> {
     check_size(bytes, max_size)?;
-    rmp_serde::from_slice(bytes).map_err(|e| Error::Protocol {
+    decode_frame(bytes).map_err(|e| Error::Protocol {
         reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
     })
+}
+
+/// How deeply a frame's MessagePack may nest. A frame's own structure is a few levels deep;
+/// what goes deeper is an unknown field a peer added, which rmp-serde skips by recursion, up to
+/// its default of 1 024 levels: about 3 MiB of stack in a debug build, more than a tokio
+/// worker's, from a 1 KB `Hello`.
+const FRAME_DEPTH: usize = 16;
+
+fn decode_frame<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
+    deserializer.set_max_depth(FRAME_DEPTH);
+    T::deserialize(&mut deserializer)
 }
 
 #[cfg(test)]
@@ -608,6 +625,33 @@ mod tests {
         let bytes = encode(&hello()).expect("encodes");
         let err = decode(&bytes, bytes.len() - 1).expect_err("too large");
         assert!(matches!(err, Error::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_frame_nested_deep_in_a_field_it_does_not_know_is_refused_within_a_small_stack() {
+        // {"Hello": {"x": [[[...1000 levels...]]]}}: a field the decoder skips.
+        let mut bytes = b"\x81\xa5Hello\x81\xa1x".to_vec();
+        bytes.extend(std::iter::repeat_n(0x91, 1000));
+        bytes.push(0x90);
+        let decoded = std::thread::Builder::new()
+            .stack_size(128 << 10)
+            .spawn(move || {
+                (
+                    decode(&bytes, usize::MAX).map(|_| ()),
+                    decode_ref(&bytes, usize::MAX, None).map(|_| ()),
+                )
+            })
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        assert!(
+            matches!(decoded.0, Err(Error::Protocol { .. })),
+            "{decoded:?}"
+        );
+        assert!(
+            matches!(decoded.1, Err(Error::Protocol { .. })),
+            "{decoded:?}"
+        );
     }
 
     #[test]
