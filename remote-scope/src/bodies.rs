@@ -177,11 +177,18 @@ impl Queue {
     }
 }
 
+/// The most bodies the server task polls before it yields to the node's other work.
+const BODIES_PER_TURN: usize = 256;
+
 /// The connection's server task: polls each queued body once, answers those that finish and
 /// spawns the others.
 pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
     let mut batch = Vec::new();
+    // Bodies polled since the task last let others run: while the reader keeps queueing, the
+    // queue is never empty.
+    let mut turn = 0;
     while futures::future::poll_fn(|cx| conn.bodies().poll_take(cx, &mut batch)).await {
+        turn += batch.len();
         futures::future::poll_fn(|cx| {
             for mut body in batch.drain(..) {
                 if conn.bodies().skipped(body.id) {
@@ -198,6 +205,10 @@ pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
             Poll::Ready(())
         })
         .await;
+        if turn >= BODIES_PER_TURN {
+            turn = 0;
+            crate::runtime::yield_now().await;
+        }
     }
 }
 

@@ -572,7 +572,7 @@ where
         })
         .await;
         match turn {
-            Turn::Done => yield_now().await,
+            Turn::Done => crate::runtime::yield_now().await,
             Turn::Throttled(wait) => {
                 tracing::debug!(
                     ?wait,
@@ -590,20 +590,6 @@ where
         None => tracing::debug!("peer closed the connection"),
         Some(e) => tracing::warn!(error = %e, "closing the connection"),
     }
-}
-
-/// Lets the runtime run its other tasks before this one goes on: the task wakes itself and
-/// returns `Pending` once, which puts it behind the tasks already waiting (on any executor).
-async fn yield_now() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if std::mem::replace(&mut yielded, true) {
-            return std::task::Poll::Ready(());
-        }
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await;
 }
 
 /// `part` of a received frame (a value for a waiting call, a body's captures) as bytes of its
@@ -639,8 +625,16 @@ where
         let writing = async {
             let mut batch = Vec::new();
             // Everything queued goes out with one flush.
+            // Frames written since the writer last let other tasks run: a peer that reads as
+            // fast as this node answers keeps the queue from ever being empty.
+            let mut turn = 0;
             while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await
             {
+                turn += batch.len();
+                if turn >= FRAMES_PER_TURN {
+                    turn = 0;
+                    crate::runtime::yield_now().await;
+                }
                 let mut bytes = 0;
                 let mut frames = batch.drain(..);
                 let mut next = frames.next();

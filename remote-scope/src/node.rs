@@ -172,11 +172,13 @@ impl NodeBuilder {
     /// peer with nothing waiting may always be sent one frame.
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
     /// let node = remote_scope::Node::builder()
     ///     .max_queued_bytes(16 << 20)
     ///     .max_queued_bytes_total(256 << 20)
     ///     .build()?;
-    /// # Ok::<(), remote_scope::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn max_queued_bytes_total(mut self, bytes: usize) -> Self {
         self.config.max_queued_bytes_total = bytes;
@@ -195,10 +197,12 @@ impl NodeBuilder {
     /// ```
     /// use remote_scope::{Node, RateLimit};
     ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
     /// let node = Node::builder()
     ///     .rate_limit(RateLimit::default().frames_per_second(50_000))
     ///     .build()?;
-    /// # Ok::<(), remote_scope::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.config.rate_limit = limit;

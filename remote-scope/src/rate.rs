@@ -16,10 +16,12 @@ use std::time::Duration;
 /// ```
 /// use remote_scope::{Node, RateLimit};
 ///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
 /// let node = Node::builder()
 ///     .rate_limit(RateLimit::default().frames_per_second(10_000).bytes_per_second(64 << 20))
 ///     .build()?;
-/// # Ok::<(), remote_scope::Error>(())
+/// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {

@@ -26,6 +26,22 @@ pub trait MaybeSend {}
 #[cfg(target_arch = "wasm32")]
 impl<T: ?Sized> MaybeSend for T {}
 
+/// Lets the executor run its other tasks before this one goes on: the task wakes itself and
+/// returns `Pending` once, which puts it behind the tasks already waiting, on any executor. A
+/// connection's tasks call it after a bounded amount of work, so that no peer, however busy it
+/// keeps them, holds a worker thread.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 /// What a node needs from an executor.
 ///
 /// ```
