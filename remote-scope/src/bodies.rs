@@ -184,10 +184,18 @@ const BODIES_PER_TURN: usize = 256;
 /// spawns the others.
 pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
     let mut batch = Vec::new();
-    // Bodies polled since the task last let others run: while the reader keeps queueing, the
-    // queue is never empty.
+    // Bodies polled since the queue was last found empty: while the reader keeps queueing,
+    // it never is, and the task would never let other tasks run.
     let mut turn = 0;
-    while futures::future::poll_fn(|cx| conn.bodies().poll_take(cx, &mut batch)).await {
+    while futures::future::poll_fn(|cx| {
+        let taken = conn.bodies().poll_take(cx, &mut batch);
+        if taken.is_pending() {
+            turn = 0;
+        }
+        taken
+    })
+    .await
+    {
         turn += batch.len();
         futures::future::poll_fn(|cx| {
             for mut body in batch.drain(..) {

@@ -493,7 +493,9 @@ where
 const FRAMES_PER_TURN: usize = 128;
 
 /// The most bytes of frames one turn of the reader takes (a larger frame is still taken whole).
-const BYTES_PER_TURN: usize = 1 << 20;
+/// Far above one large frame: a yield after each 1 MiB frame cost bulk transfers a third of
+/// their rate, as the reader then ran again before the body had let go of the frame's buffer.
+const BYTES_PER_TURN: usize = 16 << 20;
 
 /// Why a turn of the reader ended.
 enum Turn {
@@ -625,10 +627,18 @@ where
         let writing = async {
             let mut batch = Vec::new();
             // Everything queued goes out with one flush.
-            // Frames written since the writer last let other tasks run: a peer that reads as
-            // fast as this node answers keeps the queue from ever being empty.
+            // Frames written since the queue was last found empty: a peer that reads as fast
+            // as this node answers could keep it from ever being empty, and the writer from
+            // ever letting other tasks run.
             let mut turn = 0;
-            while futures::future::poll_fn(|cx| conn.link.outbox().poll_take(cx, &mut batch)).await
+            while futures::future::poll_fn(|cx| {
+                let taken = conn.link.outbox().poll_take(cx, &mut batch);
+                if taken.is_pending() {
+                    turn = 0;
+                }
+                taken
+            })
+            .await
             {
                 turn += batch.len();
                 if turn >= FRAMES_PER_TURN {
