@@ -17,7 +17,7 @@
 //! Tokens travel in the clear inside the connection: put the peers behind TLS (a terminating
 //! proxy in front of the server; browsers connect with `wss://`) or on a network you trust.
 
-use crate::PeerId;
+use crate::peer_id::PeerId;
 
 /// Decides whether a connected peer may run a body, given the peer's id and the body's name
 /// (`module::path::fingerprint`, see [`Call::body_name`](crate::Call::body_name)).

@@ -11,21 +11,18 @@
 //! costs a hash lookup, however many are queued.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::{AbortHandle, Abortable};
+use futures::future::AbortHandle;
 use futures::task::AtomicWaker;
-use tracing::Instrument;
 
-use crate::connection::{lock, Connection};
+use crate::connection::StopBodies;
 use crate::registry::FastSet;
 use crate::serve::Served;
-use crate::Node;
+use crate::sync::lock;
 
 /// A body started for the peer, not yet polled.
 pub(crate) struct Queued {
@@ -124,7 +121,7 @@ impl Queue {
     }
 
     /// Moves everything queued into `batch`; `Ready(false)` once closed.
-    fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Queued>) -> Poll<bool> {
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, batch: &mut Vec<Queued>) -> Poll<bool> {
         self.server.register(cx.waker());
         let mut state = lock(&self.state);
         if state.closed {
@@ -152,7 +149,7 @@ impl Queue {
 
     /// Whether body `id` of the batch must not be polled: its caller cancelled, or the
     /// connection closed.
-    fn skipped(&self, id: u64) -> bool {
+    pub(crate) fn skipped(&self, id: u64) -> bool {
         if !self.skip.load(Ordering::Acquire) {
             return false;
         }
@@ -162,7 +159,7 @@ impl Queue {
 
     /// A body of the batch waited at its first poll: unless it was cancelled meanwhile (or the
     /// connection closed), it becomes a spawned body, stopped by `handle`.
-    fn keep(&self, id: u64, handle: AbortHandle) -> bool {
+    pub(crate) fn keep(&self, id: u64, handle: AbortHandle) -> bool {
         let mut state = lock(&self.state);
         if state.closed || state.cancelled.contains(&id) {
             return false;
@@ -172,87 +169,15 @@ impl Queue {
     }
 
     /// A spawned body is over.
-    fn forget(&self, id: u64) {
+    pub(crate) fn forget(&self, id: u64) {
         lock(&self.state).spawned.remove(&id);
     }
 }
 
-/// The most bodies the server task polls before it yields to the node's other work.
-const BODIES_PER_TURN: usize = 256;
-
-/// The connection's server task: polls each queued body once, answers those that finish and
-/// spawns the others.
-pub(crate) async fn serve(node: Node, conn: Arc<Connection>) {
-    let mut batch = Vec::new();
-    // Bodies polled since the queue was last found empty: while the reader keeps queueing,
-    // it never is, and the task would never let other tasks run.
-    let mut turn = 0;
-    while futures::future::poll_fn(|cx| {
-        let taken = conn.bodies().poll_take(cx, &mut batch);
-        if taken.is_pending() {
-            turn = 0;
-        }
-        taken
-    })
-    .await
-    {
-        turn += batch.len();
-        futures::future::poll_fn(|cx| {
-            for mut body in batch.drain(..) {
-                if conn.bodies().skipped(body.id) {
-                    let id = body.id;
-                    drop(body);
-                    conn.finish(id, None);
-                    continue;
-                }
-                match crate::in_span(&body.span, || Pin::new(&mut body.work).poll(cx)) {
-                    Poll::Ready(done) => conn.finish(body.id, Some(done)),
-                    Poll::Pending => spawn_rest(&node, &conn, body),
-                }
-            }
-            Poll::Ready(())
-        })
-        .await;
-        if turn >= BODIES_PER_TURN {
-            turn = 0;
-            crate::runtime::yield_now().await;
-        }
+impl StopBodies for Queue {
+    fn stop(&self) {
+        self.close();
     }
-}
-
-/// Runs a body that waited at its first poll in a task of its own, until it finishes, its
-/// caller cancels, the connection closes, or the caller's wait is over (its result could no
-/// longer be used; then no result is sent).
-fn spawn_rest(node: &Node, conn: &Arc<Connection>, body: Queued) {
-    let Queued {
-        id,
-        work,
-        deadline,
-        span,
-    } = body;
-    let (handle, registration) = AbortHandle::new_pair();
-    if !conn.bodies().keep(id, handle) {
-        drop(work);
-        conn.finish(id, None);
-        return;
-    }
-    let work = Abortable::new(work, registration);
-    let expiry = node.runtime().sleep(deadline);
-    let conn = Arc::clone(conn);
-    node.runtime().spawn(Box::pin(
-        async move {
-            let finished = match futures::future::select(work, expiry).await {
-                futures::future::Either::Left((done, _)) => done.ok(),
-                futures::future::Either::Right(_) => {
-                    tracing::debug!("the caller's wait is over; body stopped");
-                    None
-                }
-            };
-            conn.bodies().forget(id);
-            conn.finish(id, finished);
-        }
-        .instrument(span),
-    ));
 }
 
 #[cfg(test)]

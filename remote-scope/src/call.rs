@@ -5,11 +5,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use crate::connection::{PendingCall, Reply};
+use crate::connection::PendingCall;
 use crate::context;
+use crate::error::Error;
+use crate::node::Node;
+use crate::peer_id::PeerId;
+use crate::pending::Reply;
 use crate::protocol::{Encoded, Received};
 use crate::runtime::BoxFuture;
-use crate::{serve, Error, Node, PeerId};
+use crate::serve;
 
 /// A remote call, ready to be awaited. `remote!(..)` evaluates to one; `.await` it for the
 /// body's value.
@@ -190,7 +194,7 @@ impl<R> Future for CallFuture<R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let _entered = crate::entered(&this.span);
+        let _entered = crate::trace::entered(&this.span);
         let outcome = match &mut this.state {
             State::Remote { call, after } => match call.poll_outcome(cx) {
                 Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
@@ -258,7 +262,7 @@ fn begin(
     if start.peer == *node.id() {
         let span = call_span!("call", body, peer = %start.peer, local = true);
         let handler = node.registry().handler(body);
-        let work = crate::in_span(&span, || {
+        let work = crate::trace::in_span(&span, || {
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
         let state = State::Local {
@@ -340,7 +344,7 @@ fn poll_waiting(
         return Poll::Ready(Err(not_connected));
     }
     // The deadline keeps running from when the call began: the peer is given what is left.
-    let wait = crate::timers::remaining(&node, deadline_at);
+    let wait = deadline_at.saturating_sub(node.runtime().now());
     let sent = node
         .connection(&peer)
         .map_err(|_| not_connected)

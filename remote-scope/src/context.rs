@@ -7,11 +7,11 @@
 //! runtime.
 
 use std::cell::RefCell;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::Node;
+use crate::node::Node;
 
 thread_local! {
     static CURRENT: RefCell<Option<Node>> = const { RefCell::new(None) };
@@ -56,4 +56,28 @@ pub(crate) fn with_current<R>(node: &Node, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(previous);
     f()
+}
+
+impl Node {
+    /// The node running the current body, or the node of the surrounding [`Node::run`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::Node;
+    /// let node = Node::builder().id("me").build()?;
+    /// assert!(Node::current().is_none());
+    /// let id = node.run(async { Node::current().map(|n| n.id().clone()) }).await;
+    /// assert_eq!(id.map(|id| id.to_string()).as_deref(), Some("me"));
+    /// # Ok(()) }
+    /// ```
+    pub fn current() -> Option<Node> {
+        current()
+    }
+
+    /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
+    /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
+    pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
+        Scoped::new(self.clone(), Box::pin(future.into_future()))
+    }
 }

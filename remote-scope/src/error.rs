@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::PeerId;
+use crate::peer_id::PeerId;
 
 /// Everything that can go wrong with a remote call, a connection or the registry.
 ///

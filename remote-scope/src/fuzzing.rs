@@ -7,8 +7,9 @@ use std::task::Context;
 
 use bytes::Bytes;
 
+use crate::node::Node;
 use crate::protocol::{self, Frame, Received};
-use crate::{serve, Node};
+use crate::serve;
 
 /// The node's own decoder (borrowing), as an owned frame. `known` is a body name the reader
 /// looked up before, as the node passes it.

@@ -1,11 +1,19 @@
 //! register-scope: the first frame each way, checked before any call can be made.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 
+use crate::config::RegistryCheck;
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::node::Node;
+use crate::peer_id::PeerId;
 use crate::protocol::{self, Frame, Hello, Reject, PROTOCOL_VERSION};
-use crate::{Error, Node, PeerId, RegistryCheck};
+use crate::tasks::spawn_tasks;
+use crate::transport::Transport;
 
 /// Which side of the connection this peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,4 +174,143 @@ pub(crate) fn handshake_error(who: &str, reason: &str) -> Error {
 
 fn fmt_duration(d: Duration) -> String {
     format!("{d:?}")
+}
+
+/// Takes a connection out of the node again unless the handshake that added it finishes.
+struct Unfinished<'a> {
+    node: &'a Node,
+    conn: &'a Arc<Connection>,
+    armed: bool,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.node.forget_connection(self.conn);
+        }
+    }
+}
+
+impl Node {
+    /// Runs the handshake as the connecting side over any transport and keeps the connection.
+    /// Returns the peer's id. [`Node::connect`] does this over a WebSocket.
+    pub async fn connect_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
+        self.establish(transport, Role::Connector, "the accepting peer")
+            .await
+    }
+
+    /// Runs the handshake as the accepting side over any transport and keeps the connection.
+    /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
+    pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
+        self.establish(transport, Role::Acceptor, "the connecting peer")
+            .await
+    }
+
+    async fn establish(
+        &self,
+        transport: impl Transport,
+        role: Role,
+        who: &str,
+    ) -> Result<PeerId, Error> {
+        let (mut sink, mut stream) = transport.split();
+        if role == Role::Connector {
+            self.in_time(send(&mut sink, &hello(self)), who).await?;
+        }
+        let theirs = match first_frame(self, &mut stream, who).await? {
+            Frame::Hello(hello) => hello,
+            Frame::Reject(reject) if role == Role::Connector => {
+                return Err(rejected(self, who, reject))
+            }
+            other => {
+                return Err(handshake_error(
+                    who,
+                    &format!("expected a hello, got {other:?}"),
+                ))
+            }
+        };
+        let refusal = match check(self, &theirs) {
+            Err((reject, error)) => Some((reject, error)),
+            Ok(()) => None,
+        };
+        let conn = Connection::new(
+            theirs.peer.clone(),
+            self.middleware().is_empty(),
+            self.config().max_queued_bytes,
+            Arc::clone(self.queued()),
+        );
+        if refusal.is_none() {
+            self.replace_if_silent(&theirs.peer).await;
+        }
+        let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
+        if let Some((reject, error)) = refusal {
+            if role == Role::Acceptor {
+                let refuse = Frame::Reject(reject);
+                let _ = self.in_time(send(&mut sink, &refuse), who).await;
+            }
+            let _ = self.in_time(sink.close(), who).await;
+            return Err(error);
+        }
+        // From here the connection is in the table: if this future is dropped or fails before
+        // its tasks run, the guard takes it out again, so no peer is left half-connected.
+        let mut guard = Unfinished {
+            node: self,
+            conn: &conn,
+            armed: true,
+        };
+        if role == Role::Acceptor {
+            self.in_time(send(&mut sink, &hello(self)), who).await?;
+        }
+        guard.armed = false;
+        tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
+        spawn_tasks(self, &conn, sink, stream);
+        Ok(theirs.peer)
+    }
+
+    /// `work`, or a handshake error once the handshake timeout has passed.
+    async fn in_time<T>(
+        &self,
+        work: impl Future<Output = Result<T, Error>>,
+        who: &str,
+    ) -> Result<T, Error> {
+        let timeout = self.config().handshake_timeout;
+        futures::pin_mut!(work);
+        match futures::future::select(work, self.runtime().sleep(timeout)).await {
+            futures::future::Either::Left((result, _)) => result,
+            futures::future::Either::Right(_) => Err(handshake_error(
+                who,
+                &format!("the handshake did not finish within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// A peer connecting under the id of a connected one is refused, unless ids are proven
+    /// ([`NodeBuilder::peer_tokens`]) and the connected one has gone silent: a client whose
+    /// link died without a close (a dropped Wi-Fi, a NAT that forgot it) comes back before this
+    /// side's keep-alive has noticed, and would otherwise be refused until it does. The old
+    /// connection is pinged and has a second (at most the handshake time limit) to show any
+    /// sign of life; if it shows none, it is closed. Where anyone may claim an id, a silence is
+    /// no proof (a live peer on a slow link, or in the middle of a large frame, is silent too),
+    /// so no one is replaced.
+    async fn replace_if_silent(&self, peer: &PeerId) {
+        if !self.config().ids_proven {
+            return;
+        }
+        let Ok(old) = self.connection(peer) else {
+            return;
+        };
+        let heard = old.heard();
+        let _ = old.link().send(Frame::Ping);
+        let wait = self.config().handshake_timeout.min(Duration::from_secs(1));
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        while waited < wait {
+            self.runtime().sleep(step).await;
+            waited += step;
+            if old.heard() != heard || old.is_closing() {
+                return;
+            }
+        }
+        tracing::info!(%peer, "a connected peer went silent and connects again; replacing its connection");
+        self.forget_connection(&old);
+    }
 }

@@ -83,34 +83,14 @@
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
 
-/// A debug span for a call, a served body or a connection's tasks, or none at all when nothing
-/// listens at debug level: a disabled span still costs a little on every poll where `tracing`'s
-/// `log` feature is on (some dependency may turn it on), and these are polled all the time.
-macro_rules! call_span {
-    ($($args:tt)*) => {
-        if ::tracing::enabled!(::tracing::Level::DEBUG) {
-            ::tracing::debug_span!($($args)*)
-        } else {
-            ::tracing::Span::none()
-        }
-    };
-}
-
-/// Enters `span` unless it is none (see `call_span!`): entering and leaving even a disabled
-/// span costs a little, and bodies and calls are polled all the time.
-fn entered(span: &tracing::Span) -> Option<tracing::span::Entered<'_>> {
-    (!span.is_none()).then(|| span.enter())
-}
-
-/// Runs `f` in `span` (see [`entered`]).
-fn in_span<R>(span: &tracing::Span, f: impl FnOnce() -> R) -> R {
-    let _entered = entered(span);
-    f()
-}
+#[macro_use]
+mod trace;
 
 mod auth;
 mod bodies;
+mod builder;
 mod call;
+mod config;
 mod connection;
 mod context;
 mod error;
@@ -128,9 +108,10 @@ mod registry;
 pub mod runtime;
 mod seen;
 mod serve;
+mod sync;
+mod tasks;
 #[cfg(test)]
 mod testing;
-mod timers;
 pub mod transport;
 
 /// The README, compiled and run as doc tests.
@@ -148,10 +129,12 @@ pub mod __private;
 pub mod __fuzz;
 
 pub use auth::{Allowlist, Authorize};
+pub use builder::NodeBuilder;
 pub use call::{Call, CallFuture};
+pub use config::RegistryCheck;
 pub use error::Error;
 pub use middleware::{Link, Middleware};
-pub use node::{Node, NodeBuilder, NodeStats, RegistryCheck};
+pub use node::{Node, NodeStats};
 pub use peer_id::PeerId;
 pub use rate::RateLimit;
 pub use reconnect::Reconnect;

@@ -9,9 +9,10 @@
 
 use std::sync::Arc;
 
-use crate::outbox::{Outbox, Refused};
+use crate::error::Error;
+use crate::outbox::{Outbox, Outgoing, Refused};
+use crate::peer_id::PeerId;
 use crate::protocol::Frame;
-use crate::{Error, PeerId};
 
 /// One layer of a connection's stack.
 ///
@@ -59,47 +60,6 @@ impl<M: Middleware> Middleware for std::sync::Arc<M> {
 
     fn outbound(&self, link: &Link, frame: Frame) -> Option<Frame> {
         (**self).outbound(link, frame)
-    }
-}
-
-/// What waits in a connection's outbound queue.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// A frame for the outbound middleware, encoded by the writer.
-    Frame(Frame),
-    /// A frame already encoded, when there is no middleware to show it to.
-    Encoded(bytes::Bytes),
-}
-
-/// What a queued frame occupies besides the bytes it holds.
-const SLOT: usize = std::mem::size_of::<Outgoing>();
-
-impl Outgoing {
-    /// What an encoded frame occupies while queued: [`Outgoing::size`] of
-    /// `Outgoing::Encoded(frame)`.
-    pub(crate) fn encoded_size(frame: &bytes::Bytes) -> usize {
-        SLOT + frame.len()
-    }
-
-    /// The bytes this frame occupies while queued: its slot in the queue, and the bytes it
-    /// holds (exact once encoded; a frame to encode counts its payloads).
-    pub(crate) fn size(&self) -> usize {
-        use crate::protocol::{Failure, Outcome};
-        SLOT + match self {
-            Outgoing::Encoded(bytes) => bytes.len(),
-            Outgoing::Frame(Frame::Invoke(invoke)) => invoke.captures.len() + invoke.body.len(),
-            Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
-                Outcome::Value(value) => value.len(),
-                Outcome::Failure(
-                    Failure::Panicked { message: text }
-                    | Failure::DecodeCaptures { reason: text }
-                    | Failure::EncodeResult { reason: text },
-                ) => text.len(),
-                Outcome::Failure(_) => 0,
-            },
-            Outgoing::Frame(Frame::Message(bytes)) => bytes.len(),
-            Outgoing::Frame(_) => 0,
-        }
     }
 }
 

@@ -9,9 +9,12 @@ use std::future::Future;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::call::Call;
+use crate::error::Error;
+use crate::peer_id::PeerId;
 use crate::protocol::{decode_payload, invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
+use crate::registry::Registry;
 use crate::runtime::MaybeSend;
-use crate::{Call, Error, PeerId, Registry};
 
 pub use crate::registry::{Handled, HandlerFuture, HandlerInput, Registration};
 pub use inventory;

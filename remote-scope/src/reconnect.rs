@@ -8,10 +8,14 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use futures::future::{AbortHandle, Abortable};
 
-use crate::connection::lock;
+use crate::error::Error;
+use crate::node::{Kept, Node};
+use crate::peer_id::PeerId;
 use crate::runtime::MaybeSend;
+use crate::sync::lock;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::transport::websocket;
 use crate::transport::Transport;
-use crate::{Error, Node, PeerId};
 
 /// How a peer kept with [`Node::keep_connected`] is dialled again after a loss: after `initial`,
 /// then twice as long each time up to `max`, each wait shortened by a random part of up to a
@@ -66,14 +70,6 @@ impl Reconnect {
         let jitter = full.mul_f64((crate::peer_id::random_u64() % 1024) as f64 / 4096.0);
         full.saturating_sub(jitter)
     }
-}
-
-/// A peer this node keeps connected.
-pub(crate) struct Kept {
-    /// Calls waiting for the connection to come back.
-    pub(crate) waiters: Vec<oneshot::Sender<()>>,
-    /// The task that redials.
-    pub(crate) supervisor: AbortHandle,
 }
 
 impl Node {
@@ -213,5 +209,48 @@ where
     }
 }
 
-/// The peers a node keeps connected.
-pub(crate) type KeptPeers = std::sync::Mutex<std::collections::HashMap<PeerId, Kept>>;
+#[cfg(not(target_arch = "wasm32"))]
+impl Node {
+    /// Connects to a server peer at `url` and keeps the connection: when it is lost, the node
+    /// dials again as `policy` says, and calls made meanwhile wait for it (see
+    /// [`Node::keep_connected`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Node, Reconnect};
+    ///
+    /// let server = Node::builder().id("server").build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    /// let client = Node::builder().build()?;
+    /// let id = client.connect_with_reconnect(&listener.url(), Reconnect::default()).await?;
+    /// assert_eq!(id, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with_reconnect(
+        &self,
+        url: &str,
+        policy: Reconnect,
+    ) -> Result<PeerId, Error> {
+        self.keep_connected(policy, websocket::dialer(self, url))
+            .await
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Node {
+    /// Connects to `url` and keeps the connection, redialling with `policy` when it is lost
+    /// (see [`Node::keep_connected`]); the same call as on native targets.
+    pub async fn connect_with_reconnect(
+        &self,
+        url: &str,
+        policy: Reconnect,
+    ) -> Result<PeerId, Error> {
+        let url = url.to_owned();
+        self.keep_connected(policy, move || {
+            let opened = crate::transport::browser::BrowserTransport::open(&url);
+            async move { opened }
+        })
+        .await
+    }
+}

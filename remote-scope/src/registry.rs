@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::error::Error;
 use crate::protocol::Failure;
 use crate::runtime::BoxFuture;
-use crate::Error;
 
 /// What a registered body returns: the encoded value, or why there is none.
 pub type HandlerFuture = BoxFuture<'static, Result<crate::protocol::Encoded, Failure>>;

@@ -154,7 +154,7 @@ impl Runtime for Tokio {
 /// # Ok(()) }
 /// ```
 #[cfg(not(target_arch = "wasm32"))]
-pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::error::Error> {
     tokio::runtime::Handle::try_current()
         .map(|handle| {
             std::sync::Arc::new(Tokio {
@@ -162,7 +162,7 @@ pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
                 start: tokio::time::Instant::now(),
             }) as std::sync::Arc<dyn Runtime>
         })
-        .map_err(|_| crate::Error::Setup {
+        .map_err(|_| crate::error::Error::Setup {
             reason: "no tokio runtime here: build the node inside one, or give it a runtime with \
                      NodeBuilder::runtime"
                 .into(),
@@ -190,6 +190,6 @@ impl Runtime for Browser {
 /// The runtime a node built here gets when none is given: the page's event loop. Never fails
 /// in a browser.
 #[cfg(target_arch = "wasm32")]
-pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::Error> {
+pub fn current() -> Result<std::sync::Arc<dyn Runtime>, crate::error::Error> {
     Ok(std::sync::Arc::new(Browser))
 }

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::context::{with_current, Scoped};
+use crate::node::Node;
 use crate::protocol::{Encoded, Failure, Received};
 use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
-use crate::Node;
 
 /// A body to be run with `captures`, on `node`. Nothing runs until it is first polled:
 /// then the captures are decoded and the body started, with `node` as its current node (so

@@ -36,7 +36,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, PeerId};
+use crate::error::Error;
+use crate::peer_id::PeerId;
 
 mod arena;
 pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};

@@ -7,7 +7,9 @@ use futures::{Sink, Stream};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
 
-use crate::{Error, Node, PeerId};
+use crate::error::Error;
+use crate::node::Node;
+use crate::peer_id::PeerId;
 
 /// A browser WebSocket as a [`Transport`](super::Transport): binary messages are frames; a
 /// close event ends the stream.
@@ -83,20 +85,5 @@ impl Node {
     /// as on native targets.
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
         self.connect_transport(BrowserTransport::open(url)?).await
-    }
-
-    /// Connects to `url` and keeps the connection, redialling with `policy` when it is lost
-    /// (see [`Node::keep_connected`]); the same call as on native targets.
-    pub async fn connect_with_reconnect(
-        &self,
-        url: &str,
-        policy: crate::Reconnect,
-    ) -> Result<PeerId, Error> {
-        let url = url.to_owned();
-        self.keep_connected(policy, move || {
-            let opened = BrowserTransport::open(&url);
-            async move { opened }
-        })
-        .await
     }
 }

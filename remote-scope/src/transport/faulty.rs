@@ -38,9 +38,9 @@ use futures::channel::mpsc;
 use futures::task::AtomicWaker;
 use futures::{Sink, Stream};
 
-use crate::connection::lock;
+use crate::error::Error;
 use crate::runtime::{BoxFuture, Runtime};
-use crate::Error;
+use crate::sync::lock;
 
 /// What to inject, per message and independently in each direction. Probabilities are clamped
 /// to [0, 1]; NaN counts as 0.

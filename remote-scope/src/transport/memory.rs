@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{Sink, Stream};
 
-use crate::Error;
+use crate::error::Error;
 
 /// One end of an in-memory connection.
 #[derive(Debug)]

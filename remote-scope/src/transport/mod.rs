@@ -10,8 +10,8 @@
 pub use bytes::Bytes;
 use futures::{Sink, Stream};
 
+use crate::error::Error;
 use crate::runtime::MaybeSend;
-use crate::Error;
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;

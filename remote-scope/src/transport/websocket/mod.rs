@@ -17,8 +17,11 @@ mod upgrade;
 
 use socket::{Limits, WebSocketTransport};
 
-use crate::connection::{lock, Connection};
-use crate::{Error, Node, PeerId};
+use crate::connection::Connection;
+use crate::error::Error;
+use crate::node::Node;
+use crate::peer_id::PeerId;
+use crate::sync::lock;
 
 /// The largest first message either side accepts: that message is the other peer's `Hello` (or
 /// a `Reject`), a few hundred bytes plus its token. Until the handshake has checked it, the peer
@@ -158,36 +161,20 @@ impl Node {
         self.connect_transport(open(url.to_owned(), limits(self)).await?)
             .await
     }
-
-    /// Connects to a server peer at `url` and keeps the connection: when it is lost, the node
-    /// dials again as `policy` says, and calls made meanwhile wait for it (see
-    /// [`Node::keep_connected`]).
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), remote_scope::Error> {
-    /// use remote_scope::{Node, Reconnect};
-    ///
-    /// let server = Node::builder().id("server").build()?;
-    /// let listener = server.listen("127.0.0.1:0").await?;
-    /// let client = Node::builder().build()?;
-    /// let id = client.connect_with_reconnect(&listener.url(), Reconnect::default()).await?;
-    /// assert_eq!(id, *server.id());
-    /// # Ok(()) }
-    /// ```
-    pub async fn connect_with_reconnect(
-        &self,
-        url: &str,
-        policy: crate::Reconnect,
-    ) -> Result<PeerId, Error> {
-        let (url, limits) = (url.to_owned(), limits(self));
-        self.keep_connected(policy, move || open(url.clone(), limits))
-            .await
-    }
 }
 
 /// Opens a WebSocket to `url`, its first incoming message held to
 /// [`FIRST_MESSAGE_LIMIT`].
+/// What dials `url` again and again for [`Node::connect_with_reconnect`]: a new WebSocket each
+/// time.
+pub(crate) fn dialer(
+    node: &Node,
+    url: &str,
+) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<WebSocketTransport, Error>> {
+    let (url, limits) = (url.to_owned(), limits(node));
+    move || Box::pin(open(url.clone(), limits))
+}
+
 async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> {
     let failed = |reason: &dyn std::fmt::Display| Error::Transport {
         reason: format!("could not connect to {url}: {reason}"),

@@ -12,7 +12,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::framing::{self, Decoder, FramingError, Incoming, Role, NORMAL_CLOSE};
-use crate::Error;
+use crate::error::Error;
 
 /// How much room a read asks for at least. A larger message still arrives whole: the buffer is
 /// grown to hold it once its header has been read.

@@ -8,13 +8,12 @@
 
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use crate::connection::Connection;
-use crate::Node;
+use crate::node::Node;
 
 /// Runs until the connection closes (or keep-alive closes it).
-pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
+pub(super) async fn run(node: Node, conn: Arc<Connection>) {
     let runtime = node.runtime();
     let keepalive = node.config().keepalive;
     let mut next_ping = keepalive.map(|interval| runtime.now().saturating_add(interval));
@@ -57,9 +56,4 @@ pub(crate) async fn run(node: Node, conn: Arc<Connection>) {
         })
         .await;
     }
-}
-
-/// How long before `deadline` (on the runtime's clock) from now.
-pub(crate) fn remaining(node: &Node, deadline: Duration) -> Duration {
-    deadline.saturating_sub(node.runtime().now())
 }

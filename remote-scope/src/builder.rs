@@ -1,0 +1,352 @@
+//! Configuring a node: its id, limits, policies, middleware and runtime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::{same_token, Authenticate, Authorize};
+use crate::config::{Config, MessageHandler, RegistryCheck};
+use crate::error::Error;
+use crate::middleware::Middleware;
+use crate::node::{Node, Setup};
+use crate::peer_id::PeerId;
+use crate::protocol::DEFAULT_MAX_FRAME_SIZE;
+use crate::rate::RateLimit;
+use crate::registry::Registry;
+use crate::runtime::Runtime;
+
+impl Node {
+    /// Starts configuring a node.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder {
+            id: None,
+            config: Config {
+                default_timeout: Duration::from_secs(30),
+                handshake_timeout: Duration::from_secs(10),
+                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                max_connections: 16 << 10,
+                max_bodies_per_connection: 4 << 10,
+                max_capture_size: 16 << 20,
+                max_queued_bytes: 128 << 20,
+                max_queued_bytes_total: 1 << 30,
+                rate_limit: RateLimit::default(),
+                keepalive: Some(Duration::from_secs(15)),
+                registry_check: RegistryCheck::Strict,
+                token: None,
+                ids_proven: false,
+            },
+            middleware: Vec::new(),
+            on_message: None,
+            runtime: None,
+            authenticate: None,
+            authorize: None,
+        }
+    }
+}
+
+/// Configures and builds a [`Node`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use std::time::Duration;
+/// use remote_scope::{Node, RegistryCheck};
+///
+/// let node = Node::builder()
+///     .id("worker-1")
+///     .default_timeout(Duration::from_secs(5))
+///     .registry_check(RegistryCheck::Lenient)
+///     .build()?;
+/// assert_eq!(node.id().as_str(), "worker-1");
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct NodeBuilder {
+    id: Option<PeerId>,
+    config: Config,
+    middleware: Vec<Arc<dyn Middleware>>,
+    on_message: Option<Arc<MessageHandler>>,
+    runtime: Option<Arc<dyn Runtime>>,
+    authenticate: Option<Arc<Authenticate>>,
+    authorize: Option<Arc<dyn Authorize>>,
+}
+
+impl NodeBuilder {
+    /// This peer's id (default: [`PeerId::random`]).
+    pub fn id(mut self, id: impl Into<PeerId>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// How long a call waits for its result unless it says otherwise with
+    /// [`Call::timeout`](crate::Call::timeout) (default: 30 s).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_timeout = timeout;
+        self
+    }
+
+    /// How long a new connection may take to exchange `Hello`s (default: 10 s). Also how long
+    /// a closing connection may go without sending a frame of what it still has queued: a peer
+    /// that reads slowly gets what is left, one that does not read at all is then dropped, so it
+    /// cannot hold the connection's writer and queue.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest frame accepted from a peer, in bytes (default: 64 MiB). Larger frames are
+    /// refused before they are decoded and close the connection.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// The most connections this node holds (default: 16 384). A peer beyond that is refused
+    /// at connect time with [`Error::TooManyConnections`].
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.config.max_connections = limit;
+        self
+    }
+
+    /// The most bodies this node runs at once for one connected peer (default: 4 096). A call
+    /// beyond that is answered at once with [`Error::Busy`] and its body does not run, so a peer
+    /// cannot queue work without bound.
+    pub fn max_bodies_per_connection(mut self, limit: usize) -> Self {
+        self.config.max_bodies_per_connection = limit;
+        self
+    }
+
+    /// The largest captures this node decodes for a call, in bytes (default: 16 MiB). A call
+    /// with larger ones is answered with [`Error::CapturesTooLarge`] and its body does not run.
+    pub fn max_capture_size(mut self, bytes: usize) -> Self {
+        self.config.max_capture_size = bytes;
+        self
+    }
+
+    /// The most bytes this node queues for one peer and has not yet written (default:
+    /// 128 MiB). Beyond it, a call fails at once with [`Error::QueueFull`] instead of queueing,
+    /// and a peer that leaves unread what it is owed (the results of its calls, the pongs to its
+    /// pings, the cancels of calls it serves) is disconnected, so a peer that stops reading
+    /// cannot make this node hold an unbounded backlog. Each frame counts what it occupies: its
+    /// bytes and its slot in the queue. The memory behind them can be up to about twice that
+    /// (the queue and a large frame's buffer grow by doubling, and small frames share buffers).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes = bytes;
+        self
+    }
+
+    /// The most bytes this node queues for all its peers together, counted as for
+    /// [`max_queued_bytes`](NodeBuilder::max_queued_bytes) (default: 1 GiB), so that many
+    /// slow peers cannot add up to more than one node can hold. Once it is reached, a peer
+    /// that already has frames waiting gets no more: its calls fail with
+    /// [`Error::QueueFull`], and it is disconnected if what does not fit is owed to it. A
+    /// peer with nothing waiting may always be sent one frame.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let node = remote_scope::Node::builder()
+    ///     .max_queued_bytes(16 << 20)
+    ///     .max_queued_bytes_total(256 << 20)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_queued_bytes_total(mut self, bytes: usize) -> Self {
+        self.config.max_queued_bytes_total = bytes;
+        self
+    }
+
+    /// How fast one peer may send frames (default: [`RateLimit::default`], far above what an
+    /// honest peer sends). A peer over the rate is throttled: its connection stops reading
+    /// until the peer is back within it, so the peer's own sends slow down (TCP's flow control
+    /// pushes back), and the node spends no more than the rate's worth of work on it. It is not
+    /// disconnected for it; keep-alive still hears it, as its frames are read later.
+    ///
+    /// Whatever the rate, a connection's reader yields to the node's other work after a bounded
+    /// number of frames and bytes per turn, so one peer cannot hold a worker thread.
+    ///
+    /// ```
+    /// use remote_scope::{Node, RateLimit};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let node = Node::builder()
+    ///     .rate_limit(RateLimit::default().frames_per_second(50_000))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = limit;
+        self
+    }
+
+    /// How long a connection may be quiet before this node asks the peer whether it is still
+    /// there (default: 15 s; `None` turns keep-alive off). A peer that stays silent for two
+    /// intervals is taken for gone: the connection closes and its calls fail with
+    /// [`Error::Disconnected`], so a peer that vanished without closing (a cut cable, a frozen
+    /// host) is noticed.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// The token this node presents in every handshake, for the other peer's
+    /// [`authenticate`](NodeBuilder::authenticate).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.config.token = Some(token.into());
+        self
+    }
+
+    /// Decides at connect time whether a peer may connect, given the id it claims and the
+    /// token it presented ([`token`](NodeBuilder::token)). A refused peer gets
+    /// [`Error::NotAuthenticated`] and no connection, so it can invoke nothing. Applies to
+    /// connections in both directions.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Error, Node, PeerId};
+    ///
+    /// let server = Node::builder()
+    ///     .authenticate(|peer: &PeerId, token: Option<&str>| {
+    ///         token == Some(format!("token-of-{peer}").as_str())
+    ///     })
+    ///     .build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    ///
+    /// let intruder = Node::builder().id("alice").token("guess").build()?;
+    /// let refused = intruder.connect(&listener.url()).await;
+    /// assert!(matches!(refused, Err(Error::NotAuthenticated { .. })), "{refused:?}");
+    ///
+    /// let alice = Node::builder().id("alice").token("token-of-alice").build()?;
+    /// assert_eq!(alice.connect(&listener.url()).await?, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn authenticate(
+        mut self,
+        check: impl Fn(&PeerId, Option<&str>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticate = Some(Arc::new(check));
+        self.config.ids_proven = false;
+        self
+    }
+
+    /// [`authenticate`](NodeBuilder::authenticate) with one shared token: a peer may connect
+    /// if it presents `token`. Compared in constant time.
+    ///
+    /// Any holder of the token may claim any id, so an [`authorize`](NodeBuilder::authorize)
+    /// policy that tells peers apart by id trusts them all alike; give each peer a token of its
+    /// own with [`peer_tokens`](NodeBuilder::peer_tokens) when it must not.
+    pub fn require_token(self, token: impl Into<String>) -> Self {
+        let expected: String = token.into();
+        self.authenticate(move |_, given| given.is_some_and(|g| same_token(g, &expected)))
+    }
+
+    /// [`authenticate`](NodeBuilder::authenticate) with a token per peer: a peer may connect
+    /// only under an id listed here and with that id's token, so no peer can claim another's
+    /// id, and an [`authorize`](NodeBuilder::authorize) policy can trust the ids it is given.
+    /// Tokens are compared in constant time. And since an id is proven, a peer that connects
+    /// again while this node still holds a connection of its id that has gone silent (its link
+    /// died without a close) takes that connection's place at once, instead of being refused
+    /// until keep-alive notices.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Error, Node};
+    ///
+    /// let server = Node::builder()
+    ///     .peer_tokens([("ops", "token-of-ops"), ("alice", "token-of-alice")])
+    ///     .build()?;
+    /// let listener = server.listen("127.0.0.1:0").await?;
+    ///
+    /// // Alice's token does not make her `ops`.
+    /// let impostor = Node::builder().id("ops").token("token-of-alice").build()?;
+    /// let refused = impostor.connect(&listener.url()).await;
+    /// assert!(matches!(refused, Err(Error::NotAuthenticated { .. })), "{refused:?}");
+    ///
+    /// let ops = Node::builder().id("ops").token("token-of-ops").build()?;
+    /// assert_eq!(ops.connect(&listener.url()).await?, *server.id());
+    /// # Ok(()) }
+    /// ```
+    pub fn peer_tokens<P, T>(self, tokens: impl IntoIterator<Item = (P, T)>) -> Self
+    where
+        P: Into<PeerId>,
+        T: Into<String>,
+    {
+        let tokens: HashMap<PeerId, String> = tokens
+            .into_iter()
+            .map(|(peer, token)| (peer.into(), token.into()))
+            .collect();
+        let mut builder = self.authenticate(move |peer, given| match (tokens.get(peer), given) {
+            (Some(expected), Some(given)) => same_token(given, expected),
+            _ => false,
+        });
+        builder.config.ids_proven = true;
+        builder
+    }
+
+    /// Decides, per call, whether a connected peer may run a body on this node (see
+    /// [`Authorize`] and [`Allowlist`](crate::Allowlist)). A denied call fails with
+    /// [`Error::NotAuthorized`] and its body does not run; its captures are not even decoded.
+    /// Calls this node makes to itself are not checked. By default every peer may run every
+    /// body compiled into this node.
+    pub fn authorize(mut self, policy: impl Authorize) -> Self {
+        self.authorize = Some(Arc::new(policy));
+        self
+    }
+
+    /// What a registry digest mismatch at connect time does (default: [`RegistryCheck::Strict`]).
+    pub fn registry_check(mut self, check: RegistryCheck) -> Self {
+        self.config.registry_check = check;
+        self
+    }
+
+    /// Adds a middleware layer below the ones added before it (see [`Middleware`]).
+    pub fn middleware(mut self, layer: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(layer));
+        self
+    }
+
+    /// Receives user messages ([`Frame::Message`](crate::protocol::Frame::Message)) that no middleware consumed.
+    pub fn on_message(
+        mut self,
+        handler: impl Fn(&PeerId, Vec<u8>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_message = Some(Arc::new(handler));
+        self
+    }
+
+    /// The executor to run on (default: the tokio runtime `build` is called in).
+    pub fn runtime(mut self, runtime: Arc<dyn Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Builds the node. Fails if the registry has a name conflict
+    /// ([`Error::DuplicateBody`]), the id is not [valid](PeerId::is_valid) or there is no
+    /// runtime to run on ([`Error::Setup`]).
+    pub fn build(self) -> Result<Node, Error> {
+        let registry = Registry::global()?;
+        let id = self.id.unwrap_or_else(PeerId::random);
+        if !id.is_valid() {
+            return Err(Error::Setup {
+                reason: id.refusal(),
+            });
+        }
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => crate::runtime::current()?,
+        };
+        Ok(Node::new(Setup {
+            id,
+            registry,
+            runtime,
+            config: self.config,
+            middleware: self.middleware,
+            on_message: self.on_message,
+            authenticate: self.authenticate,
+            authorize: self.authorize,
+        }))
+    }
+}
