@@ -332,7 +332,7 @@ async fn registry_mismatch_is_reported_at_connect_time() {
     raw.send(&Frame::Hello(hello)).await;
     let err = connect.await.unwrap().expect_err("mismatch");
     assert!(
-        matches!(err, Error::RegistryMismatch { ref peer, .. } if peer.as_str() == "stale"),
+        matches!(err, Error::RegistryMismatch { peer: Some(ref peer), .. } if peer.as_str() == "stale"),
         "{err}"
     );
 }

@@ -260,7 +260,7 @@ async fn a_wss_url_is_refused_with_a_hint_to_terminate_tls_in_a_proxy() {
     ];
     for refused in refusals {
         match refused {
-            Err(Error::Transport { reason }) => assert!(
+            Err(Error::Transport { reason, .. }) => assert!(
                 reason.contains("TLS is not built into the native client")
                     && reason.contains("proxy"),
                 "{reason}"

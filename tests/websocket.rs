@@ -258,7 +258,7 @@ async fn a_masked_frame_from_a_server_fails_the_client() {
     .await;
     let client = Node::builder().id("client").build().unwrap();
     match client.connect(&url).await {
-        Err(Error::Transport { reason }) => assert!(reason.contains("masked"), "{reason}"),
+        Err(Error::Transport { reason, .. }) => assert!(reason.contains("masked"), "{reason}"),
         other => panic!("expected a transport error, got {other:?}"),
     }
     fake.await.unwrap();

@@ -227,10 +227,9 @@ impl<R> Future for CallFuture<R> {
                     Poll::Pending => return Poll::Pending,
                 },
             },
+            // As std's futures do: polling after completion is a bug in the caller.
             State::Start(_) | State::Waiting { .. } | State::Done => {
-                return Poll::Ready(Err(Error::Protocol {
-                    reason: "a remote call was polled after it completed".into(),
-                }))
+                panic!("a remote call was polled after it completed")
             }
         };
         this.state = State::Done;

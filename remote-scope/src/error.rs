@@ -1,8 +1,10 @@
 //! The one error type of the runtime.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::peer_id::PeerId;
 
@@ -111,8 +113,11 @@ pub enum Error {
     /// was refused, by this peer or by the other.
     ///
     /// [`NodeBuilder::authenticate`]: crate::NodeBuilder::authenticate
-    #[error("{peer} failed authentication: its token is missing or wrong")]
-    NotAuthenticated { peer: String },
+    #[error("peer `{peer}` failed authentication: its token is missing or wrong")]
+    NotAuthenticated {
+        /// The peer whose token was refused: the other one, or this one when the other refused it.
+        peer: PeerId,
+    },
 
     /// This node already holds `limit` bytes queued for the peer and not yet written: the peer
     /// (or the network) is slower than this node sends. Nothing was sent; the call can be
@@ -120,9 +125,17 @@ pub enum Error {
     #[error("the queue of frames to peer `{peer}` is full ({limit} bytes not yet sent); nothing was sent")]
     QueueFull { peer: PeerId, limit: u64 },
 
-    /// The peer holds as many connections as it allows and refused this one.
-    #[error("peer `{peer}` refused the connection: it holds its maximum of {limit} connections")]
-    TooManyConnections { peer: String, limit: u32 },
+    /// The accepting peer holds as many connections as it allows and refused this one.
+    #[error(
+        "the connection with {} was refused: the accepting peer holds its maximum of {limit} \
+         connections",
+        Other(peer)
+    )]
+    TooManyConnections {
+        /// The other peer, when its id is known (the acceptor knows the connector's).
+        peer: Option<PeerId>,
+        limit: u32,
+    },
 
     /// No connection to this peer. Nothing was sent.
     #[error("not connected to peer `{peer}`")]
@@ -146,25 +159,35 @@ pub enum Error {
     NoCurrentNode,
 
     /// The connection's handshake (`register-scope`) failed.
-    #[error("handshake with {peer} failed: {reason}")]
-    Handshake { peer: String, reason: String },
+    #[error("handshake with {} failed: {reason}", Other(peer))]
+    Handshake {
+        /// The other peer, when its id is known.
+        peer: Option<PeerId>,
+        reason: String,
+    },
 
     /// The two peers speak different protocol versions.
-    #[error("peer `{peer}` speaks protocol version {theirs}, this peer speaks {ours}")]
+    #[error(
+        "{} speaks protocol version {theirs}, this peer speaks {ours}",
+        Other(peer)
+    )]
     ProtocolVersion {
-        peer: PeerId,
+        /// The other peer, when its id is known.
+        peer: Option<PeerId>,
         ours: u32,
         theirs: u32,
     },
 
     /// The two peers were built with different sets of bodies (their registry digests differ).
     #[error(
-        "peer `{peer}` serves a different set of bodies (registry digest {theirs:016x}, ours \
+        "{} serves a different set of bodies (registry digest {theirs:016x}, ours \
          {ours:016x}): were both built from the same source, with `remote_scope::link!` for \
-         library modules whose bodies a binary serves but never calls?"
+         library modules whose bodies a binary serves but never calls?",
+        Other(peer)
     )]
     RegistryMismatch {
-        peer: PeerId,
+        /// The other peer, when its id is known.
+        peer: Option<PeerId>,
         ours: u64,
         theirs: u64,
     },
@@ -185,9 +208,14 @@ pub enum Error {
     #[error("protocol error: {reason}")]
     Protocol { reason: String },
 
-    /// The transport (WebSocket, TCP) failed.
+    /// The transport (WebSocket, TCP) failed; `source` is the error underneath, where there is
+    /// one (an [`std::io::Error`], say: [`Cause::downcast_ref`] gets it back).
     #[error("transport error: {reason}")]
-    Transport { reason: String },
+    Transport {
+        reason: String,
+        #[source]
+        source: Option<Cause>,
+    },
 
     /// The node could not start (for example: no async runtime to run on).
     #[error("node setup failed: {reason}")]
@@ -212,5 +240,181 @@ impl Error {
                 | Error::Disconnected { .. }
                 | Error::Timeout { .. }
         )
+    }
+
+    /// A transport error with nothing underneath it.
+    pub(crate) fn transport(reason: impl Into<String>) -> Error {
+        Error::Transport {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A transport error caused by `source`, in the words of `reason`.
+    pub(crate) fn transport_caused(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Transport {
+            reason: reason.into(),
+            source: Some(Cause::new(source)),
+        }
+    }
+}
+
+/// "peer `x`", or "the other peer" while its id is unknown.
+struct Other<'a>(&'a Option<PeerId>);
+
+impl fmt::Display for Other<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(peer) => write!(f, "peer `{peer}`"),
+            None => f.write_str("the other peer"),
+        }
+    }
+}
+
+/// The error underneath an [`Error`]: kept whole (and shared, so `Error` stays `Clone`) on the
+/// peer where it happened, and as its text once it has travelled to another peer inside a
+/// result. Two causes are equal when their texts are.
+///
+/// ```
+/// use std::error::Error as _;
+/// use remote_scope::error::Cause;
+///
+/// let cause = Cause::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+/// assert_eq!(
+///     cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+///     Some(std::io::ErrorKind::ConnectionReset)
+/// );
+/// assert!(cause.source().is_none());
+/// ```
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(error))
+    }
+
+    /// The error itself, if it is an `E` (not once it has travelled to another peer: then it
+    /// is its text).
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cause {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Cause, D::Error> {
+        Ok(Cause::new(Travelled(String::deserialize(deserializer)?)))
+    }
+}
+
+/// A cause that came from another peer: its text.
+#[derive(Debug)]
+struct Travelled(String);
+
+impl fmt::Display for Travelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Travelled {}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_transport_error_keeps_its_io_error_here_and_its_text_on_another_peer() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused by the test");
+        let here = Error::transport_caused("could not connect to ws://127.0.0.1:1", io);
+        let source = here.source().expect("a source");
+        assert_eq!(source.to_string(), "refused by the test");
+        let Error::Transport {
+            source: Some(cause),
+            ..
+        } = &here
+        else {
+            panic!("{here:?}")
+        };
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+
+        // A body may return an `Error`: it travels, and its cause becomes text.
+        let bytes = rmp_serde::to_vec(&here).expect("encoded");
+        let there: Error = rmp_serde::from_slice(&bytes).expect("decoded");
+        assert_eq!(there, here);
+        assert_eq!(
+            there.source().map(|s| s.to_string()).as_deref(),
+            Some("refused by the test")
+        );
+        let Error::Transport {
+            source: Some(cause),
+            ..
+        } = &there
+        else {
+            panic!("{there:?}")
+        };
+        assert!(cause.downcast_ref::<std::io::Error>().is_none());
+    }
+
+    #[test]
+    fn a_peer_not_yet_known_is_called_the_other_peer() {
+        let unknown = Error::Handshake {
+            peer: None,
+            reason: "no hello".into(),
+        };
+        assert_eq!(
+            unknown.to_string(),
+            "handshake with the other peer failed: no hello"
+        );
+        let known = Error::ProtocolVersion {
+            peer: Some(PeerId::new("server")),
+            ours: 2,
+            theirs: 3,
+        };
+        assert_eq!(
+            known.to_string(),
+            "peer `server` speaks protocol version 3, this peer speaks 2"
+        );
     }
 }

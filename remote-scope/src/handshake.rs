@@ -35,7 +35,7 @@ pub(crate) fn hello(node: &Node) -> Frame {
 }
 
 /// Reads the first frame, within the handshake timeout.
-pub(crate) async fn first_frame<Rx>(node: &Node, stream: &mut Rx, who: &str) -> Result<Frame, Error>
+pub(crate) async fn first_frame<Rx>(node: &Node, stream: &mut Rx) -> Result<Frame, Error>
 where
     Rx: Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
 {
@@ -46,22 +46,20 @@ where
         futures::future::Either::Left((Some(bytes), _)) => bytes?,
         futures::future::Either::Left((None, _)) => {
             return Err(handshake_error(
-                who,
                 "the connection closed before the handshake",
             ))
         }
         futures::future::Either::Right(_) => {
-            return Err(handshake_error(
-                who,
-                &format!("no handshake within {}", fmt_duration(timeout)),
-            ))
+            return Err(handshake_error(&format!(
+                "no handshake within {}",
+                fmt_duration(timeout)
+            )))
         }
     };
     protocol::decode(&bytes, node.config().max_frame_size).map_err(|e| {
-        handshake_error(
-            who,
-            &format!("the first frame is not a protocol-{PROTOCOL_VERSION} hello: {e}"),
-        )
+        handshake_error(&format!(
+            "the first frame is not a protocol-{PROTOCOL_VERSION} hello: {e}"
+        ))
     })
 }
 
@@ -72,7 +70,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
         return Err((
             Reject::InvalidPeerId,
             Error::Handshake {
-                peer: "the other peer".into(),
+                peer: None,
                 reason: hello.peer.refusal(),
             },
         ));
@@ -83,7 +81,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
                 ours: PROTOCOL_VERSION,
             },
             Error::ProtocolVersion {
-                peer: hello.peer.clone(),
+                peer: Some(hello.peer.clone()),
                 ours: PROTOCOL_VERSION,
                 theirs: hello.version,
             },
@@ -94,7 +92,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
         return Err((
             Reject::NotAuthenticated,
             Error::NotAuthenticated {
-                peer: format!("peer `{}`", hello.peer),
+                peer: hello.peer.clone(),
             },
         ));
     }
@@ -113,7 +111,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
                 return Err((
                     Reject::RegistryMismatch { ours },
                     Error::RegistryMismatch {
-                        peer: hello.peer.clone(),
+                        peer: Some(hello.peer.clone()),
                         ours,
                         theirs: hello.digest,
                     },
@@ -130,31 +128,27 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
     Ok(())
 }
 
-/// The connector's view of a `Reject` from the acceptor.
-pub(crate) fn rejected(node: &Node, peer: &str, reject: Reject) -> Error {
-    let unknown = PeerId::new(peer);
+/// The connector's view of a `Reject` from the acceptor, whose id it does not know.
+pub(crate) fn rejected(node: &Node, reject: Reject) -> Error {
     match reject {
         Reject::ProtocolVersion { ours } => Error::ProtocolVersion {
-            peer: unknown,
+            peer: None,
             ours: PROTOCOL_VERSION,
             theirs: ours,
         },
         Reject::RegistryMismatch { ours } => Error::RegistryMismatch {
-            peer: unknown,
+            peer: None,
             ours: node.registry().digest(),
             theirs: ours,
         },
         Reject::DuplicatePeer => Error::DuplicatePeer {
             peer: node.id().clone(),
         },
-        Reject::TooManyConnections { limit } => Error::TooManyConnections {
-            peer: peer.to_owned(),
-            limit,
-        },
+        Reject::TooManyConnections { limit } => Error::TooManyConnections { peer: None, limit },
         Reject::NotAuthenticated => Error::NotAuthenticated {
-            peer: format!("this peer (`{}`)", node.id()),
+            peer: node.id().clone(),
         },
-        Reject::InvalidPeerId => handshake_error(peer, &node.id().refusal()),
+        Reject::InvalidPeerId => handshake_error(&node.id().refusal()),
     }
 }
 
@@ -165,9 +159,10 @@ where
     sink.send(protocol::encode(frame)?.into()).await
 }
 
-pub(crate) fn handshake_error(who: &str, reason: &str) -> Error {
+/// A handshake that failed before the other peer's id was known.
+pub(crate) fn handshake_error(reason: &str) -> Error {
     Error::Handshake {
-        peer: who.to_owned(),
+        peer: None,
         reason: reason.to_owned(),
     }
 }
@@ -195,38 +190,24 @@ impl Node {
     /// Runs the handshake as the connecting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::connect`] does this over a WebSocket.
     pub async fn connect_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Connector, "the accepting peer")
-            .await
+        self.establish(transport, Role::Connector).await
     }
 
     /// Runs the handshake as the accepting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
     pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Acceptor, "the connecting peer")
-            .await
+        self.establish(transport, Role::Acceptor).await
     }
 
-    async fn establish(
-        &self,
-        transport: impl Transport,
-        role: Role,
-        who: &str,
-    ) -> Result<PeerId, Error> {
+    async fn establish(&self, transport: impl Transport, role: Role) -> Result<PeerId, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
-            self.in_time(send(&mut sink, &hello(self)), who).await?;
+            self.in_time(send(&mut sink, &hello(self))).await?;
         }
-        let theirs = match first_frame(self, &mut stream, who).await? {
+        let theirs = match first_frame(self, &mut stream).await? {
             Frame::Hello(hello) => hello,
-            Frame::Reject(reject) if role == Role::Connector => {
-                return Err(rejected(self, who, reject))
-            }
-            other => {
-                return Err(handshake_error(
-                    who,
-                    &format!("expected a hello, got {other:?}"),
-                ))
-            }
+            Frame::Reject(reject) if role == Role::Connector => return Err(rejected(self, reject)),
+            other => return Err(handshake_error(&format!("expected a hello, got {other:?}"))),
         };
         let refusal = match check(self, &theirs) {
             Err((reject, error)) => Some((reject, error)),
@@ -245,9 +226,9 @@ impl Node {
         if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {
                 let refuse = Frame::Reject(reject);
-                let _ = self.in_time(send(&mut sink, &refuse), who).await;
+                let _ = self.in_time(send(&mut sink, &refuse)).await;
             }
-            let _ = self.in_time(sink.close(), who).await;
+            let _ = self.in_time(sink.close()).await;
             return Err(error);
         }
         // From here the connection is in the table: if this future is dropped or fails before
@@ -258,7 +239,7 @@ impl Node {
             armed: true,
         };
         if role == Role::Acceptor {
-            self.in_time(send(&mut sink, &hello(self)), who).await?;
+            self.in_time(send(&mut sink, &hello(self))).await?;
         }
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
@@ -267,19 +248,14 @@ impl Node {
     }
 
     /// `work`, or a handshake error once the handshake timeout has passed.
-    async fn in_time<T>(
-        &self,
-        work: impl Future<Output = Result<T, Error>>,
-        who: &str,
-    ) -> Result<T, Error> {
+    async fn in_time<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         let timeout = self.config().handshake_timeout;
         futures::pin_mut!(work);
         match futures::future::select(work, self.runtime().sleep(timeout)).await {
             futures::future::Either::Left((result, _)) => result,
-            futures::future::Either::Right(_) => Err(handshake_error(
-                who,
-                &format!("the handshake did not finish within {timeout:?}"),
-            )),
+            futures::future::Either::Right(_) => Err(handshake_error(&format!(
+                "the handshake did not finish within {timeout:?}"
+            ))),
         }
     }
 

@@ -93,7 +93,7 @@ mod call;
 mod config;
 mod connection;
 mod context;
-mod error;
+pub mod error;
 mod handshake;
 mod link;
 mod middleware;

@@ -244,7 +244,7 @@ impl Node {
             return Err((
                 crate::protocol::Reject::TooManyConnections { limit },
                 Error::TooManyConnections {
-                    peer: conn.peer().to_string(),
+                    peer: Some(conn.peer().clone()),
                     limit,
                 },
             ));

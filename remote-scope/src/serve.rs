@@ -66,11 +66,9 @@ impl Future for Served {
                 }
             }
             Served::Running(body) => body,
-            Served::Done(failure) => {
-                return Poll::Ready(Err(failure.unwrap_or(Failure::Panicked {
-                    message: "a body was polled after it finished".into(),
-                })))
-            }
+            Served::Done(Some(failure)) => return Poll::Ready(Err(failure)),
+            // As std's futures do: the server task never polls a finished body again.
+            Served::Done(None) => panic!("a served body was polled after it finished"),
         };
         // `Scoped` restores the previous current node even when the poll panics.
         match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut body).poll(cx))) {

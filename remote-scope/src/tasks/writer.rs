@@ -213,9 +213,7 @@ mod tests {
             cx: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Result<(), Error>> {
             if self.fail_after.is_some_and(|n| self.sent.len() >= n) {
-                return std::task::Poll::Ready(Err(Error::Transport {
-                    reason: "the socket broke".into(),
-                }));
+                return std::task::Poll::Ready(Err(Error::transport("the socket broke")));
             }
             self.polls += 1;
             if self.polls.is_multiple_of(3) {

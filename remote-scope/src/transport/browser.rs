@@ -22,16 +22,12 @@ impl BrowserTransport {
     pub fn open(url: &str) -> Result<BrowserTransport, Error> {
         WebSocket::open(url)
             .map(|inner| BrowserTransport { inner })
-            .map_err(|e| Error::Transport {
-                reason: format!("could not open a WebSocket to {url}: {e}"),
-            })
+            .map_err(|e| Error::transport_caused(format!("could not open a WebSocket to {url}"), e))
     }
 }
 
 fn transport_error(e: WebSocketError) -> Error {
-    Error::Transport {
-        reason: e.to_string(),
-    }
+    Error::transport_caused("the WebSocket failed", e)
 }
 
 impl Stream for BrowserTransport {

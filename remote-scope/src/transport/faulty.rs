@@ -569,9 +569,7 @@ impl FaultyTransport {
     }
 
     fn cut_error() -> Error {
-        Error::Transport {
-            reason: "the link was cut".into(),
-        }
+        Error::transport("the link was cut")
     }
 }
 
@@ -628,9 +626,9 @@ impl Sink<Bytes> for FaultyTransport {
         if self.shared.is_cut() {
             return Err(Self::cut_error());
         }
-        self.tx.unbounded_send(item).map_err(|_| Error::Transport {
-            reason: "the other end of the faulty link is gone".into(),
-        })
+        self.tx
+            .unbounded_send(item)
+            .map_err(|_| Error::transport("the other end of the faulty link is gone"))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -777,7 +775,7 @@ mod tests {
     }
 
     fn is_cut_error(result: Result<(), Error>) -> bool {
-        matches!(result, Err(Error::Transport { reason }) if reason == "the link was cut")
+        matches!(result, Err(Error::Transport { reason, .. }) if reason == "the link was cut")
     }
 
     #[tokio::test]

@@ -61,9 +61,9 @@ impl Sink<Bytes> for MemoryTransport {
     }
 
     fn start_send(self: Pin<&mut Self>, item: Bytes) -> Result<(), Error> {
-        self.tx.unbounded_send(item).map_err(|_| Error::Transport {
-            reason: "the other end of the in-memory transport is gone".into(),
-        })
+        self.tx
+            .unbounded_send(item)
+            .map_err(|_| Error::transport("the other end of the in-memory transport is gone"))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {

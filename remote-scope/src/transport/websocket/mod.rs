@@ -120,12 +120,10 @@ impl Node {
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| Error::Transport {
-                reason: format!("could not listen: {e}"),
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| Error::Transport {
-            reason: e.to_string(),
-        })?;
+            .map_err(|e| Error::transport_caused("could not listen", e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
         let accepted = Arc::new(Mutex::new(Accepted::default()));
         let accept = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&accepted)));
         tracing::info!(node = %self.id(), %local_addr, "listening");
@@ -154,7 +152,7 @@ impl Node {
     ///
     /// let client = Node::builder().build()?;
     /// let refused = client.connect("wss://example.invalid").await;
-    /// assert!(matches!(refused, Err(Error::Transport { reason }) if reason.contains("TLS")));
+    /// assert!(matches!(refused, Err(Error::Transport { reason, .. }) if reason.contains("TLS")));
     /// # Ok(()) }
     /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
@@ -176,38 +174,33 @@ pub(crate) fn dialer(
 }
 
 async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> {
-    let failed = |reason: &dyn std::fmt::Display| Error::Transport {
-        reason: format!("could not connect to {url}: {reason}"),
-    };
-    let request = url.as_str().into_client_request().map_err(|e| failed(&e))?;
+    let failed = |reason: &str| Error::transport(format!("could not connect to {url}: {reason}"));
+    let caused = |e| Error::transport_caused(format!("could not connect to {url}"), e);
+    let request = url.as_str().into_client_request().map_err(caused)?;
     match request.uri().scheme_str() {
         Some(scheme) if scheme.eq_ignore_ascii_case("ws") => {}
         // tungstenite would say "TLS support not compiled in", which reads like a build
         // mistake; it is a choice, and the way around it is a proxy.
         Some(scheme) if scheme.eq_ignore_ascii_case("wss") => {
-            return Err(Error::Transport {
-                reason: format!(
-                    "cannot connect to {url}: TLS is not built into the native client; \
-                     terminate TLS in a proxy in front of the server and connect with ws:// \
-                     (the browser transport supports wss:// natively)"
-                ),
-            })
+            return Err(Error::transport(format!(
+                "cannot connect to {url}: TLS is not built into the native client; terminate \
+                 TLS in a proxy in front of the server and connect with ws:// (the browser \
+                 transport supports wss:// natively)"
+            )))
         }
-        _ => return Err(failed(&"the URL must start with ws://")),
+        _ => return Err(failed("the URL must start with ws://")),
     }
     let host = request
         .uri()
         .host()
-        .ok_or_else(|| failed(&"the URL has no host"))?;
+        .ok_or_else(|| failed("the URL has no host"))?;
     let port = request.uri().port_u16().unwrap_or(80);
     // An IPv6 host keeps its brackets, so this parses as a socket address.
     let tcp = TcpStream::connect(format!("{host}:{port}"))
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| caused(e.into()))?;
     let _ = tcp.set_nodelay(true);
-    upgrade::connect(request, tcp, limits)
-        .await
-        .map_err(|e| failed(&e))
+    upgrade::connect(request, tcp, limits).await.map_err(caused)
 }
 
 async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {

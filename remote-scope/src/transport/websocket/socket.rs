@@ -188,16 +188,12 @@ fn framing_error(e: FramingError) -> Error {
         FramingError::Text => Error::Protocol {
             reason: e.to_string(),
         },
-        _ => Error::Transport {
-            reason: e.to_string(),
-        },
+        _ => Error::transport(e.to_string()),
     }
 }
 
 fn io_error(e: io::Error) -> Error {
-    Error::Transport {
-        reason: e.to_string(),
-    }
+    Error::transport_caused("the socket failed", e)
 }
 
 impl Stream for WebSocketTransport {
@@ -251,9 +247,9 @@ impl Stream for WebSocketTransport {
                         return Poll::Ready(None)
                     }
                     Ok(false) => {
-                        return Poll::Ready(Some(Err(Error::Transport {
-                            reason: "the connection ended inside a WebSocket message".into(),
-                        })))
+                        return Poll::Ready(Some(Err(Error::transport(
+                            "the connection ended inside a WebSocket message",
+                        ))))
                     }
                     Err(e) => return Poll::Ready(Some(Err(io_error(e)))),
                 },
