@@ -20,7 +20,7 @@ use futures::future::AbortHandle;
 use futures::task::AtomicWaker;
 
 use crate::connection::StopBodies;
-use crate::registry::FastSet;
+use crate::hash::FastSet;
 use crate::serve::Served;
 use crate::sync::lock;
 

@@ -1,7 +1,6 @@
 //! Peer identities.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -112,7 +111,7 @@ impl PeerId {
     /// A fresh id, `peer-` and 16 hex digits, different from every other one this process made
     /// and, with high probability, from any other process's.
     pub fn random() -> PeerId {
-        PeerId::new(format!("peer-{:016x}", random_u64()))
+        PeerId::new(format!("peer-{:016x}", crate::random::random_u64()))
     }
 
     /// The id's text.
@@ -190,29 +189,6 @@ impl From<String> for PeerId {
     fn from(id: String) -> PeerId {
         PeerId::new(id)
     }
-}
-
-/// Randomness without a dependency: std's per-process random hash keys, a counter and the address
-/// of a stack slot, mixed. Ids only need to be unique, not secret.
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let slot = 0u8;
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_usize(std::ptr::addr_of!(slot) as usize);
-    h.finish()
-}
-
-/// In a browser std has no entropy source (its hash keys are fixed), so two pages would pick the
-/// same ids: ask the browser instead.
-#[cfg(target_arch = "wasm32")]
-pub(crate) fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let high = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-    let low = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-    ((high << 32) | low) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

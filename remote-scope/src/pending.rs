@@ -7,8 +7,8 @@
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::hash::FastMap;
 use crate::protocol::{Failure, Received};
-use crate::registry::FastMap;
 
 /// What a waiting call receives.
 pub(crate) enum Reply {

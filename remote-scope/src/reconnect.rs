@@ -67,7 +67,7 @@ impl Reconnect {
             .saturating_mul(1_u32 << attempt.min(20))
             .min(self.max);
         // Up to a quarter less, at random.
-        let jitter = full.mul_f64((crate::peer_id::random_u64() % 1024) as f64 / 4096.0);
+        let jitter = full.mul_f64((crate::random::random_u64() % 1024) as f64 / 4096.0);
         full.saturating_sub(jitter)
     }
 }

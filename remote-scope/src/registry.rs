@@ -3,10 +3,10 @@
 //! Each `remote!` expansion submits a [`Registration`] with `inventory`; the registry collects
 //! them once, on first use, and checks that no two different bodies share a name.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::error::Error;
+use crate::hash::FastMap;
 use crate::protocol::Failure;
 use crate::runtime::BoxFuture;
 
@@ -78,53 +78,6 @@ impl Registration {
 }
 
 inventory::collect!(Registration);
-
-/// A fast hash for tables a peer cannot flood with colliding keys: the registry's body names (a
-/// table built once; a peer can only look names up), the request ids this side picks, and the
-/// ids of a connection's queued bodies (distinct, and within the replay window's 4 096, which
-/// `write_u64`'s odd multiplier keeps apart in the low bits). It takes eight bytes a step (a body
-/// name is looked up on every call served), where SipHash or a byte-wise hash take one.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0_u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0_u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            // The length keeps "a" and "a\0" apart.
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Request ids count up: spread them over the table's buckets.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
-pub(crate) type FastSet<T> =
-    std::collections::HashSet<T, std::hash::BuildHasherDefault<FastHasher>>;
 
 /// The body a reader looked up last (see [`Registry::handler_after`]).
 #[derive(Default)]
@@ -265,26 +218,6 @@ fn digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_fast_hash_tells_apart_names_that_differ_late_or_only_in_length() {
-        use std::hash::BuildHasher;
-        let hash = |s: &str| std::hash::BuildHasherDefault::<FastHasher>::default().hash_one(s);
-        let names = [
-            "",
-            "a",
-            "a\0",
-            "ab",
-            "m::0123456789abcdef",
-            "m::0123456789abcdee",
-            "m::0123456789abcdef0",
-            "mm::0123456789abcdef",
-            "a::b::c::0011223344556677",
-        ];
-        let hashes: std::collections::HashSet<u64> = names.iter().map(|n| hash(n)).collect();
-        assert_eq!(hashes.len(), names.len());
-        assert_eq!(hash("m::x"), hash("m::x"));
-    }
 
     fn never(_: HandlerInput<'_>) -> Handled {
         Handled::Running(Box::pin(async { Err(Failure::UnknownBody) }))
