@@ -105,7 +105,6 @@ async fn both_peers_call_each_other_at_the_same_time_over_one_connection() {
     assert_eq!((a, b), (Ok(1225), Ok(2450)));
 }
 
-/// Counts the tasks a node spawns, on top of tokio.
 /// A body that computes before it ever waits must not stop the connection from reading: the
 /// results of this peer's own calls, and the calls its peer makes meanwhile, still get through.
 /// (Bodies are first polled on a task of the connection's, not on its reader.)
@@ -114,12 +113,15 @@ async fn a_body_that_computes_before_it_waits_does_not_stop_the_connection_readi
     let p = common::connected_peers().await;
     let server = p.server_id.clone();
     let client = p.client_id.clone();
+    static BUSY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let busy = tokio::spawn(p.client.run(remote!(server, [], {
+        BUSY.store(true, std::sync::atomic::Ordering::SeqCst);
         // Holds its thread for 1.5 s without ever yielding.
         std::thread::sleep(Duration::from_millis(1500));
         1_u8
     })));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Only once the body holds its thread does the call below show anything.
+    common::wait_until(|| BUSY.load(std::sync::atomic::Ordering::SeqCst)).await;
     // Meanwhile the server calls the client, and reads the answer on the same connection.
     let started = std::time::Instant::now();
     let answer = p

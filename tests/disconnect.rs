@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,7 @@ async fn server_killed_while_calls_are_pending_fails_them_all_within_a_second() 
         let server = server.clone();
         client.run(async move {
             remote!(server, [i: u32], {
+                SERVED.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 i
             })
@@ -53,8 +54,8 @@ async fn server_killed_while_calls_are_pending_fails_them_all_within_a_second() 
         })
     });
     let pending = tokio::spawn(join_all(calls));
-    // Let every invoke reach the server.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Every call is running on the server when it dies.
+    common::wait_until(|| SERVED.load(Ordering::SeqCst) == 20).await;
 
     let killed = Instant::now();
     kill.send(()).expect("server thread alive");
@@ -84,10 +85,11 @@ async fn client_disconnecting_stops_the_bodies_it_was_waiting_for() {
     let p = common::connected_peers().await;
     let server = p.server_id.clone();
     let call = tokio::spawn(p.client.run(remote!(server, [], {
-        let _noticed = DropFlag;
+        let _noticed = DropFlag::start();
         tokio::time::sleep(Duration::from_secs(60)).await;
     })));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The body runs on the server before the client goes.
+    common::wait_until(|| BODY_RUNNING.load(Ordering::SeqCst)).await;
     assert!(p.client.disconnect(&p.server_id));
     let result = tokio::time::timeout(Duration::from_secs(1), call)
         .await
@@ -101,10 +103,23 @@ async fn client_disconnecting_stops_the_bodies_it_was_waiting_for() {
     common::wait_until(|| BODY_DROPPED.load(Ordering::SeqCst)).await;
 }
 
+static BODY_RUNNING: AtomicBool = AtomicBool::new(false);
 static BODY_DROPPED: AtomicBool = AtomicBool::new(false);
 
-/// Records that the body holding it was stopped (dropped) rather than left running.
+/// Calls of `server_killed_while_calls_are_pending_fails_them_all_within_a_second` that reached
+/// their body.
+static SERVED: AtomicUsize = AtomicUsize::new(0);
+
+/// Records that the body holding it runs, and that it was stopped (dropped) rather than left
+/// running.
 struct DropFlag;
+
+impl DropFlag {
+    fn start() -> DropFlag {
+        BODY_RUNNING.store(true, Ordering::SeqCst);
+        DropFlag
+    }
+}
 
 impl Drop for DropFlag {
     fn drop(&mut self) {
