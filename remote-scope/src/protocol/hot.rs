@@ -159,7 +159,7 @@ impl Header<'_> {
 
 /// `bytes` as one of the two frames, when it is one in the form [`Header`] writes (any width of
 /// integer, string and bin markers), ending exactly where its payload does. `None` sends the
-/// frame to the general decoder, which then accepts or refuses it as before.
+/// frame to the general decoder, which accepts or refuses it as it does any frame.
 ///
 /// `known` is a body name seen before: an `Invoke` that names it again gets it as it is, its
 /// bytes compared instead of checked to be UTF-8.

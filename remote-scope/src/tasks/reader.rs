@@ -153,8 +153,8 @@ impl Connection {
 const FRAMES_PER_TURN: usize = 128;
 
 /// The most bytes of frames one turn of the reader takes (a larger frame is still taken whole).
-/// Far above one large frame: a yield after each 1 MiB frame cost bulk transfers a third of
-/// their rate, as the reader then ran again before the body had let go of the frame's buffer.
+/// Far above one large frame: a yield after each 1 MiB frame would cost bulk transfers a third
+/// of their rate, as the reader would run again before the body let go of the frame's buffer.
 const BYTES_PER_TURN: usize = 16 << 20;
 
 /// Why a turn of the reader ended.

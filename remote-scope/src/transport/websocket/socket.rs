@@ -110,8 +110,8 @@ impl WebSocketTransport {
         }
         // Room for the rest of the message and a chunk more: a buffer grown to one large
         // message then holds the next even if it is a few bytes longer (its call id, say).
-        // Grown to the exact size, every such message made the buffer double, copying what
-        // it held: a tenth of the time of a 1 MiB round trip.
+        // Grown to the exact size, the buffer would double for every such message, copying
+        // what it holds: a tenth of the time of a 1 MiB round trip.
         let wanted = self.decoder.wanted().saturating_sub(self.read.len());
         let room = wanted.min(MAX_RESERVE) + READ_CHUNK;
         if self.held_large && self.read.is_empty() {
@@ -406,7 +406,8 @@ impl Outgoing {
     }
 
     /// Makes room for `len` more bytes in `staging`: what is gathered there is sealed rather
-    /// than grown, which would copy it (a batch of small frames grew it again and again).
+    /// than grown, which would copy it (a batch of many small frames would grow it again and
+    /// again).
     fn room_for(&mut self, len: usize) {
         if self.staging.capacity() - self.staging.len() < len {
             self.seal();
