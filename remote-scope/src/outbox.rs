@@ -38,12 +38,6 @@ pub(crate) enum Outgoing {
 const SLOT: usize = std::mem::size_of::<Outgoing>();
 
 impl Outgoing {
-    /// What an encoded frame occupies while queued: [`Outgoing::size`] of
-    /// `Outgoing::Encoded(frame)`.
-    pub(crate) fn encoded_size(frame: &bytes::Bytes) -> usize {
-        SLOT + frame.len()
-    }
-
     /// The bytes this frame occupies while queued: its slot in the queue, and the bytes it
     /// holds (exact once encoded; a frame to encode counts its payloads).
     pub(crate) fn size(&self) -> usize {
@@ -357,7 +351,7 @@ mod tests {
             panic!("the last frame is queued encoded")
         };
         assert!(!copied.is_unique(), "the outbox's buffer holds it too");
-        let each = Outgoing::encoded_size(&shared.slice(0..1));
+        let each = Outgoing::Encoded(shared.slice(0..1)).size();
         outbox.written((outbox.shared_per_batch + 1) * each);
         assert!(copied.is_unique(), "an idle connection keeps no buffer");
     }

@@ -172,7 +172,6 @@ where
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin,
 {
     let max = node.config().max_frame_size;
-    let runtime = node.runtime();
     let mut throttle = Throttle::new(node.config().rate_limit);
     // The bodies of what was read in one turn, handed to the server task together (see
     // `crate::bodies`) when the turn ends: one lock and one wake-up for them all instead of
@@ -189,7 +188,7 @@ where
     };
     let mut over_rate = |frames: &mut u64, bytes: &mut u64| {
         let (f, b) = (std::mem::take(frames), std::mem::take(bytes));
-        throttle.count(runtime.now(), f, b)
+        throttle.count(node.runtime().now(), f, b)
     };
     let end = loop {
         let turn = futures::future::poll_fn(|cx| {
@@ -240,16 +239,22 @@ where
             }
         })
         .await;
-        match turn {
-            Turn::Done => crate::runtime::yield_now().await,
-            Turn::Throttled(wait) => {
+        // Taken apart before waiting, so the turn (with room for an error) is not kept in the
+        // reader's state while it waits: every idle connection holds that state.
+        let paused = match turn {
+            Turn::Done => None,
+            Turn::Throttled(wait) => Some(wait),
+            Turn::End(end) => break end,
+        };
+        match paused {
+            None => crate::runtime::yield_now().await,
+            Some(wait) => {
                 tracing::debug!(
                     ?wait,
                     "the peer sends faster than its rate limit; reading paused"
                 );
-                runtime.sleep(wait).await;
+                node.runtime().sleep(wait).await;
             }
-            Turn::End(end) => break end,
         }
     };
     // Handed over as they would have been had the end come later; the close that follows the

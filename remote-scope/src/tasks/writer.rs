@@ -1,5 +1,6 @@
-//! The outbound path: the writer task sends what the outbox holds, a batch at a time with one
-//! flush; frames that are not encoded yet go through the outbound middleware first.
+//! The outbound path: the writer task sends what the outbox holds, a batch at a time from one
+//! poll loop and with one flush; frames that are not encoded yet go through the outbound
+//! middleware and the codec on the way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,27 +54,8 @@ where
                 }
                 let mut bytes = 0;
                 let mut frames = batch.drain(..);
-                let mut next = frames.next();
-                while let Some(frame) = next.take() {
-                    bytes += frame.size();
-                    let frame = match frame {
-                        Outgoing::Encoded(first) => {
-                            next = write_encoded(
-                                &mut sink,
-                                first,
-                                &mut frames,
-                                &mut bytes,
-                                &frames_out,
-                            )
-                            .await?;
-                            continue;
-                        }
-                        Outgoing::Frame(frame) => frame,
-                    };
-                    write_frame(&node, &conn, &mut sink, frame).await?;
-                    frames_out.fetch_add(1, Ordering::Relaxed);
-                    next = frames.next();
-                }
+                let encode = |frame| through_middleware(&node, &conn, frame);
+                send_all(&mut sink, &mut frames, encode, &mut bytes, &frames_out).await?;
                 drop(frames);
                 // The two queues take turns here: a burst does not leave them large for good.
                 if batch.capacity() > OUTBOX_KEEP {
@@ -118,36 +100,58 @@ where
     node.forget_connection(&conn);
 }
 
-/// Sends `first` and the encoded frames that follow it in `frames` from one poll loop, without
-/// a future per frame (most batches are all encoded frames, and the frames are small). Returns
-/// the first frame that is not encoded, if one comes; `bytes` counts those sent after `first`,
-/// and `frames_out` every frame sent.
-async fn write_encoded<Tx>(
+/// A frame that is not encoded yet, as it goes on the wire: through the outbound middleware
+/// (`None` if a layer consumed it), then encoded. Synchronous, so every frame of a batch goes
+/// out from one poll loop, encoded or not.
+#[cold]
+fn through_middleware(
+    node: &Node,
+    conn: &Connection,
+    frame: Frame,
+) -> Result<Option<Bytes>, Error> {
+    let through = node
+        .middleware()
+        .iter()
+        .rev()
+        .try_fold(frame, |frame, m| m.outbound(conn.link(), frame));
+    match through {
+        Some(frame) => protocol::encode(&frame).map(|bytes| Some(Bytes::from(bytes))),
+        None => Ok(None),
+    }
+}
+
+/// Sends every frame of `frames` from one poll loop, without a future per frame (the frames of
+/// a batch are many and small); one not yet encoded is handed to `encode` on the way. `bytes`
+/// counts what the outbox counted for each frame taken, also those middleware consumed (a
+/// failure ends the writer, and the outbox with it); `frames_out` counts those sent, also when
+/// a later one fails.
+async fn send_all<Tx>(
     sink: &mut Tx,
-    first: Bytes,
     frames: &mut impl Iterator<Item = Outgoing>,
+    mut encode: impl FnMut(Frame) -> Result<Option<Bytes>, Error>,
     bytes: &mut usize,
     frames_out: &AtomicU64,
-) -> Result<Option<Outgoing>, Error>
+) -> Result<(), Error>
 where
     Tx: Sink<Bytes, Error = Error> + Unpin,
 {
-    let mut item = Some(first);
-    let mut other = None;
+    let mut item = None;
     futures::future::poll_fn(|cx| {
         let mut sent = 0;
         let result = loop {
             if item.is_none() {
-                match frames.next() {
-                    Some(Outgoing::Encoded(frame)) => {
-                        *bytes += Outgoing::encoded_size(&frame);
-                        item = Some(frame);
-                    }
-                    not_encoded => {
-                        other = not_encoded;
-                        break Ok(());
-                    }
-                }
+                let Some(frame) = frames.next() else {
+                    break Ok(());
+                };
+                *bytes += frame.size();
+                item = match frame {
+                    Outgoing::Encoded(frame) => Some(frame),
+                    Outgoing::Frame(frame) => match encode(frame) {
+                        Ok(Some(frame)) => Some(frame),
+                        Ok(None) => continue,
+                        Err(e) => break Err(e),
+                    },
+                };
             }
             match sink.poll_ready_unpin(cx) {
                 std::task::Poll::Ready(Ok(())) => {}
@@ -167,35 +171,13 @@ where
         frames_out.fetch_add(sent, Ordering::Relaxed);
         std::task::Poll::Ready(result)
     })
-    .await?;
-    Ok(other)
-}
-
-/// Sends a frame that is not encoded yet: through the middleware's outbound stack, then
-/// encoded.
-async fn write_frame<Tx>(
-    node: &Node,
-    conn: &Connection,
-    sink: &mut Tx,
-    frame: Frame,
-) -> Result<(), Error>
-where
-    Tx: Sink<Bytes, Error = Error> + Unpin,
-{
-    let Some(frame) = node
-        .middleware()
-        .iter()
-        .rev()
-        .try_fold(frame, |frame, m| m.outbound(conn.link(), frame))
-    else {
-        return Ok(());
-    };
-    sink.feed(Bytes::from(protocol::encode(&frame)?)).await
+    .await
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use crate::error::Error;
+    use crate::protocol::Frame;
 
     /// A sink that is not ready at every third `poll_ready` (and wakes its task, as a socket
     /// that drained would), and fails once it holds `fail_after` frames.
@@ -250,11 +232,24 @@ mod tests {
         super::Outgoing::Encoded(bytes::Bytes::from(vec![n; len]))
     }
 
-    /// The writer's run of encoded frames: in order across a sink that keeps saying "not
-    /// yet", up to the first frame the middleware has to see (handed back), with every byte
-    /// and frame counted; and after an error, the frames sent before it still counted.
+    /// Stands for the outbound middleware and the codec: a ping is consumed, a cancel fails to
+    /// encode, any other frame is encoded as its kind's first byte.
+    fn encode(frame: Frame) -> Result<Option<bytes::Bytes>, Error> {
+        match frame {
+            Frame::Ping => Ok(None),
+            Frame::Cancel(_) => Err(Error::Protocol {
+                reason: "could not encode a frame".into(),
+            }),
+            _ => Ok(Some(bytes::Bytes::from_static(&[200]))),
+        }
+    }
+
+    /// A batch goes out in order across a sink that keeps saying "not yet": encoded frames as
+    /// they are, others encoded on the way or consumed, every frame counted in `bytes` as the
+    /// outbox counted it; a frame that fails to encode stops the batch there; and after a
+    /// failure of the sink the frames sent before it are still counted.
     #[tokio::test]
-    async fn encoded_frames_go_out_in_order_and_counted_until_a_frame_of_another_kind() {
+    async fn a_batch_goes_out_in_order_and_every_frame_sent_is_counted_even_after_a_failure() {
         use std::sync::atomic::{AtomicU64, Ordering};
         let mut sink = Choppy {
             sent: Vec::new(),
@@ -263,43 +258,52 @@ mod tests {
         };
         let frames_out = AtomicU64::new(0);
         let mut bytes = 0;
-        let mut rest = (1..=9_u8)
-            .map(|n| encoded(n, usize::from(n)))
-            .chain([super::Outgoing::Frame(crate::protocol::Frame::Ping)])
-            .chain([encoded(10, 10)]);
-        let first = bytes::Bytes::from(vec![0; 3]);
-        let other = super::write_encoded(&mut sink, first, &mut rest, &mut bytes, &frames_out)
-            .await
-            .expect("written");
-        assert!(matches!(
-            other,
-            Some(super::Outgoing::Frame(crate::protocol::Frame::Ping))
-        ));
+        let batch: Vec<super::Outgoing> = (0..5_u8)
+            .map(|n| encoded(n, usize::from(n) + 1))
+            .chain([
+                super::Outgoing::Frame(Frame::Pong),
+                super::Outgoing::Frame(Frame::Ping),
+            ])
+            .chain((5..10_u8).map(|n| encoded(n, usize::from(n) + 1)))
+            .collect();
+        let counted: usize = batch.iter().map(super::Outgoing::size).sum();
+        super::send_all(
+            &mut sink,
+            &mut batch.into_iter(),
+            encode,
+            &mut bytes,
+            &frames_out,
+        )
+        .await
+        .expect("written");
         let firsts: Vec<u8> = sink.sent.iter().map(|frame| frame[0]).collect();
-        assert_eq!(firsts, (0..=9).collect::<Vec<u8>>());
-        // `bytes` counts what followed the first frame: 1 + 2 + ... + 9, and their slots.
-        let slot = super::Outgoing::encoded_size(&bytes::Bytes::new());
-        assert_eq!(bytes, 45 + 9 * slot);
-        assert_eq!(frames_out.load(Ordering::Relaxed), 10);
-        // What comes after the other frame is still there for the writer's next turn.
-        assert!(matches!(rest.next(), Some(super::Outgoing::Encoded(_))));
+        assert_eq!(firsts, [0, 1, 2, 3, 4, 200, 5, 6, 7, 8, 9]);
+        assert_eq!(bytes, counted);
+        assert_eq!(frames_out.load(Ordering::Relaxed), 11);
+
+        let mut rest = [
+            encoded(10, 1),
+            encoded(11, 1),
+            super::Outgoing::Frame(Frame::Cancel(1)),
+        ]
+        .into_iter()
+        .chain([encoded(12, 1)]);
+        let failed = super::send_all(&mut sink, &mut rest, encode, &mut bytes, &frames_out).await;
+        assert!(matches!(failed, Err(Error::Protocol { .. })), "{failed:?}");
+        assert_eq!(sink.sent.len(), 13);
+        assert_eq!(frames_out.load(Ordering::Relaxed), 13);
+        assert!(rest.next().is_some(), "the frame after the failure is left");
 
         let mut broken = Choppy {
             sent: Vec::new(),
             polls: 0,
             fail_after: Some(4),
         };
-        let mut rest = (1..10_u8).map(|n| encoded(n, 1));
-        let failed = super::write_encoded(
-            &mut broken,
-            bytes::Bytes::from_static(b"x"),
-            &mut rest,
-            &mut bytes,
-            &frames_out,
-        )
-        .await;
+        let mut batch = (0..10_u8).map(|n| encoded(n, 1));
+        let failed =
+            super::send_all(&mut broken, &mut batch, encode, &mut bytes, &frames_out).await;
         assert!(matches!(failed, Err(Error::Transport { .. })), "{failed:?}");
         assert_eq!(broken.sent.len(), 4);
-        assert_eq!(frames_out.load(Ordering::Relaxed), 14);
+        assert_eq!(frames_out.load(Ordering::Relaxed), 17);
     }
 }
