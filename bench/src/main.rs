@@ -13,6 +13,7 @@
 mod idle;
 mod raw_ws;
 mod remote_impl;
+mod remote_tws;
 mod stats;
 mod tarpc_impl;
 mod window;
@@ -104,13 +105,14 @@ struct Row {
 }
 
 /// What `--only` takes.
-const SHORT_NAMES: [&str; 4] = ["remote", "raw", "rpc", "tarpc"];
+const SHORT_NAMES: [&str; 5] = ["remote", "raw", "rpc", "tarpc", "remote-tws"];
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "remote!",
     "raw WebSocket echo",
     "WebSocket + rmp-serde ids",
     "tarpc (bincode)",
+    "remote!, tokio-websockets",
 ];
 
 /// Which implementations and workloads to run; everything unless the command line narrows it.
@@ -191,6 +193,9 @@ async fn one_run(c: Counts, sel: Selection) -> Result<(Vec<Row>, f64, f64), Benc
     if sel.implementation(3) {
         rows[3] = measure!(sel, c, tarpc_impl::Tarpc::start().await?).0;
     }
+    if sel.implementation(4) {
+        rows[4] = measure!(sel, c, remote_tws::start().await?).0;
+    }
     Ok((rows, nested.0, nested.1))
 }
 
@@ -247,8 +252,12 @@ fn print_table(rows: &[Row]) {
             figure(r.bulk_mbs, 0, 10)
         );
     }
-    let (ours, raw, tarpc) = (&rows[0], &rows[1], &rows[3]);
-    for (label, base) in [("remote! / raw WebSocket", raw), ("remote! / tarpc", tarpc)] {
+    let (ours, raw, tarpc, tws) = (&rows[0], &rows[1], &rows[3], &rows[4]);
+    for (label, base) in [
+        ("remote! / raw WebSocket", raw),
+        ("remote! / tarpc", tarpc),
+        ("remote! / tokio-websockets", tws),
+    ] {
         println!(
             "| {:<26} | {} | {} | {} | {} | {} |",
             label,
@@ -319,7 +328,8 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-const USAGE: &str = "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc] \
+const USAGE: &str =
+    "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc,remote-tws] \
                      [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
                      [--bulk N] [--on-main-thread] [--futures-unordered] \
                      [--profile-remote [--window N]]";

@@ -9,21 +9,32 @@ pub struct Remote {
     pub client: Node,
     pub server_id: PeerId,
     _server: Node,
-    _listener: Server,
+    /// What keeps the server accepting (its listener, or its accept loop).
+    _accepting: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl Remote {
+    /// Over the node's own WebSocket transport.
     pub async fn start() -> Result<Remote, Error> {
         let server = Node::builder().id("bench-server").build()?;
-        let listener = server.listen("127.0.0.1:0").await?;
+        let listener: Server = server.listen("127.0.0.1:0").await?;
         let client = Node::builder().id("bench-client").build()?;
         let server_id = client.connect(&listener.url()).await?;
-        Ok(Remote {
+        Ok(Remote::new(client, server_id, server, Box::new(listener)))
+    }
+
+    pub fn new(
+        client: Node,
+        server_id: PeerId,
+        server: Node,
+        accepting: Box<dyn std::any::Any + Send + Sync>,
+    ) -> Remote {
+        Remote {
             client,
             server_id,
             _server: server,
-            _listener: listener,
-        })
+            _accepting: accepting,
+        }
     }
 
     pub async fn sequential(&self, n: usize) -> Result<Vec<Duration>, Error> {
