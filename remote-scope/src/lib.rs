@@ -88,6 +88,7 @@ mod trace;
 
 mod auth;
 mod bodies;
+mod buffers;
 mod builder;
 mod call;
 mod config;

@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures::task::AtomicWaker;
 
+use crate::buffers::{OWN_CHUNK, SHARED_PER_BATCH};
 use crate::protocol::Frame;
 use crate::sync::lock;
 
@@ -59,18 +60,6 @@ impl Outgoing {
         }
     }
 }
-
-/// The fewest and the most frames that share a buffer with other connections' frames a batch
-/// holds as they are; later ones are copied into the connection's own buffer. Between the two,
-/// as many as half the queue's limit has room for the encoder's buffers: the batch being
-/// written holds as many again. So however long a backlog grows, the shared buffers it keeps
-/// alive take about as much memory as the limit allows the frames themselves, and a batch of up
-/// to that many frames (most batches) is not copied.
-const SHARED_PER_BATCH: (usize, usize) = (16, 1024);
-
-/// The size of the connection's own buffers for copied frames. One is dropped once what was
-/// taken has been written and nothing waits, so an idle connection keeps none.
-const OWN_CHUNK: usize = 4 << 10;
 
 /// The bytes a node's outboxes hold together, against the node's limit.
 #[derive(Debug)]
@@ -151,7 +140,7 @@ impl Outbox {
             writer: AtomicWaker::new(),
             limit,
             node,
-            shared_per_batch: (limit / (2 * crate::protocol::ARENA_CHUNK)).clamp(fewest, most),
+            shared_per_batch: (limit / (2 * crate::buffers::ENCODE_CHUNK)).clamp(fewest, most),
         }
     }
 

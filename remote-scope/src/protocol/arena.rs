@@ -16,8 +16,7 @@ use std::convert::Infallible;
 
 use bytes::{Bytes, BytesMut};
 
-/// The size of each buffer frames are cut from.
-pub(crate) const CHUNK: usize = 16 << 10;
+use crate::buffers::ENCODE_CHUNK as CHUNK;
 
 thread_local! {
     static FREE: RefCell<BytesMut> = RefCell::new(BytesMut::new());

@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::peer_id::PeerId;
 
 mod arena;
-pub(crate) use arena::{copy, CHUNK as ARENA_CHUNK};
+pub(crate) use arena::copy;
 mod depth;
 pub(crate) use depth::decode_payload;
 pub use depth::MAX_DEPTH;
@@ -48,8 +48,6 @@ mod hot;
 use hot::Header;
 mod received;
 pub(crate) use received::Received;
-#[cfg(all(test, not(target_arch = "wasm32")))]
-pub(crate) use received::INLINE as INLINE_RECEIVED;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
 pub const PROTOCOL_VERSION: u32 = 2;
@@ -368,11 +366,6 @@ impl Encoded {
         frame
     }
 }
-
-/// A received value (or a body's captures) from this size on reaches its caller (its body) as
-/// a part of the received message; a smaller one is copied out, so it does not keep the whole
-/// message alive.
-pub(crate) const SHARE_ABOVE: usize = 16 << 10;
 
 /// Headroom for an `Invoke` of a body named `body`: map, variant name, array, id, name,
 /// timeout, bin header.

@@ -3,8 +3,7 @@
 
 use bytes::Bytes;
 
-/// The most bytes a [`Received`] holds inline.
-pub(crate) const INLINE: usize = 30;
+use crate::buffers::INLINE_RECEIVED as INLINE;
 
 /// Received bytes: a few (most values and captures are: a number, a short string) inline,
 /// copied out of the message without a buffer or a reference count, so the thread that takes

@@ -275,7 +275,7 @@ fn received(message: &Bytes, part: &[u8]) -> Received {
     Received::new(part, || {
         let within = message.as_ptr_range();
         let range = part.as_ptr_range();
-        if part.len() >= protocol::SHARE_ABOVE
+        if part.len() >= crate::buffers::SHARE_ABOVE
             && within.start <= range.start
             && range.end <= within.end
         {
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_received_part_shares_the_message_only_when_large_and_inside_it() {
-        use crate::protocol::{INLINE_RECEIVED, SHARE_ABOVE};
+        use crate::buffers::{INLINE_RECEIVED, SHARE_ABOVE};
 
         let message = Bytes::from(vec![7; 2 * SHARE_ABOVE]);
         let inside = |part: &Received| message.as_ptr_range().contains(&part.as_ptr());

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Sink, SinkExt};
 
+use crate::buffers::BATCH_KEEP;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::node::Node;
@@ -17,9 +18,6 @@ use crate::protocol::{self, Frame};
 /// The most frames the writer sends without finding the outbox empty before it yields to the
 /// node's other work: a peer that reads as fast as this node answers could keep it busy for good.
 const FRAMES_PER_TURN: usize = 128;
-
-/// The queue capacity a connection keeps between bursts.
-const OUTBOX_KEEP: usize = 1024;
 
 pub(super) async fn run<Tx>(node: Node, conn: Arc<Connection>, mut sink: Tx)
 where
@@ -58,7 +56,7 @@ where
                 send_all(&mut sink, &mut frames, encode, &mut bytes, &frames_out).await?;
                 drop(frames);
                 // The two queues take turns here: a burst does not leave them large for good.
-                if batch.capacity() > OUTBOX_KEEP {
+                if batch.capacity() > BATCH_KEEP {
                     batch = Vec::new();
                 }
                 sink.flush().await?;

@@ -12,29 +12,10 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::framing::{self, Decoder, FramingError, Incoming, Role, NORMAL_CLOSE};
+use crate::buffers::{
+    FIRST_READ, HIGH_WATER, MAX_RESERVE, READ_CHUNK, STAGING_ROOM, WRITTEN_IN_PLACE,
+};
 use crate::error::Error;
-
-/// How much room a read asks for at least. A larger message still arrives whole: the buffer is
-/// grown to hold it once its header has been read.
-const READ_CHUNK: usize = 16 << 10;
-
-/// How much is read onto the stack while a large message still holds the read buffer.
-const FIRST_READ: usize = 4 << 10;
-
-/// The most of a message a read reserves room for at once (it adds a [`READ_CHUNK`]). A
-/// message's header may announce up to the node's `max_frame_size`; room for a large one grows
-/// as its bytes come, not on its header's word.
-const MAX_RESERVE: usize = 1 << 20;
-
-/// A payload at least this large is written from its own buffer instead of being copied behind
-/// its header (a client's only when it can mask it there, as no one else holds it).
-const WRITTEN_IN_PLACE: usize = 4 << 10;
-
-/// The least room `staging` is given when it runs out.
-const STAGING_ROOM: usize = 4 << 10;
-
-/// Queued bytes over which [`Sink::poll_ready`] first writes what is queued.
-const HIGH_WATER: usize = 256 << 10;
 
 /// The most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
