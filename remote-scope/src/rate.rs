@@ -3,7 +3,9 @@
 //! The other limits bound what a peer can make a node hold; this bounds how busy it can keep
 //! the node. A peer over the rate is throttled, not disconnected: its connection's reader stops
 //! reading until the peer is back within the rate, so the transport's own flow control (TCP's
-//! window) pushes back on it, and an honest peer that bursts once loses nothing.
+//! window) pushes back on it, and an honest peer that bursts once loses nothing. The reader
+//! counts what it read at the end of each turn (at most 128 frames or 16 MiB), so a peer can be
+//! ahead of the rate by a burst and one turn.
 
 use std::time::Duration;
 
