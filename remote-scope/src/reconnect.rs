@@ -13,8 +13,6 @@ use crate::node::{Kept, Node};
 use crate::peer_id::PeerId;
 use crate::runtime::MaybeSend;
 use crate::sync::lock;
-#[cfg(not(target_arch = "wasm32"))]
-use crate::transport::websocket;
 use crate::transport::Transport;
 
 /// How a peer kept with [`Node::keep_connected`] is dialled again after a loss: after `initial`,
@@ -209,11 +207,10 @@ where
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 impl Node {
     /// Connects to a server peer at `url` and keeps the connection: when it is lost, the node
     /// dials again as `policy` says, and calls made meanwhile wait for it (see
-    /// [`Node::keep_connected`]).
+    /// [`Node::keep_connected`]). The same call natively and in a browser.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -232,25 +229,7 @@ impl Node {
         url: &str,
         policy: Reconnect,
     ) -> Result<PeerId, Error> {
-        self.keep_connected(policy, websocket::dialer(self, url))
+        self.keep_connected(policy, crate::transport::dialer(self, url))
             .await
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-impl Node {
-    /// Connects to `url` and keeps the connection, redialling with `policy` when it is lost
-    /// (see [`Node::keep_connected`]); the same call as on native targets.
-    pub async fn connect_with_reconnect(
-        &self,
-        url: &str,
-        policy: Reconnect,
-    ) -> Result<PeerId, Error> {
-        let url = url.to_owned();
-        self.keep_connected(policy, move || {
-            let opened = crate::transport::browser::BrowserTransport::open(&url);
-            async move { opened }
-        })
-        .await
     }
 }

@@ -76,6 +76,19 @@ impl Sink<bytes::Bytes> for BrowserTransport {
     }
 }
 
+/// What dials `url` again and again for [`Node::connect_with_reconnect`]: a new browser
+/// WebSocket each time.
+pub(crate) fn dialer(
+    _node: &Node,
+    url: &str,
+) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<BrowserTransport, Error>> {
+    let url = url.to_owned();
+    move || {
+        let opened = BrowserTransport::open(&url);
+        Box::pin(async move { opened })
+    }
+}
+
 impl Node {
     /// Connects to a server peer at `url` (`ws://host:port`) and returns its id; the same call
     /// as on native targets.

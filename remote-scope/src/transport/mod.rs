@@ -20,6 +20,11 @@ pub mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod websocket;
 
+#[cfg(target_arch = "wasm32")]
+pub(crate) use browser::dialer;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use websocket::dialer;
+
 /// A bidirectional channel of binary messages to one peer.
 ///
 /// Implemented for every type that is both a `Stream<Item = Result<Bytes, Error>>` and a
