@@ -9,12 +9,9 @@
 #![no_main]
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use remote_scope::runtime::{BoxFuture, Runtime};
-use remote_scope::{remote, Node, PeerId};
+use remote_scope::{remote, PeerId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -57,27 +54,6 @@ fn bodies(peer: PeerId) {
     let _ = remote!(peer, [t: Tree], { t.0.len() });
 }
 
-/// Never spawns or wakes anything: the target polls bodies itself.
-struct Inert;
-
-impl Runtime for Inert {
-    fn spawn(&self, _: BoxFuture<'static, ()>) {}
-    fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(std::future::pending())
-    }
-}
-
-fn node() -> &'static Node {
-    static NODE: OnceLock<Node> = OnceLock::new();
-    NODE.get_or_init(|| {
-        Node::builder()
-            .id("fuzz")
-            .runtime(std::sync::Arc::new(Inert))
-            .build()
-            .expect("the registry builds")
-    })
-}
-
 /// The payload an input stands for (see the module docs).
 fn payload(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     match data {
@@ -99,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     // As the captures of every body (a one-element tuple around the value)...
     let mut captures = vec![0x91];
     captures.extend_from_slice(&bytes);
-    remote_scope::__fuzz::serve_each_body(node(), &captures, 2);
+    remote_scope::__fuzz::serve_each_body(remote_scope::__fuzz::inert_node(), &captures, 2);
     // ...and as results a caller decodes.
     let _ = remote_scope::__fuzz::decode_value::<Expr>(&bytes);
     let _ = remote_scope::__fuzz::decode_value::<Nest>(&bytes);

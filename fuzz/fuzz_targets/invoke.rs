@@ -3,12 +3,8 @@
 //! never run with garbage, and nothing may panic out of the node.
 #![no_main]
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use libfuzzer_sys::fuzz_target;
-use remote_scope::runtime::{BoxFuture, Runtime};
-use remote_scope::{remote, Node, PeerId};
+use remote_scope::{remote, PeerId};
 
 /// Bodies with the capture shapes users write; registered by being compiled in.
 #[allow(dead_code)]
@@ -34,27 +30,6 @@ fn bodies(peer: PeerId) {
     let _ = remote!(peer, [], { 7_u8 });
 }
 
-/// Never spawns or wakes anything: the target polls bodies itself.
-struct Inert;
-
-impl Runtime for Inert {
-    fn spawn(&self, _: BoxFuture<'static, ()>) {}
-    fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(std::future::pending())
-    }
-}
-
-fn node() -> &'static Node {
-    static NODE: OnceLock<Node> = OnceLock::new();
-    NODE.get_or_init(|| {
-        Node::builder()
-            .id("fuzz")
-            .runtime(std::sync::Arc::new(Inert))
-            .build()
-            .expect("the registry builds")
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
-    remote_scope::__fuzz::serve_each_body(node(), data, 2);
+    remote_scope::__fuzz::serve_each_body(remote_scope::__fuzz::inert_node(), data, 2);
 });

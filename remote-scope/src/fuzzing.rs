@@ -19,6 +19,33 @@ pub fn decode_borrowed(bytes: &[u8], known: Option<&'static str>) -> Option<Fram
         .map(protocol::FrameRef::into_owned)
 }
 
+/// A node whose runtime never spawns or wakes anything, for targets that poll bodies
+/// themselves; one per process, serving the bodies the target compiled in.
+pub fn inert_node() -> &'static Node {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use crate::runtime::{BoxFuture, Runtime};
+
+    struct Inert;
+
+    impl Runtime for Inert {
+        fn spawn(&self, _: BoxFuture<'static, ()>) {}
+        fn sleep(&self, _: Duration) -> BoxFuture<'static, ()> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    static NODE: OnceLock<Node> = OnceLock::new();
+    NODE.get_or_init(|| {
+        Node::builder()
+            .id("fuzz")
+            .runtime(std::sync::Arc::new(Inert))
+            .build()
+            .expect("the registry builds")
+    })
+}
+
 /// Serves every registered body once with `captures`, polling each up to `polls` times: decode
 /// errors and panics must come back as failures, never unwind or abort.
 pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
