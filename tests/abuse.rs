@@ -7,8 +7,8 @@
 //! `harness = false`: the tests run one after another, each on a runtime of its own, with a
 //! 2-worker server as on the 2-core machines this runs on.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -249,32 +249,14 @@ fn run<T>(test: impl std::future::Future<Output = T>) -> T {
 /// itself when the test process goes away (its stdin, a pipe from the test, then closes).
 struct Child {
     process: std::process::Child,
-    lines: mpsc::Receiver<(Instant, String)>,
+    lines: mpsc::Receiver<String>,
 }
 
 impl Child {
     fn spawn(role: &str, env: &[(&str, String)]) -> Child {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let mut command = Command::new(exe);
-        command
-            .env(CHILD_ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut process = command.spawn().expect("the child process starts");
-        let stdout = process.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut all = vec![(CHILD_ROLE, role)];
+        all.extend(env.iter().map(|(key, value)| (*key, value.as_str())));
+        let (process, lines) = common::child::spawn_self(&all);
         Child { process, lines }
     }
 
@@ -284,7 +266,7 @@ impl Child {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok((_, line)) => {
+                Ok(line) => {
                     if let Some(rest) = line.strip_prefix(prefix) {
                         return rest.to_owned();
                     }
@@ -306,7 +288,7 @@ impl Child {
                 .lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             {
-                Ok((_, line)) => lines.push(line),
+                Ok(line) => lines.push(line),
                 // Its stdout closed: it is exiting.
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -320,7 +302,7 @@ impl Child {
 
     /// Every line printed so far.
     fn printed(&mut self) -> Vec<String> {
-        self.lines.try_iter().map(|(_, line)| line).collect()
+        self.lines.try_iter().collect()
     }
 
     /// Panics if the child is no longer running (it crashed).
@@ -351,10 +333,7 @@ impl Drop for Child {
 
 /// The child's side.
 fn child(role: &str) {
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(3);
-    });
+    common::child::exit_with_parent();
     run(async {
         match role {
             "server" => serve().await,

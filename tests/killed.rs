@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -295,27 +293,9 @@ struct ChildPeer {
 
 impl ChildPeer {
     fn spawn(role: &str, url: Option<&str>) -> ChildPeer {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let mut command = Command::new(exe);
-        command
-            .env(CHILD_ROLE, role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(url) = url {
-            command.env(CHILD_URL, url);
-        }
-        let mut process = command.spawn().expect("the child process starts");
-        let stdout = process.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut env = vec![(CHILD_ROLE, role)];
+        env.extend(url.map(|url| (CHILD_URL, url)));
+        let (process, lines) = common::child::spawn_self(&env);
         ChildPeer { process, lines }
     }
 
@@ -366,11 +346,7 @@ impl Drop for ChildPeer {
 /// `hang` on it, and waits to be killed.
 fn child(role: &str) {
     IN_CHILD.store(true, Ordering::SeqCst);
-    // The test process holds the other end of stdin: when it is gone, so is this one.
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(3);
-    });
+    common::child::exit_with_parent();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

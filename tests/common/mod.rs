@@ -2,6 +2,8 @@
 //! raw peer that speaks the protocol frame by frame.
 #![allow(dead_code)] // each test binary uses a part of this
 
+pub mod child;
+
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
