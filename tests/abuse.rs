@@ -137,7 +137,7 @@ impl Middleware for DeepCaptures {
             let mut captures = vec![0x93, shape, 0xce];
             captures.extend_from_slice(&depth.to_be_bytes());
             captures.extend_from_slice(&deep(shape, depth));
-            invoke.captures = captures;
+            invoke.captures = captures.into();
         }
         Some(Frame::Invoke(invoke))
     }
@@ -184,7 +184,7 @@ impl Middleware for DeepResults {
             return Some(frame);
         };
         if let Some((shape, depth)) = self.asked.lock().unwrap().remove(&result.id) {
-            result.outcome = protocol::Outcome::Value(deep(shape, depth));
+            result.outcome = protocol::Outcome::Value(deep(shape, depth).into());
         }
         Some(Frame::Result(result))
     }
@@ -423,7 +423,7 @@ async fn raw_peer(url: &str, id: &str) -> tokio::net::TcpStream {
     .expect("hello");
     ws.send(Message::binary(hello)).await.expect("hello sent");
     let answer = ws.next().await.expect("an answer").expect("read");
-    let answer = protocol::decode(&answer.into_data(), 1 << 16).expect("a frame");
+    let answer = protocol::decode(answer.into_data(), 1 << 16).expect("a frame");
     assert!(matches!(answer, Frame::Hello(_)), "{answer:?}");
     match ws.into_inner() {
         tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp,

@@ -75,7 +75,7 @@ async fn serving_peer_stops_a_body_once_the_callers_wait_is_over() {
         id: 1,
         body: body_that_notices_the_deadline().into(),
         timeout_ms: 100,
-        captures: rmp_serde::to_vec(&()).unwrap(),
+        captures: rmp_serde::to_vec(&()).unwrap().into(),
     }))
     .await;
     wait_until(|| DEADLINE.load(Ordering::SeqCst)).await;
@@ -134,9 +134,9 @@ mod held {
 fn invoke(id: u64, body: &str) -> Frame {
     Frame::Invoke(Invoke {
         id,
-        body: body.into(),
+        body: body.to_owned().into(),
         timeout_ms: 10_000,
-        captures: rmp_serde::to_vec(&()).unwrap(),
+        captures: rmp_serde::to_vec(&()).unwrap().into(),
     })
 }
 

@@ -187,21 +187,21 @@ async fn unknown_body_and_undecodable_captures_are_answered_not_hung() {
         id: 1,
         body: "no::such::body".into(),
         timeout_ms: 5_000,
-        captures: vec![0x90],
+        captures: vec![0x90].into(),
     }))
     .await;
     raw.send(&Frame::Invoke(Invoke {
         id: 2,
         body: a_real_body_name().into(),
         timeout_ms: 5_000,
-        captures: b"not msgpack of (u64,)".to_vec(),
+        captures: b"not msgpack of (u64,)"[..].into(),
     }))
     .await;
     raw.send(&Frame::Invoke(Invoke {
         id: 3,
         body: a_real_body_name().into(),
         timeout_ms: 5_000,
-        captures: rmp_serde::to_vec(&(41_u64,)).unwrap(),
+        captures: rmp_serde::to_vec(&(41_u64,)).unwrap().into(),
     }))
     .await;
 
@@ -224,7 +224,10 @@ async fn unknown_body_and_undecodable_captures_are_answered_not_hung() {
     );
     assert_eq!(
         answers[2],
-        (3, Outcome::Value(rmp_serde::to_vec(&42_u64).unwrap()))
+        (
+            3,
+            Outcome::Value(rmp_serde::to_vec(&42_u64).unwrap().into())
+        )
     );
 }
 
@@ -269,11 +272,11 @@ async fn every_failure_from_the_serving_peer_becomes_its_error_variant() {
         Err(Error::Panicked { message, .. }) if message == "p"
     ));
     assert!(matches!(
-        call_against(Outcome::Value(b"\xc1 not a u64".to_vec())).await,
+        call_against(Outcome::Value(b"\xc1 not a u64"[..].into())).await,
         Err(Error::DecodeResult { .. })
     ));
     assert_eq!(
-        call_against(Outcome::Value(rmp_serde::to_vec(&9_u64).unwrap())).await,
+        call_against(Outcome::Value(rmp_serde::to_vec(&9_u64).unwrap().into())).await,
         Ok(9)
     );
 }
@@ -305,7 +308,7 @@ async fn oversized_frame_is_refused_and_closes_the_connection() {
         .build()
         .unwrap();
     let mut raw = RawPeer::connected_to(&node, "raw").await;
-    raw.send(&Frame::Message(vec![0; 4096])).await;
+    raw.send(&Frame::Message(vec![0; 4096].into())).await;
     assert_eq!(raw.recv().await, None);
 }
 
@@ -456,7 +459,7 @@ async fn a_repeated_request_id_never_runs_its_body_twice() {
             id,
             body: a_counting_body_name().into(),
             timeout_ms: 60_000,
-            captures: rmp_serde::to_vec(&()).unwrap(),
+            captures: rmp_serde::to_vec(&()).unwrap().into(),
         })
     };
     // Twice while it runs, then again after its result was sent.
@@ -533,7 +536,7 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
 
     // Timed out while answering the hello.
     let (mut ours, theirs) = remote_scope::transport::memory::pair();
-    ours.send(hello.clone().into()).await.unwrap();
+    ours.send(hello.clone()).await.unwrap();
     let err = node
         .accept_transport(CannotSend(theirs))
         .await
@@ -543,7 +546,7 @@ async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
 
     // Cancelled while answering the hello.
     let (mut ours, theirs) = remote_scope::transport::memory::pair();
-    ours.send(hello.into()).await.unwrap();
+    ours.send(hello).await.unwrap();
     let accepting = {
         let node = node.clone();
         tokio::spawn(async move { node.accept_transport(CannotSend(theirs)).await })

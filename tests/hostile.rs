@@ -81,6 +81,7 @@ fn hello(id: &str) -> Vec<u8> {
         token: None,
     }))
     .unwrap()
+    .to_vec()
 }
 
 #[tokio::test]
@@ -128,10 +129,10 @@ async fn an_invoke_instead_of_a_hello_is_refused() {
         id: 1,
         body: "anything".into(),
         timeout_ms: 1000,
-        captures: vec![0x90],
+        captures: vec![0x90].into(),
     }))
     .unwrap();
-    ws.send(Message::Binary(invoke.into())).await.unwrap();
+    ws.send(Message::Binary(invoke)).await.unwrap();
     closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }

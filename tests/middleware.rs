@@ -41,7 +41,7 @@ struct Ponger;
 impl Middleware for Ponger {
     fn inbound(&self, link: &Link, frame: Frame) -> Option<Frame> {
         match frame {
-            Frame::Message(bytes) if bytes == b"ping" => {
+            Frame::Message(bytes) if bytes == b"ping"[..] => {
                 link.send_message(b"pong".to_vec()).expect("connected");
                 None
             }

@@ -89,11 +89,11 @@ async fn a_refused_peer_can_invoke_nothing() {
         id: 1,
         body: admin::wipe(&peer).body_name().into(),
         timeout_ms: 1_000,
-        captures: vec![0x90],
+        captures: vec![0x90].into(),
     }))
     .unwrap();
     // The node has dropped its end: the send fails, or finds nobody reading.
-    if raw.end.send(invoke.into()).await.is_ok() {
+    if raw.end.send(invoke).await.is_ok() {
         assert_eq!(raw.recv().await, None, "the connection is closed");
     }
     assert_eq!(ADMIN_RUNS.load(Ordering::SeqCst), before);
@@ -228,7 +228,7 @@ async fn a_denied_call_is_answered_before_its_captures_are_decoded() {
         body: api::ping(&peer).body_name().into(),
         timeout_ms: 1_000,
         // Not MessagePack of `()`: decoding would fail with DecodeCaptures.
-        captures: vec![0xc1, 0xc1],
+        captures: vec![0xc1, 0xc1].into(),
     }))
     .await;
     let Some(Frame::Result(result)) = raw.recv().await else {
@@ -279,11 +279,11 @@ async fn a_peer_that_stops_reading_is_disconnected_not_buffered_for() {
             id,
             body: kilobyte.into(),
             timeout_ms: 60_000,
-            captures: vec![0x90],
+            captures: vec![0x90].into(),
         });
         if raw
             .end
-            .send(remote_scope::protocol::encode(&invoke).unwrap().into())
+            .send(remote_scope::protocol::encode(&invoke).unwrap())
             .await
             .is_err()
         {

@@ -115,7 +115,9 @@ fn upgrade_request() -> Vec<u8> {
 }
 
 fn hello(id: &str) -> Vec<u8> {
-    protocol::encode(&common::RawPeer::hello(id)).unwrap()
+    protocol::encode(&common::RawPeer::hello(id))
+        .unwrap()
+        .to_vec()
 }
 
 async fn server() -> (Node, Server) {
@@ -162,7 +164,7 @@ async fn a_hello_sent_with_the_upgrade_in_fragments_around_a_ping_is_read_and_pi
         !pong.masked && !answer.masked,
         "a server must not mask its frames"
     );
-    match protocol::decode(&answer.payload, 1 << 20) {
+    match protocol::decode(answer.payload.clone().into(), 1 << 20) {
         Ok(Frame::Hello(theirs)) => assert_eq!(theirs.peer, PeerId::new("server")),
         other => panic!("expected the server's hello, got {other:?}"),
     }
@@ -229,7 +231,7 @@ async fn a_client_masks_its_frames_and_reads_those_that_came_with_the_upgrade_re
         let theirs = read_frame(&mut tcp).await.unwrap();
         assert!(theirs.masked, "a client must mask its frames");
         assert_eq!(theirs.first, FIN | BINARY);
-        match protocol::decode(&theirs.payload, 1 << 20) {
+        match protocol::decode(theirs.payload.clone().into(), 1 << 20) {
             Ok(Frame::Hello(hello)) => assert_eq!(hello.peer, PeerId::new("client")),
             other => panic!("expected the client's hello, got {other:?}"),
         }

@@ -408,6 +408,9 @@ fn main() -> Result<(), BenchError> {
     // calls; or, with this flag, from the thread that called `block_on`, outside the workers,
     // so that every reply has to wake that thread.
     let on_main_thread = args.iter().any(|a| a == "--on-main-thread");
+    if args.iter().any(|a| a == "--middleware") {
+        remote_impl::WITH_MIDDLEWARE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     // For a profiler: remote! alone, pipelined (1024 in flight unless `--window` says), for a
     // long while (2 000 000 round trips unless `--pipelined` says).
     if args.iter().any(|a| a == "--profile-remote") {

@@ -5,6 +5,24 @@ use std::time::{Duration, Instant};
 use remote_scope::{remote, Error, Node, PeerId, Server};
 use serde_bytes::ByteBuf;
 
+/// Both nodes get a middleware layer that passes every frame on (`--middleware`): what a
+/// logging or metrics layer costs at the least.
+pub static WITH_MIDDLEWARE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+struct PassOn;
+
+impl remote_scope::Middleware for PassOn {}
+
+fn builder() -> remote_scope::NodeBuilder {
+    let builder = Node::builder();
+    if WITH_MIDDLEWARE.load(std::sync::atomic::Ordering::Relaxed) {
+        builder.middleware(PassOn)
+    } else {
+        builder
+    }
+}
+
 pub struct Remote {
     pub client: Node,
     pub server_id: PeerId,
@@ -16,9 +34,9 @@ pub struct Remote {
 impl Remote {
     /// Over the node's own WebSocket transport.
     pub async fn start() -> Result<Remote, Error> {
-        let server = Node::builder().id("bench-server").build()?;
+        let server = builder().id("bench-server").build()?;
         let listener: Server = server.listen("127.0.0.1:0").await?;
-        let client = Node::builder().id("bench-client").build()?;
+        let client = builder().id("bench-client").build()?;
         let server_id = client.connect(&listener.url()).await?;
         Ok(Remote::new(client, server_id, server, Box::new(listener)))
     }

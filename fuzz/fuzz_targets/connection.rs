@@ -426,10 +426,11 @@ impl Fake {
 
     fn send(&mut self, bytes: Bytes) {
         if bytes.len() <= MAX_FRAME {
-            if let Some(Frame::Invoke(invoke)) = remote_scope::__fuzz::decode_borrowed(&bytes, None) {
+            if let Some(Frame::Invoke(invoke)) = remote_scope::__fuzz::decode_received(&bytes, None)
+            {
                 self.invoked
                     .entry(invoke.id)
-                    .or_insert((invoke.body, invoke.captures.len()));
+                    .or_insert((invoke.body.into_owned(), invoke.captures.len()));
             }
         }
         let waker = futures::task::noop_waker();
@@ -443,7 +444,7 @@ impl Fake {
     }
 
     fn send_frame(&mut self, frame: &Frame) {
-        self.send(protocol::encode(frame).expect("a frame encodes").into());
+        self.send(protocol::encode(frame).expect("a frame encodes"));
     }
 
     fn close(&mut self) {
@@ -465,7 +466,7 @@ impl Fake {
     /// Reads what the node sent and checks it.
     fn check_received(&mut self) {
         for bytes in self.received() {
-            let frame = protocol::decode(&bytes, usize::MAX)
+            let frame = protocol::decode(bytes, usize::MAX)
                 .unwrap_or_else(|e| panic!("the node sent a frame that does not decode: {e}"));
             match frame {
                 Frame::Result(InvokeResult { id, outcome }) => self.check_answer(id, &outcome),
@@ -612,7 +613,7 @@ fn handshake(node: &Node, exec: &mut Exec, dial: bool) -> Fake {
     exec.settle();
     let first = fake.received();
     assert!(
-        matches!(&first[..], [m] if matches!(protocol::decode(m, usize::MAX), Ok(Frame::Hello(_)))),
+        matches!(&first[..], [m] if matches!(protocol::decode(m.clone(), usize::MAX), Ok(Frame::Hello(_)))),
         "the node sends one hello"
     );
     if dial {
@@ -724,9 +725,9 @@ fn run(data: &[u8]) {
                 let captures = input.bytes(len).to_vec();
                 fake.send_frame(&Frame::Invoke(Invoke {
                     id,
-                    body: (*body).to_owned(),
+                    body: (*body).to_owned().into(),
                     timeout_ms,
-                    captures,
+                    captures: captures.into(),
                 }));
             }
             2 => {
@@ -735,7 +736,7 @@ fn run(data: &[u8]) {
                 let len = usize::from(input.byte());
                 let bytes = input.bytes(len);
                 let outcome = if kind & 0x80 == 0 {
-                    Outcome::Value(bytes.to_vec())
+                    Outcome::Value(bytes.to_vec().into())
                 } else {
                     Outcome::Failure(failure(kind, bytes))
                 };
@@ -751,7 +752,7 @@ fn run(data: &[u8]) {
                     1 => Frame::Pong,
                     2 => {
                         let len = usize::from(input.byte());
-                        Frame::Message(input.bytes(len).to_vec())
+                        Frame::Message(input.bytes(len).to_vec().into())
                     }
                     3 => hello(PEER),
                     _ => Frame::Reject(Reject::DuplicatePeer),
@@ -885,9 +886,9 @@ fn write_seeds(dir: &str) {
     let raw_invoke = |id: u64, body: &str, captures: Vec<u8>| {
         Frame::Invoke(Invoke {
             id,
-            body: body.to_owned(),
+            body: body.to_owned().into(),
             timeout_ms: 30_000,
-            captures,
+            captures: captures.into(),
         })
     };
 
@@ -908,11 +909,11 @@ fn write_seeds(dir: &str) {
                 ))
                 .raw(&Frame::Ping)
                 .raw(&Frame::Pong)
-                .raw(&Frame::Message(b"hi".to_vec()))
+                .raw(&Frame::Message(b"hi"[..].into()))
                 .raw(&Frame::Cancel(1))
                 .raw(&Frame::Result(InvokeResult {
                     id: 1,
-                    outcome: Outcome::Value(vec![0x2a]),
+                    outcome: Outcome::Value(vec![0x2a].into()),
                 }))
                 .raw(&raw_invoke(2, "nowhere::0", Vec::new()))
                 .op(run, &[]),

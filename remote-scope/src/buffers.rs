@@ -23,11 +23,13 @@
 //!   at a time whatever a header announces. A large message's buffer is taken back from its
 //!   start for the next one once the message is gone (until then the next one's first bytes
 //!   are read onto the stack, at most [`FIRST_READ`]), and let go once a small message follows.
-//! - **Received parts.** A value for a waiting call or a body's captures: up to
-//!   [`INLINE_RECEIVED`] bytes are copied inline (no buffer, no reference count); from
-//!   [`SHARE_ABOVE`] on they stay a part of the message as read; in between they are copied
-//!   out, so a small part does not keep the whole read buffer alive (`protocol::received`,
-//!   `tasks::reader`).
+//! - **Decoding.** A decoded frame's byte fields are parts of the message as read, not copies
+//!   (`protocol::decode`), for as long as the frame is handled.
+//! - **Received parts.** A value for a waiting call or a body's captures, kept after the frame:
+//!   up to [`INLINE_RECEIVED`] bytes are copied inline (no buffer, no reference count); from
+//!   [`SHARE_ABOVE`] on, or when no one else holds them (middleware made them), they are kept
+//!   as they are; in between they are copied out, so a small part does not keep the whole read
+//!   buffer alive (`protocol::received`, `tasks::reader`).
 
 /// The size of each per-thread buffer frames are cut from.
 pub(crate) const ENCODE_CHUNK: usize = 16 << 10;

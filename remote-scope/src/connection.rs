@@ -61,7 +61,8 @@ pub(crate) struct Connection {
     /// before the one it sleeps towards.
     pub(crate) timer: AtomicWaker,
     pub(crate) rearm: AtomicBool,
-    /// No middleware: frames are encoded where they are made and decoded without copies.
+    /// No middleware: `Invoke`s and values are encoded where they are made, into the headroom
+    /// in front of their payload, instead of queued as [`Frame`]s for middleware to see.
     pub(crate) direct: bool,
 }
 
@@ -140,9 +141,9 @@ impl Connection {
         } else {
             self.link.send(Frame::Invoke(protocol::Invoke {
                 id,
-                body: body.to_owned(),
+                body: body.into(),
                 timeout_ms,
-                captures: captures.as_slice().to_vec(),
+                captures: captures.into_bytes(),
             }))
         };
         if let Err(e) = sent {
@@ -190,7 +191,7 @@ impl Connection {
             Ok(value) if self.direct => Outgoing::Encoded(protocol::value_frame(id, value)),
             Ok(value) => Outgoing::Frame(Frame::Result(InvokeResult {
                 id,
-                outcome: Outcome::Value(value.as_slice().to_vec()),
+                outcome: Outcome::Value(value.into_bytes()),
             })),
             Err(failure) => Outgoing::Frame(Frame::Result(InvokeResult {
                 id,

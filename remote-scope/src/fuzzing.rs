@@ -11,12 +11,17 @@ use crate::node::Node;
 use crate::protocol::{self, Frame, Received};
 use crate::serve;
 
-/// The node's own decoder (borrowing), as an owned frame. `known` is a body name the reader
-/// looked up before, as the node passes it.
-pub fn decode_borrowed(bytes: &[u8], known: Option<&'static str>) -> Option<Frame> {
-    protocol::decode_ref(bytes, usize::MAX, known)
-        .ok()
-        .map(protocol::FrameRef::into_owned)
+/// The node's own decoder, as the reader calls it: `known` is the one body name it has (the
+/// reader has the registry's).
+pub fn decode_received(bytes: &[u8], known: Option<&'static str>) -> Option<Frame> {
+    let message = Bytes::copy_from_slice(bytes);
+    let names = |name: &[u8]| known.filter(|k| k.as_bytes() == name);
+    protocol::decode_with(message, usize::MAX, names).ok()
+}
+
+/// The general decoder alone (serde's), which the fast path must agree with.
+pub fn decode_general(bytes: &[u8]) -> Option<Frame> {
+    protocol::decode_frame(bytes).ok()
 }
 
 /// A node whose runtime never spawns or wakes anything, for targets that poll bodies
@@ -55,7 +60,8 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
         let mut work = serve::dispatch(
             node,
             node.registry().handler(name),
-            Received::new(captures, || Bytes::copy_from_slice(captures)),
+            Received::inline(captures)
+                .unwrap_or_else(|| Received::Bytes(Bytes::copy_from_slice(captures))),
         );
         for _ in 0..polls {
             if std::pin::Pin::new(&mut work).poll(&mut cx).is_ready() {

@@ -56,7 +56,7 @@ where
             )))
         }
     };
-    protocol::decode(&bytes, node.config().max_frame_size).map_err(|e| {
+    protocol::decode(bytes, node.config().max_frame_size).map_err(|e| {
         handshake_error(&format!(
             "the first frame is not a protocol-{PROTOCOL_VERSION} hello: {e}"
         ))
@@ -156,7 +156,7 @@ pub(crate) async fn send<Tx>(sink: &mut Tx, frame: &Frame) -> Result<(), Error>
 where
     Tx: Sink<bytes::Bytes, Error = Error> + Unpin,
 {
-    sink.send(protocol::encode(frame)?.into()).await
+    sink.send(protocol::encode(frame)?).await
 }
 
 /// A handshake that failed before the other peer's id was known.

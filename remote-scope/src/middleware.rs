@@ -5,9 +5,13 @@
 //! down the stack from the first middleware to the remote layer; an outbound frame goes up from
 //! the remote layer to the first middleware and then onto the wire. A layer may pass a frame on,
 //! change it, or consume it (return `None`), and may send frames of its own through the [`Link`].
-//! User messages ([`Frame::Message`]) share the connection with calls.
+//! User messages ([`Frame::Message`]) share the connection with calls. The frame is the one
+//! [`Frame`] type the codec reads and writes, its byte fields shared with the message as read:
+//! passing a frame on copies nothing.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::error::Error;
 use crate::outbox::{Outbox, Outgoing, Refused};
@@ -28,8 +32,8 @@ use crate::protocol::Frame;
 ///     fn inbound(&self, link: &Link, frame: Frame) -> Option<Frame> {
 ///         self.frames.fetch_add(1, Ordering::Relaxed);
 ///         match frame {
-///             Frame::Message(bytes) if bytes == b"ping" => {
-///                 let _ = link.send_message(b"pong".to_vec());
+///             Frame::Message(bytes) if bytes == b"ping"[..] => {
+///                 let _ = link.send_message(&b"pong"[..]);
 ///                 None
 ///             }
 ///             other => Some(other),
@@ -107,7 +111,7 @@ impl Link {
     }
 
     /// Sends a user message to the peer.
-    pub fn send_message(&self, bytes: Vec<u8>) -> Result<(), Error> {
-        self.send(Frame::Message(bytes))
+    pub fn send_message(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Frame::Message(bytes.into()))
     }
 }

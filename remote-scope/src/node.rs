@@ -15,7 +15,6 @@ use crate::error::Error;
 use crate::middleware::Middleware;
 use crate::outbox::NodeQueue;
 use crate::peer_id::PeerId;
-use crate::protocol::Frame;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::sync::lock;
@@ -221,8 +220,8 @@ impl Node {
     }
 
     /// Sends a user message to `peer`, through the outbound middleware.
-    pub fn send_message(&self, peer: &PeerId, bytes: Vec<u8>) -> Result<(), Error> {
-        self.connection(peer)?.link().send(Frame::Message(bytes))
+    pub fn send_message(&self, peer: &PeerId, bytes: impl Into<bytes::Bytes>) -> Result<(), Error> {
+        self.connection(peer)?.link().send_message(bytes)
     }
 
     pub(crate) fn insert_connection(

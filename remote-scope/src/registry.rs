@@ -83,13 +83,6 @@ inventory::collect!(Registration);
 #[derive(Default)]
 pub(crate) struct LastBody(Option<(&'static str, Handler)>);
 
-impl LastBody {
-    /// The name of the body, if one was found.
-    pub(crate) fn name(&self) -> Option<&'static str> {
-        self.0.map(|(name, _)| name)
-    }
-}
-
 /// The bodies this binary can serve.
 ///
 /// ```
@@ -170,11 +163,28 @@ impl Registry {
         self.bodies.get(name).map(|r| r.handler)
     }
 
+    /// The registry's own copy of the body name `name` (bytes, as a frame holds them), through
+    /// `last` as [`Registry::handler_after`] does; `None` if no body here has that name.
+    #[inline]
+    pub(crate) fn name_after(&self, name: &[u8], last: &mut LastBody) -> Option<&'static str> {
+        match last.0 {
+            Some((known, _)) if known.as_bytes() == name => Some(known),
+            _ => self.look_up_name(name, last),
+        }
+    }
+
+    #[inline(never)]
+    fn look_up_name(&self, name: &[u8], last: &mut LastBody) -> Option<&'static str> {
+        let (&known, r) = self.bodies.get_key_value(std::str::from_utf8(name).ok()?)?;
+        last.0 = Some((known, r.handler));
+        Some(known)
+    }
+
     /// [`Registry::handler`], through `last`: the body found last time, which a connection's
     /// calls name again and again. Comparing the name is cheaper than hashing it.
     pub(crate) fn handler_after(&self, name: &str, last: &mut LastBody) -> Option<Handler> {
         if let Some((known, handler)) = last.0 {
-            // The frame decoder hands back the known name itself when the frame named it.
+            // The frame decoder hands back the registry's name itself (`name_after`).
             if std::ptr::eq(known, name) || known == name {
                 return Some(handler);
             }

@@ -109,8 +109,8 @@ impl RawPeer {
     }
 
     pub async fn send(&mut self, frame: &Frame) {
-        self.send_bytes(protocol::encode(frame).expect("encode"))
-            .await;
+        let bytes = protocol::encode(frame).expect("encode");
+        self.end.send(bytes).await.expect("raw send");
     }
 
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
@@ -123,8 +123,7 @@ impl RawPeer {
             .await
             .expect("the node answers within 5 s")?;
         Some(
-            protocol::decode(&next.expect("raw recv"), usize::MAX)
-                .expect("node sends valid frames"),
+            protocol::decode(next.expect("raw recv"), usize::MAX).expect("node sends valid frames"),
         )
     }
 }

@@ -1,9 +1,7 @@
-//! The two frames every call sends, `Invoke` and a `Result` with a value, in MessagePack
-//! written and read by hand: the same bytes rmp-serde writes for [`Frame`](super::Frame) (the
-//! tests hold both to it), at a fraction of the cost. Anything else, and any variation of these
-//! two that rmp-serde would also accept, goes the general way.
-
-use super::{FrameRef, InvokeRef, InvokeResultRef, OutcomeRef};
+//! The two frames every call sends, `Invoke` and a `Result` with a value, and user messages,
+//! in MessagePack written and read by hand: the same bytes rmp-serde writes for
+//! [`Frame`](super::Frame) (the tests hold both to it), at a fraction of the cost. Anything
+//! else, and any variation of these that rmp-serde would also accept, goes the general way.
 
 /// The part of a frame in front of its payload, written by hand: the same bytes as rmp-serde
 /// writes for [`Frame`] (a test holds them to it), in a fraction of the time.
@@ -16,6 +14,16 @@ pub(super) enum Header<'a> {
     },
     /// `{"Result": [id, {"Value": bin(` ...
     Value { id: u64 },
+    /// `{"Message": bin(` ...
+    Message,
+}
+
+/// What the fast path read of a frame in front of its payload, which runs to the frame's end.
+/// `N` is the body name: first its bytes as read, then the name they are.
+pub(super) enum Hot<N> {
+    Invoke { id: u64, body: N, timeout_ms: u64 },
+    Value { id: u64 },
+    Message,
 }
 
 /// Where a header is written: the exact room [`Header::len`] asked for, in front of the
@@ -109,6 +117,8 @@ const INVOKE_OPEN: [u8; 9] = [0x81, 0xa6, b'I', b'n', b'v', b'o', b'k', b'e', 0x
 const RESULT_OPEN: [u8; 9] = [0x81, 0xa6, b'R', b'e', b's', b'u', b'l', b't', 0x92];
 /// `{"Value": ` in front of the value's bin.
 const VALUE_OPEN: [u8; 7] = [0x81, 0xa5, b'V', b'a', b'l', b'u', b'e'];
+/// `{"Message": ` in front of the message's bin.
+const MESSAGE_OPEN: [u8; 9] = [0x81, 0xa7, b'M', b'e', b's', b's', b'a', b'g', b'e'];
 
 impl Header<'_> {
     /// The bytes the header takes in front of a payload of `len` bytes.
@@ -121,6 +131,7 @@ impl Header<'_> {
                 timeout_ms,
             } => INVOKE_OPEN.len() + uint_len(id) + str_len(body) + uint_len(timeout_ms),
             Header::Value { id } => RESULT_OPEN.len() + uint_len(id) + VALUE_OPEN.len(),
+            Header::Message => MESSAGE_OPEN.len(),
         };
         fields + sized_len(u64::from(len))
     }
@@ -147,6 +158,7 @@ impl Header<'_> {
                 out.uint(id);
                 out.put(&VALUE_OPEN);
             }
+            Header::Message => out.put(&MESSAGE_OPEN),
         }
         out.sized(len, [0xc4, 0xc5, 0xc6]);
         debug_assert_eq!(
@@ -157,31 +169,24 @@ impl Header<'_> {
     }
 }
 
-/// `bytes` as one of the two frames, when it is one in the form [`Header`] writes (any width of
-/// integer, string and bin markers), ending exactly where its payload does. `None` sends the
-/// frame to the general decoder, which accepts or refuses it as it does any frame.
-///
-/// `known` is a body name seen before: an `Invoke` that names it again gets it as it is, its
-/// bytes compared instead of checked to be UTF-8.
-pub(super) fn decode<'a>(bytes: &'a [u8], known: Option<&'static str>) -> Option<FrameRef<'a>> {
+/// `bytes` as one of the frames [`Header`] writes, when it is one in that form (any width of
+/// integer, string and bin markers), with where its payload starts: the payload is a bin that
+/// ends exactly where the frame does. `None` sends the frame to the general decoder, which
+/// accepts or refuses it as it does any frame.
+pub(super) fn decode(bytes: &[u8]) -> Option<(Hot<&[u8]>, usize)> {
     let mut r = Reader(bytes);
     r.byte(0x81)?;
-    match r.raw_str()? {
+    let hot = match r.raw_str()? {
         b"Invoke" => {
             r.byte(0x94)?;
             let id = r.uint()?;
-            let body = match (r.raw_str()?, known) {
-                (name, Some(known)) if name == known.as_bytes() => known,
-                (name, _) => std::str::from_utf8(name).ok()?,
-            };
+            let body = r.raw_str()?;
             let timeout_ms = r.uint()?;
-            let captures = r.bin_to_end()?;
-            Some(FrameRef::Invoke(InvokeRef {
+            Hot::Invoke {
                 id,
                 body,
                 timeout_ms,
-                captures,
-            }))
+            }
         }
         b"Result" => {
             r.byte(0x92)?;
@@ -190,14 +195,13 @@ pub(super) fn decode<'a>(bytes: &'a [u8], known: Option<&'static str>) -> Option
             if r.raw_str()? != b"Value" {
                 return None;
             }
-            let value = r.bin_to_end()?;
-            Some(FrameRef::Result(InvokeResultRef {
-                id,
-                outcome: OutcomeRef::Value(value),
-            }))
+            Hot::Value { id }
         }
-        _ => None,
-    }
+        b"Message" => Hot::Message,
+        _ => return None,
+    };
+    r.bin_to_end()?;
+    Some((hot, bytes.len() - r.0.len()))
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -251,21 +255,23 @@ impl<'a> Reader<'a> {
         self.take(usize::try_from(len).ok()?)
     }
 
-    /// A bin that takes up exactly the rest of the frame.
-    fn bin_to_end(&mut self) -> Option<&'a [u8]> {
+    /// The marker of a bin that takes up exactly the rest of the frame.
+    fn bin_to_end(&mut self) -> Option<()> {
         let len = match self.marker()? {
             0xc4 => self.be(1)?,
             0xc5 => self.be(2)?,
             0xc6 => self.be(4)?,
             _ => return None,
         };
-        (usize::try_from(len).ok()? == self.0.len()).then_some(self.0)
+        (usize::try_from(len).ok()? == self.0.len()).then_some(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{encode, Frame, Invoke, InvokeResult, Outcome};
+    use bytes::Bytes;
+
+    use super::super::{decode_frame, decode_with, encode, Frame, Invoke, InvokeResult, Outcome};
     use super::*;
 
     fn samples() -> Vec<Frame> {
@@ -275,35 +281,40 @@ mod tests {
             .enumerate()
         {
             for size in [0_usize, 5, 300, 70_000] {
-                let payload: Vec<u8> = (0..size).map(|b| b as u8).collect();
+                let payload: Bytes = (0..size).map(|b| b as u8).collect();
                 frames.push(Frame::Invoke(Invoke {
                     id,
-                    body: "m::".to_owned() + &"x".repeat([0, 29, 200, 300][i % 4]),
+                    body: ("m::".to_owned() + &"x".repeat([0, 29, 200, 300][i % 4])).into(),
                     timeout_ms: id / 7,
                     captures: payload.clone(),
                 }));
                 frames.push(Frame::Result(InvokeResult {
                     id,
-                    outcome: Outcome::Value(payload),
+                    outcome: Outcome::Value(payload.clone()),
                 }));
+                frames.push(Frame::Message(payload));
             }
         }
         frames
     }
 
+    /// What the fast path makes of `bytes`, with `known` the one name it has.
+    fn fast(bytes: &[u8], known: Option<&'static str>) -> Option<Frame> {
+        decode(bytes)?;
+        let names = |name: &[u8]| known.filter(|k| k.as_bytes() == name);
+        decode_with(Bytes::copy_from_slice(bytes), usize::MAX, names).ok()
+    }
+
     /// What the general decoder makes of `bytes`.
     fn general(bytes: &[u8]) -> Option<Frame> {
-        rmp_serde::from_slice::<FrameRef<'_>>(bytes)
-            .ok()
-            .map(FrameRef::into_owned)
+        decode_frame::<Frame>(bytes).ok()
     }
 
     #[test]
-    fn reads_every_width_of_both_frames_as_the_general_decoder_does() {
+    fn reads_every_width_of_its_frames_as_the_general_decoder_does() {
         for frame in samples() {
             let bytes = encode(&frame).expect("encodes");
-            let fast = decode(&bytes, None).map(FrameRef::into_owned);
-            assert_eq!(fast.as_ref(), Some(&frame));
+            assert_eq!(fast(&bytes, None).as_ref(), Some(&frame));
             assert_eq!(general(&bytes).as_ref(), Some(&frame));
         }
     }
@@ -314,7 +325,7 @@ mod tests {
         // fast path accepts, the general decoder reads the same way.
         let small = samples()
             .into_iter()
-            .map(|f| encode(&f).expect("encodes"))
+            .map(|f| encode(&f).expect("encodes").to_vec())
             .filter(|b| b.len() < 600);
         let mut tried = 0;
         for bytes in small {
@@ -335,8 +346,8 @@ mod tests {
                 // "m::" is the name of some samples: known, it is compared, not checked.
                 for known in [None, Some("m::")] {
                     tried += 1;
-                    if let Some(fast) = decode(&variant, known) {
-                        assert_eq!(Some(fast.into_owned()), general(&variant), "{variant:02x?}");
+                    if let Some(fast) = fast(&variant, known) {
+                        assert_eq!(Some(fast), general(&variant), "{variant:02x?}");
                     }
                 }
             }
@@ -347,29 +358,30 @@ mod tests {
     #[test]
     fn other_frames_go_the_general_way() {
         let cancel = encode(&Frame::Cancel(3)).expect("encodes");
-        assert!(decode(&cancel, None).is_none());
+        assert!(decode(&cancel).is_none());
         let failure = encode(&Frame::Result(InvokeResult {
             id: 1,
             outcome: Outcome::Failure(super::super::Failure::UnknownBody),
         }))
         .expect("encodes");
-        assert!(decode(&failure, None).is_none());
+        assert!(decode(&failure).is_none());
     }
 
     #[test]
     fn a_known_name_is_taken_as_it_is_and_only_that_name() {
         static KNOWN: &str = "m::known";
-        let invoke = |body: &str| {
+        let invoke = |body: &'static str| {
             encode(&Frame::Invoke(Invoke {
                 id: 1,
-                body: body.to_owned(),
+                body: body.into(),
                 timeout_ms: 5,
-                captures: vec![1, 2],
+                captures: Bytes::from_static(&[1, 2]),
             }))
             .expect("encodes")
+            .to_vec()
         };
-        let body_of = |bytes: &[u8]| match decode(bytes, Some(KNOWN)) {
-            Some(FrameRef::Invoke(invoke)) => Some((invoke.body.to_owned(), invoke.body.as_ptr())),
+        let body_of = |bytes: &[u8]| match fast(bytes, Some(KNOWN)) {
+            Some(Frame::Invoke(invoke)) => Some((invoke.body.to_string(), invoke.body.as_ptr())),
             _ => None,
         };
         let known = invoke(KNOWN);
@@ -386,5 +398,20 @@ mod tests {
             .expect("in the frame");
         broken[at + 4] = 0xff;
         assert_eq!(body_of(&broken), None);
+    }
+
+    #[test]
+    fn payloads_are_parts_of_the_message_not_copies() {
+        let frame = Frame::Invoke(Invoke {
+            id: 9,
+            body: "m::b".into(),
+            timeout_ms: 1,
+            captures: Bytes::from(vec![3; 100]),
+        });
+        let message = encode(&frame).expect("encodes");
+        let Ok(Frame::Invoke(decoded)) = super::super::decode(message.clone(), 1 << 10) else {
+            panic!("not an invoke");
+        };
+        assert!(message.as_ptr_range().contains(&decoded.captures.as_ptr()));
     }
 }

@@ -30,8 +30,15 @@
 //! A peer that has heard nothing for the keep-alive interval sends `Ping`; the other answers
 //! `Pong`. One that hears nothing for two intervals takes the connection for dead and closes it.
 //!
+//! [`Frame`] is the one form a frame takes in memory: what [`encode`] writes, what [`decode`]
+//! reads, what middleware sees. Its byte fields are [`Bytes`] that share the message they were
+//! decoded from; the frames every call sends are written and read by a hand-written fast path
+//! behind `encode` and `decode`, which gives the same bytes and frames as serde.
+//!
 //! Frames larger than the configured limit are rejected before they are decoded, and a frame
 //! that does not decode closes the connection with [`Error::Protocol`]; it never panics.
+
+use std::borrow::Cow;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -45,7 +52,7 @@ mod depth;
 pub(crate) use depth::decode_payload;
 pub use depth::MAX_DEPTH;
 mod hot;
-use hot::Header;
+use hot::{Header, Hot};
 mod received;
 pub(crate) use received::Received;
 
@@ -64,10 +71,11 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
 ///     id: 7,
 ///     body: "demo::0123456789abcdef".into(),
 ///     timeout_ms: 30_000,
-///     captures: vec![0x2a],
+///     captures: vec![0x2a].into(),
 /// });
 /// let bytes = encode(&frame).unwrap();
-/// assert_eq!(decode(&bytes, 1024).unwrap(), frame);
+/// assert_eq!(decode(bytes, 1024).unwrap(), frame);
+/// // The decoded frame's byte fields are parts of `bytes`, not copies.
 /// ```
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +89,7 @@ pub enum Frame {
     /// The answer to an `Invoke`.
     Result(InvokeResult),
     /// Bytes for user middleware, sharing the connection with calls.
-    Message(#[serde(with = "serde_bytes")] Vec<u8>),
+    Message(Bytes),
     /// The caller no longer waits for request `id`: stop its body.
     Cancel(u64),
     /// Are you there? Sent on a quiet connection; answered with `Pong`.
@@ -131,14 +139,13 @@ pub enum Reject {
 pub struct Invoke {
     /// Chosen by the caller, unique among its calls in flight on this connection.
     pub id: u64,
-    /// The body's stable name.
-    pub body: String,
+    /// The body's stable name: borrowed from the registry when the receiver serves it.
+    pub body: Cow<'static, str>,
     /// How long the caller waits for the result, in milliseconds; the serving peer stops the
     /// body after that.
     pub timeout_ms: u64,
     /// MessagePack of the capture tuple.
-    #[serde(with = "serde_bytes")]
-    pub captures: Vec<u8>,
+    pub captures: Bytes,
 }
 
 /// The answer to [`Invoke`] `id`.
@@ -152,7 +159,7 @@ pub struct InvokeResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// MessagePack of the body's value.
-    Value(#[serde(with = "serde_bytes")] Vec<u8>),
+    Value(Bytes),
     Failure(Failure),
 }
 
@@ -198,102 +205,6 @@ impl Failure {
             Failure::Busy { limit } => Error::Busy { peer, body, limit },
             Failure::NotAuthorized => Error::NotAuthorized { peer, body },
             Failure::CapturesTooLarge { limit } => Error::CapturesTooLarge { peer, body, limit },
-        }
-    }
-}
-
-/// A frame whose byte and text fields borrow from the message they were decoded from: the
-/// node's hot path. Same variants, in the same order, as [`Frame`].
-#[derive(Debug, Deserialize)]
-pub(crate) enum FrameRef<'a> {
-    Hello(Hello),
-    Reject(Reject),
-    Invoke(#[serde(borrow)] InvokeRef<'a>),
-    Result(#[serde(borrow)] InvokeResultRef<'a>),
-    Message(#[serde(with = "serde_bytes")] &'a [u8]),
-    Cancel(u64),
-    Ping,
-    Pong,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct InvokeRef<'a> {
-    pub(crate) id: u64,
-    pub(crate) body: &'a str,
-    pub(crate) timeout_ms: u64,
-    #[serde(with = "serde_bytes")]
-    pub(crate) captures: &'a [u8],
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct InvokeResultRef<'a> {
-    pub(crate) id: u64,
-    #[serde(borrow)]
-    pub(crate) outcome: OutcomeRef<'a>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) enum OutcomeRef<'a> {
-    Value(#[serde(with = "serde_bytes")] &'a [u8]),
-    Failure(Failure),
-}
-
-impl Frame {
-    /// This frame's fields, borrowed.
-    pub(crate) fn as_ref(&self) -> FrameRef<'_> {
-        match self {
-            Frame::Hello(h) => FrameRef::Hello(h.clone()),
-            Frame::Reject(r) => FrameRef::Reject(r.clone()),
-            Frame::Invoke(i) => FrameRef::Invoke(InvokeRef {
-                id: i.id,
-                body: &i.body,
-                timeout_ms: i.timeout_ms,
-                captures: &i.captures,
-            }),
-            Frame::Result(r) => FrameRef::Result(InvokeResultRef {
-                id: r.id,
-                outcome: match &r.outcome {
-                    Outcome::Value(v) => OutcomeRef::Value(v),
-                    Outcome::Failure(f) => OutcomeRef::Failure(f.clone()),
-                },
-            }),
-            Frame::Message(m) => FrameRef::Message(m),
-            Frame::Cancel(id) => FrameRef::Cancel(*id),
-            Frame::Ping => FrameRef::Ping,
-            Frame::Pong => FrameRef::Pong,
-        }
-    }
-}
-
-impl FrameRef<'_> {
-    /// The owned frame, for middleware.
-    pub(crate) fn into_owned(self) -> Frame {
-        match self {
-            FrameRef::Hello(h) => Frame::Hello(h),
-            FrameRef::Reject(r) => Frame::Reject(r),
-            FrameRef::Invoke(i) => Frame::Invoke(Invoke {
-                id: i.id,
-                body: i.body.to_owned(),
-                timeout_ms: i.timeout_ms,
-                captures: i.captures.to_vec(),
-            }),
-            FrameRef::Result(r) => Frame::Result(InvokeResult {
-                id: r.id,
-                outcome: r.outcome.into_owned(),
-            }),
-            FrameRef::Message(m) => Frame::Message(m.to_vec()),
-            FrameRef::Cancel(id) => Frame::Cancel(id),
-            FrameRef::Ping => Frame::Ping,
-            FrameRef::Pong => Frame::Pong,
-        }
-    }
-}
-
-impl OutcomeRef<'_> {
-    pub(crate) fn into_owned(self) -> Outcome {
-        match self {
-            OutcomeRef::Value(v) => Outcome::Value(v.to_vec()),
-            OutcomeRef::Failure(f) => Outcome::Failure(f),
         }
     }
 }
@@ -392,22 +303,76 @@ pub(crate) fn value_frame(id: u64, value: Encoded) -> Bytes {
     value.framed(Header::Value { id })
 }
 
-/// Decodes a frame of at most `max_size` bytes without copying its byte fields. `known` is a
-/// body name seen before, which an `Invoke` naming it again borrows instead of its own bytes.
-pub(crate) fn decode_ref<'a>(
-    bytes: &'a [u8],
+/// Decodes a frame of at most `max_size` bytes, its body name from `names` where it has it:
+/// given a name's bytes, `names` gives the same name as a `&'static str` when it has it (the
+/// registry's, for a node), which saves an allocation per `Invoke`; else the decoder makes a
+/// `String` of it. The payload of a frame the fast path reads is `message` itself, its header
+/// cut off: no copy, and no reference count touched.
+#[inline]
+pub(crate) fn decode_with(
+    mut message: Bytes,
     max_size: usize,
-    known: Option<&'static str>,
-) -> Result<FrameRef<'a>, Error> {
-    check_size(bytes, max_size)?;
-    if let Some(frame) = hot::decode(bytes, known) {
-        return Ok(frame);
+    names: impl FnOnce(&[u8]) -> Option<&'static str>,
+) -> Result<Frame, Error> {
+    check_size(&message, max_size)?;
+    let fast = hot::decode(&message).and_then(|(hot, at)| Some((named(hot, names)?, at)));
+    if let Some((hot, at)) = fast {
+        message.advance(at);
+        return Ok(match hot {
+            Hot::Invoke {
+                id,
+                body,
+                timeout_ms,
+            } => Frame::Invoke(Invoke {
+                id,
+                body,
+                timeout_ms,
+                captures: message,
+            }),
+            Hot::Value { id } => Frame::Result(InvokeResult {
+                id,
+                outcome: Outcome::Value(message),
+            }),
+            Hot::Message => Frame::Message(message),
+        });
     }
-    decode_frame(bytes).map_err(|e| Error::Protocol {
-        reason: format!("malformed frame ({} bytes): {e}", bytes.len()),
+    decode_general(&message)
+}
+
+/// The frames the fast path does not read, by serde.
+#[inline(never)]
+fn decode_general(message: &[u8]) -> Result<Frame, Error> {
+    decode_frame(message).map_err(|e| Error::Protocol {
+        reason: format!("malformed frame ({} bytes): {e}", message.len()),
     })
 }
 
+/// `hot` with its body name: `names`' own when it has it, else a new `String`; `None` when the
+/// name is not UTF-8, for the general decoder to refuse.
+#[inline]
+fn named(
+    hot: Hot<&[u8]>,
+    names: impl FnOnce(&[u8]) -> Option<&'static str>,
+) -> Option<Hot<Cow<'static, str>>> {
+    Some(match hot {
+        Hot::Invoke {
+            id,
+            body,
+            timeout_ms,
+        } => Hot::Invoke {
+            id,
+            body: match names(body) {
+                Some(known) => Cow::Borrowed(known),
+                None => Cow::Owned(std::str::from_utf8(body).ok()?.to_owned()),
+            },
+            timeout_ms,
+        },
+        Hot::Value { id } => Hot::Value { id },
+        Hot::Message => Hot::Message,
+    })
+}
+
+#[inline]
 fn check_size(bytes: &[u8], max_size: usize) -> Result<(), Error> {
     if bytes.len() > max_size {
         return Err(Error::Protocol {
@@ -420,9 +385,9 @@ fn check_size(bytes: &[u8], max_size: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Encodes a frame. The two frames every call sends (an `Invoke`, a `Result` with a value) are
-/// written by hand, the others by serde; the bytes are the same either way.
-pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
+/// Encodes a frame. The frames every call sends (an `Invoke`, a `Result` with a value) and
+/// user messages are written by hand, the others by serde; the bytes are the same either way.
+pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
     let (header, payload) = match frame {
         Frame::Invoke(invoke) => (
             Header::Invoke {
@@ -436,10 +401,13 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             id,
             outcome: Outcome::Value(value),
         }) => (Header::Value { id: *id }, value),
+        Frame::Message(bytes) => (Header::Message, bytes),
         other => {
-            return rmp_serde::to_vec(other).map_err(|e| Error::Protocol {
-                reason: format!("could not encode a frame: {e}"),
-            })
+            return rmp_serde::to_vec(other)
+                .map(Bytes::from)
+                .map_err(|e| Error::Protocol {
+                    reason: format!("could not encode a frame: {e}"),
+                })
         }
     };
     let len = u32::try_from(payload.len()).map_err(|_| Error::Protocol {
@@ -448,18 +416,20 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             payload.len()
         ),
     })?;
-    let mut bytes = vec![0; header.len(len)];
+    let mut bytes = BytesMut::with_capacity(header.len(len) + payload.len());
+    bytes.resize(header.len(len), 0);
     header.write(&mut bytes, len);
     bytes.extend_from_slice(payload);
-    Ok(bytes)
+    Ok(bytes.freeze())
 }
 
-/// Decodes a frame of at most `max_size` bytes. Oversized input is refused before decoding.
-/// The two frames every call sends are read by hand when they are in the form [`encode`]
-/// writes, the others (and those in any other valid form) by serde; the frame is the same
-/// either way.
-pub fn decode(bytes: &[u8], max_size: usize) -> Result<Frame, Error> {
-    decode_ref(bytes, max_size, None).map(FrameRef::into_owned)
+/// Decodes a frame of at most `max_size` bytes. The payload of an `Invoke`, of a `Result` with
+/// a value and of a `Message` is `message` itself, its header cut off, not a copy. Oversized
+/// input is refused before decoding. These frames are read by hand when they are in the form
+/// [`encode`] writes, the others (and those in any other valid form) by serde; the frame is the
+/// same either way.
+pub fn decode(message: Bytes, max_size: usize) -> Result<Frame, Error> {
+    decode_with(message, max_size, |_| None)
 }
 
 /// How deeply a frame's MessagePack may nest. A frame's own structure is a few levels deep;
@@ -468,7 +438,9 @@ pub fn decode(bytes: &[u8], max_size: usize) -> Result<Frame, Error> {
 /// worker's, from a 1 KB `Hello`.
 const FRAME_DEPTH: usize = 16;
 
-fn decode_frame<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, rmp_serde::decode::Error> {
+pub(crate) fn decode_frame<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, rmp_serde::decode::Error> {
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
     deserializer.set_max_depth(FRAME_DEPTH);
     T::deserialize(&mut deserializer)
@@ -498,11 +470,11 @@ mod tests {
                 id: u64::MAX,
                 body: "m::0000000000000000".into(),
                 timeout_ms: 5,
-                captures: vec![1, 2, 3],
+                captures: Bytes::from_static(&[1, 2, 3]),
             }),
             Frame::Result(InvokeResult {
                 id: 1,
-                outcome: Outcome::Value(vec![0xc0]),
+                outcome: Outcome::Value(Bytes::from_static(&[0xc0])),
             }),
             Frame::Result(InvokeResult {
                 id: 2,
@@ -510,7 +482,7 @@ mod tests {
                     message: "boom".into(),
                 }),
             }),
-            Frame::Message(b"hi".to_vec()),
+            Frame::Message(Bytes::from_static(b"hi")),
             Frame::Cancel(17),
             Frame::Ping,
             Frame::Pong,
@@ -525,34 +497,7 @@ mod tests {
         ];
         for frame in frames {
             let bytes = encode(&frame).expect("encodes");
-            assert_eq!(decode(&bytes, 1 << 10).expect("decodes"), frame);
-        }
-    }
-
-    #[test]
-    fn borrowed_frames_decode_like_owned_ones() {
-        let owned = [
-            Frame::Invoke(Invoke {
-                id: 3,
-                body: "m::b".into(),
-                timeout_ms: u64::MAX,
-                captures: vec![1, 2, 3],
-            }),
-            Frame::Result(InvokeResult {
-                id: 4,
-                outcome: Outcome::Value(vec![9; 300]),
-            }),
-            Frame::Result(InvokeResult {
-                id: 5,
-                outcome: Outcome::Failure(Failure::UnknownBody),
-            }),
-            Frame::Message(b"m".to_vec()),
-            hello(),
-        ];
-        for frame in owned {
-            let bytes = encode(&frame).expect("encodes");
-            let borrowed = decode_ref(&bytes, 1 << 10, None).expect("decodes borrowed");
-            assert_eq!(borrowed.into_owned(), frame);
+            assert_eq!(decode(bytes, 1 << 10).expect("decodes"), frame);
         }
     }
 
@@ -586,13 +531,13 @@ mod tests {
             let captures: Vec<u8> = (0..size).map(|i| i as u8).collect();
             let payload = serde_bytes::ByteBuf::from(captures);
             let encoded = Encoded::new(&payload, invoke_headroom(body)).expect("encodes");
-            let plain = encoded.as_slice().to_vec();
+            let plain = Bytes::copy_from_slice(encoded.as_slice());
             let framed = invoke_frame(id, body, id / 3, encoded);
             // serde's bytes are the reference, for the frame written into the headroom and for
             // `encode`, which writes these two frames by hand too.
             let frame = Frame::Invoke(Invoke {
                 id,
-                body: body.into(),
+                body: body.to_owned().into(),
                 timeout_ms: id / 3,
                 captures: plain.clone(),
             });
@@ -615,7 +560,7 @@ mod tests {
             id: 1,
             body: "b".into(),
             timeout_ms: 0,
-            captures: vec![7],
+            captures: Bytes::from_static(&[7]),
         }))
         .expect("encodes");
         assert_eq!(&invoke_frame(1, "b", 0, small)[..], &expected[..]);
@@ -626,11 +571,11 @@ mod tests {
         // Changing this layout is a protocol change: bump PROTOCOL_VERSION with it.
         let bytes = encode(&hello()).expect("encodes");
         assert_eq!(
-            bytes,
-            [
+            &bytes[..],
+            &[
                 0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
                 0x94, 0x02, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [2, "p", 0x0102, 3]}
-            ],
+            ][..],
             "{bytes:02x?}"
         );
     }
@@ -639,7 +584,7 @@ mod tests {
     fn a_hello_without_its_token_element_decodes_with_none() {
         // Peers without a token leave the element off, so the layout above stays as it was.
         let bytes = encode(&hello()).expect("encodes");
-        let Frame::Hello(decoded) = decode(&bytes, 1 << 10).expect("decodes") else {
+        let Frame::Hello(decoded) = decode(bytes, 1 << 10).expect("decodes") else {
             panic!("not a hello");
         };
         assert_eq!(decoded.token, None);
@@ -648,7 +593,7 @@ mod tests {
     #[test]
     fn oversized_frames_are_refused_before_decoding() {
         let bytes = encode(&hello()).expect("encodes");
-        let err = decode(&bytes, bytes.len() - 1).expect_err("too large");
+        let err = decode(bytes.clone(), bytes.len() - 1).expect_err("too large");
         assert!(matches!(err, Error::Protocol { .. }), "{err}");
     }
 
@@ -658,12 +603,13 @@ mod tests {
         let mut bytes = b"\x81\xa5Hello\x81\xa1x".to_vec();
         bytes.extend(std::iter::repeat_n(0x91, 1000));
         bytes.push(0x90);
+        let bytes = Bytes::from(bytes);
         let decoded = std::thread::Builder::new()
             .stack_size(128 << 10)
             .spawn(move || {
                 (
-                    decode(&bytes, usize::MAX).map(|_| ()),
-                    decode_ref(&bytes, usize::MAX, None).map(|_| ()),
+                    decode(bytes.clone(), usize::MAX).map(|_| ()),
+                    decode_with(bytes, usize::MAX, |_| Some("x")).map(|_| ()),
                 )
             })
             .expect("a thread")
@@ -685,12 +631,12 @@ mod tests {
             id: 5,
             body: "body".into(),
             timeout_ms: 1000,
-            captures: vec![7; 40],
+            captures: Bytes::from(vec![7; 40]),
         }))
         .expect("encodes");
         for cut in 0..good.len() {
             assert!(
-                decode(&good[..cut], 1 << 10).is_err(),
+                decode(good.slice(..cut), 1 << 10).is_err(),
                 "prefix of {cut} bytes"
             );
         }
@@ -698,8 +644,8 @@ mod tests {
         let hostile = [
             0x81, 0x02, 0x93, 0x05, 0xa1, b'b', 0xc6, 0xff, 0xff, 0xff, 0xff, 1, 2, 3,
         ];
-        assert!(decode(&hostile, 1 << 10).is_err());
-        assert!(decode(&[0xc1], 1 << 10).is_err());
-        assert!(decode(&[], 1 << 10).is_err());
+        assert!(decode(Bytes::copy_from_slice(&hostile), 1 << 10).is_err());
+        assert!(decode(Bytes::from_static(&[0xc1]), 1 << 10).is_err());
+        assert!(decode(Bytes::new(), 1 << 10).is_err());
     }
 }

@@ -14,15 +14,15 @@ pub(crate) enum Received {
 }
 
 impl Received {
-    /// `bytes` inline if they fit, else as `large` makes them.
-    pub(crate) fn new(bytes: &[u8], large: impl FnOnce() -> Bytes) -> Received {
+    /// `bytes` inline, if they fit.
+    pub(crate) fn inline(bytes: &[u8]) -> Option<Received> {
         match u8::try_from(bytes.len()) {
             Ok(len) if bytes.len() <= INLINE => {
                 let mut inline = [0; INLINE];
                 inline[..bytes.len()].copy_from_slice(bytes);
-                Received::Inline { len, bytes: inline }
+                Some(Received::Inline { len, bytes: inline })
             }
-            _ => Received::Bytes(large()),
+            _ => None,
         }
     }
 }
@@ -43,20 +43,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_few_bytes_are_kept_inline_and_more_in_bytes_of_their_own() {
-        let large_made = std::cell::Cell::new(false);
-        let small = Received::new(&[1; INLINE], || {
-            large_made.set(true);
-            Bytes::new()
-        });
+    fn a_few_bytes_are_kept_inline_and_no_more() {
+        let small = Received::inline(&[1; INLINE]).expect("fits");
         assert!(matches!(small, Received::Inline { .. }));
         assert_eq!(&*small, &[1; INLINE][..]);
-        assert!(!large_made.get());
-        let empty = Received::new(&[], Bytes::new);
+        let empty = Received::inline(&[]).expect("fits");
         assert!(empty.is_empty());
-        let bytes = [2; INLINE + 1];
-        let large = Received::new(&bytes, || Bytes::copy_from_slice(&bytes));
-        assert!(matches!(large, Received::Bytes(_)));
-        assert_eq!(&*large, &bytes[..]);
+        assert!(Received::inline(&[2; INLINE + 1]).is_none());
+        let large = Received::Bytes(Bytes::from(vec![2; INLINE + 1]));
+        assert_eq!(&*large, &[2; INLINE + 1][..]);
     }
 }

@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::outbox::Outgoing;
 use crate::pending::Reply;
-use crate::protocol::{self, Frame, FrameRef, InvokeRef, InvokeResultRef, OutcomeRef, Received};
+use crate::protocol::{self, Frame, Invoke, InvokeResult, Outcome, Received};
 use crate::rate::Throttle;
 use crate::registry::LastBody;
 use crate::serve;
@@ -31,36 +31,31 @@ impl Connection {
         self: &Arc<Self>,
         node: &Node,
         bodies: &Queue,
-        message: &Bytes,
-        frame: FrameRef<'_>,
+        frame: Frame,
         held: &mut Vec<Queued>,
         last_body: &mut LastBody,
     ) -> Result<Option<Queued>, Error> {
-        let owned;
         let frame = if self.direct {
             frame
         } else {
             let through = node
                 .middleware()
                 .iter()
-                .try_fold(frame.into_owned(), |frame, m| m.inbound(&self.link, frame));
+                .try_fold(frame, |frame, m| m.inbound(&self.link, frame));
             match through {
-                Some(frame) => {
-                    owned = frame;
-                    owned.as_ref()
-                }
+                Some(frame) => frame,
                 None => return Ok(None),
             }
         };
-        if !matches!(frame, FrameRef::Invoke(_)) {
+        if !matches!(frame, Frame::Invoke(_)) {
             bodies.push(held);
         }
         match frame {
-            FrameRef::Invoke(invoke) => self.start(node, message, invoke, last_body),
-            FrameRef::Result(InvokeResultRef { id, outcome }) => {
+            Frame::Invoke(invoke) => self.start(node, invoke, last_body),
+            Frame::Result(InvokeResult { id, outcome }) => {
                 let reply = || match outcome {
-                    OutcomeRef::Value(v) => Reply::Value(received(message, v)),
-                    OutcomeRef::Failure(f) => Reply::Failure(f),
+                    Outcome::Value(v) => Reply::Value(received(v)),
+                    Outcome::Failure(f) => Reply::Failure(f),
                 };
                 // No caller: it gave up (timeout, dropped future); the answer is moot.
                 let caller = lock(&self.pending).answer(id, reply);
@@ -69,22 +64,22 @@ impl Connection {
                 }
                 Ok(None)
             }
-            FrameRef::Message(bytes) => {
-                node.deliver_message(self.peer(), bytes.to_vec());
+            Frame::Message(bytes) => {
+                node.deliver_message(self.peer(), bytes.into());
                 Ok(None)
             }
-            FrameRef::Cancel(id) => {
+            Frame::Cancel(id) => {
                 // Unknown ids are calls that already finished: nothing to stop.
                 bodies.cancel(id);
                 Ok(None)
             }
-            FrameRef::Ping => {
+            Frame::Ping => {
                 self.send_owed(Outgoing::Frame(Frame::Pong));
                 Ok(None)
             }
             // Hearing it is all keep-alive needs.
-            FrameRef::Pong => Ok(None),
-            FrameRef::Hello(_) | FrameRef::Reject(_) => Err(Error::Protocol {
+            Frame::Pong => Ok(None),
+            Frame::Hello(_) | Frame::Reject(_) => Err(Error::Protocol {
                 reason: "handshake frame after the handshake".into(),
             }),
         }
@@ -96,8 +91,7 @@ impl Connection {
     fn start(
         &self,
         node: &Node,
-        message: &Bytes,
-        invoke: InvokeRef<'_>,
+        invoke: Invoke,
         last_body: &mut LastBody,
     ) -> Result<Option<Queued>, Error> {
         let id = invoke.id;
@@ -110,9 +104,9 @@ impl Connection {
                 tracing::debug!(request = id, peer = %self.peer(), "repeated request ignored");
                 return Ok(None);
             }
-            if !node.authorizes(self.peer(), invoke.body) {
+            if !node.authorizes(self.peer(), &invoke.body) {
                 drop(running);
-                tracing::warn!(body = invoke.body, peer = %self.peer(), "call not authorized");
+                tracing::warn!(body = &*invoke.body, peer = %self.peer(), "call not authorized");
                 self.answer(id, Err(protocol::Failure::NotAuthorized));
                 return Ok(None);
             }
@@ -132,9 +126,9 @@ impl Connection {
             }
             self.started.fetch_add(1, Ordering::AcqRel);
         }
-        let span = call_span!("serve", body = invoke.body, request = id, peer = %self.peer());
-        let captures = received(message, invoke.captures);
-        let handler = node.registry().handler_after(invoke.body, last_body);
+        let span = call_span!("serve", body = &*invoke.body, request = id, peer = %self.peer());
+        let handler = node.registry().handler_after(&invoke.body, last_body);
+        let captures = received(invoke.captures);
         let work = crate::trace::in_span(&span, || serve::dispatch(node, handler, captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
@@ -221,17 +215,12 @@ where
                 turn_bytes += message.len();
                 frames += 1;
                 bytes += message.len() as u64;
-                let received =
-                    protocol::decode_ref(&message, max, last_body.name()).and_then(|frame| {
-                        conn.receive(
-                            &node,
-                            &bodies,
-                            &message,
-                            frame,
-                            &mut started,
-                            &mut last_body,
-                        )
-                    });
+                let received = protocol::decode_with(message, max, |name| {
+                    node.registry().name_after(name, &mut last_body)
+                })
+                .and_then(|frame| {
+                    conn.receive(&node, &bodies, frame, &mut started, &mut last_body)
+                });
                 match received {
                     Ok(Some(body)) => started.push(body),
                     Ok(None) => {}
@@ -267,23 +256,20 @@ where
     }
 }
 
-/// `part` of a received frame (a value for a waiting call, a body's captures) as bytes of its
-/// own: inline when a few, so the thread it goes to does not touch `message`'s reference
-/// count; shared with `message` when large and within it (the frame as read, not one that
-/// middleware rebuilt); else copied, so that a caller or a body not yet polled does not keep
-/// the transport's whole read buffer alive for a few bytes of it.
-fn received(message: &Bytes, part: &[u8]) -> Received {
-    Received::new(part, || {
-        let within = message.as_ptr_range();
-        let range = part.as_ptr_range();
-        if part.len() >= crate::buffers::SHARE_ABOVE
-            && within.start <= range.start
-            && range.end <= within.end
-        {
-            message.slice_ref(part)
-        } else {
-            protocol::copy(part)
-        }
+/// A part of a received frame (a value for a waiting call, a body's captures) as bytes to keep:
+/// inline when a few, so the thread it goes to does not touch the message's reference count;
+/// as it is when large, or when it is nobody else's (middleware made it); else copied, so that
+/// a caller or a body not yet polled does not keep the transport's whole read buffer alive for
+/// a few bytes of it.
+fn received(part: Bytes) -> Received {
+    Received::inline(&part).unwrap_or_else(|| {
+        Received::Bytes(
+            if part.len() >= crate::buffers::SHARE_ABOVE || part.is_unique() {
+                part
+            } else {
+                protocol::copy(&part)
+            },
+        )
     })
 }
 
@@ -292,31 +278,32 @@ mod tests {
     use super::{received, Bytes, Received};
 
     #[test]
-    fn a_received_part_shares_the_message_only_when_large_and_inside_it() {
+    fn a_received_part_shares_the_message_only_when_large_or_its_own() {
         use crate::buffers::{INLINE_RECEIVED, SHARE_ABOVE};
 
         let message = Bytes::from(vec![7; 2 * SHARE_ABOVE]);
         let inside = |part: &Received| message.as_ptr_range().contains(&part.as_ptr());
-        let few = received(&message, &message[..INLINE_RECEIVED]);
+        let few = received(message.slice(..INLINE_RECEIVED));
         assert!(matches!(few, Received::Inline { .. }));
-        let some = received(&message, &message[..INLINE_RECEIVED + 1]);
+        let some = received(message.slice(..=INLINE_RECEIVED));
         assert!(
             matches!(some, Received::Bytes(_)) && !inside(&some),
             "copied out"
         );
-        let many = received(&message, &message[1..=SHARE_ABOVE]);
+        let many = received(message.slice(1..=SHARE_ABOVE));
         assert!(inside(&many), "shared");
-        // Rewritten by middleware: not in the message, so copied whatever its size.
-        let elsewhere = vec![8; SHARE_ABOVE];
-        let rewritten = received(&message, &elsewhere);
-        assert!(!inside(&rewritten) && rewritten.as_ptr() != elsewhere.as_ptr());
+        // Made by middleware and held by no one else: kept as it is, whatever its size.
+        let own = Bytes::from(vec![8; INLINE_RECEIVED + 1]);
+        let at = own.as_ptr();
+        let kept = received(own);
+        assert_eq!(kept.as_ptr(), at);
         assert_eq!(
-            (&*few, &*some, &*many, &*rewritten),
+            (&*few, &*some, &*many, &*kept),
             (
                 &message[..INLINE_RECEIVED],
-                &message[..INLINE_RECEIVED + 1],
+                &message[..=INLINE_RECEIVED],
                 &message[1..=SHARE_ABOVE],
-                &elsewhere[..]
+                &[8; INLINE_RECEIVED + 1][..]
             )
         );
     }

@@ -113,7 +113,7 @@ fn through_middleware(
         .rev()
         .try_fold(frame, |frame, m| m.outbound(conn.link(), frame));
     match through {
-        Some(frame) => protocol::encode(&frame).map(|bytes| Some(Bytes::from(bytes))),
+        Some(frame) => protocol::encode(&frame).map(Some),
         None => Ok(None),
     }
 }
