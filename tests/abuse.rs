@@ -419,6 +419,7 @@ async fn raw_peer(url: &str, id: &str) -> tokio::net::TcpStream {
         digest: registry.digest(),
         bodies: registry.len() as u32,
         token: None,
+        limits: protocol::Limits::default(),
     }))
     .expect("hello");
     ws.send(Message::binary(hello)).await.expect("hello sent");

@@ -313,50 +313,6 @@ async fn oversized_frame_is_refused_and_closes_the_connection() {
 }
 
 #[tokio::test]
-async fn registry_mismatch_is_reported_at_connect_time() {
-    let node = Node::builder().id("server").build().unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    let Frame::Hello(mut hello) = RawPeer::hello("stale") else {
-        unreachable!()
-    };
-    hello.digest ^= 1;
-    raw.send(&Frame::Hello(hello.clone())).await;
-    assert!(matches!(
-        raw.recv().await,
-        Some(Frame::Reject(
-            remote_scope::protocol::Reject::RegistryMismatch { .. }
-        ))
-    ));
-
-    // The connecting side sees the same mismatch as an error from `connect`.
-    let client = Node::builder().id("client").build().unwrap();
-    let (mut raw, connect) = RawPeer::dialed_by(&client);
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&Frame::Hello(hello)).await;
-    let err = connect.await.unwrap().expect_err("mismatch");
-    assert!(
-        matches!(err, Error::RegistryMismatch { peer: Some(ref peer), .. } if peer.as_str() == "stale"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-async fn lenient_registry_check_connects_despite_a_mismatch() {
-    let node = Node::builder()
-        .id("server")
-        .registry_check(remote_scope::RegistryCheck::Lenient)
-        .build()
-        .unwrap();
-    let mut raw = RawPeer::accepted_by(&node);
-    let Frame::Hello(mut hello) = RawPeer::hello("older") else {
-        unreachable!()
-    };
-    hello.digest ^= 1;
-    raw.send(&Frame::Hello(hello)).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-}
-
-#[tokio::test]
 async fn other_protocol_version_is_refused_at_connect_time() {
     let client = Node::builder().id("client").build().unwrap();
     let (mut raw, connect) = RawPeer::dialed_by(&client);

@@ -79,6 +79,7 @@ fn hello(id: &str) -> Vec<u8> {
         digest: registry.digest(),
         bodies: registry.len() as u32,
         token: None,
+        limits: protocol::Limits::default(),
     }))
     .unwrap()
     .to_vec()

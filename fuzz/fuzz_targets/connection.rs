@@ -566,6 +566,7 @@ fn hello(id: &str) -> Frame {
         digest: registry.digest(),
         bodies: u32::try_from(registry.len()).unwrap_or(u32::MAX),
         token: None,
+        limits: protocol::Limits::default(),
     })
 }
 

@@ -6,7 +6,7 @@
 //!         serve(input, |(a, b): (A, B)| async move { body })  // or, if it never waits:
 //!         serve_now(input, |(a, b): (A, B)| { body })
 //!     }
-//!     inventory::submit! { Registration::new(NAME, check, site, handler) }
+//!     inventory::submit! { Registration::new(NAME, check, site, "a: A, b: B", handler) }
 //!     let a: &A = &a;  let b: &B = &b;                       // captures checked against their types
 //!     call(&peer, NAME, &(a, b), |(a, b): (A, B)| async move { body })  // copy 2: typing only
 //! }
@@ -49,6 +49,7 @@ pub fn remote(
     let check = fingerprints.check;
     let name = quote!(::core::concat!(::core::module_path!(), "::", #suffix));
     let (file, line, column) = (&site.file, site.line as u32, site.column as u32);
+    let capture_list = capture_list(caps);
 
     let tuple_ty = tuple_type(caps);
     let hygienic_pattern = respan_mixed(pattern(caps));
@@ -73,13 +74,44 @@ pub fn remote(
                 )
             }
             #private::inventory::submit! {
-                #private::Registration::new(#name, #check, #file, #line, #column, #handler)
+                #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
             }
             #call_site
             static __REMOTE_SCOPE_CHECKED: #private::ResultTypeChecked = #private::ResultTypeChecked::new();
             #private::call(&(#peer), #name, &__REMOTE_SCOPE_CHECKED, &(#(#capture_refs,)*), #typing)
         }
     }
+}
+
+/// The capture list as a person writes it, `a: u64, b: Vec<u64>`, for the registry to show.
+fn capture_list(caps: &Captures<'_>) -> String {
+    caps.entries
+        .iter()
+        .map(|(name, ty)| format!("{name}: {}", tidy(&ty.to_token_stream().to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Token text without the spaces `to_string` puts between every two tokens.
+fn tidy(tokens: &str) -> String {
+    let mut text = tokens.to_owned();
+    for (spaced, tight) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ::", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
 }
 
 /// The typing-only form used for nested invocations inside a typing copy.
@@ -257,7 +289,24 @@ fn is_remote_macro(path: &syn::Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::may_wait;
+    use super::{may_wait, tidy};
+    use quote::ToTokens;
+
+    #[test]
+    fn capture_lists_read_as_written() {
+        let tidied = |ty: &str| {
+            let ty: syn::Type = syn::parse_str(ty).expect("a type");
+            tidy(&ty.to_token_stream().to_string())
+        };
+        for ty in [
+            "Vec<u64>",
+            "std::collections::HashMap<String, Vec<(u8, i32)>>",
+            "[u8; 4]",
+            "Option<&'static str>",
+        ] {
+            assert_eq!(tidied(ty), ty);
+        }
+    }
 
     fn waits(body: &str) -> bool {
         may_wait(&syn::parse_str(body).expect("a block"))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{same_token, Authenticate, Authorize};
-use crate::config::{Config, MessageHandler, RegistryCheck};
+use crate::config::{Config, MessageHandler};
 use crate::error::Error;
 use crate::middleware::Middleware;
 use crate::node::{Node, Setup};
@@ -31,7 +31,7 @@ impl Node {
                 max_queued_bytes_total: 1 << 30,
                 rate_limit: RateLimit::default(),
                 keepalive: Some(Duration::from_secs(15)),
-                registry_check: RegistryCheck::Strict,
+                required_modules: Vec::new(),
                 token: None,
                 ids_proven: false,
             },
@@ -50,12 +50,11 @@ impl Node {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), remote_scope::Error> {
 /// use std::time::Duration;
-/// use remote_scope::{Node, RegistryCheck};
+/// use remote_scope::Node;
 ///
 /// let node = Node::builder()
 ///     .id("worker-1")
 ///     .default_timeout(Duration::from_secs(5))
-///     .registry_check(RegistryCheck::Lenient)
 ///     .build()?;
 /// assert_eq!(node.id().as_str(), "worker-1");
 /// # Ok(()) }
@@ -296,9 +295,23 @@ impl NodeBuilder {
         self
     }
 
-    /// What a registry digest mismatch at connect time does (default: [`RegistryCheck::Strict`]).
-    pub fn registry_check(mut self, check: RegistryCheck) -> Self {
-        self.config.registry_check = check;
+    /// Requires every peer to serve all of this build's bodies in `module` and the modules
+    /// inside it (a path as `module_path!()` gives it, e.g. `"my_app::jobs"`): a peer that
+    /// lacks one is refused when it connects, with [`Error::MissingBodies`] here (naming the
+    /// bodies) and [`Error::RequiredBodies`] on its side. Without it peers built from different
+    /// versions connect and call what both have; a call to a body the peer lacks fails with
+    /// [`Error::UnknownBody`]. May be given more than once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let worker = remote_scope::Node::builder()
+    ///     .require_module("my_app::jobs")
+    ///     .build()?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    pub fn require_module(mut self, module: impl Into<String>) -> Self {
+        self.config.required_modules.push(module.into());
         self
     }
 

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
 use crate::pending::Reply;
-use crate::protocol::{Encoded, Received};
+use crate::protocol::{self, Encoded, Received};
 use crate::runtime::BoxFuture;
 use crate::serve;
 
@@ -198,7 +198,9 @@ impl<R> Future for CallFuture<R> {
         let outcome = match &mut this.state {
             State::Remote { call, after } => match call.poll_outcome(cx) {
                 Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
-                Poll::Ready(Ok(Reply::Failure(f))) => Err(f.into_error(call.peer().clone(), body)),
+                Poll::Ready(Ok(Reply::Failure(f))) => {
+                    Err(with_site(f.into_error(call.peer().clone(), body)))
+                }
                 Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
                     peer: call.peer().clone(),
                     body: body.to_owned(),
@@ -244,6 +246,30 @@ impl<R> Future for CallFuture<R> {
             tracing::debug!(error = %e, "call failed");
         }
         Poll::Ready(result)
+    }
+}
+
+/// An [`Error::UnknownBody`] the peer answered, with the body's site in this build.
+fn with_site(error: Error) -> Error {
+    match error {
+        Error::UnknownBody {
+            peer,
+            body,
+            site: None,
+            missing,
+        } => {
+            let site = crate::registry::Registry::global()
+                .ok()
+                .and_then(|r| r.body(&body))
+                .map(|r| r.site());
+            Error::UnknownBody {
+                peer,
+                body,
+                site,
+                missing,
+            }
+        }
+        other => other,
     }
 }
 
@@ -304,9 +330,42 @@ fn send(
     after: Duration,
     caller: &Waker,
 ) -> Result<(State, tracing::Span), Error> {
+    check_contract(conn, body, &captures)?;
     let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok((State::Remote { call, after }, span))
+}
+
+/// Fails a call the peer would refuse, before anything is sent: a body it does not serve
+/// (from the list it gave when it connected), captures over its limits (from its `Hello`).
+fn check_contract(
+    conn: &crate::connection::Connection,
+    body: &'static str,
+    captures: &Encoded,
+) -> Result<(), Error> {
+    if let Some(bodies) = conn.peer_bodies() {
+        if !bodies.serves(body) {
+            let registry = crate::registry::Registry::global()?;
+            return Err(bodies.unknown_body(registry, conn.peer(), body));
+        }
+    }
+    let size = u64::try_from(captures.as_slice().len()).unwrap_or(u64::MAX);
+    let frame = size.saturating_add(protocol::invoke_headroom(body) as u64);
+    let limits = &conn.limits;
+    let limit = if size > limits.max_capture_size {
+        limits.max_capture_size
+    } else if frame > limits.max_frame_size {
+        limits
+            .max_frame_size
+            .saturating_sub(protocol::invoke_headroom(body) as u64)
+    } else {
+        return Ok(());
+    };
+    Err(Error::CapturesTooLarge {
+        peer: conn.peer().clone(),
+        body: body.to_owned(),
+        limit,
+    })
 }
 
 /// Polls a call waiting for its peer to come back: once it is, sends the call (the state

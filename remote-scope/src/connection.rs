@@ -4,7 +4,7 @@
 //! sink of binary messages (see [`crate::transport`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -12,12 +12,13 @@ use futures::channel::oneshot;
 use futures::future::{AbortHandle, FutureExt, Shared};
 use futures::task::AtomicWaker;
 
+use crate::contract::PeerBodies;
 use crate::error::Error;
 use crate::middleware::Link;
 use crate::outbox::{NodeQueue, Outgoing};
 use crate::peer_id::PeerId;
 use crate::pending::{Closed, Ended, Pending, Reply};
-use crate::protocol::{self, Encoded, Frame, InvokeResult, Outcome};
+use crate::protocol::{self, Encoded, Frame, InvokeResult, Limits, Outcome};
 use crate::seen::Seen;
 use crate::sync::lock;
 
@@ -64,6 +65,11 @@ pub(crate) struct Connection {
     /// No middleware: `Invoke`s and values are encoded where they are made, into the headroom
     /// in front of their payload, instead of queued as [`Frame`]s for middleware to see.
     pub(crate) direct: bool,
+    /// What the peer accepts, from its `Hello`.
+    pub(crate) limits: Limits,
+    /// What the peer serves, once the handshake has told; until then a call goes out and the
+    /// peer answers for itself.
+    peer_bodies: OnceLock<PeerBodies>,
 }
 
 pub(crate) struct Running {
@@ -78,6 +84,7 @@ impl Connection {
     pub(crate) fn new(
         peer: PeerId,
         direct: bool,
+        limits: Limits,
         max_queued_bytes: usize,
         node_queue: Arc<NodeQueue>,
     ) -> Arc<Connection> {
@@ -101,7 +108,18 @@ impl Connection {
             timer: AtomicWaker::new(),
             rearm: AtomicBool::new(false),
             direct,
+            limits,
+            peer_bodies: OnceLock::new(),
         })
+    }
+
+    /// What the peer serves, as the handshake found (set once).
+    pub(crate) fn set_peer_bodies(&self, bodies: PeerBodies) {
+        let _ = self.peer_bodies.set(bodies);
+    }
+
+    pub(crate) fn peer_bodies(&self) -> Option<&PeerBodies> {
+        self.peer_bodies.get()
     }
 
     pub(crate) fn peer(&self) -> &PeerId {

@@ -28,11 +28,20 @@ use crate::peer_id::PeerId;
 /// # let _ = explain;
 /// ```
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Error {
-    /// The peer has no body of this name: it was built from other source. The body did not run.
-    #[error("peer `{peer}` has no body named `{body}` (was it built from the same source?)")]
-    UnknownBody { peer: PeerId, body: String },
+    /// The peer does not serve this body: it was built from other source, or without the
+    /// body's module. The body did not run; where the peer said what it serves when it
+    /// connected, nothing was sent.
+    #[error("{}", unknown_body(peer, body, site.as_deref(), *missing))]
+    UnknownBody {
+        peer: PeerId,
+        body: String,
+        /// Where the `remote!` is, `file:line:column`, when this build has the body.
+        site: Option<String>,
+        /// What the peer's build has instead.
+        missing: Missing,
+    },
 
     /// The body panicked on the peer that ran it. That peer keeps serving.
     #[error("body `{body}` panicked on peer `{peer}`: {message}")]
@@ -85,7 +94,10 @@ pub enum Error {
 
     /// The peer already runs as many bodies for this connection as it allows. The body did not
     /// run; the call can be retried once others finish.
-    #[error("peer `{peer}` is busy: it already runs {limit} bodies for this connection; `{body}` did not run")]
+    #[error(
+        "peer `{peer}` is busy: it already runs {limit} bodies for this connection; `{body}` \
+         did not run: retry later, or raise that peer's `NodeBuilder::max_bodies_per_connection`"
+    )]
     Busy {
         peer: PeerId,
         body: String,
@@ -102,7 +114,10 @@ pub enum Error {
     /// The captures are larger than the peer accepts
     /// ([`NodeBuilder::max_capture_size`](crate::NodeBuilder::max_capture_size)). The body did
     /// not run.
-    #[error("peer `{peer}` accepts captures of at most {limit} bytes; `{body}` did not run")]
+    #[error(
+        "peer `{peer}` accepts captures of at most {limit} bytes (encoded); `{body}` did not \
+         run: send less, or raise that peer's `NodeBuilder::max_capture_size`"
+    )]
     CapturesTooLarge {
         peer: PeerId,
         body: String,
@@ -113,7 +128,10 @@ pub enum Error {
     /// was refused, by this peer or by the other.
     ///
     /// [`NodeBuilder::authenticate`]: crate::NodeBuilder::authenticate
-    #[error("peer `{peer}` failed authentication: its token is missing or wrong")]
+    #[error(
+        "peer `{peer}` failed authentication: its token is missing or wrong (`NodeBuilder::token` \
+         on the connecting side, checked by `NodeBuilder::authenticate` on the other)"
+    )]
     NotAuthenticated {
         /// The peer whose token was refused: the other one, or this one when the other refused it.
         peer: PeerId,
@@ -122,13 +140,16 @@ pub enum Error {
     /// This node already holds `limit` bytes queued for the peer and not yet written: the peer
     /// (or the network) is slower than this node sends. Nothing was sent; the call can be
     /// retried once the queue drains.
-    #[error("the queue of frames to peer `{peer}` is full ({limit} bytes not yet sent); nothing was sent")]
+    #[error(
+        "the queue of frames to peer `{peer}` is full ({limit} bytes not yet sent); nothing was \
+         sent: the peer reads too slowly; retry later, or raise `NodeBuilder::max_queued_bytes`"
+    )]
     QueueFull { peer: PeerId, limit: u64 },
 
     /// The accepting peer holds as many connections as it allows and refused this one.
     #[error(
         "the connection with {} was refused: the accepting peer holds its maximum of {limit} \
-         connections",
+         connections (its `NodeBuilder::max_connections`)",
         Other(peer)
     )]
     TooManyConnections {
@@ -138,15 +159,23 @@ pub enum Error {
     },
 
     /// No connection to this peer. Nothing was sent.
-    #[error("not connected to peer `{peer}`")]
+    #[error(
+        "not connected to peer `{peer}`: connect first (`Node::connect`), or keep the \
+         connection with `Node::keep_connected` so calls wait while it is redialled"
+    )]
     NotConnected { peer: PeerId },
 
     /// The connection was lost while the call was in flight. The body may have run.
-    #[error("connection to peer `{peer}` was lost while `{body}` was in flight")]
+    #[error(
+        "connection to peer `{peer}` was lost while `{body}` was in flight; the body may have run"
+    )]
     Disconnected { peer: PeerId, body: String },
 
     /// No result within the call's timeout. The body may have run or may still be running.
-    #[error("body `{body}` on peer `{peer}` did not answer within {after:?}")]
+    #[error(
+        "body `{body}` on peer `{peer}` did not answer within {after:?}; it may have run: give \
+         it longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer"
+    )]
     Timeout {
         peer: PeerId,
         body: String,
@@ -168,7 +197,8 @@ pub enum Error {
 
     /// The two peers speak different protocol versions.
     #[error(
-        "{} speaks protocol version {theirs}, this peer speaks {ours}",
+        "{} speaks protocol version {theirs}, this peer speaks {ours}: build both with \
+         versions of remote-scope that speak the same protocol",
         Other(peer)
     )]
     ProtocolVersion {
@@ -178,26 +208,48 @@ pub enum Error {
         theirs: u32,
     },
 
-    /// The two peers were built with different sets of bodies (their registry digests differ).
+    /// The peer does not serve bodies that this node requires of it
+    /// ([`NodeBuilder::require_module`](crate::NodeBuilder::require_module)); the connection
+    /// was refused.
     #[error(
-        "{} serves a different set of bodies (registry digest {theirs:016x}, ours \
-         {ours:016x}): were both built from the same source, with `remote_scope::link!` for \
-         library modules whose bodies a binary serves but never calls?",
-        Other(peer)
+        "peer `{peer}` does not serve {} that this node requires of it: {}; deploy the same \
+         version of these modules to both, and have the peer link them \
+         (`remote_scope::link!`) if it never calls into them",
+        count(bodies.len(), "body", "bodies"),
+        bodies.join(", ")
     )]
-    RegistryMismatch {
+    MissingBodies {
+        peer: PeerId,
+        /// The bodies, as `name (file:line:column)`.
+        bodies: Vec<String>,
+    },
+
+    /// The other peer requires bodies that this build does not serve; it refused the
+    /// connection.
+    #[error(
+        "{} requires {} that this build does not serve: build this peer from the same \
+         version of the modules that peer requires (`NodeBuilder::require_module`)",
+        Other(peer),
+        count(*missing as usize, "body", "bodies")
+    )]
+    RequiredBodies {
         /// The other peer, when its id is known.
         peer: Option<PeerId>,
-        ours: u64,
-        theirs: u64,
+        missing: u32,
     },
 
     /// Another connected peer already has this id.
-    #[error("a peer with id `{peer}` is already connected")]
+    #[error(
+        "a peer with id `{peer}` is already connected: give each node its own id \
+         (`NodeBuilder::id`; the default is a random one)"
+    )]
     DuplicatePeer { peer: PeerId },
 
     /// Two different bodies were registered under one name (a fingerprint collision).
-    #[error("two different bodies share the name `{name}`: one at {first}, one at {second}")]
+    #[error(
+        "two different bodies share the name `{name}` (their fingerprints collide): one at \
+         {first}, one at {second}; change either body, by a token, to tell them apart"
+    )]
     DuplicateBody {
         name: String,
         first: String,
@@ -220,6 +272,65 @@ pub enum Error {
     /// The node could not start (for example: no async runtime to run on).
     #[error("node setup failed: {reason}")]
     Setup { reason: String },
+}
+
+/// The message, then the chain of sources, as `anyhow` prints an error: what
+/// `fn main() -> Result<(), Error>` shows when it fails. The variant and its fields are what
+/// `match` is for.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        if source.is_some() {
+            f.write_str("\n\nCaused by:")?;
+        }
+        while let Some(cause) = source {
+            write!(f, "\n    {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// What a peer that does not serve a body has instead, as far as the caller can tell.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Missing {
+    /// The peer serves a body from the same site (`remote!`) under another name: the two
+    /// builds differ there, in the body's captures or code.
+    ChangedThere,
+    /// The peer serves none of the bodies of the body's module that this build has: its
+    /// binary lacks the module (a library module it never calls into needs
+    /// `remote_scope::link!`), or all of the module changed.
+    Module,
+    /// The peer's build has no such body; it has others of the module.
+    Body,
+    /// The peer said it has no body of this name when the call reached it.
+    Unknown,
+}
+
+fn unknown_body(peer: &PeerId, body: &str, site: Option<&str>, missing: Missing) -> String {
+    let module = body.rsplit_once("::").map_or("", |(module, _)| module);
+    let at = site.map_or(String::new(), |site| format!(" (the `remote!` at {site})"));
+    let what = match missing {
+        Missing::ChangedThere => format!(
+            "it serves another body from that `remote!`: the two builds differ there; deploy \
+             the same version of `{module}` to both"
+        ),
+        Missing::Module => format!(
+            "it serves no body of module `{module}`: if its binary gets `{module}` from a \
+             library it never calls into, the linker left it out; add \
+             `remote_scope::link!(<any function of {module}>);` to that binary"
+        ),
+        Missing::Body | Missing::Unknown => {
+            format!("it was built without it; deploy the same version of `{module}` to both")
+        }
+    };
+    format!("peer `{peer}` does not serve body `{body}`{at}: {what}")
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl Error {
@@ -361,6 +472,119 @@ mod tests {
 
     use super::*;
 
+    /// One of each variant; the match below fails to compile when a variant is added and
+    /// not sampled.
+    fn samples() -> Vec<(Error, &'static str)> {
+        let p = || PeerId::new("server");
+        let b = || "app::jobs::2ee355ec6c4b8744".to_owned();
+        vec![
+            (Error::UnknownBody { peer: p(), body: b(), site: Some("src/jobs.rs:12:5".into()), missing: Missing::ChangedThere },
+             "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744` (the `remote!` at src/jobs.rs:12:5): it serves another body from that `remote!`: the two builds differ there; deploy the same version of `app::jobs` to both"),
+            (Error::UnknownBody { peer: p(), body: b(), site: Some("src/jobs.rs:12:5".into()), missing: Missing::Module },
+             "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744` (the `remote!` at src/jobs.rs:12:5): it serves no body of module `app::jobs`: if its binary gets `app::jobs` from a library it never calls into, the linker left it out; add `remote_scope::link!(<any function of app::jobs>);` to that binary"),
+            (Error::UnknownBody { peer: p(), body: b(), site: None, missing: Missing::Unknown },
+             "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744`: it was built without it; deploy the same version of `app::jobs` to both"),
+            (Error::Panicked { peer: p(), body: b(), message: "index out of bounds".into() },
+             "body `app::jobs::2ee355ec6c4b8744` panicked on peer `server`: index out of bounds"),
+            (Error::EncodeCaptures { body: b(), reason: "a map key must be a string".into() },
+             "could not encode the captures of `app::jobs::2ee355ec6c4b8744`: a map key must be a string"),
+            (Error::DecodeCaptures { peer: p(), body: b(), reason: "invalid type".into() },
+             "peer `server` could not decode the captures of `app::jobs::2ee355ec6c4b8744`: invalid type"),
+            (Error::EncodeResult { peer: p(), body: b(), reason: "refused".into() },
+             "peer `server` could not encode the result of `app::jobs::2ee355ec6c4b8744`: refused"),
+            (Error::DecodeResult { peer: p(), body: b(), reason: "invalid type".into() },
+             "could not decode the result of `app::jobs::2ee355ec6c4b8744` from peer `server`: invalid type"),
+            (Error::ResultType { body: b(), produced: "i32".into(), expected: "u64".into() },
+             "body `app::jobs::2ee355ec6c4b8744` produces `i32` when compiled on its own, but this call expects `u64`: give the body's untyped literals a type (e.g. `0_u64`) so both agree"),
+            (Error::Busy { peer: p(), body: b(), limit: 4096 },
+             "peer `server` is busy: it already runs 4096 bodies for this connection; `app::jobs::2ee355ec6c4b8744` did not run: retry later, or raise that peer's `NodeBuilder::max_bodies_per_connection`"),
+            (Error::NotAuthorized { peer: p(), body: b() },
+             "peer `server` does not let this peer run `app::jobs::2ee355ec6c4b8744`; it did not run"),
+            (Error::CapturesTooLarge { peer: p(), body: b(), limit: 64 },
+             "peer `server` accepts captures of at most 64 bytes (encoded); `app::jobs::2ee355ec6c4b8744` did not run: send less, or raise that peer's `NodeBuilder::max_capture_size`"),
+            (Error::NotAuthenticated { peer: p() },
+             "peer `server` failed authentication: its token is missing or wrong (`NodeBuilder::token` on the connecting side, checked by `NodeBuilder::authenticate` on the other)"),
+            (Error::QueueFull { peer: p(), limit: 1024 },
+             "the queue of frames to peer `server` is full (1024 bytes not yet sent); nothing was sent: the peer reads too slowly; retry later, or raise `NodeBuilder::max_queued_bytes`"),
+            (Error::TooManyConnections { peer: None, limit: 2 },
+             "the connection with the other peer was refused: the accepting peer holds its maximum of 2 connections (its `NodeBuilder::max_connections`)"),
+            (Error::NotConnected { peer: p() },
+             "not connected to peer `server`: connect first (`Node::connect`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
+            (Error::Disconnected { peer: p(), body: b() },
+             "connection to peer `server` was lost while `app::jobs::2ee355ec6c4b8744` was in flight; the body may have run"),
+            (Error::Timeout { peer: p(), body: b(), after: Duration::from_secs(5) },
+             "body `app::jobs::2ee355ec6c4b8744` on peer `server` did not answer within 5s; it may have run: give it longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer"),
+            (Error::NoCurrentNode,
+             "no current node: await remote! inside `Node::run` or a body served by a node"),
+            (Error::Handshake { peer: None, reason: "no handshake within 10s".into() },
+             "handshake with the other peer failed: no handshake within 10s"),
+            (Error::ProtocolVersion { peer: Some(p()), ours: 3, theirs: 2 },
+             "peer `server` speaks protocol version 2, this peer speaks 3: build both with versions of remote-scope that speak the same protocol"),
+            (Error::MissingBodies { peer: p(), bodies: vec!["app::jobs::2ee355ec6c4b8744 (src/jobs.rs:12:5)".into()] },
+             "peer `server` does not serve 1 body that this node requires of it: app::jobs::2ee355ec6c4b8744 (src/jobs.rs:12:5); deploy the same version of these modules to both, and have the peer link them (`remote_scope::link!`) if it never calls into them"),
+            (Error::RequiredBodies { peer: None, missing: 2 },
+             "the other peer requires 2 bodies that this build does not serve: build this peer from the same version of the modules that peer requires (`NodeBuilder::require_module`)"),
+            (Error::DuplicatePeer { peer: p() },
+             "a peer with id `server` is already connected: give each node its own id (`NodeBuilder::id`; the default is a random one)"),
+            (Error::DuplicateBody { name: b(), first: "src/a.rs:1:5".into(), second: "src/b.rs:9:1".into() },
+             "two different bodies share the name `app::jobs::2ee355ec6c4b8744` (their fingerprints collide): one at src/a.rs:1:5, one at src/b.rs:9:1; change either body, by a token, to tell them apart"),
+            (Error::Protocol { reason: "malformed frame (3 bytes)".into() },
+             "protocol error: malformed frame (3 bytes)"),
+            (Error::transport_caused("could not connect to ws://127.0.0.1:1", std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")),
+             "transport error: could not connect to ws://127.0.0.1:1\n\nCaused by:\n    connection refused"),
+            (Error::Setup { reason: "no tokio runtime".into() },
+             "node setup failed: no tokio runtime"),
+        ]
+    }
+
+    fn variant(e: &Error) -> usize {
+        match e {
+            Error::UnknownBody { .. } => 0,
+            Error::Panicked { .. } => 1,
+            Error::EncodeCaptures { .. } => 2,
+            Error::DecodeCaptures { .. } => 3,
+            Error::EncodeResult { .. } => 4,
+            Error::DecodeResult { .. } => 5,
+            Error::ResultType { .. } => 6,
+            Error::Busy { .. } => 7,
+            Error::NotAuthorized { .. } => 8,
+            Error::CapturesTooLarge { .. } => 9,
+            Error::NotAuthenticated { .. } => 10,
+            Error::QueueFull { .. } => 11,
+            Error::TooManyConnections { .. } => 12,
+            Error::NotConnected { .. } => 13,
+            Error::Disconnected { .. } => 14,
+            Error::Timeout { .. } => 15,
+            Error::NoCurrentNode => 16,
+            Error::Handshake { .. } => 17,
+            Error::ProtocolVersion { .. } => 18,
+            Error::MissingBodies { .. } => 19,
+            Error::RequiredBodies { .. } => 20,
+            Error::DuplicatePeer { .. } => 21,
+            Error::DuplicateBody { .. } => 22,
+            Error::Protocol { .. } => 23,
+            Error::Transport { .. } => 24,
+            Error::Setup { .. } => 25,
+        }
+    }
+
+    #[test]
+    fn every_variant_prints_what_happened_and_what_to_do_as_main_shows_it() {
+        let samples = samples();
+        let mut seen: Vec<usize> = samples.iter().map(|(e, _)| variant(e)).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(
+            seen,
+            (0..=25).collect::<Vec<_>>(),
+            "a variant without a sample"
+        );
+        for (error, expected) in samples {
+            // What `fn main() -> Result<(), Error>` prints when it returns this error.
+            assert_eq!(format!("Error: {error:?}"), format!("Error: {expected}"));
+        }
+    }
+
     #[test]
     fn a_transport_error_keeps_its_io_error_here_and_its_text_on_another_peer() {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused by the test");
@@ -395,26 +619,5 @@ mod tests {
             panic!("{there:?}")
         };
         assert!(cause.downcast_ref::<std::io::Error>().is_none());
-    }
-
-    #[test]
-    fn a_peer_not_yet_known_is_called_the_other_peer() {
-        let unknown = Error::Handshake {
-            peer: None,
-            reason: "no hello".into(),
-        };
-        assert_eq!(
-            unknown.to_string(),
-            "handshake with the other peer failed: no hello"
-        );
-        let known = Error::ProtocolVersion {
-            peer: Some(PeerId::new("server")),
-            ours: 2,
-            theirs: 3,
-        };
-        assert_eq!(
-            known.to_string(),
-            "peer `server` speaks protocol version 3, this peer speaks 2"
-        );
     }
 }

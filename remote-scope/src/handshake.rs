@@ -1,4 +1,5 @@
-//! register-scope: the first frame each way, checked before any call can be made.
+//! register-scope: the first frames each way, checked before any call can be made: the
+//! `Hello`s, and the lists of bodies when the two peers serve different ones.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -6,12 +7,12 @@ use std::time::Duration;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 
-use crate::config::RegistryCheck;
 use crate::connection::Connection;
+use crate::contract::{self, PeerBodies};
 use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
-use crate::protocol::{self, Frame, Hello, Reject, PROTOCOL_VERSION};
+use crate::protocol::{self, Bodies, Frame, Hello, Limits, Reject, PROTOCOL_VERSION};
 use crate::tasks::spawn_tasks;
 use crate::transport::Transport;
 
@@ -31,10 +32,14 @@ pub(crate) fn hello(node: &Node) -> Frame {
         digest: node.registry().digest(),
         bodies: u32::try_from(node.registry().len()).unwrap_or(u32::MAX),
         token: node.config().token.clone(),
+        limits: Limits {
+            max_frame_size: u64::try_from(node.config().max_frame_size).unwrap_or(u64::MAX),
+            max_capture_size: u64::try_from(node.config().max_capture_size).unwrap_or(u64::MAX),
+        },
     })
 }
 
-/// Reads the first frame, within the handshake timeout.
+/// Reads the next frame of the handshake, within the handshake timeout.
 pub(crate) async fn first_frame<Rx>(node: &Node, stream: &mut Rx) -> Result<Frame, Error>
 where
     Rx: Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
@@ -45,9 +50,10 @@ where
     let bytes = match futures::future::select(next, sleep).await {
         futures::future::Either::Left((Some(bytes), _)) => bytes?,
         futures::future::Either::Left((None, _)) => {
-            return Err(handshake_error(
-                "the connection closed before the handshake",
-            ))
+            return Err(handshake_error(&format!(
+                "the connection closed before the handshake finished (a peer that speaks \
+                 another protocol version than {PROTOCOL_VERSION} closes it so)"
+            )))
         }
         futures::future::Either::Right(_) => {
             return Err(handshake_error(&format!(
@@ -104,28 +110,22 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
             },
         ));
     }
-    let ours = node.registry().digest();
-    if hello.digest != ours {
-        match node.config().registry_check {
-            RegistryCheck::Strict => {
-                return Err((
-                    Reject::RegistryMismatch { ours },
-                    Error::RegistryMismatch {
-                        peer: Some(hello.peer.clone()),
-                        ours,
-                        theirs: hello.digest,
-                    },
-                ))
-            }
-            RegistryCheck::Lenient => tracing::warn!(
-                peer = %hello.peer,
-                ours = format_args!("{ours:016x}"),
-                theirs = format_args!("{:016x}", hello.digest),
-                "the peer serves a different set of bodies; calls to bodies it lacks will fail"
-            ),
-        }
-    }
     Ok(())
+}
+
+/// The bodies of this build in the modules it requires that the peer does not serve, as
+/// `name (site)`; empty when it serves them all.
+fn lacking(node: &Node, theirs: &PeerBodies) -> Vec<String> {
+    let mut lacking: Vec<String> = node
+        .config()
+        .required_modules
+        .iter()
+        .flat_map(|module| theirs.lacking(node.registry(), module))
+        .map(|r| format!("{} ({})", r.name(), r.site()))
+        .collect();
+    lacking.sort_unstable();
+    lacking.dedup();
+    lacking
 }
 
 /// The connector's view of a `Reject` from the acceptor, whose id it does not know.
@@ -136,10 +136,9 @@ pub(crate) fn rejected(node: &Node, reject: Reject) -> Error {
             ours: PROTOCOL_VERSION,
             theirs: ours,
         },
-        Reject::RegistryMismatch { ours } => Error::RegistryMismatch {
+        Reject::MissingBodies { missing } => Error::RequiredBodies {
             peer: None,
-            ours: node.registry().digest(),
-            theirs: ours,
+            missing,
         },
         Reject::DuplicatePeer => Error::DuplicatePeer {
             peer: node.id().clone(),
@@ -216,6 +215,7 @@ impl Node {
         let conn = Connection::new(
             theirs.peer.clone(),
             self.middleware().is_empty(),
+            theirs.limits,
             self.config().max_queued_bytes,
             Arc::clone(self.queued()),
         );
@@ -241,10 +241,80 @@ impl Node {
         if role == Role::Acceptor {
             self.in_time(send(&mut sink, &hello(self))).await?;
         }
+        let peer_bodies = self
+            .in_time(self.exchange_bodies(role, &theirs, &mut sink, &mut stream))
+            .await;
+        let peer_bodies = match peer_bodies {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                let _ = self.in_time(sink.close()).await;
+                return Err(e);
+            }
+        };
+        conn.set_peer_bodies(peer_bodies);
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, sink, stream);
         Ok(theirs.peer)
+    }
+
+    /// What the peer serves: the same as this node when the digests agree; else what the lists
+    /// the two exchange say, the connector's first. Each side refuses the other, with
+    /// `Reject::MissingBodies`, if it lacks bodies of a module it requires.
+    async fn exchange_bodies<Tx, Rx>(
+        &self,
+        role: Role,
+        theirs: &Hello,
+        sink: &mut Tx,
+        stream: &mut Rx,
+    ) -> Result<PeerBodies, Error>
+    where
+        Tx: Sink<bytes::Bytes, Error = Error> + Unpin,
+        Rx: Stream<Item = Result<bytes::Bytes, Error>> + Unpin,
+    {
+        if theirs.digest == self.registry().digest() {
+            return Ok(PeerBodies::Same);
+        }
+        let ours = Frame::Bodies(Bodies {
+            entries: contract::advertise(self.registry()),
+        });
+        if role == Role::Connector {
+            send(sink, &ours).await?;
+        }
+        let listed = match first_frame(self, stream).await? {
+            Frame::Bodies(bodies) => PeerBodies::listed(self.registry(), &bodies.entries)?,
+            Frame::Reject(Reject::MissingBodies { missing }) => {
+                return Err(Error::RequiredBodies {
+                    peer: Some(theirs.peer.clone()),
+                    missing,
+                })
+            }
+            Frame::Reject(reject) if role == Role::Connector => return Err(rejected(self, reject)),
+            other => {
+                return Err(Error::Handshake {
+                    peer: Some(theirs.peer.clone()),
+                    reason: format!("expected the peer's bodies, got {other:?}"),
+                })
+            }
+        };
+        let lacking = lacking(self, &listed);
+        if !lacking.is_empty() {
+            let missing = u32::try_from(lacking.len()).unwrap_or(u32::MAX);
+            let _ = send(sink, &Frame::Reject(Reject::MissingBodies { missing })).await;
+            return Err(Error::MissingBodies {
+                peer: theirs.peer.clone(),
+                bodies: lacking,
+            });
+        }
+        if role == Role::Acceptor {
+            send(sink, &ours).await?;
+        }
+        tracing::debug!(
+            peer = %theirs.peer,
+            serves = listed.count(self.registry()),
+            "the peer serves other bodies than this node"
+        );
+        Ok(listed)
     }
 
     /// `work`, or a handshake error once the handshake timeout has passed.

@@ -52,7 +52,11 @@
 //! Every body is registered at compile time under a stable name: its module path and a
 //! fingerprint of its captures and tokens (FNV-1a 64, see the macro crate's `name` module).
 //! A peer runs only bodies compiled into it. The same source gives the same names in every
-//! build; at connect time peers compare a digest of their names ([`RegistryCheck`]).
+//! build. When peers connect, each tells the other which bodies it serves (nothing more than a
+//! digest when both serve the same), so a call to a body the peer was built without fails at
+//! once, naming the body's site and what the peer has instead ([`Error::UnknownBody`]); peers
+//! built from different versions call whatever both have. [`NodeBuilder::require_module`]
+//! makes a module's bodies a condition of the connection.
 //!
 //! ## Errors
 //!
@@ -94,6 +98,7 @@ mod call;
 mod config;
 mod connection;
 mod context;
+mod contract;
 pub mod error;
 mod handshake;
 mod hash;
@@ -134,8 +139,8 @@ pub mod __fuzz;
 pub use auth::{Allowlist, Authorize};
 pub use builder::NodeBuilder;
 pub use call::{Call, CallFuture};
-pub use config::RegistryCheck;
-pub use error::Error;
+pub use contract::Served;
+pub use error::{Error, Missing};
 pub use middleware::{Link, Middleware};
 pub use node::{Node, NodeStats};
 pub use peer_id::PeerId;

@@ -6,8 +6,8 @@
 /// `remote!` defines them. Linkers, native and wasm32 alike, leave out the object files of a
 /// library that the binary never calls into. A peer that only *serves* bodies from a library (a
 /// server whose bodies the clients call, a browser whose bodies the server calls) would then
-/// lack them: its registry digest differs, and the connect-time check refuses the connection
-/// ([`Error::RegistryMismatch`](crate::Error::RegistryMismatch)) instead of a call failing later.
+/// lack them: a call to one fails with [`Error::UnknownBody`](crate::Error::UnknownBody), whose
+/// message names the module and points here ([`Missing::Module`](crate::Missing::Module)).
 ///
 /// Name, in the final binary (the executable, the `cdylib` or the test), one function of each
 /// library module that defines bodies the binary does not call itself. It costs nothing at run

@@ -219,6 +219,16 @@ impl Node {
         stats
     }
 
+    /// What `peer`, connected, serves: this build's bodies it serves, as it said when it
+    /// connected, and how many it serves in all (see [`Served`](crate::Served)).
+    pub fn peer_bodies(&self, peer: &PeerId) -> Result<crate::Served, Error> {
+        let conn = self.connection(peer)?;
+        Ok(conn
+            .peer_bodies()
+            .unwrap_or(&crate::contract::PeerBodies::Same)
+            .served(self.registry()))
+    }
+
     /// Sends a user message to `peer`, through the outbound middleware.
     pub fn send_message(&self, peer: &PeerId, bytes: impl Into<bytes::Bytes>) -> Result<(), Error> {
         self.connection(peer)?.link().send_message(bytes)

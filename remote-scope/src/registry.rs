@@ -35,7 +35,22 @@ pub enum Handled {
 /// A registered body: decodes its captures, runs, encodes its value.
 pub type Handler = fn(HandlerInput<'_>) -> Handled;
 
-/// One body, as the `remote!` expansion registers it.
+/// One body, as the `remote!` expansion registers it: what [`Registry::bodies`] lists.
+///
+/// ```
+/// use remote_scope::{remote, PeerId, Registry};
+///
+/// pub async fn double(peer: PeerId, a: u64) -> Result<u64, remote_scope::Error> {
+///     remote!(peer, [a: u64], { a * 2 }).await
+/// }
+///
+/// let registry = Registry::global().expect("no two bodies share a name");
+/// let body = registry.bodies().into_iter().find(|b| b.captures() == "a: u64").expect("registered");
+/// assert_eq!(body.module(), "rust_out");
+/// assert!(body.name().starts_with("rust_out::"));
+/// assert_eq!(body.result_type(), Some("u64"));
+/// println!("{} at {}", body.name(), body.site());
+/// ```
 #[derive(Debug)]
 pub struct Registration {
     name: &'static str,
@@ -43,6 +58,7 @@ pub struct Registration {
     file: &'static str,
     line: u32,
     column: u32,
+    captures: &'static str,
     handler: Handler,
 }
 
@@ -54,6 +70,7 @@ impl Registration {
         file: &'static str,
         line: u32,
         column: u32,
+        captures: &'static str,
         handler: Handler,
     ) -> Registration {
         Registration {
@@ -62,18 +79,47 @@ impl Registration {
             file,
             line,
             column,
+            captures,
             handler,
         }
     }
 
-    /// The body's stable name.
+    /// The body's stable name: its module's path and a fingerprint of its captures and code.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The path of the module whose `remote!` defines the body.
+    pub fn module(&self) -> &'static str {
+        self.name.rsplit_once("::").map_or("", |(module, _)| module)
     }
 
     /// Where the `remote!` is in the source, `file:line:column`.
     pub fn site(&self) -> String {
         format!("{}:{}:{}", self.file, self.line, self.column + 1)
+    }
+
+    /// The source file of the `remote!`, as the compiler named it.
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the `remote!` in its file, from 1.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The capture list as written, e.g. `a: u64, b: Vec<u64>`.
+    pub fn captures(&self) -> &'static str {
+        self.captures
+    }
+
+    /// The type of the body's value as the body was compiled, e.g. `u64`.
+    pub fn result_type(&self) -> Option<&'static str> {
+        match (self.handler)(HandlerInput::OutputType) {
+            Handled::OutputType(name) => Some(name),
+            Handled::Running(_) | Handled::Finished(_) => None,
+        }
     }
 }
 
@@ -109,7 +155,7 @@ impl Registry {
             .map_err(Clone::clone)
     }
 
-    fn build(
+    pub(crate) fn build(
         registrations: impl IntoIterator<Item = &'static Registration>,
     ) -> Result<Registry, Error> {
         let mut bodies: FastMap<&'static str, &'static Registration> = FastMap::default();
@@ -159,6 +205,26 @@ impl Registry {
         names
     }
 
+    /// Every body, sorted by name: its module, site, captures and result type.
+    pub fn bodies(&self) -> Vec<&'static Registration> {
+        let mut bodies: Vec<_> = self.registrations().collect();
+        bodies.sort_unstable_by_key(|r| r.name);
+        bodies
+    }
+
+    /// The body of this name, if there is one.
+    pub fn body(&self, name: &str) -> Option<&'static Registration> {
+        self.registration(name)
+    }
+
+    pub(crate) fn registrations(&self) -> impl Iterator<Item = &'static Registration> + '_ {
+        self.bodies.values().copied()
+    }
+
+    pub(crate) fn registration(&self, name: &str) -> Option<&'static Registration> {
+        self.bodies.get(name).copied()
+    }
+
     pub(crate) fn handler(&self, name: &str) -> Option<Handler> {
         self.bodies.get(name).map(|r| r.handler)
     }
@@ -196,10 +262,7 @@ impl Registry {
 
     /// The type of the body's value as its handler was compiled, e.g. `"u64"`.
     pub(crate) fn output_type(&self, name: &str) -> Option<&'static str> {
-        match (self.handler(name)?)(HandlerInput::OutputType) {
-            Handled::OutputType(name) => Some(name),
-            Handled::Running(_) | Handled::Finished(_) => None,
-        }
+        self.registration(name)?.result_type()
     }
 }
 
@@ -233,11 +296,11 @@ mod tests {
         Handled::Running(Box::pin(async { Err(Failure::UnknownBody) }))
     }
 
-    static A: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, never);
-    static A_AGAIN: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, never);
-    static A_IDENTICAL: Registration = Registration::new("m::a", 1, "src/a.rs", 7, 4, never);
-    static A_ELSEWHERE: Registration = Registration::new("m::a", 2, "src/b.rs", 9, 0, never);
-    static B: Registration = Registration::new("m::b", 3, "src/a.rs", 2, 4, never);
+    static A: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, "", never);
+    static A_AGAIN: Registration = Registration::new("m::a", 1, "src/a.rs", 1, 4, "", never);
+    static A_IDENTICAL: Registration = Registration::new("m::a", 1, "src/a.rs", 7, 4, "", never);
+    static A_ELSEWHERE: Registration = Registration::new("m::a", 2, "src/b.rs", 9, 0, "", never);
+    static B: Registration = Registration::new("m::b", 3, "src/a.rs", 2, 4, "", never);
 
     #[test]
     fn the_last_body_found_is_the_right_one_whatever_came_before() {
@@ -247,8 +310,8 @@ mod tests {
         fn y(_: HandlerInput<'_>) -> Handled {
             Handled::OutputType("y")
         }
-        static X: Registration = Registration::new("m::x", 4, "src/x.rs", 1, 0, x);
-        static Y: Registration = Registration::new("m::y", 5, "src/x.rs", 2, 0, y);
+        static X: Registration = Registration::new("m::x", 4, "src/x.rs", 1, 0, "", x);
+        static Y: Registration = Registration::new("m::y", 5, "src/x.rs", 2, 0, "", y);
         let registry = Registry::build([&X, &Y]).expect("no conflict");
         let mut last = LastBody::default();
         let mut found = |name: &str| {

@@ -105,6 +105,7 @@ impl RawPeer {
             digest: registry.digest(),
             bodies: registry.len() as u32,
             token: token.map(str::to_owned),
+            limits: remote_scope::protocol::Limits::default(),
         })
     }
 
@@ -115,6 +116,15 @@ impl RawPeer {
 
     pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
         self.end.send(bytes.into()).await.expect("raw send");
+    }
+
+    /// The next frame if one comes within `wait`: `Some(None)` when the node closed the
+    /// connection, `None` when nothing came.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Option<Frame>> {
+        let next = tokio::time::timeout(wait, self.end.next()).await.ok()?;
+        Some(next.map(|m| {
+            protocol::decode(m.expect("raw recv"), usize::MAX).expect("node sends valid frames")
+        }))
     }
 
     /// The next frame, or `None` when the node closed the connection.

@@ -23,7 +23,7 @@ mod native {
     use std::path::{Component, Path, PathBuf};
     use std::time::Duration;
 
-    use remote_scope::{Node, RegistryCheck};
+    use remote_scope::Node;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
@@ -61,10 +61,10 @@ mod native {
 
     pub async fn main() -> Result<(), String> {
         let args = args()?;
-        // Lenient: test binaries may carry bodies of their own; the browser side still checks.
+        // Browser test binaries may carry bodies of their own: peers with other bodies connect
+        // and call what both have.
         let node = Node::builder()
             .id("server")
-            .registry_check(RegistryCheck::Lenient)
             .build()
             .map_err(|e| e.to_string())?;
         let listener = node

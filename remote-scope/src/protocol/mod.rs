@@ -3,13 +3,13 @@
 //! Peers exchange **frames**, one per binary WebSocket message (or per message of any other
 //! transport), each a MessagePack encoding of [`Frame`]: a one-entry map from the variant's name
 //! to its fields, structs as arrays, byte fields as MessagePack `bin`. A `Hello` is
-//! `{"Hello": [version, peer, digest, bodies]}`, with a fifth element, the token, when the
-//! sender has one.
+//! `{"Hello": [version, peer, digest, bodies, token, limits]}`.
 //!
 //! | frame | when | fields |
 //! |---|---|---|
-//! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, registry digest, body count, token |
-//! | [`Frame::Reject`] | instead of the acceptor's `Hello` | why the connection is refused |
+//! | [`Frame::Hello`] (register-scope) | first frame each way | protocol version, peer id, digest of the bodies served, body count, token, limits |
+//! | [`Frame::Bodies`] | after the `Hello`s, when the digests differ: the connector's, then the acceptor's | the bodies the sender serves |
+//! | [`Frame::Reject`] | instead of the acceptor's `Hello` or its `Bodies`, or the connector's `Bodies` | why the connection is refused |
 //! | [`Frame::Invoke`] | a call | request id, body name, how long the caller waits, encoded captures |
 //! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
 //! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
@@ -17,7 +17,11 @@
 //! | [`Frame::Ping`], [`Frame::Pong`] | keep-alive, when a connection has been quiet | none |
 //!
 //! The connecting peer sends `Hello` first; the accepting peer checks it and answers with its own
-//! `Hello` or with `Reject`. After that both sides may send `Invoke` at any time: calls are
+//! `Hello` or with `Reject`. Peers that serve the same bodies (equal digests) are done; others
+//! tell each other what they serve: the connector sends its [`Bodies`], the acceptor checks them
+//! against what it requires and answers with its own or with `Reject`, and the connector checks
+//! those. A call to a body the peer does not serve then fails on the caller's side, before
+//! anything is sent. After that both sides may send `Invoke` at any time: calls are
 //! multiplexed, each `Result` names the request it answers, and results come back in the order
 //! the bodies finish. Captures and results are themselves MessagePack (rmp-serde) of the
 //! capture tuple and of the body's value, and decode only if they nest at most [`MAX_DEPTH`]
@@ -57,7 +61,7 @@ mod received;
 pub(crate) use received::Received;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The default largest frame a peer accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
@@ -82,6 +86,8 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
 pub enum Frame {
     /// register-scope: who this peer is and what it serves.
     Hello(Hello),
+    /// The bodies the sender serves, when the `Hello`s' digests differ.
+    Bodies(Bodies),
     /// The accepting peer refuses the connection.
     Reject(Reject),
     /// Run a body.
@@ -110,10 +116,41 @@ pub struct Hello {
     /// How many bodies the sender serves.
     pub bodies: u32,
     /// The sender's token ([`NodeBuilder::token`](crate::NodeBuilder::token)), checked by the
-    /// receiver's [`NodeBuilder::authenticate`](crate::NodeBuilder::authenticate). Left off the
-    /// wire when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// receiver's [`NodeBuilder::authenticate`](crate::NodeBuilder::authenticate).
+    #[serde(default)]
     pub token: Option<String>,
+    /// What the sender accepts, so that a call it would refuse fails on the caller's side.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// What a peer accepts from the other, told in its [`Hello`]. Both count encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest frame it reads ([`NodeBuilder::max_frame_size`](crate::NodeBuilder::max_frame_size)).
+    pub max_frame_size: u64,
+    /// The largest captures it decodes ([`NodeBuilder::max_capture_size`](crate::NodeBuilder::max_capture_size)).
+    pub max_capture_size: u64,
+}
+
+impl Default for Limits {
+    /// No limits known: a peer that did not say.
+    fn default() -> Limits {
+        Limits {
+            max_frame_size: u64::MAX,
+            max_capture_size: u64::MAX,
+        }
+    }
+}
+
+/// The bodies a peer serves, sent after the `Hello`s when their digests differ: for each body,
+/// 12 bytes, the FNV-1a 64 of its name and the FNV-1a 32 of its site (`file:line:column`),
+/// big-endian. A name says which body (its module and a fingerprint of its captures and code);
+/// the site lets the other peer tell "built from other source there" from "not there at all".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bodies {
+    /// The entries, 12 bytes each.
+    pub entries: Bytes,
 }
 
 /// Why an accepting peer refused a connection.
@@ -122,8 +159,9 @@ pub struct Hello {
 pub enum Reject {
     /// The acceptor speaks protocol version `ours`.
     ProtocolVersion { ours: u32 },
-    /// The acceptor's bodies differ from the connector's.
-    RegistryMismatch { ours: u64 },
+    /// The other peer lacks bodies the refusing peer requires
+    /// ([`NodeBuilder::require_module`](crate::NodeBuilder::require_module)).
+    MissingBodies { missing: u32 },
     /// A peer with the connector's id is already connected.
     DuplicatePeer,
     /// The acceptor holds as many connections as it is configured to.
@@ -194,7 +232,12 @@ impl Failure {
     pub(crate) fn into_error(self, peer: PeerId, body: &str) -> Error {
         let body = body.to_owned();
         match self {
-            Failure::UnknownBody => Error::UnknownBody { peer, body },
+            Failure::UnknownBody => Error::UnknownBody {
+                peer,
+                body,
+                site: None,
+                missing: crate::error::Missing::Unknown,
+            },
             Failure::Panicked { message } => Error::Panicked {
                 peer,
                 body,
@@ -457,6 +500,10 @@ mod tests {
             digest: 0x0102,
             bodies: 3,
             token: None,
+            limits: Limits {
+                max_frame_size: 1 << 20,
+                max_capture_size: 300,
+            },
         })
     }
 
@@ -464,7 +511,10 @@ mod tests {
     fn every_frame_kind_round_trips() {
         let frames = [
             hello(),
-            Frame::Reject(Reject::RegistryMismatch { ours: 9 }),
+            Frame::Reject(Reject::MissingBodies { missing: 9 }),
+            Frame::Bodies(Bodies {
+                entries: Bytes::from_static(&[7; 24]),
+            }),
             Frame::Reject(Reject::DuplicatePeer),
             Frame::Invoke(Invoke {
                 id: u64::MAX,
@@ -493,6 +543,7 @@ mod tests {
                 digest: 1,
                 bodies: 0,
                 token: Some("s3cret".into()),
+                limits: Limits::default(),
             }),
         ];
         for frame in frames {
@@ -574,20 +625,49 @@ mod tests {
             &bytes[..],
             &[
                 0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
-                0x94, 0x02, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [2, "p", 0x0102, 3]}
+                0x96, 0x03, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [3, "p", 0x0102, 3,
+                0xc0, // no token,
+                0x92, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0x01, 0x2c, // [1 MiB, 300]]}
             ][..],
             "{bytes:02x?}"
         );
     }
 
+    /// A hello as protocol 2 had it.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct HelloV2 {
+        version: u32,
+        peer: PeerId,
+        digest: u64,
+        bodies: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    }
+
+    #[derive(Debug, Serialize, Deserialize)]
+    enum FrameV2 {
+        Hello(HelloV2),
+    }
+
     #[test]
-    fn a_hello_without_its_token_element_decodes_with_none() {
-        // Peers without a token leave the element off, so the layout above stays as it was.
-        let bytes = encode(&hello()).expect("encodes");
-        let Frame::Hello(decoded) = decode(bytes, 1 << 10).expect("decodes") else {
-            panic!("not a hello");
+    fn an_older_peers_hello_reads_far_enough_to_refuse_it_by_its_version() {
+        // A protocol-2 hello reads here with its version, for a `Reject::ProtocolVersion`.
+        let old = rmp_serde::to_vec(&FrameV2::Hello(HelloV2 {
+            version: 2,
+            peer: PeerId::new("old"),
+            digest: 1,
+            bodies: 0,
+            token: None,
+        }))
+        .expect("encodes");
+        let Ok(Frame::Hello(read)) = decode(Bytes::from(old), 1 << 10) else {
+            panic!("an old hello does not read");
         };
-        assert_eq!(decoded.token, None);
+        assert_eq!((read.version, read.limits), (2, Limits::default()));
+        // A protocol-2 peer cannot read this one's (it has more fields): it closes the
+        // connection, and the handshake error says what that may mean.
+        let new = encode(&hello()).expect("encodes");
+        assert!(rmp_serde::from_slice::<FrameV2>(&new).is_err());
     }
 
     #[test]

@@ -79,7 +79,14 @@ impl Connection {
             }
             // Hearing it is all keep-alive needs.
             Frame::Pong => Ok(None),
-            Frame::Hello(_) | Frame::Reject(_) => Err(Error::Protocol {
+            // The connector refuses this side's bodies after this side is done.
+            Frame::Reject(protocol::Reject::MissingBodies { missing }) => {
+                Err(Error::RequiredBodies {
+                    peer: Some(self.peer().clone()),
+                    missing,
+                })
+            }
+            Frame::Hello(_) | Frame::Bodies(_) | Frame::Reject(_) => Err(Error::Protocol {
                 reason: "handshake frame after the handshake".into(),
             }),
         }

@@ -137,9 +137,9 @@ impl Node {
 
     /// Connects to a server peer at `url` (`ws://host:port`) and returns its id.
     ///
-    /// Fails if the server cannot be reached, speaks another protocol version, serves a
-    /// different set of bodies (under [`RegistryCheck::Strict`](crate::RegistryCheck)), or
-    /// already has a peer with this node's id.
+    /// Fails if the server cannot be reached, speaks another protocol version, lacks bodies of
+    /// a module this node requires ([`NodeBuilder::require_module`](crate::NodeBuilder::require_module)),
+    /// or already has a peer with this node's id.
     ///
     /// The native client has no TLS built in: a `wss://` URL fails at once with
     /// [`Error::Transport`]. Terminate TLS in a proxy in front of the server and connect with
