@@ -288,7 +288,12 @@ fn begin(
         let span = call_span!("call", body, peer = %start.peer, local = true);
         let handler = node.registry().handler(body);
         let work = crate::trace::in_span(&span, || {
-            serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
+            serve::dispatch(
+                &node,
+                node.id(),
+                handler,
+                Received::Bytes(captures.into_bytes()),
+            )
         });
         let state = State::Local {
             peer: start.peer,
@@ -330,28 +335,48 @@ fn send(
     after: Duration,
     caller: &Waker,
 ) -> Result<(State, tracing::Span), Error> {
-    check_contract(conn, body, &captures)?;
+    if !surely_served(conn, body, &captures) {
+        if let Some(refused) = refusal(conn, body, &captures) {
+            return Err(refused);
+        }
+    }
     let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok((State::Remote { call, after }, span))
 }
 
-/// Fails a call the peer would refuse, before anything is sent: a body it does not serve
-/// (from the list it gave when it connected), captures over its limits (from its `Hello`).
-fn check_contract(
+/// Whether the peer surely takes this call: it serves the body (from the list it gave when it
+/// connected) and the captures are well within its limits (from its `Hello`). One that may
+/// not is looked at closely by [`refusal`] before anything is sent.
+#[inline]
+fn surely_served(
     conn: &crate::connection::Connection,
     body: &'static str,
     captures: &Encoded,
-) -> Result<(), Error> {
+) -> bool {
+    conn.peer_bodies().is_none_or(|bodies| bodies.serves(body))
+        && captures.as_slice().len() <= conn.limits.surely_fits
+        && body.len() <= crate::connection::NAME_ROOM
+}
+
+/// Why the peer would refuse this call, if it would.
+#[cold]
+fn refusal(
+    conn: &crate::connection::Connection,
+    body: &'static str,
+    captures: &Encoded,
+) -> Option<Error> {
     if let Some(bodies) = conn.peer_bodies() {
         if !bodies.serves(body) {
-            let registry = crate::registry::Registry::global()?;
-            return Err(bodies.unknown_body(registry, conn.peer(), body));
+            return Some(match crate::registry::Registry::global() {
+                Ok(registry) => bodies.unknown_body(registry, conn.peer(), body),
+                Err(e) => e,
+            });
         }
     }
     let size = u64::try_from(captures.as_slice().len()).unwrap_or(u64::MAX);
     let frame = size.saturating_add(protocol::invoke_headroom(body) as u64);
-    let limits = &conn.limits;
+    let limits = &conn.limits.told;
     let limit = if size > limits.max_capture_size {
         limits.max_capture_size
     } else if frame > limits.max_frame_size {
@@ -359,9 +384,9 @@ fn check_contract(
             .max_frame_size
             .saturating_sub(protocol::invoke_headroom(body) as u64)
     } else {
-        return Ok(());
+        return None;
     };
-    Err(Error::CapturesTooLarge {
+    Some(Error::CapturesTooLarge {
         peer: conn.peer().clone(),
         body: body.to_owned(),
         limit,

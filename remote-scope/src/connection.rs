@@ -66,10 +66,34 @@ pub(crate) struct Connection {
     /// in front of their payload, instead of queued as [`Frame`]s for middleware to see.
     pub(crate) direct: bool,
     /// What the peer accepts, from its `Hello`.
-    pub(crate) limits: Limits,
+    pub(crate) limits: PeerLimits,
     /// What the peer serves, once the handshake has told; until then a call goes out and the
     /// peer answers for itself.
     peer_bodies: OnceLock<PeerBodies>,
+}
+
+/// What the peer accepts, as it told in its `Hello`.
+pub(crate) struct PeerLimits {
+    pub(crate) told: Limits,
+    /// Captures of at most this many bytes fit both limits with any body name of up to
+    /// [`NAME_ROOM`] bytes: checked with one comparison on every call.
+    pub(crate) surely_fits: usize,
+}
+
+/// The longest body name [`PeerLimits::surely_fits`] allows for.
+pub(crate) const NAME_ROOM: usize = 4 << 10;
+
+impl PeerLimits {
+    fn new(told: Limits) -> PeerLimits {
+        let header = (protocol::invoke_headroom("") + NAME_ROOM) as u64;
+        let fits = told
+            .max_capture_size
+            .min(told.max_frame_size.saturating_sub(header));
+        PeerLimits {
+            told,
+            surely_fits: usize::try_from(fits).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 pub(crate) struct Running {
@@ -108,7 +132,7 @@ impl Connection {
             timer: AtomicWaker::new(),
             rearm: AtomicBool::new(false),
             direct,
-            limits,
+            limits: PeerLimits::new(limits),
             peer_bodies: OnceLock::new(),
         })
     }

@@ -1,10 +1,10 @@
-//! The current node: the peer a `remote!` is called from.
+//! The current node, the peer a `remote!` is called from, and the caller of the body running.
 //!
 //! A body never receives a node handle, yet a nested `remote!` inside it must go out from the
-//! peer running it. The node is therefore ambient: set for the duration of each poll of a future
-//! wrapped by [`Scoped`] (the runtime wraps every body it serves; `Node::run` wraps the caller's
-//! future). This works on any executor, native or browser, without task-locals of a particular
-//! runtime.
+//! peer running it, and the body may want to know who called it. Both are therefore ambient:
+//! set for the duration of each poll of a future wrapped by [`Scoped`] (the runtime wraps every
+//! body it serves; `Node::run` wraps the caller's future). This works on any executor, native or
+//! browser, without task-locals of a particular runtime.
 
 use std::cell::RefCell;
 use std::future::{Future, IntoFuture};
@@ -12,25 +12,33 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::node::Node;
+use crate::peer_id::PeerId;
+
+/// The current node and caller of this thread.
+pub(crate) type Scope = (Option<Node>, Option<PeerId>);
 
 thread_local! {
-    static CURRENT: RefCell<Option<Node>> = const { RefCell::new(None) };
+    static SCOPE: RefCell<Scope> = const { RefCell::new((None, None)) };
 }
 
 /// The node whose future is being polled on this thread, if any.
 pub(crate) fn current() -> Option<Node> {
-    CURRENT.with(|c| c.borrow().clone())
+    SCOPE.with(|s| s.borrow().0.clone())
 }
 
-/// Polls `inner` with `node` as the current node.
+/// Polls `inner` with `node` as the current node and `caller` as the caller.
 pub(crate) struct Scoped<F> {
-    node: Node,
+    scope: Scope,
     inner: F,
 }
 
 impl<F> Scoped<F> {
-    pub(crate) fn new(node: Node, inner: F) -> Self {
-        Scoped { node, inner }
+    pub(crate) fn new(node: Node, caller: Option<PeerId>, inner: F) -> Self {
+        Scoped::with_scope((Some(node), caller), inner)
+    }
+
+    pub(crate) fn with_scope(scope: Scope, inner: F) -> Self {
+        Scoped { scope, inner }
     }
 }
 
@@ -39,23 +47,51 @@ impl<F: Future + Unpin> Future for Scoped<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
-        with_current(&this.node, || Pin::new(&mut this.inner).poll(cx))
+        let inner = &mut this.inner;
+        in_scope(&mut this.scope, || Pin::new(inner).poll(cx))
     }
 }
 
-/// Runs `f` with `node` as the current node, restoring the one before afterwards (even if `f`
-/// panics).
-pub(crate) fn with_current<R>(node: &Node, f: impl FnOnce() -> R) -> R {
-    let previous = CURRENT.with(|c| c.replace(Some(node.clone())));
-    struct Restore(Option<Node>);
-    impl Drop for Restore {
+/// Runs `f` with `scope` as this thread's current node and caller. The scope is moved in for
+/// the while and back out afterwards, the one before restored (even if `f` panics): a poll of
+/// a body clones no handle.
+pub(crate) fn in_scope<R>(scope: &mut Scope, f: impl FnOnce() -> R) -> R {
+    fn swap(scope: &mut Scope) {
+        SCOPE.with(|s| std::mem::swap(&mut *s.borrow_mut(), scope));
+    }
+    struct Restore<'a>(&'a mut Scope);
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            let previous = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
+            swap(self.0);
         }
     }
-    let _restore = Restore(previous);
+    swap(scope);
+    let _restore = Restore(scope);
     f()
+}
+
+/// The peer that called the body running now: its id as the connection proved or claimed it
+/// at connect time, or this node's own when the body was called from this node. `None` outside
+/// a body (in [`Node::run`], say). A body's nested calls see their own callers: a body on
+/// `server` that the browser called sees the browser; the body it calls on the browser in turn
+/// sees `server`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use remote_scope::{caller, remote, Node, PeerId};
+///
+/// let server = Node::builder().id("server").build()?;
+/// let listening = server.listen("127.0.0.1:0").await?;
+/// let client = Node::builder().id("alice").build()?;
+/// let peer = client.connect(&listening.url()).await?;
+/// let who: Option<PeerId> = client.run(remote!(peer, [], { caller() })).await?;
+/// assert_eq!(who, Some(PeerId::new("alice")));
+/// assert_eq!(caller(), None);
+/// # Ok(()) }
+/// ```
+pub fn caller() -> Option<PeerId> {
+    SCOPE.with(|s| s.borrow().1.clone())
 }
 
 impl Node {
@@ -78,6 +114,6 @@ impl Node {
     /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
     /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
     pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
-        Scoped::new(self.clone(), Box::pin(future.into_future()))
+        Scoped::new(self.clone(), None, Box::pin(future.into_future()))
     }
 }

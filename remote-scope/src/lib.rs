@@ -139,6 +139,7 @@ pub mod __fuzz;
 pub use auth::{Allowlist, Authorize};
 pub use builder::NodeBuilder;
 pub use call::{Call, CallFuture};
+pub use context::caller;
 pub use contract::Served;
 pub use error::{Error, Missing};
 pub use middleware::{Link, Middleware};

@@ -6,8 +6,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context::{with_current, Scoped};
+use crate::context::{in_scope, Scoped};
 use crate::node::Node;
+use crate::peer_id::PeerId;
 use crate::protocol::{Encoded, Failure, Received};
 use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 
@@ -17,11 +18,18 @@ use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 /// instead of unwinding into the node. Whoever read the call (a connection's reader) so only
 /// looks its body up; the decoding is the work of whoever polls.
 ///
-/// `handler` is the body's, looked up by the caller: `None` if there is no such body.
-pub(crate) fn dispatch(node: &Node, handler: Option<Handler>, captures: Received) -> Served {
+/// `handler` is the body's, looked up by the caller: `None` if there is no such body. `caller`
+/// is the peer that called it, which [`crate::caller`] gives the body.
+pub(crate) fn dispatch(
+    node: &Node,
+    caller: &PeerId,
+    handler: Option<Handler>,
+    captures: Received,
+) -> Served {
     match handler {
         Some(handler) => Served::Start {
             node: node.clone(),
+            caller: caller.clone(),
             handler,
             captures,
         },
@@ -36,6 +44,7 @@ pub(crate) enum Served {
     /// Not started yet.
     Start {
         node: Node,
+        caller: PeerId,
         handler: Handler,
         captures: Received,
     },
@@ -52,17 +61,21 @@ impl Future for Served {
         let mut body = match std::mem::replace(this, Served::Done(None)) {
             Served::Start {
                 node,
+                caller,
                 handler,
                 captures,
             } => {
-                let started = with_current(&node, || {
+                let mut scope = (Some(node), Some(caller));
+                let started = in_scope(&mut scope, || {
                     catch_unwind(|| handler(HandlerInput::Run(&captures)))
                 });
-                match started {
-                    Ok(Handled::Running(body)) => Scoped::new(node, body),
-                    Ok(Handled::Finished(done)) => return Poll::Ready(done),
-                    Ok(Handled::OutputType(_)) => return Poll::Ready(Err(Failure::UnknownBody)),
-                    Err(panic) => return Poll::Ready(Err(panicked(panic))),
+                match (started, scope) {
+                    (Ok(Handled::Running(body)), scope) => Scoped::with_scope(scope, body),
+                    (Ok(Handled::Finished(done)), _) => return Poll::Ready(done),
+                    (Ok(Handled::OutputType(_)), _) => {
+                        return Poll::Ready(Err(Failure::UnknownBody))
+                    }
+                    (Err(panic), _) => return Poll::Ready(Err(panicked(panic))),
                 }
             }
             Served::Running(body) => body,
