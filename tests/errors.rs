@@ -118,13 +118,6 @@ async fn call_to_a_peer_that_is_not_connected_fails_at_once() {
 }
 
 #[tokio::test]
-async fn awaiting_outside_a_node_is_reported_not_hung() {
-    let peer = PeerId::new("server");
-    let result = remote!(peer, [], { 1_u8 }).await;
-    assert_eq!(result, Err(Error::NoCurrentNode));
-}
-
-#[tokio::test]
 async fn call_on_an_explicit_node_needs_no_run() {
     let p = connected_peers().await;
     let server = p.server_id.clone();

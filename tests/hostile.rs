@@ -262,12 +262,12 @@ async fn a_wss_url_is_refused_with_a_hint_to_terminate_tls_in_a_proxy() {
     ];
     for refused in refusals {
         match refused {
-            Err(Error::Transport { reason, .. }) => assert!(
+            Err(Error::BadUrl { reason, .. }) => assert!(
                 reason.contains("TLS is not built into the native client")
                     && reason.contains("proxy"),
                 "{reason}"
             ),
-            other => panic!("expected a transport error about TLS, got {other:?}"),
+            other => panic!("expected a bad URL error about TLS, got {other:?}"),
         }
     }
 }

@@ -105,17 +105,97 @@ async fn disconnect_and_shutdown_end_the_redialling() {
     assert_eq!(other.stats().kept, 0);
 }
 
+/// A free port on 127.0.0.1, for a server that starts later.
+fn free_port() -> std::net::SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
+
 #[tokio::test]
-async fn the_first_connection_must_succeed() {
-    let nobody = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
-    let client = Node::builder().build().unwrap();
-    let result = client
-        .connect_with_reconnect(&format!("ws://{nobody}"), fast())
+async fn a_client_started_before_its_server_dials_until_it_is_up() {
+    let addr = free_port();
+    let client = Node::builder().id("client").build().unwrap();
+    let connecting = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .connect_with_reconnect(&format!("ws://{addr}"), fast())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!connecting.is_finished(), "still dialling");
+    let server = Node::builder().id("server").build().unwrap();
+    let _listener = server.listen(addr.to_string().as_str()).await.unwrap();
+    let id = connecting
+        .await
+        .unwrap()
+        .expect("connects once the server is up");
+    assert_eq!(id, PeerId::new("server"));
+    let n = client.run(remote!(id, [], { 6_u8 * 7 })).await;
+    assert_eq!(n, Ok(42));
+}
+
+#[tokio::test]
+async fn calls_to_a_server_named_in_advance_wait_for_it_to_start() {
+    let addr = free_port();
+    let client = Node::builder().id("client").build().unwrap();
+    let id = client
+        .connect_with_reconnect(&format!("ws://{addr}"), fast().peer("server"))
+        .await
+        .expect("returns at once");
+    assert_eq!(id, PeerId::new("server"));
+    assert_eq!(client.stats().kept, 1);
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .run(remote!(id, [], { 7_u8 }).timeout(Duration::from_secs(20)))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "the call waits for the server");
+    let server = Node::builder().id("server").build().unwrap();
+    let _listener = server.listen(addr.to_string().as_str()).await.unwrap();
+    assert_eq!(call.await.unwrap(), Ok(7));
+
+    // With nobody there, a call waits until its deadline and then says so.
+    let nobody = Node::builder().id("lonely").build().unwrap();
+    let id = nobody
+        .connect_with_reconnect(&format!("ws://{}", free_port()), fast().peer("server"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let result = nobody
+        .run(remote!(id, [], { 1_u8 }).timeout(Duration::from_millis(300)))
         .await;
-    assert!(matches!(result, Err(Error::Transport { .. })), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::NotConnected { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    nobody.shutdown();
+}
+
+#[tokio::test]
+async fn a_refusal_that_dialling_cannot_change_is_returned_not_retried() {
+    let client = Node::builder().id("client").build().unwrap();
+    let result = client
+        .connect_with_reconnect("http://127.0.0.1:1", fast())
+        .await;
+    assert!(matches!(&result, Err(Error::BadUrl { .. })), "{result:?}");
+    let server = Node::builder()
+        .id("server")
+        .require_token("s3cret")
+        .build()
+        .unwrap();
+    let listener = server.listen("127.0.0.1:0").await.unwrap();
+    let result = client.connect_with_reconnect(&listener.url(), fast()).await;
+    assert!(
+        matches!(&result, Err(Error::NotAuthenticated { .. })),
+        "{result:?}"
+    );
     assert_eq!(client.stats().kept, 0);
 }
 

@@ -351,7 +351,7 @@ impl NodeBuilder {
             Some(runtime) => runtime,
             None => crate::runtime::current()?,
         };
-        Ok(Node::new(Setup {
+        let node = Node::new(Setup {
             id,
             registry,
             runtime,
@@ -360,6 +360,8 @@ impl NodeBuilder {
             on_message: self.on_message,
             authenticate: self.authenticate,
             authorize: self.authorize,
-        }))
+        });
+        crate::context::register(&node);
+        Ok(node)
     }
 }

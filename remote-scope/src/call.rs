@@ -280,7 +280,7 @@ fn begin(
 ) -> Result<(State, tracing::Span), Error> {
     let node = match start.node {
         Some(node) => node,
-        None => context::current().ok_or(Error::NoCurrentNode)?,
+        None => context::calling_node()?,
     };
     let captures = start.captures?;
     let after = start.timeout.unwrap_or(node.config().default_timeout);

@@ -11,8 +11,10 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::node::Node;
+use crate::error::Error;
+use crate::node::{Node, WeakNode};
 use crate::peer_id::PeerId;
+use crate::runtime::MaybeSend;
 
 /// The current node and caller of this thread.
 pub(crate) type Scope = (Option<Node>, Option<PeerId>);
@@ -24,6 +26,44 @@ thread_local! {
 /// The node whose future is being polled on this thread, if any.
 pub(crate) fn current() -> Option<Node> {
     SCOPE.with(|s| s.borrow().0.clone())
+}
+
+// Every node built in this process: a call made where no node is current (a task spawned with
+// `tokio::spawn`, say) goes out from the only one, if there is only one.
+#[cfg(not(target_arch = "wasm32"))]
+static NODES: std::sync::Mutex<Vec<WeakNode>> = std::sync::Mutex::new(Vec::new());
+
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    static NODES: RefCell<Vec<WeakNode>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the process's list of nodes.
+fn nodes<R>(f: impl FnOnce(&mut Vec<WeakNode>) -> R) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    return f(&mut crate::sync::lock(&NODES));
+    #[cfg(target_arch = "wasm32")]
+    return NODES.with(|nodes| f(&mut nodes.borrow_mut()));
+}
+
+/// Adds a node just built to the process's list (dropping those gone).
+pub(crate) fn register(node: &Node) {
+    nodes(|nodes| {
+        nodes.retain(|n| n.live().is_some());
+        nodes.push(node.downgrade());
+    });
+}
+
+/// The node a call made here goes out from: the current one, else the process's only node.
+pub(crate) fn calling_node() -> Result<Node, Error> {
+    if let Some(node) = current() {
+        return Ok(node);
+    }
+    let mut live: Vec<Node> = nodes(|nodes| nodes.iter().filter_map(WeakNode::live).collect());
+    match live.len() {
+        1 => Ok(live.remove(0)),
+        nodes => Err(Error::NoCurrentNode { nodes }),
+    }
 }
 
 /// Polls `inner` with `node` as the current node and `caller` as the caller.
@@ -115,5 +155,35 @@ impl Node {
     /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
     pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
         Scoped::new(self.clone(), None, Box::pin(future.into_future()))
+    }
+
+    /// Runs `future` in a task of its own on the node's runtime, with this node as its current
+    /// node, and gives its output: what `tokio::spawn` would, plus the node (a task spawned
+    /// with `tokio::spawn` has no current node; in a process with one node its calls still go
+    /// out from that node, with several they fail with [`Error::NoCurrentNode`]). The output is
+    /// `None` if the task did not finish: it panicked, or the runtime stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{remote, Node};
+    ///
+    /// let node = Node::builder().id("worker").build()?;
+    /// let me = node.id().clone();
+    /// let task = node.spawn(async move { remote!(me, [], { 6_u8 * 7 }).await });
+    /// assert_eq!(task.await, Some(Ok(42)));
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> impl Future<Output = Option<F::Output>>
+    where
+        F: Future + MaybeSend + 'static,
+        F::Output: MaybeSend + 'static,
+    {
+        let (done, output) = futures::channel::oneshot::channel();
+        let task = self.run(future);
+        self.runtime().spawn(Box::pin(async move {
+            let _ = done.send(task.await);
+        }));
+        async move { output.await.ok() }
     }
 }

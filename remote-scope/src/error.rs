@@ -182,10 +182,13 @@ pub enum Error {
         after: Duration,
     },
 
-    /// `remote!` was awaited outside of a node: use [`Node::run`](crate::Node::run) (bodies served
-    /// by a node always have one).
-    #[error("no current node: await remote! inside `Node::run` or a body served by a node")]
-    NoCurrentNode,
+    /// `remote!` was awaited where no node is current (outside [`Node::run`](crate::Node::run)
+    /// and outside a body), and the process does not have exactly one node to fall back on.
+    #[error("{}", no_current_node(*nodes))]
+    NoCurrentNode {
+        /// How many nodes the process has (built and not shut down).
+        nodes: usize,
+    },
 
     /// The connection's handshake (`register-scope`) failed.
     #[error("handshake with {} failed: {reason}", Other(peer))]
@@ -269,6 +272,11 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// A URL this node cannot dial: not a WebSocket URL, or one the transport does not support.
+    /// Dialling it again cannot help.
+    #[error("cannot dial `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+
     /// The node could not start (for example: no async runtime to run on).
     #[error("node setup failed: {reason}")]
     Setup { reason: String },
@@ -327,6 +335,20 @@ fn unknown_body(peer: &PeerId, body: &str, site: Option<&str>, missing: Missing)
         }
     };
     format!("peer `{peer}` does not serve body `{body}`{at}: {what}")
+}
+
+fn no_current_node(nodes: usize) -> String {
+    if nodes == 0 {
+        return "no node to call from: build one with `Node::builder()` (a call goes out from \
+                the node of the surrounding `Node::run`, of the body running, or else the \
+                process's only node)"
+            .to_owned();
+    }
+    format!(
+        "no current node here, and this process has {nodes} nodes: say which one calls, with \
+         `node.run(..)` around the code, `node.spawn(..)` for a task (`tokio::spawn` does not \
+         carry the node), or `.on(&node)` on the call"
+    )
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -514,8 +536,10 @@ mod tests {
              "connection to peer `server` was lost while `app::jobs::2ee355ec6c4b8744` was in flight; the body may have run"),
             (Error::Timeout { peer: p(), body: b(), after: Duration::from_secs(5) },
              "body `app::jobs::2ee355ec6c4b8744` on peer `server` did not answer within 5s; it may have run: give it longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer"),
-            (Error::NoCurrentNode,
-             "no current node: await remote! inside `Node::run` or a body served by a node"),
+            (Error::NoCurrentNode { nodes: 2 },
+             "no current node here, and this process has 2 nodes: say which one calls, with `node.run(..)` around the code, `node.spawn(..)` for a task (`tokio::spawn` does not carry the node), or `.on(&node)` on the call"),
+            (Error::NoCurrentNode { nodes: 0 },
+             "no node to call from: build one with `Node::builder()` (a call goes out from the node of the surrounding `Node::run`, of the body running, or else the process's only node)"),
             (Error::Handshake { peer: None, reason: "no handshake within 10s".into() },
              "handshake with the other peer failed: no handshake within 10s"),
             (Error::ProtocolVersion { peer: Some(p()), ours: 3, theirs: 2 },
@@ -532,6 +556,8 @@ mod tests {
              "protocol error: malformed frame (3 bytes)"),
             (Error::transport_caused("could not connect to ws://127.0.0.1:1", std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")),
              "transport error: could not connect to ws://127.0.0.1:1\n\nCaused by:\n    connection refused"),
+            (Error::BadUrl { url: "http://example.com".into(), reason: "the URL must start with ws://".into() },
+             "cannot dial `http://example.com`: the URL must start with ws://"),
             (Error::Setup { reason: "no tokio runtime".into() },
              "node setup failed: no tokio runtime"),
         ]
@@ -555,7 +581,7 @@ mod tests {
             Error::NotConnected { .. } => 13,
             Error::Disconnected { .. } => 14,
             Error::Timeout { .. } => 15,
-            Error::NoCurrentNode => 16,
+            Error::NoCurrentNode { .. } => 16,
             Error::Handshake { .. } => 17,
             Error::ProtocolVersion { .. } => 18,
             Error::MissingBodies { .. } => 19,
@@ -565,6 +591,7 @@ mod tests {
             Error::Protocol { .. } => 23,
             Error::Transport { .. } => 24,
             Error::Setup { .. } => 25,
+            Error::BadUrl { .. } => 26,
         }
     }
 
@@ -576,7 +603,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=25).collect::<Vec<_>>(),
+            (0..=26).collect::<Vec<_>>(),
             "a variant without a sample"
         );
         for (error, expected) in samples {

@@ -103,6 +103,19 @@ struct Inner {
     /// What all its connections have queued, against `max_queued_bytes_total`.
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
+    shut_down: std::sync::atomic::AtomicBool,
+}
+
+/// A node that may be gone: what the process's list of nodes holds.
+#[derive(Clone)]
+pub(crate) struct WeakNode(std::sync::Weak<Inner>);
+
+impl WeakNode {
+    /// The node, if it is still there and not shut down.
+    pub(crate) fn live(&self) -> Option<Node> {
+        let inner = self.0.upgrade()?;
+        (!inner.shut_down.load(std::sync::atomic::Ordering::Acquire)).then_some(Node { inner })
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -133,8 +146,13 @@ impl Node {
                 authorize: setup.authorize,
                 connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
+                shut_down: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
     }
 
     /// What all its connections have queued, which each new connection's outbox counts into.
@@ -181,6 +199,9 @@ impl Node {
 
     /// Closes every connection and stops redialling kept peers.
     pub fn shutdown(&self) {
+        self.inner
+            .shut_down
+            .store(true, std::sync::atomic::Ordering::Release);
         let kept: Vec<PeerId> = lock(&self.inner.kept).keys().cloned().collect();
         for peer in kept {
             self.stop_keeping(&peer);

@@ -1,6 +1,6 @@
-//! Client peers that stay connected: when the connection is lost, the node dials again with
-//! exponential backoff, and calls made meanwhile wait for the new connection (up to their
-//! deadlines) instead of failing at once.
+//! Client peers that stay connected: the node dials until the peer is there, with exponential
+//! backoff, and again whenever the connection is lost; calls made meanwhile wait for the
+//! connection (up to their deadlines) instead of failing at once.
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,10 +29,11 @@ use crate::transport::Transport;
 /// assert!(policy.delay(0) <= Duration::from_millis(50));
 /// assert!(policy.delay(30) >= Duration::from_millis(1500));
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Reconnect {
     initial: Duration,
     max: Duration,
+    peer: Option<PeerId>,
 }
 
 impl Default for Reconnect {
@@ -41,6 +42,7 @@ impl Default for Reconnect {
         Reconnect {
             initial: Duration::from_millis(100),
             max: Duration::from_secs(10),
+            peer: None,
         }
     }
 }
@@ -58,6 +60,15 @@ impl Reconnect {
         self
     }
 
+    /// The id of the peer to keep, known in advance (a server's fixed id, say): then
+    /// [`Node::keep_connected`] returns it at once and dials in the background, and calls to it
+    /// made before the first connection wait for it, as they do after a loss. Without it, the
+    /// id is learnt from the first connection, which `keep_connected` waits for.
+    pub fn peer(mut self, peer: impl Into<PeerId>) -> Self {
+        self.peer = Some(peer.into());
+        self
+    }
+
     /// The wait before attempt `attempt` (counting from 0).
     pub fn delay(&self, attempt: u32) -> Duration {
         let full = self
@@ -71,16 +82,20 @@ impl Reconnect {
 }
 
 impl Node {
-    /// Connects over the transports `dial` makes, and keeps the connection: when it is lost
-    /// (the peer went away, the link broke, keep-alive found it silent), the node dials again
-    /// and again, waiting as `policy` says between attempts, until it is back. A call to the
-    /// peer made while it is away waits for the new connection until its deadline and then
-    /// fails with [`Error::NotConnected`]; calls in flight when the connection broke fail with
+    /// Connects over the transports `dial` makes, and keeps the connection: the node dials until
+    /// the peer is there (a client may start before its server), and when the connection is
+    /// lost (the peer went away, the link broke, keep-alive found it silent) it dials again and
+    /// again, waiting as `policy` says between attempts, until it is back. A call to the peer
+    /// made while it is away waits for the connection until its deadline and then fails with
+    /// [`Error::NotConnected`]; calls in flight when the connection broke fail with
     /// [`Error::Disconnected`] and are not repeated, so no body runs twice.
     ///
-    /// The first connection must succeed: its error is returned. [`Node::disconnect`] and
-    /// [`Node::shutdown`] end the redialling. [`Node::connect_with_reconnect`] does this for a
-    /// WebSocket URL.
+    /// Returns the peer's id once the first connection is made, or at once when `policy` names
+    /// the peer ([`Reconnect::peer`]). A refusal that dialling again cannot change (a bad URL, a
+    /// wrong token, another protocol version, bodies one side requires) is returned instead of
+    /// retried; with the peer named in advance it is logged and retried at the longest wait, as
+    /// the other side may be redeployed. [`Node::disconnect`] and [`Node::shutdown`] end the
+    /// dialling. [`Node::connect_with_reconnect`] does this for a WebSocket URL.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -117,7 +132,10 @@ impl Node {
         F: Future<Output = Result<T, Error>> + MaybeSend + 'static,
         T: Transport,
     {
-        let peer = self.connect_transport(dial().await?).await?;
+        let peer = match policy.peer.clone() {
+            Some(peer) => peer,
+            None => first_connection(self, &policy, &dial).await?,
+        };
         let (supervisor, registration) = AbortHandle::new_pair();
         let previous = lock(self.kept()).insert(
             peer.clone(),
@@ -173,22 +191,72 @@ impl Node {
     }
 }
 
-/// Waits for the connection to `peer` to end, dials until there is a new one, and again.
+/// Whether dialling again may end otherwise than `error` did: not after a refusal that only
+/// a change of this node, its URL or the other peer's build can undo.
+fn worth_redialling(error: &Error) -> bool {
+    !matches!(
+        error,
+        Error::BadUrl { .. }
+            | Error::NotAuthenticated { .. }
+            | Error::ProtocolVersion { .. }
+            | Error::MissingBodies { .. }
+            | Error::RequiredBodies { .. }
+            | Error::Setup { .. }
+            | Error::DuplicateBody { .. }
+    )
+}
+
+/// Dials until a connection is made, as `policy` says; returns the peer's id, or a refusal
+/// that dialling again cannot change.
+async fn first_connection<D, F, T>(
+    node: &Node,
+    policy: &Reconnect,
+    dial: &D,
+) -> Result<PeerId, Error>
+where
+    D: Fn() -> F,
+    F: Future<Output = Result<T, Error>>,
+    T: Transport,
+{
+    let mut attempt = 0_u32;
+    loop {
+        let connected = match dial().await {
+            Ok(transport) => node.connect_transport(transport).await,
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(peer) => return Ok(peer),
+            Err(e) if worth_redialling(&e) => {
+                tracing::info!(attempt, error = %e, "the peer is not there yet; dialling again");
+            }
+            Err(e) => return Err(e),
+        }
+        node.runtime().sleep(policy.delay(attempt)).await;
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Dials until `peer` is connected (unless it is already), waits for the connection to end,
+/// and again.
 async fn supervise<D, F, T>(node: Node, peer: PeerId, policy: Reconnect, dial: D)
 where
     D: Fn() -> F,
     F: Future<Output = Result<T, Error>>,
     T: Transport,
 {
+    // A peer named in advance is dialled at once; after a loss the first wait comes first.
+    let mut at_once = !node.is_connected(&peer);
     loop {
         if let Ok(conn) = node.connection(&peer) {
             conn.closed().await;
+            tracing::info!(%peer, "connection lost; reconnecting");
         }
-        tracing::info!(%peer, "connection lost; reconnecting");
         let mut attempt = 0_u32;
         loop {
-            node.runtime().sleep(policy.delay(attempt)).await;
-            attempt = attempt.saturating_add(1);
+            if !std::mem::take(&mut at_once) {
+                node.runtime().sleep(policy.delay(attempt)).await;
+                attempt = attempt.saturating_add(1);
+            }
             let connected = match dial().await {
                 Ok(transport) => node.connect_transport(transport).await,
                 Err(e) => Err(e),
@@ -200,7 +268,13 @@ where
                     node.disconnect(&other);
                 }
                 Err(Error::DuplicatePeer { .. }) if node.is_connected(&peer) => break,
-                Err(e) => tracing::debug!(%peer, attempt, error = %e, "reconnect failed"),
+                Err(e) if worth_redialling(&e) => {
+                    tracing::debug!(%peer, attempt, error = %e, "reconnect failed")
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "refused; dialling again at the longest wait");
+                    attempt = 32;
+                }
             }
         }
         tracing::info!(%peer, attempts = attempt, "reconnected");

@@ -22,7 +22,12 @@ impl BrowserTransport {
     pub fn open(url: &str) -> Result<BrowserTransport, Error> {
         WebSocket::open(url)
             .map(|inner| BrowserTransport { inner })
-            .map_err(|e| Error::transport_caused(format!("could not open a WebSocket to {url}"), e))
+            // The browser refuses only the URL itself here (a failed connection shows later, on
+            // the stream): dialling it again cannot help.
+            .map_err(|e| Error::BadUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })
     }
 }
 

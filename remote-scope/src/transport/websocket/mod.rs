@@ -142,7 +142,7 @@ impl Node {
     /// or already has a peer with this node's id.
     ///
     /// The native client has no TLS built in: a `wss://` URL fails at once with
-    /// [`Error::Transport`]. Terminate TLS in a proxy in front of the server and connect with
+    /// [`Error::BadUrl`]. Terminate TLS in a proxy in front of the server and connect with
     /// `ws://` from inside, or connect from the browser transport, which supports `wss://`.
     ///
     /// ```
@@ -152,7 +152,7 @@ impl Node {
     ///
     /// let client = Node::builder().build()?;
     /// let refused = client.connect("wss://example.invalid").await;
-    /// assert!(matches!(refused, Err(Error::Transport { reason, .. }) if reason.contains("TLS")));
+    /// assert!(matches!(refused, Err(Error::BadUrl { reason, .. }) if reason.contains("TLS")));
     /// # Ok(()) }
     /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
@@ -174,26 +174,32 @@ pub(crate) fn dialer(
 }
 
 async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> {
-    let failed = |reason: &str| Error::transport(format!("could not connect to {url}: {reason}"));
+    let bad = |reason: &str| Error::BadUrl {
+        url: url.clone(),
+        reason: reason.to_owned(),
+    };
     let caused = |e| Error::transport_caused(format!("could not connect to {url}"), e);
-    let request = url.as_str().into_client_request().map_err(caused)?;
+    let request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| bad(&e.to_string()))?;
     match request.uri().scheme_str() {
         Some(scheme) if scheme.eq_ignore_ascii_case("ws") => {}
         // tungstenite would say "TLS support not compiled in", which reads like a build
         // mistake; it is a choice, and the way around it is a proxy.
         Some(scheme) if scheme.eq_ignore_ascii_case("wss") => {
-            return Err(Error::transport(format!(
-                "cannot connect to {url}: TLS is not built into the native client; terminate \
-                 TLS in a proxy in front of the server and connect with ws:// (the browser \
-                 transport supports wss:// natively)"
-            )))
+            return Err(bad(
+                "TLS is not built into the native client; terminate TLS in a proxy in front of \
+                 the server and connect with ws:// (the browser transport supports wss:// \
+                 natively)",
+            ))
         }
-        _ => return Err(failed("the URL must start with ws://")),
+        _ => return Err(bad("the URL must start with ws://")),
     }
     let host = request
         .uri()
         .host()
-        .ok_or_else(|| failed("the URL has no host"))?;
+        .ok_or_else(|| bad("the URL has no host"))?;
     let port = request.uri().port_u16().unwrap_or(80);
     // An IPv6 host keeps its brackets, so this parses as a socket address.
     let tcp = TcpStream::connect(format!("{host}:{port}"))
