@@ -566,3 +566,58 @@ async fn connections_beyond_the_limit_are_refused_at_connect_time() {
     );
     assert_eq!(server.peers(), [PeerId::new("first")]);
 }
+
+/// A body's own error type, as applications write them.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+enum QuotaError {
+    Exceeded { used: u32 },
+}
+
+#[tokio::test]
+async fn application_errors_travel_with_their_type_and_convert_with_question_marks() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    // Any std error, with `?`: the caller gets its message and type.
+    let text = String::from("12x");
+    let parsed = p
+        .client
+        .run(remote!(server, [text: String], {
+            let n: u64 = text.trim().parse()?;
+            Ok::<_, remote_scope::BodyError>(n + 1)
+        }))
+        .await
+        .expect("the call itself succeeds");
+    let err = parsed.expect_err("12x is no number");
+    assert!(err.is::<std::num::ParseIntError>(), "{err:?}");
+    assert_eq!(err.message(), "invalid digit found in string");
+
+    // `??` in a function that returns the runtime's `Error`.
+    async fn total(server: PeerId, text: String) -> Result<u64, Error> {
+        let n = remote!(server, [text: String], {
+            Ok::<_, remote_scope::BodyError>(text.parse::<u64>()?)
+        })
+        .await??;
+        Ok(n)
+    }
+    let server2 = p.server_id.clone();
+    let result = p.client.run(total(server2, "nope".into())).await;
+    assert!(
+        matches!(&result, Err(Error::Body { error }) if error.is::<std::num::ParseIntError>()),
+        "{result:?}"
+    );
+    assert!(result.unwrap_err().body_may_have_run());
+
+    // A typed error of the application's own still works as before.
+    let used = 7_u32;
+    let quota = p
+        .client
+        .run(remote!(server, [used: u32], {
+            if used > 5 {
+                Err(QuotaError::Exceeded { used })
+            } else {
+                Ok(used)
+            }
+        }))
+        .await;
+    assert_eq!(quota, Ok(Err(QuotaError::Exceeded { used: 7 })));
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::body_error::BodyError;
 use crate::peer_id::PeerId;
 
 /// Everything that can go wrong with a remote call, a connection or the registry.
@@ -272,6 +273,11 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// A body ran and gave its caller an error of the application's ([`BodyError`]), which `?`
+    /// turned into this one.
+    #[error("{error}")]
+    Body { error: BodyError },
+
     /// A URL this node cannot dial: not a WebSocket URL, or one the transport does not support.
     /// Dialling it again cannot help.
     #[error("cannot dial `{url}`: {reason}")]
@@ -337,6 +343,12 @@ fn unknown_body(peer: &PeerId, body: &str, site: Option<&str>, missing: Missing)
     format!("peer `{peer}` does not serve body `{body}`{at}: {what}")
 }
 
+impl From<BodyError> for Error {
+    fn from(error: BodyError) -> Error {
+        Error::Body { error }
+    }
+}
+
 fn no_current_node(nodes: usize) -> String {
     if nodes == 0 {
         return "no node to call from: build one with `Node::builder()` (a call goes out from \
@@ -372,6 +384,7 @@ impl Error {
                 | Error::DecodeResult { .. }
                 | Error::Disconnected { .. }
                 | Error::Timeout { .. }
+                | Error::Body { .. }
         )
     }
 
@@ -558,6 +571,7 @@ mod tests {
              "transport error: could not connect to ws://127.0.0.1:1\n\nCaused by:\n    connection refused"),
             (Error::BadUrl { url: "http://example.com".into(), reason: "the URL must start with ws://".into() },
              "cannot dial `http://example.com`: the URL must start with ws://"),
+            (Error::Body { error: BodyError::new("quota exceeded") }, "quota exceeded"),
             (Error::Setup { reason: "no tokio runtime".into() },
              "node setup failed: no tokio runtime"),
         ]
@@ -592,6 +606,7 @@ mod tests {
             Error::Transport { .. } => 24,
             Error::Setup { .. } => 25,
             Error::BadUrl { .. } => 26,
+            Error::Body { .. } => 27,
         }
     }
 
@@ -603,7 +618,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=26).collect::<Vec<_>>(),
+            (0..=27).collect::<Vec<_>>(),
             "a variant without a sample"
         );
         for (error, expected) in samples {

@@ -92,6 +92,7 @@ mod trace;
 
 mod auth;
 mod bodies;
+mod body_error;
 mod buffers;
 mod builder;
 mod call;
@@ -137,6 +138,7 @@ pub mod __private;
 pub mod __fuzz;
 
 pub use auth::{Allowlist, Authorize};
+pub use body_error::BodyError;
 pub use builder::NodeBuilder;
 pub use call::{Call, CallFuture};
 pub use context::caller;
