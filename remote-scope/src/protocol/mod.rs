@@ -262,15 +262,21 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Encodes `value` (maps for structs, as serde's self-describing form) after `headroom`
-    /// bytes.
+    /// Encodes `value` (maps for structs, as serde's self-describing form; a `Vec<u8>` or
+    /// `&[u8]` anywhere in it as one MessagePack `bin`, a byte a byte, not as an array of
+    /// integers of up to two bytes each) after `headroom` bytes. The decoder reads a `Vec<u8>`
+    /// from either form.
     pub(crate) fn new<T: Serialize + ?Sized>(
         value: &T,
         headroom: usize,
     ) -> Result<Encoded, rmp_serde::encode::Error> {
         let buf = arena::cut(headroom + 64, |buf| {
             buf.put_bytes(0, headroom);
-            rmp_serde::encode::write_named(&mut arena::Growing(buf), value)
+            value.serialize(
+                &mut rmp_serde::Serializer::new(arena::Growing(buf))
+                    .with_struct_map()
+                    .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
+            )
         })?;
         // A frame carries the payload as one MessagePack bin, whose length is 32 bits.
         if buf.len() - headroom > u32::MAX as usize {
@@ -615,6 +621,32 @@ mod tests {
         }))
         .expect("encodes");
         assert_eq!(&invoke_frame(1, "b", 0, small)[..], &expected[..]);
+    }
+
+    #[test]
+    fn byte_vectors_encode_as_bin_and_decode_from_either_form() {
+        let value = (
+            vec![200_u8; 1000],
+            7_u64,
+            vec![1_u64, 2, 300],
+            Vec::<u8>::new(),
+        );
+        let encoded = Encoded::new(&value, 0).expect("encodes");
+        // A bin (3-byte header) of 1 000 bytes, not 1 000 two-byte integers.
+        assert!(
+            encoded.as_slice().len() < 1_020,
+            "{}",
+            encoded.as_slice().len()
+        );
+        type Value = (Vec<u8>, u64, Vec<u64>, Vec<u8>);
+        assert_eq!(
+            decode_payload::<Value>(encoded.as_slice()).ok(),
+            Some(value.clone())
+        );
+        // A peer that writes byte vectors as arrays of integers is read the same.
+        let as_arrays = rmp_serde::to_vec(&value).expect("encodes");
+        assert!(as_arrays.len() > 2_000);
+        assert_eq!(decode_payload::<Value>(&as_arrays).ok(), Some(value));
     }
 
     #[test]
