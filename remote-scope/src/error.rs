@@ -332,9 +332,10 @@ fn unknown_body(peer: &PeerId, body: &str, site: Option<&str>, missing: Missing)
              the same version of `{module}` to both"
         ),
         Missing::Module => format!(
-            "it serves no body of module `{module}`: if its binary gets `{module}` from a \
-             library it never calls into, the linker left it out; add \
-             `remote_scope::link!(<any function of {module}>);` to that binary"
+            "it serves no body of module `{module}`: its build lacks the module (an older \
+             version), or its binary gets `{module}` from a library it never calls into and the \
+             linker left it out (add `remote_scope::link!(<any function of {module}>);` to \
+             that binary)"
         ),
         Missing::Body | Missing::Unknown => {
             format!("it was built without it; deploy the same version of `{module}` to both")
@@ -516,7 +517,7 @@ mod tests {
             (Error::UnknownBody { peer: p(), body: b(), site: Some("src/jobs.rs:12:5".into()), missing: Missing::ChangedThere },
              "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744` (the `remote!` at src/jobs.rs:12:5): it serves another body from that `remote!`: the two builds differ there; deploy the same version of `app::jobs` to both"),
             (Error::UnknownBody { peer: p(), body: b(), site: Some("src/jobs.rs:12:5".into()), missing: Missing::Module },
-             "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744` (the `remote!` at src/jobs.rs:12:5): it serves no body of module `app::jobs`: if its binary gets `app::jobs` from a library it never calls into, the linker left it out; add `remote_scope::link!(<any function of app::jobs>);` to that binary"),
+             "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744` (the `remote!` at src/jobs.rs:12:5): it serves no body of module `app::jobs`: its build lacks the module (an older version), or its binary gets `app::jobs` from a library it never calls into and the linker left it out (add `remote_scope::link!(<any function of app::jobs>);` to that binary)"),
             (Error::UnknownBody { peer: p(), body: b(), site: None, missing: Missing::Unknown },
              "peer `server` does not serve body `app::jobs::2ee355ec6c4b8744`: it was built without it; deploy the same version of `app::jobs` to both"),
             (Error::Panicked { peer: p(), body: b(), message: "index out of bounds".into() },

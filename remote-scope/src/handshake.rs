@@ -252,6 +252,8 @@ impl Node {
             }
         };
         conn.set_peer_bodies(peer_bodies);
+        // Calls waiting for this peer go out now, checked against what it serves.
+        self.connected(&theirs.peer);
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, sink, stream);

@@ -185,7 +185,7 @@ impl Node {
 
     /// Whether `peer` is connected now.
     pub fn is_connected(&self, peer: &PeerId) -> bool {
-        lock(&self.inner.connections).contains_key(peer)
+        self.connection(peer).is_ok()
     }
 
     /// Closes the connection to `peer`: its calls in flight fail with [`Error::Disconnected`].
@@ -280,8 +280,6 @@ impl Node {
             ));
         }
         connections.insert(conn.peer().clone(), Arc::clone(conn));
-        drop(connections);
-        self.connected(conn.peer());
         Ok(())
     }
 
@@ -299,9 +297,12 @@ impl Node {
         conn.close();
     }
 
+    /// The connection to `peer`, once its handshake has finished: calls go out on it only
+    /// when this node knows what the peer serves.
     pub(crate) fn connection(&self, peer: &PeerId) -> Result<Arc<Connection>, Error> {
         lock(&self.inner.connections)
             .get(peer)
+            .filter(|conn| conn.peer_bodies().is_some())
             .cloned()
             .ok_or_else(|| Error::NotConnected { peer: peer.clone() })
     }

@@ -1,0 +1,34 @@
+//! What the deployment example's clients share (each client binary includes this file).
+
+use remote_scope::{remote, Error, Node, PeerId, Reconnect};
+
+use crate::bodies::jobs;
+
+/// Connects to the server at `url`, waiting for it if it is not up yet; returns the node and
+/// the server's id.
+pub async fn connect(url: &str) -> Result<(Node, PeerId), Error> {
+    let node = Node::builder().id("client").build()?;
+    // The server's id is known in advance: the client may start first.
+    let server = node
+        .connect_with_reconnect(url, Reconnect::default().peer("server"))
+        .await?;
+    Ok((node, server))
+}
+
+/// The calls every version of the client makes; prints each outcome on a line of its own.
+pub async fn calls(server: &PeerId) -> Result<(), Error> {
+    println!("resize: {}", jobs::resize(server, 640).await?);
+    println!(
+        "words: {}",
+        jobs::word_count(server, "one two three".into()).await?
+    );
+    // A body of the client's own, run on itself.
+    let me = Node::current()
+        .map(|node| node.id().clone())
+        .unwrap_or_else(|| PeerId::new("client"));
+    println!(
+        "own: {}",
+        remote!(me, [], { String::from("ran here") }).await?
+    );
+    Ok(())
+}
