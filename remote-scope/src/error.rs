@@ -273,6 +273,14 @@ pub enum Error {
         source: Option<Cause>,
     },
 
+    /// The peer is shutting down ([`Node::shutdown_gracefully`](crate::Node::shutdown_gracefully))
+    /// and starts no more bodies; the body did not run.
+    #[error(
+        "peer `{peer}` is shutting down and did not run `{body}`: call another peer, or again \
+         once it is back"
+    )]
+    ShuttingDown { peer: PeerId, body: String },
+
     /// A body ran and gave its caller an error of the application's ([`BodyError`]), which `?`
     /// turned into this one.
     #[error("{error}")]
@@ -573,6 +581,8 @@ mod tests {
             (Error::BadUrl { url: "http://example.com".into(), reason: "the URL must start with ws://".into() },
              "cannot dial `http://example.com`: the URL must start with ws://"),
             (Error::Body { error: BodyError::new("quota exceeded") }, "quota exceeded"),
+            (Error::ShuttingDown { peer: p(), body: b() },
+             "peer `server` is shutting down and did not run `app::jobs::2ee355ec6c4b8744`: call another peer, or again once it is back"),
             (Error::Setup { reason: "no tokio runtime".into() },
              "node setup failed: no tokio runtime"),
         ]
@@ -608,6 +618,7 @@ mod tests {
             Error::Setup { .. } => 25,
             Error::BadUrl { .. } => 26,
             Error::Body { .. } => 27,
+            Error::ShuttingDown { .. } => 28,
         }
     }
 
@@ -619,7 +630,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=27).collect::<Vec<_>>(),
+            (0..=28).collect::<Vec<_>>(),
             "a variant without a sample"
         );
         for (error, expected) in samples {

@@ -104,6 +104,43 @@ struct Inner {
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
     shut_down: std::sync::atomic::AtomicBool,
+    /// Set by `shutdown_gracefully`: no new bodies for peers, no new connections.
+    draining: std::sync::atomic::AtomicBool,
+    stopped: Stopped,
+}
+
+/// Something that stops once, and the futures that wait for it.
+#[derive(Debug, Default)]
+pub(crate) struct Stopped(Mutex<(bool, Vec<oneshot::Sender<()>>)>);
+
+impl Stopped {
+    /// Stops it: every waiter, and every later one, is done.
+    pub(crate) fn stop(&self) {
+        let waiters = {
+            let mut state = lock(&self.0);
+            state.0 = true;
+            std::mem::take(&mut state.1)
+        };
+        for waiter in waiters {
+            let _ = waiter.send(());
+        }
+    }
+
+    /// Completes once it is stopped.
+    pub(crate) fn wait(&self) -> impl std::future::Future<Output = ()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = lock(&self.0);
+            if state.0 {
+                let _ = tx.send(());
+            } else {
+                state.1.push(tx);
+            }
+        }
+        async move {
+            let _ = rx.await;
+        }
+    }
 }
 
 /// A node that may be gone: what the process's list of nodes holds.
@@ -147,6 +184,8 @@ impl Node {
                 connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
+                draining: std::sync::atomic::AtomicBool::new(false),
+                stopped: Stopped::default(),
             }),
         }
     }
@@ -210,6 +249,51 @@ impl Node {
         for (_, conn) in all {
             conn.close();
         }
+        self.inner.stopped.stop();
+    }
+
+    /// Shuts down after the bodies running for peers have finished, or `grace` has passed,
+    /// whichever comes first: from now the node starts no more bodies for peers (their calls
+    /// fail with [`Error::ShuttingDown`], so callers can go elsewhere) and accepts no more
+    /// connections; bodies still running after `grace` are stopped, their callers get
+    /// [`Error::Disconnected`]. Calls this node makes go on until the shutdown.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let node = remote_scope::Node::builder().id("server").build()?;
+    /// let server = node.listen("127.0.0.1:0").await?;
+    /// node.shutdown_gracefully(Duration::from_secs(10)).await;
+    /// server.wait().await; // done at once: the node has stopped
+    /// # Ok(()) }
+    /// ```
+    pub async fn shutdown_gracefully(&self, grace: Duration) {
+        self.inner
+            .draining
+            .store(true, std::sync::atomic::Ordering::Release);
+        let started = self.runtime().now();
+        let step = Duration::from_millis(10);
+        while self.stats().bodies_running > 0
+            && self.runtime().now().saturating_sub(started) < grace
+        {
+            self.runtime().sleep(step).await;
+        }
+        self.shutdown();
+    }
+
+    /// Whether the node is shutting down and starts no more bodies for peers.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Completes once the node has shut down ([`Node::shutdown`],
+    /// [`Node::shutdown_gracefully`]).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> {
+        self.inner.stopped.wait()
     }
 
     /// What this node holds now: connections, calls waiting for answers, bodies running for

@@ -1,11 +1,13 @@
 //! What the deployment example's two server programs share (each includes this file).
 
 use std::io::Read;
+use std::time::Duration;
 
 use remote_scope::{remote, Error, Node};
 
 /// Listens on `addr` as the peer `server`, prints `url ws://…`, and serves until standard
-/// input closes (the way the test and a supervisor stop it).
+/// input closes (the way the test and a supervisor stop it): then it shuts down gracefully,
+/// letting running bodies finish for up to five seconds.
 pub async fn serve(addr: &str) -> Result<(), Error> {
     let node = Node::builder().id("server").build()?;
     let listening = node.listen(addr).await?;
@@ -19,7 +21,13 @@ pub async fn serve(addr: &str) -> Result<(), Error> {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         let _ = closed.send(());
     });
-    let _ = stdin_closed.await;
-    node.shutdown();
+    tokio::spawn({
+        let node = node.clone();
+        async move {
+            let _ = stdin_closed.await;
+            node.shutdown_gracefully(Duration::from_secs(5)).await;
+        }
+    });
+    listening.wait().await;
     Ok(())
 }

@@ -225,6 +225,8 @@ pub enum Failure {
     CapturesTooLarge {
         limit: u64,
     },
+    /// The serving peer is shutting down and starts no more bodies.
+    ShuttingDown,
 }
 
 impl Failure {
@@ -248,6 +250,7 @@ impl Failure {
             Failure::Busy { limit } => Error::Busy { peer, body, limit },
             Failure::NotAuthorized => Error::NotAuthorized { peer, body },
             Failure::CapturesTooLarge { limit } => Error::CapturesTooLarge { peer, body, limit },
+            Failure::ShuttingDown => Error::ShuttingDown { peer, body },
         }
     }
 }

@@ -111,6 +111,11 @@ impl Connection {
                 tracing::debug!(request = id, peer = %self.peer(), "repeated request ignored");
                 return Ok(None);
             }
+            if node.is_draining() {
+                drop(running);
+                self.answer(id, Err(protocol::Failure::ShuttingDown));
+                return Ok(None);
+            }
             if !node.authorizes(self.peer(), &invoke.body) {
                 drop(running);
                 tracing::warn!(body = &*invoke.body, peer = %self.peer(), "call not authorized");

@@ -19,7 +19,7 @@ use socket::{Limits, WebSocketTransport};
 
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::node::Node;
+use crate::node::{Node, Stopped};
 use crate::peer_id::PeerId;
 use crate::sync::lock;
 
@@ -51,6 +51,7 @@ pub struct Server {
     local_addr: SocketAddr,
     accept: JoinHandle<()>,
     accepted: Arc<Mutex<Accepted>>,
+    stopped: Stopped,
 }
 
 /// The connections a server accepted. Once `closed`, a handshake that finishes late closes its
@@ -72,8 +73,27 @@ impl Server {
         format!("ws://{}", self.local_addr)
     }
 
+    /// Completes once the server has stopped: [`Server::shutdown`], or its node shut down
+    /// ([`Node::shutdown`], [`Node::shutdown_gracefully`], say from a body or a task that
+    /// watches for a signal). A server program awaits it to stay up:
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let node = remote_scope::Node::builder().id("server").build()?;
+    /// let server = node.listen("0.0.0.0:9400").await?;
+    /// server.wait().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait(&self) {
+        let node = std::pin::pin!(self.node.stopped());
+        let own = std::pin::pin!(self.stopped.wait());
+        futures::future::select(node, own).await;
+    }
+
     /// Stops accepting and closes every connection this server accepted.
     pub fn shutdown(&self) {
+        self.stopped.stop();
         self.accept.abort();
         let connections = {
             let mut accepted = lock(&self.accepted);
@@ -132,6 +152,7 @@ impl Node {
             local_addr,
             accept,
             accepted,
+            stopped: Stopped::default(),
         })
     }
 
@@ -223,6 +244,10 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Acce
                 continue;
             }
         };
+        if node.is_draining() {
+            tracing::debug!(%from, "shutting down; closing a new connection");
+            continue;
+        }
         // Closed at once rather than queued: a queue would hold the sockets this bound is
         // there to limit.
         let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {

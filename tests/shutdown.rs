@@ -1,0 +1,101 @@
+//! Stopping a server: gracefully (running bodies finish, new calls are refused so callers can go
+//! elsewhere), within a deadline, and a server program that waits until its node stops.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::connected_peers;
+use remote_scope::{remote, Call, Error, PeerId};
+
+fn slow(peer: &PeerId, millis: u64) -> Call<u64> {
+    remote!(peer, [millis: u64], {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
+    })
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_lets_running_bodies_finish_and_refuses_new_ones() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let running = tokio::spawn({
+        let client = p.client.clone();
+        let server = server.clone();
+        async move { client.run(slow(&server, 400)).await }
+    });
+    common::wait_until(|| p.server.stats().bodies_running == 1).await;
+    let started = Instant::now();
+    let stopping = tokio::spawn({
+        let node = p.server.clone();
+        async move { node.shutdown_gracefully(Duration::from_secs(10)).await }
+    });
+    // A call made while it drains is refused at once, and says so.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = p.client.run(slow(&server, 1)).await;
+    assert!(
+        matches!(&refused, Err(Error::ShuttingDown { peer, .. }) if *peer == server),
+        "{refused:?}"
+    );
+    assert!(!refused.unwrap_err().body_may_have_run());
+    // The running one finishes; then the node stops, well before the grace is over.
+    assert_eq!(running.await.unwrap(), Ok(400));
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    p.listener.wait().await;
+    common::wait_until(|| !p.client.is_connected(&server)).await;
+}
+
+#[tokio::test]
+async fn bodies_still_running_when_the_grace_is_over_are_stopped() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let running = tokio::spawn({
+        let client = p.client.clone();
+        let server = server.clone();
+        async move { client.run(slow(&server, 60_000)).await }
+    });
+    common::wait_until(|| p.server.stats().bodies_running == 1).await;
+    let started = Instant::now();
+    p.server
+        .shutdown_gracefully(Duration::from_millis(200))
+        .await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let result = running.await.unwrap();
+    assert!(
+        matches!(&result, Err(Error::Disconnected { .. })),
+        "{result:?}"
+    );
+    common::wait_until(|| p.server.stats().bodies_running == 0).await;
+}
+
+#[tokio::test]
+async fn a_server_waits_until_its_node_stops() {
+    let p = connected_peers().await;
+    let waiting = tokio::spawn({
+        let node = p.server.clone();
+        async move {
+            // What a server program's main does instead of handling signals.
+            let listening = node.listen("127.0.0.1:0").await.expect("listens");
+            listening.wait().await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    p.server.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wait ends when the node stops")
+        .unwrap();
+    // And `Server::shutdown` ends the wait of its own server.
+    p.listener.shutdown();
+    p.listener.wait().await;
+}
