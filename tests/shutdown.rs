@@ -99,3 +99,51 @@ async fn a_server_waits_until_its_node_stops() {
     p.listener.shutdown();
     p.listener.wait().await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_of_a_node_closes_its_connections() {
+    let server = remote_scope::Node::builder().id("server").build().unwrap();
+    // The server program keeps only its `Server`: that is enough to keep the node up.
+    let listening = server.listen("127.0.0.1:0").await.unwrap();
+    let server_id = server.id().clone();
+    drop(server);
+
+    let client = remote_scope::Node::builder().id("client").build().unwrap();
+    let id = client.connect(&listening.url()).await.unwrap();
+    assert_eq!(id, server_id);
+    let second = client.clone();
+    assert_eq!(client.run(slow(&id, 1)).await, Ok(1));
+    let watcher = remote_scope::Node::builder().id("watcher").build().unwrap();
+    watcher.connect(&listening.url()).await.unwrap();
+    // The server sees the client until the client's last handle goes.
+    drop(client);
+    assert_eq!(second.run(slow(&id, 2)).await, Ok(2));
+    let server_sees = |peer: &'static str| {
+        let watcher = watcher.clone();
+        let id = id.clone();
+        let peer = peer.to_owned();
+        async move {
+            watcher
+                .run(remote!(id, [peer: String], {
+                    remote_scope::Node::current()
+                        .expect("a body has a node")
+                        .is_connected(&PeerId::new(peer))
+                }))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(server_sees("client").await);
+    drop(second);
+    let started = Instant::now();
+    while server_sees("client").await {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Dropping the `Server`, the last handle of its node, stops it: its peers are cut off.
+    drop(listening);
+    common::wait_until(|| !watcher.is_connected(&id)).await;
+}

@@ -148,7 +148,7 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub fn current() -> Option<Node> {
-        current()
+        current().map(|node| node.handle())
     }
 
     /// Runs `future` with this node as the current node, so the `remote!` calls in it go out

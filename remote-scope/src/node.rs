@@ -63,7 +63,9 @@ pub(crate) struct Setup {
 /// This peer: serves the bodies compiled into the binary and calls those of its peers.
 ///
 /// Cheap to clone; clones are the same node. Connections stay up until the peer goes away,
-/// [`disconnect`](Node::disconnect) or [`shutdown`](Node::shutdown).
+/// [`disconnect`](Node::disconnect) or [`shutdown`](Node::shutdown), or until the last handle
+/// of the node is dropped: the node's own tasks hold none, so dropping every `Node` (and every
+/// [`Server`](crate::Server), which holds one) shuts it down.
 ///
 /// ```
 /// use remote_scope::{remote, Node, PeerId};
@@ -85,9 +87,40 @@ pub(crate) struct Setup {
 /// assert_eq!(total, 6);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
+    /// A handle the application holds: the node shuts down when the last one goes. The node's
+    /// own tasks hold handles that do not count, or it could never go.
+    counted: bool,
+}
+
+impl Clone for Node {
+    fn clone(&self) -> Node {
+        if self.counted {
+            self.inner
+                .handles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Node {
+            inner: Arc::clone(&self.inner),
+            counted: self.counted,
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.counted
+            && self
+                .inner
+                .handles
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                == 1
+        {
+            tracing::debug!(node = %self.inner.id, "last handle dropped; shutting down");
+            self.shutdown();
+        }
+    }
 }
 
 struct Inner {
@@ -104,6 +137,8 @@ struct Inner {
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
     shut_down: std::sync::atomic::AtomicBool,
+    /// The application's handles (`counted` ones).
+    handles: std::sync::atomic::AtomicUsize,
     /// Set by `shutdown_gracefully`: no new bodies for peers, no new connections.
     draining: std::sync::atomic::AtomicBool,
     stopped: Stopped,
@@ -151,7 +186,10 @@ impl WeakNode {
     /// The node, if it is still there and not shut down.
     pub(crate) fn live(&self) -> Option<Node> {
         let inner = self.0.upgrade()?;
-        (!inner.shut_down.load(std::sync::atomic::Ordering::Acquire)).then_some(Node { inner })
+        (!inner.shut_down.load(std::sync::atomic::Ordering::Acquire)).then_some(Node {
+            inner,
+            counted: false,
+        })
     }
 }
 
@@ -184,9 +222,30 @@ impl Node {
                 connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
+                handles: std::sync::atomic::AtomicUsize::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 stopped: Stopped::default(),
             }),
+            counted: true,
+        }
+    }
+
+    /// A handle for the node's own tasks, which does not keep the node up.
+    pub(crate) fn internal(&self) -> Node {
+        Node {
+            inner: Arc::clone(&self.inner),
+            counted: false,
+        }
+    }
+
+    /// A handle for the application, which keeps the node up.
+    pub(crate) fn handle(&self) -> Node {
+        self.inner
+            .handles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Node {
+            inner: Arc::clone(&self.inner),
+            counted: true,
         }
     }
 

@@ -147,7 +147,7 @@ impl Node {
         if let Some(previous) = previous {
             previous.supervisor.abort();
         }
-        let task = supervise(self.clone(), peer.clone(), policy, dial);
+        let task = supervise(self.internal(), peer.clone(), policy, dial);
         self.runtime().spawn(Box::pin(async move {
             let _ = Abortable::new(task, registration).await;
         }));

@@ -28,7 +28,7 @@ pub(crate) fn dispatch(
 ) -> Served {
     match handler {
         Some(handler) => Served::Start {
-            node: node.clone(),
+            node: node.internal(),
             caller: caller.clone(),
             handler,
             captures,

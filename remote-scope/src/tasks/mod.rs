@@ -30,6 +30,8 @@ where
     Tx: Sink<Bytes, Error = Error> + Unpin + crate::runtime::MaybeSend + 'static,
     Rx: Stream<Item = Result<Bytes, Error>> + Unpin + crate::runtime::MaybeSend + 'static,
 {
+    // The connection's tasks do not keep the node up.
+    let node = &node.internal();
     // Every poll of the connection's tasks enters it: none at all when nothing listens.
     let span = call_span!("connection", peer = %conn.peer());
     node.runtime().spawn(Box::pin(

@@ -145,10 +145,15 @@ impl Node {
             .local_addr()
             .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
         let accepted = Arc::new(Mutex::new(Accepted::default()));
-        let accept = tokio::spawn(accept_loop(self.clone(), listener, Arc::clone(&accepted)));
+        let accept = tokio::spawn(accept_loop(
+            self.internal(),
+            listener,
+            Arc::clone(&accepted),
+        ));
         tracing::info!(node = %self.id(), %local_addr, "listening");
         Ok(Server {
-            node: self.clone(),
+            // A server keeps its node up: it may be the only handle the application holds.
+            node: self.handle(),
             local_addr,
             accept,
             accepted,
