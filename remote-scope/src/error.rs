@@ -36,7 +36,9 @@ pub enum Error {
     /// connected, nothing was sent.
     #[error("{}", unknown_body(peer, body, site.as_deref(), *missing))]
     UnknownBody {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
         /// Where the `remote!` is, `file:line:column`, when this build has the body.
         site: Option<String>,
@@ -47,36 +49,53 @@ pub enum Error {
     /// The body panicked on the peer that ran it. That peer keeps serving.
     #[error("body `{body}` panicked on peer `{peer}`: {message}")]
     Panicked {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// The panic's message.
         message: String,
     },
 
     /// The captures could not be encoded on the calling side. Nothing was sent.
     #[error("could not encode the captures of `{body}`: {reason}")]
-    EncodeCaptures { body: String, reason: String },
+    EncodeCaptures {
+        /// The body's stable name.
+        body: String,
+        /// What went wrong.
+        reason: String,
+    },
 
     /// The serving peer could not decode the captures. The body did not run.
     #[error("peer `{peer}` could not decode the captures of `{body}`: {reason}")]
     DecodeCaptures {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// What went wrong.
         reason: String,
     },
 
     /// The body ran but its result could not be encoded on the serving peer.
     #[error("peer `{peer}` could not encode the result of `{body}`: {reason}")]
     EncodeResult {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// What went wrong.
         reason: String,
     },
 
     /// The body ran but its result could not be decoded here.
     #[error("could not decode the result of `{body}` from peer `{peer}`: {reason}")]
     DecodeResult {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// What went wrong.
         reason: String,
     },
 
@@ -88,8 +107,11 @@ pub enum Error {
          `{expected}`: give the body's untyped literals a type (e.g. `0_u64`) so both agree"
     )]
     ResultType {
+        /// The body's stable name.
         body: String,
+        /// The type the body produces, compiled on its own.
         produced: String,
+        /// The type the call expects.
         expected: String,
     },
 
@@ -100,8 +122,11 @@ pub enum Error {
          did not run: retry later, or raise that peer's `NodeBuilder::max_bodies_per_connection`"
     )]
     Busy {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// The limit.
         limit: u32,
     },
 
@@ -110,7 +135,12 @@ pub enum Error {
     ///
     /// [`NodeBuilder::authorize`]: crate::NodeBuilder::authorize
     #[error("peer `{peer}` does not let this peer run `{body}`; it did not run")]
-    NotAuthorized { peer: PeerId, body: String },
+    NotAuthorized {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+        /// The body's stable name.
+        body: String,
+    },
 
     /// The captures are larger than the peer accepts
     /// ([`NodeBuilder::max_capture_size`](crate::NodeBuilder::max_capture_size)). The body did
@@ -120,8 +150,11 @@ pub enum Error {
          run: send less, or raise that peer's `NodeBuilder::max_capture_size`"
     )]
     CapturesTooLarge {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// The limit.
         limit: u64,
     },
 
@@ -145,7 +178,12 @@ pub enum Error {
         "the queue of frames to peer `{peer}` is full ({limit} bytes not yet sent); nothing was \
          sent: the peer reads too slowly; retry later, or raise `NodeBuilder::max_queued_bytes`"
     )]
-    QueueFull { peer: PeerId, limit: u64 },
+    QueueFull {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+        /// The limit.
+        limit: u64,
+    },
 
     /// The accepting peer holds as many connections as it allows and refused this one.
     #[error(
@@ -156,6 +194,7 @@ pub enum Error {
     TooManyConnections {
         /// The other peer, when its id is known (the acceptor knows the connector's).
         peer: Option<PeerId>,
+        /// The limit.
         limit: u32,
     },
 
@@ -164,13 +203,21 @@ pub enum Error {
         "not connected to peer `{peer}`: connect first (`Node::connect`), or keep the \
          connection with `Node::keep_connected` so calls wait while it is redialled"
     )]
-    NotConnected { peer: PeerId },
+    NotConnected {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+    },
 
     /// The connection was lost while the call was in flight. The body may have run.
     #[error(
         "connection to peer `{peer}` was lost while `{body}` was in flight; the body may have run"
     )]
-    Disconnected { peer: PeerId, body: String },
+    Disconnected {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+        /// The body's stable name.
+        body: String,
+    },
 
     /// No result within the call's timeout. The body may have run or may still be running.
     #[error(
@@ -178,8 +225,11 @@ pub enum Error {
          it longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer"
     )]
     Timeout {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
+        /// The body's stable name.
         body: String,
+        /// How long the call waited.
         after: Duration,
     },
 
@@ -196,6 +246,7 @@ pub enum Error {
     Handshake {
         /// The other peer, when its id is known.
         peer: Option<PeerId>,
+        /// What went wrong.
         reason: String,
     },
 
@@ -208,7 +259,9 @@ pub enum Error {
     ProtocolVersion {
         /// The other peer, when its id is known.
         peer: Option<PeerId>,
+        /// This peer's protocol version.
         ours: u32,
+        /// The other peer's protocol version.
         theirs: u32,
     },
 
@@ -223,6 +276,7 @@ pub enum Error {
         bodies.join(", ")
     )]
     MissingBodies {
+        /// The peer the call went to, or the one in question.
         peer: PeerId,
         /// The bodies, as `name (file:line:column)`.
         bodies: Vec<String>,
@@ -239,6 +293,7 @@ pub enum Error {
     RequiredBodies {
         /// The other peer, when its id is known.
         peer: Option<PeerId>,
+        /// How many bodies it lacks.
         missing: u32,
     },
 
@@ -247,7 +302,10 @@ pub enum Error {
         "a peer with id `{peer}` is already connected: give each node its own id \
          (`NodeBuilder::id`; the default is a random one)"
     )]
-    DuplicatePeer { peer: PeerId },
+    DuplicatePeer {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+    },
 
     /// Two different bodies were registered under one name (a fingerprint collision).
     #[error(
@@ -255,21 +313,29 @@ pub enum Error {
          {first}, one at {second}; change either body, by a token, to tell them apart"
     )]
     DuplicateBody {
+        /// The name both bodies have.
         name: String,
+        /// Where one body is, `file:line:column`.
         first: String,
+        /// Where the other is.
         second: String,
     },
 
     /// A frame broke the protocol: malformed, too large or unexpected. The connection is closed.
     #[error("protocol error: {reason}")]
-    Protocol { reason: String },
+    Protocol {
+        /// What went wrong.
+        reason: String,
+    },
 
     /// The transport (WebSocket, TCP) failed; `source` is the error underneath, where there is
     /// one (an [`std::io::Error`], say: [`Cause::downcast_ref`] gets it back).
     #[error("transport error: {reason}")]
     Transport {
+        /// What went wrong.
         reason: String,
         #[source]
+        /// The error underneath.
         source: Option<Cause>,
     },
 
@@ -279,21 +345,37 @@ pub enum Error {
         "peer `{peer}` is shutting down and did not run `{body}`: call another peer, or again \
          once it is back"
     )]
-    ShuttingDown { peer: PeerId, body: String },
+    ShuttingDown {
+        /// The peer the call went to, or the one in question.
+        peer: PeerId,
+        /// The body's stable name.
+        body: String,
+    },
 
     /// A body ran and gave its caller an error of the application's ([`BodyError`]), which `?`
     /// turned into this one.
     #[error("{error}")]
-    Body { error: BodyError },
+    Body {
+        /// The body's error.
+        error: BodyError,
+    },
 
     /// A URL this node cannot dial: not a WebSocket URL, or one the transport does not support.
     /// Dialling it again cannot help.
     #[error("cannot dial `{url}`: {reason}")]
-    BadUrl { url: String, reason: String },
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 
     /// The node could not start (for example: no async runtime to run on).
     #[error("node setup failed: {reason}")]
-    Setup { reason: String },
+    Setup {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The message, then the chain of sources, as `anyhow` prints an error: what

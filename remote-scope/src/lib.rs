@@ -84,6 +84,9 @@
 //! (native WebSocket, browser WebSocket, in-memory, faulty), [`Middleware`], [`Authorize`],
 //! [`Reconnect`], [`runtime`] (the executor seam), [`Error`].
 
+// Every public item says what it is; CI runs clippy with `-D warnings`.
+#![warn(missing_docs)]
+
 // Lets `remote!` expansions (which name `::remote_scope`) work in this crate's own tests.
 extern crate self as remote_scope;
 

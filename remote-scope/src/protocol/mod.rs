@@ -158,14 +158,23 @@ pub struct Bodies {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reject {
     /// The acceptor speaks protocol version `ours`.
-    ProtocolVersion { ours: u32 },
+    ProtocolVersion {
+        /// This peer's protocol version.
+        ours: u32,
+    },
     /// The other peer lacks bodies the refusing peer requires
     /// ([`NodeBuilder::require_module`](crate::NodeBuilder::require_module)).
-    MissingBodies { missing: u32 },
+    MissingBodies {
+        /// How many bodies it lacks.
+        missing: u32,
+    },
     /// A peer with the connector's id is already connected.
     DuplicatePeer,
     /// The acceptor holds as many connections as it is configured to.
-    TooManyConnections { limit: u32 },
+    TooManyConnections {
+        /// The limit.
+        limit: u32,
+    },
     /// The connector's token was missing or wrong.
     NotAuthenticated,
     /// The connector's id is not one the acceptor accepts (see `PeerId::is_valid`).
@@ -189,7 +198,9 @@ pub struct Invoke {
 /// The answer to [`Invoke`] `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeResult {
+    /// The request id of the `Invoke` it answers.
     pub id: u64,
+    /// The value, or why there is none.
     pub outcome: Outcome,
 }
 
@@ -198,6 +209,7 @@ pub struct InvokeResult {
 pub enum Outcome {
     /// MessagePack of the body's value.
     Value(Bytes),
+    /// The body did not give a value.
     Failure(Failure),
 }
 
@@ -205,24 +217,33 @@ pub enum Outcome {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Failure {
+    /// The serving peer has no body of this name.
     UnknownBody,
+    /// The body panicked.
     Panicked {
+        /// The panic's message.
         message: String,
     },
+    /// The serving peer could not decode the captures.
     DecodeCaptures {
+        /// What went wrong.
         reason: String,
     },
+    /// The body's value could not be encoded.
     EncodeResult {
+        /// What went wrong.
         reason: String,
     },
     /// The serving peer is already running as many bodies for this connection as it allows.
     Busy {
+        /// The limit.
         limit: u32,
     },
     /// The serving peer does not let the caller run this body.
     NotAuthorized,
     /// The captures are larger than the serving peer accepts.
     CapturesTooLarge {
+        /// The limit.
         limit: u64,
     },
     /// The serving peer is shutting down and starts no more bodies.
