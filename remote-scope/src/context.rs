@@ -23,9 +23,10 @@ thread_local! {
     static SCOPE: RefCell<Scope> = const { RefCell::new((None, None)) };
 }
 
-/// The node whose future is being polled on this thread, if any.
+/// The node whose future is being polled on this thread, if any, as a handle that does not
+/// keep it up (a call takes one for its while).
 pub(crate) fn current() -> Option<Node> {
-    SCOPE.with(|s| s.borrow().0.clone())
+    SCOPE.with(|s| s.borrow().0.as_ref().map(Node::internal))
 }
 
 // Every node built in this process: a call made where no node is current (a task spawned with
