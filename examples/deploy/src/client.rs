@@ -4,13 +4,17 @@ use remote_scope::{remote, Error, Node, PeerId, Reconnect};
 
 use crate::bodies::jobs;
 
-/// Connects to the server at `url`, waiting for it if it is not up yet; returns the node and
-/// the server's id.
-pub async fn connect(url: &str) -> Result<(Node, PeerId), Error> {
+/// Connects to the server at the URL the program's first argument gives (default
+/// `ws://127.0.0.1:9400`), waiting for it if it is not up yet; returns the node and the
+/// server's id.
+pub async fn connect() -> Result<(Node, PeerId), Error> {
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9400".into());
     let node = Node::builder().id("client").build()?;
     // The server's id is known in advance: the client may start first.
     let server = node
-        .connect_with_reconnect(url, Reconnect::default().peer("server"))
+        .connect_with_reconnect(&url, Reconnect::default().peer("server"))
         .await?;
     Ok((node, server))
 }

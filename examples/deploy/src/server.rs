@@ -5,6 +5,15 @@ use std::time::Duration;
 
 use remote_scope::{remote, Error, Node};
 
+/// The server program: [`serve`] on the address its first argument gives (default
+/// `127.0.0.1:9400`).
+pub async fn main() -> Result<(), Error> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9400".into());
+    serve(&addr).await
+}
+
 /// Listens on `addr` as the peer `server`, prints `url ws://…`, and serves until standard
 /// input closes (the way the test and a supervisor stop it): then it shuts down gracefully,
 /// letting running bodies finish for up to five seconds.

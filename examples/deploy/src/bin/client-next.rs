@@ -10,10 +10,7 @@ mod client;
 
 #[tokio::main]
 async fn main() -> Result<(), remote_scope::Error> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9400".into());
-    let (node, server) = client::connect(&url).await?;
+    let (node, server) = client::connect().await?;
     node.run(async {
         client::calls(&server).await?;
         match bodies::next::shout(&server, "hello".into()).await {

@@ -12,8 +12,5 @@ remote_scope::link!(deploy_bodies::jobs::resize);
 
 #[tokio::main]
 async fn main() -> Result<(), remote_scope::Error> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9400".into());
-    server::serve(&addr).await
+    server::main().await
 }
