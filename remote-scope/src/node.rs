@@ -385,7 +385,7 @@ impl Node {
 
     /// What `peer`, connected, serves: this build's bodies it serves, as it said when it
     /// connected, and how many it serves in all (see [`Served`](crate::Served)).
-    pub fn peer_bodies(&self, peer: &PeerId) -> Result<crate::Served, Error> {
+    pub fn peer_bodies(&self, peer: &PeerId) -> Result<crate::contract::Served, Error> {
         let conn = self.connection(peer)?;
         Ok(conn
             .peer_bodies()
