@@ -80,13 +80,14 @@ fn all_but(leave_out: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A hello from `id`, built with other bodies than the node (another digest).
-fn other_build(id: &str, limits: Limits) -> Frame {
+/// A hello from `id`, built with other bodies than the node (another digest): `bodies` of them.
+fn other_build(id: &str, limits: Limits, bodies: usize) -> Frame {
     let Frame::Hello(mut hello) = RawPeer::hello(id) else {
         unreachable!()
     };
     hello.digest ^= 1;
     hello.limits = limits;
+    hello.bodies = u32::try_from(bodies).expect("few");
     Frame::Hello(hello)
 }
 
@@ -106,11 +107,12 @@ async fn a_peer_with_other_bodies_connects_and_calls_it_cannot_serve_fail_before
     let (_, resize, archive, purge, send) = names();
     let node = Node::builder().id("server").build().unwrap();
     let mut raw = RawPeer::accepted_by(&node);
-    raw.send(&other_build("older", Limits::default())).await;
     // The connector's list: `purge` as it is not, `archive` changed in place (another name
     // at its site), no body of `mail`.
     let mut theirs = all_but(&[&archive, &purge, &send]);
     theirs.push(("contracts::jobs::0000000000000000".into(), site(&archive)));
+    raw.send(&other_build("older", Limits::default(), theirs.len()))
+        .await;
     raw.send(&list(&theirs)).await;
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
     let Some(Frame::Bodies(ours)) = raw.recv().await else {
@@ -176,11 +178,13 @@ async fn a_connector_reads_the_acceptors_list_and_calls_what_it_serves() {
     let client = Node::builder().id("client").build().unwrap();
     let (mut raw, connect) = RawPeer::dialed_by(&client);
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&other_build("newer", Limits::default())).await;
+    let theirs = all_but(&[&purge]);
+    raw.send(&other_build("newer", Limits::default(), theirs.len()))
+        .await;
     let Some(Frame::Bodies(_)) = raw.recv().await else {
         panic!("the connector sends its list first");
     };
-    raw.send(&list(&all_but(&[&purge]))).await;
+    raw.send(&list(&theirs)).await;
     let newer = connect.await.unwrap().expect("connects");
     let result = client.run(jobs::purge(&newer)).await;
     assert!(
@@ -211,8 +215,10 @@ async fn a_required_module_the_peer_lacks_refuses_it_on_either_side() {
         .build()
         .unwrap();
     let mut raw = RawPeer::accepted_by(&server);
-    raw.send(&other_build("lacking", Limits::default())).await;
-    raw.send(&list(&all_but(&[&send]))).await;
+    let lacking = all_but(&[&send]);
+    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
+        .await;
+    raw.send(&list(&lacking)).await;
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
     assert_eq!(
         raw.recv().await,
@@ -228,9 +234,10 @@ async fn a_required_module_the_peer_lacks_refuses_it_on_either_side() {
         .unwrap();
     let (mut raw, connect) = RawPeer::dialed_by(&client);
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&other_build("lacking", Limits::default())).await;
+    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
+        .await;
     assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
-    raw.send(&list(&all_but(&[&send]))).await;
+    raw.send(&list(&lacking)).await;
     let err = connect.await.unwrap().expect_err("refused");
     match &err {
         Error::MissingBodies { peer, bodies } => {
@@ -248,7 +255,7 @@ async fn a_required_module_the_peer_lacks_refuses_it_on_either_side() {
     // Refused by the other side: `connect` says so.
     let (mut raw, connect) = RawPeer::dialed_by(&client);
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&other_build("strict", Limits::default())).await;
+    raw.send(&other_build("strict", Limits::default(), 0)).await;
     assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
     raw.send(&Frame::Reject(Reject::MissingBodies { missing: 2 }))
         .await;
@@ -308,4 +315,17 @@ async fn peers_with_the_same_bodies_send_no_lists() {
     assert_eq!(raw.recv_within(Duration::from_millis(200)).await, None);
     let served = node.peer_bodies(&PeerId::new("same")).unwrap();
     assert_eq!(served.total, Registry::global().unwrap().len());
+}
+
+#[tokio::test]
+async fn a_list_longer_than_the_hello_announced_closes_the_connection() {
+    let node = Node::builder().id("server").build().unwrap();
+    let mut raw = RawPeer::accepted_by(&node);
+    let theirs = all_but(&[]);
+    raw.send(&other_build("liar", Limits::default(), theirs.len() - 1))
+        .await;
+    raw.send(&list(&theirs)).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    assert_eq!(raw.recv().await, None, "the node closes the connection");
+    assert!(!node.is_connected(&PeerId::new("liar")));
 }

@@ -84,35 +84,44 @@ pub(crate) struct Listed {
     count: usize,
     /// Of this peer's bodies, those the other does not serve.
     unserved: FastSet<&'static str>,
-    /// The sites of the peer's bodies.
-    sites: FastSet<u32>,
+    /// The sites of the peer's bodies, sorted.
+    sites: Vec<u32>,
 }
 
 impl PeerBodies {
-    /// What a peer whose list is `entries` serves, against `registry`. A list whose length is
-    /// not a whole number of entries is a protocol error.
-    pub(crate) fn listed(registry: &Registry, entries: &[u8]) -> Result<PeerBodies, Error> {
-        if !entries.len().is_multiple_of(ENTRY) {
+    /// What a peer whose list is `entries` serves, against `registry`; `announced` is the
+    /// number of bodies its `Hello` gave. A list of any other length is a protocol error. What
+    /// is kept of it takes no more memory than the list itself (sorted vectors, not hash
+    /// tables), however large a peer makes it within the frame limit.
+    pub(crate) fn listed(
+        registry: &Registry,
+        entries: &[u8],
+        announced: u32,
+    ) -> Result<PeerBodies, Error> {
+        let count = entries.len() / ENTRY;
+        if !entries.len().is_multiple_of(ENTRY) || u64::try_from(count) != Ok(u64::from(announced))
+        {
             return Err(Error::Protocol {
                 reason: format!(
-                    "a list of bodies of {} bytes: not a whole number of {ENTRY}-byte entries",
+                    "a list of bodies of {} bytes, where the peer's hello announced {announced} \
+                     bodies of {ENTRY} bytes each",
                     entries.len()
                 ),
             });
         }
-        let count = entries.len() / ENTRY;
-        let mut names = FastSet::default();
-        names.reserve(count);
-        let mut sites = FastSet::default();
-        sites.reserve(count);
+        let mut names = Vec::with_capacity(count);
+        let mut sites = Vec::with_capacity(count);
         for entry in entries.chunks_exact(ENTRY) {
             let (name, site) = entry.split_at(8);
-            names.insert(u64::from_be_bytes(name.try_into().unwrap_or_default()));
-            sites.insert(u32::from_be_bytes(site.try_into().unwrap_or_default()));
+            names.push(u64::from_be_bytes(name.try_into().unwrap_or_default()));
+            sites.push(u32::from_be_bytes(site.try_into().unwrap_or_default()));
         }
+        names.sort_unstable();
+        sites.sort_unstable();
+        sites.dedup();
         let unserved = registry
             .registrations()
-            .filter(|r| !names.contains(&name_print(r.name())))
+            .filter(|r| names.binary_search(&name_print(r.name())).is_err())
             .map(|r| r.name())
             .collect();
         Ok(PeerBodies::Listed(Box::new(Listed {
@@ -170,7 +179,7 @@ impl PeerBodies {
         let Some(r) = registry.registration(body) else {
             return unknown_body(registry, peer, body, Missing::Body);
         };
-        let missing = if listed.sites.contains(&site_print(r)) {
+        let missing = if listed.sites.binary_search(&site_print(r)).is_ok() {
             Missing::ChangedThere
         } else if registry
             .registrations()
@@ -239,7 +248,7 @@ mod tests {
     fn a_peer_lacks_exactly_the_bodies_its_list_does_not_name() {
         let ours = registry(&[&A, &B, &C]);
         let theirs = registry(&[&A, &B_CHANGED, &D]);
-        let peer = PeerBodies::listed(&ours, &advertise(&theirs)).expect("a list");
+        let peer = listed(&ours, &theirs);
         assert!(peer.serves(A.name()));
         assert!(!peer.serves(B.name()));
         assert!(!peer.serves(C.name()));
@@ -261,7 +270,7 @@ mod tests {
     fn an_unknown_body_says_whether_the_other_build_differs_there_or_lacks_the_module() {
         let ours = registry(&[&A, &B, &C]);
         let theirs = registry(&[&A, &B_CHANGED]);
-        let peer = PeerBodies::listed(&ours, &advertise(&theirs)).expect("a list");
+        let peer = listed(&ours, &theirs);
         let id = PeerId::new("server");
         let missing = |body| match peer.unknown_body(&ours, &id, body) {
             Error::UnknownBody { missing, site, .. } => (missing, site),
@@ -278,14 +287,24 @@ mod tests {
         assert_eq!(missing("elsewhere::x"), (Missing::Body, None));
     }
 
+    fn listed(ours: &Registry, theirs: &Registry) -> PeerBodies {
+        let count = u32::try_from(theirs.len()).expect("few");
+        PeerBodies::listed(ours, &advertise(theirs), count).expect("a list")
+    }
+
     #[test]
-    fn a_list_that_is_not_whole_entries_is_refused() {
+    fn a_list_of_another_length_than_announced_is_refused() {
         let ours = registry(&[&A]);
-        assert!(matches!(
-            PeerBodies::listed(&ours, &[0; ENTRY + 1]),
-            Err(Error::Protocol { .. })
-        ));
-        let empty = PeerBodies::listed(&ours, &[]).expect("no bodies is a list");
+        for (bytes, announced) in [(ENTRY + 1, 1), (ENTRY, 2), (2 * ENTRY, 1), (0, 1)] {
+            assert!(
+                matches!(
+                    PeerBodies::listed(&ours, &vec![0; bytes], announced),
+                    Err(Error::Protocol { .. })
+                ),
+                "{bytes} bytes for {announced}"
+            );
+        }
+        let empty = PeerBodies::listed(&ours, &[], 0).expect("no bodies is a list");
         assert!(!empty.serves(A.name()));
     }
 

@@ -284,7 +284,9 @@ impl Node {
             send(sink, &ours).await?;
         }
         let listed = match first_frame(self, stream).await? {
-            Frame::Bodies(bodies) => PeerBodies::listed(self.registry(), &bodies.entries)?,
+            Frame::Bodies(bodies) => {
+                PeerBodies::listed(self.registry(), &bodies.entries, theirs.bodies)?
+            }
             Frame::Reject(Reject::MissingBodies { missing }) => {
                 return Err(Error::RequiredBodies {
                     peer: Some(theirs.peer.clone()),
