@@ -152,6 +152,8 @@ enum State {
     /// The body runs on this node, in this task.
     Local {
         peer: PeerId,
+        /// This node's id, lent to the body as its caller while it is polled.
+        caller: Option<PeerId>,
         work: crate::serve::Served,
         deadline: BoxFuture<'static, ()>,
         after: Duration,
@@ -214,10 +216,11 @@ impl<R> Future for CallFuture<R> {
             },
             State::Local {
                 peer,
+                caller,
                 work,
                 deadline,
                 after,
-            } => match Pin::new(work).poll(cx) {
+            } => match crate::context::with_caller(caller, || Pin::new(work).poll(cx)) {
                 Poll::Ready(Ok(value)) => Ok((peer.clone(), Received::Bytes(value.into_bytes()))),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
@@ -288,14 +291,10 @@ fn begin(
         let span = call_span!("call", body, peer = %start.peer, local = true);
         let handler = node.registry().handler(body);
         let work = crate::trace::in_span(&span, || {
-            serve::dispatch(
-                &node,
-                node.id(),
-                handler,
-                Received::Bytes(captures.into_bytes()),
-            )
+            serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
         let state = State::Local {
+            caller: Some(start.peer.clone()),
             peer: start.peer,
             work,
             deadline: node.runtime().sleep(after),

@@ -16,17 +16,17 @@ use crate::node::{Node, WeakNode};
 use crate::peer_id::PeerId;
 use crate::runtime::MaybeSend;
 
-/// The current node and caller of this thread.
-pub(crate) type Scope = (Option<Node>, Option<PeerId>);
-
 thread_local! {
-    static SCOPE: RefCell<Scope> = const { RefCell::new((None, None)) };
+    /// The current node of this thread.
+    static NODE: RefCell<Option<Node>> = const { RefCell::new(None) };
+    /// The caller of the body being polled on this thread.
+    static CALLER: RefCell<Option<PeerId>> = const { RefCell::new(None) };
 }
 
 /// The node whose future is being polled on this thread, if any, as a handle that does not
 /// keep it up (a call takes one for its while).
 pub(crate) fn current() -> Option<Node> {
-    SCOPE.with(|s| s.borrow().0.as_ref().map(Node::internal))
+    NODE.with(|s| s.borrow().as_ref().map(Node::internal))
 }
 
 // Every node built in this process: a call made where no node is current (a task spawned with
@@ -67,19 +67,45 @@ pub(crate) fn calling_node() -> Result<Node, Error> {
     }
 }
 
-/// Polls `inner` with `node` as the current node and `caller` as the caller.
+/// Polls `inner` with `node` as the current node.
 pub(crate) struct Scoped<F> {
-    scope: Scope,
+    node: Option<Node>,
     inner: F,
 }
 
 impl<F> Scoped<F> {
-    pub(crate) fn new(node: Node, caller: Option<PeerId>, inner: F) -> Self {
-        Scoped::with_scope((Some(node), caller), inner)
+    pub(crate) fn new(node: Node, inner: F) -> Self {
+        Scoped::lent(Some(node), inner)
     }
 
-    pub(crate) fn with_scope(scope: Scope, inner: F) -> Self {
-        Scoped { scope, inner }
+    /// With the node a [`with_node`] gave back.
+    pub(crate) fn lent(node: Option<Node>, inner: F) -> Self {
+        Scoped { node, inner }
+    }
+}
+
+/// Polls `inner` with `caller` as the caller of the bodies it polls (see [`with_caller`]).
+pub(crate) struct Called<F> {
+    caller: Option<PeerId>,
+    inner: F,
+}
+
+impl<F> Called<F> {
+    pub(crate) fn new(caller: PeerId, inner: F) -> Self {
+        Called {
+            caller: Some(caller),
+            inner,
+        }
+    }
+}
+
+impl<F: Future + Unpin> Future for Called<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let inner = &mut this.inner;
+        with_caller(&mut this.caller, || Pin::new(inner).poll(cx))
     }
 }
 
@@ -89,26 +115,41 @@ impl<F: Future + Unpin> Future for Scoped<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
         let inner = &mut this.inner;
-        in_scope(&mut this.scope, || Pin::new(inner).poll(cx))
+        with_node(&mut this.node, || Pin::new(inner).poll(cx))
     }
 }
 
-/// Runs `f` with `scope` as this thread's current node and caller. The scope is moved in for
-/// the while and back out afterwards, the one before restored (even if `f` panics): a poll of
-/// a body clones no handle.
-pub(crate) fn in_scope<R>(scope: &mut Scope, f: impl FnOnce() -> R) -> R {
-    fn swap(scope: &mut Scope) {
-        SCOPE.with(|s| std::mem::swap(&mut *s.borrow_mut(), scope));
-    }
-    struct Restore<'a>(&'a mut Scope);
-    impl Drop for Restore<'_> {
+/// Runs `f` with `value` moved into `slot` for the while and back out afterwards, the value
+/// before restored (even if `f` panics): setting the scope of a poll clones no handle.
+fn lend<T: 'static, R>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+    value: &mut Option<T>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<'a, T: 'static>(
+        &'static std::thread::LocalKey<RefCell<Option<T>>>,
+        &'a mut Option<T>,
+    );
+    impl<T> Drop for Restore<'_, T> {
         fn drop(&mut self) {
-            swap(self.0);
+            self.0
+                .with(|s| std::mem::swap(&mut *s.borrow_mut(), self.1));
         }
     }
-    swap(scope);
-    let _restore = Restore(scope);
+    slot.with(|s| std::mem::swap(&mut *s.borrow_mut(), value));
+    let _restore = Restore(slot, value);
     f()
+}
+
+/// Runs `f` with `node` as this thread's current node.
+pub(crate) fn with_node<R>(node: &mut Option<Node>, f: impl FnOnce() -> R) -> R {
+    lend(&NODE, node, f)
+}
+
+/// Runs `f` with `caller` as the caller of the bodies it polls: the connection's server task
+/// lends its peer's id for a whole batch of bodies, so a body costs no clone of it.
+pub(crate) fn with_caller<R>(caller: &mut Option<PeerId>, f: impl FnOnce() -> R) -> R {
+    lend(&CALLER, caller, f)
 }
 
 /// The peer that called the body running now: its id as the connection proved or claimed it
@@ -132,7 +173,7 @@ pub(crate) fn in_scope<R>(scope: &mut Scope, f: impl FnOnce() -> R) -> R {
 /// # Ok(()) }
 /// ```
 pub fn caller() -> Option<PeerId> {
-    SCOPE.with(|s| s.borrow().1.clone())
+    CALLER.with(|c| c.borrow().clone())
 }
 
 impl Node {
@@ -155,7 +196,7 @@ impl Node {
     /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
     /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
     pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
-        Scoped::new(self.clone(), None, Box::pin(future.into_future()))
+        Scoped::new(self.clone(), Box::pin(future.into_future()))
     }
 
     /// Runs `future` in a task of its own on the node's runtime, with this node as its current

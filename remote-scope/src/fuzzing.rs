@@ -59,7 +59,6 @@ pub fn serve_each_body(node: &Node, captures: &[u8], polls: usize) {
     for name in node.registry().names() {
         let mut work = serve::dispatch(
             node,
-            node.id(),
             node.registry().handler(name),
             Received::inline(captures)
                 .unwrap_or_else(|| Received::Bytes(Bytes::copy_from_slice(captures))),

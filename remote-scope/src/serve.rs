@@ -6,9 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::context::{in_scope, Scoped};
+use crate::context::{with_node, Scoped};
 use crate::node::Node;
-use crate::peer_id::PeerId;
 use crate::protocol::{Encoded, Failure, Received};
 use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 
@@ -18,18 +17,12 @@ use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
 /// instead of unwinding into the node. Whoever read the call (a connection's reader) so only
 /// looks its body up; the decoding is the work of whoever polls.
 ///
-/// `handler` is the body's, looked up by the caller: `None` if there is no such body. `caller`
-/// is the peer that called it, which [`crate::caller`] gives the body.
-pub(crate) fn dispatch(
-    node: &Node,
-    caller: &PeerId,
-    handler: Option<Handler>,
-    captures: Received,
-) -> Served {
+/// `handler` is the body's, looked up by the caller: `None` if there is no such body. Whoever
+/// polls it says who called it ([`crate::context::with_caller`]), for [`crate::caller`].
+pub(crate) fn dispatch(node: &Node, handler: Option<Handler>, captures: Received) -> Served {
     match handler {
         Some(handler) => Served::Start {
             node: node.internal(),
-            caller: caller.clone(),
             handler,
             captures,
         },
@@ -44,7 +37,6 @@ pub(crate) enum Served {
     /// Not started yet.
     Start {
         node: Node,
-        caller: PeerId,
         handler: Handler,
         captures: Received,
     },
@@ -61,21 +53,18 @@ impl Future for Served {
         let mut body = match std::mem::replace(this, Served::Done(None)) {
             Served::Start {
                 node,
-                caller,
                 handler,
                 captures,
             } => {
-                let mut scope = (Some(node), Some(caller));
-                let started = in_scope(&mut scope, || {
+                let mut node = Some(node);
+                let started = with_node(&mut node, || {
                     catch_unwind(|| handler(HandlerInput::Run(&captures)))
                 });
-                match (started, scope) {
-                    (Ok(Handled::Running(body)), scope) => Scoped::with_scope(scope, body),
-                    (Ok(Handled::Finished(done)), _) => return Poll::Ready(done),
-                    (Ok(Handled::OutputType(_)), _) => {
-                        return Poll::Ready(Err(Failure::UnknownBody))
-                    }
-                    (Err(panic), _) => return Poll::Ready(Err(panicked(panic))),
+                match started {
+                    Ok(Handled::Running(body)) => Scoped::lent(node, body),
+                    Ok(Handled::Finished(done)) => return Poll::Ready(done),
+                    Ok(Handled::OutputType(_)) => return Poll::Ready(Err(Failure::UnknownBody)),
+                    Err(panic) => return Poll::Ready(Err(panicked(panic))),
                 }
             }
             Served::Running(body) => body,

@@ -141,9 +141,7 @@ impl Connection {
         let span = call_span!("serve", body = &*invoke.body, request = id, peer = %self.peer());
         let handler = node.registry().handler_after(&invoke.body, last_body);
         let captures = received(invoke.captures);
-        let work = crate::trace::in_span(&span, || {
-            serve::dispatch(node, self.peer(), handler, captures)
-        });
+        let work = crate::trace::in_span(&span, || serve::dispatch(node, handler, captures));
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
             id,

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::bodies::{Queue, Queued};
 use crate::connection::Connection;
+use crate::context::Called;
 use crate::node::Node;
 
 /// The most bodies the server task polls before it yields to the node's other work.
@@ -23,6 +24,9 @@ pub(super) async fn run(node: Node, conn: Arc<Connection>, bodies: Arc<Queue>) {
     // Bodies polled since the queue was last found empty: while the reader keeps queueing,
     // it never is, and the task would never let other tasks run.
     let mut turn = 0;
+    // The peer's id, lent to the bodies while they are polled, for `crate::caller`: cloned
+    // once for the task, not for each body.
+    let mut caller = Some(conn.peer().clone());
     while futures::future::poll_fn(|cx| {
         let taken = bodies.poll_take(cx, &mut batch);
         if taken.is_pending() {
@@ -34,19 +38,9 @@ pub(super) async fn run(node: Node, conn: Arc<Connection>, bodies: Arc<Queue>) {
     {
         turn += batch.len();
         futures::future::poll_fn(|cx| {
-            for mut body in batch.drain(..) {
-                if bodies.skipped(body.id) {
-                    let id = body.id;
-                    drop(body);
-                    conn.finish(id, None);
-                    continue;
-                }
-                match crate::trace::in_span(&body.span, || Pin::new(&mut body.work).poll(cx)) {
-                    Poll::Ready(done) => conn.finish(body.id, Some(done)),
-                    Poll::Pending => spawn_rest(&node, &conn, &bodies, body),
-                }
-            }
-            Poll::Ready(())
+            crate::context::with_caller(&mut caller, || {
+                poll_batch(&node, &conn, &bodies, &mut batch, cx)
+            })
         })
         .await;
         if turn >= BODIES_PER_TURN {
@@ -54,6 +48,29 @@ pub(super) async fn run(node: Node, conn: Arc<Connection>, bodies: Arc<Queue>) {
             crate::runtime::yield_now().await;
         }
     }
+}
+
+/// Polls each body of `batch` once: answers those that finish, spawns the others.
+fn poll_batch(
+    node: &Node,
+    conn: &Arc<Connection>,
+    bodies: &Arc<Queue>,
+    batch: &mut Vec<Queued>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<()> {
+    for mut body in batch.drain(..) {
+        if bodies.skipped(body.id) {
+            let id = body.id;
+            drop(body);
+            conn.finish(id, None);
+            continue;
+        }
+        match crate::trace::in_span(&body.span, || Pin::new(&mut body.work).poll(cx)) {
+            Poll::Ready(done) => conn.finish(body.id, Some(done)),
+            Poll::Pending => spawn_rest(node, conn, bodies, body),
+        }
+    }
+    Poll::Ready(())
 }
 
 /// Runs a body that waited at its first poll in a task of its own, until it finishes, its
@@ -72,7 +89,7 @@ fn spawn_rest(node: &Node, conn: &Arc<Connection>, bodies: &Arc<Queue>, body: Qu
         conn.finish(id, None);
         return;
     }
-    let work = Abortable::new(work, registration);
+    let work = Abortable::new(Called::new(conn.peer().clone(), work), registration);
     let expiry = node.runtime().sleep(deadline);
     let conn = Arc::clone(conn);
     let bodies = Arc::clone(bodies);
