@@ -169,7 +169,8 @@ fn framing_error(e: FramingError) -> Error {
         FramingError::Text => Error::Protocol {
             reason: e.to_string(),
         },
-        _ => Error::transport(e.to_string()),
+        // Kept whole as the source, as an `io::Error` is.
+        _ => Error::transport_caused("the WebSocket framing broke", e),
     }
 }
 
