@@ -56,10 +56,17 @@ pub(crate) fn register(node: &Node) {
 }
 
 /// The node a call made here goes out from: the current one, else the process's only node.
+#[inline]
 pub(crate) fn calling_node() -> Result<Node, Error> {
-    if let Some(node) = current() {
-        return Ok(node);
+    match current() {
+        Some(node) => Ok(node),
+        None => only_node(),
     }
+}
+
+/// The process's only node, or the error that says there is not one.
+#[cold]
+fn only_node() -> Result<Node, Error> {
     let mut live: Vec<Node> = nodes(|nodes| nodes.iter().filter_map(WeakNode::live).collect());
     match live.len() {
         1 => Ok(live.remove(0)),
@@ -121,6 +128,7 @@ impl<F: Future + Unpin> Future for Scoped<F> {
 
 /// Runs `f` with `value` moved into `slot` for the while and back out afterwards, the value
 /// before restored (even if `f` panics): setting the scope of a poll clones no handle.
+#[inline]
 fn lend<T: 'static, R>(
     slot: &'static std::thread::LocalKey<RefCell<Option<T>>>,
     value: &mut Option<T>,
@@ -142,12 +150,14 @@ fn lend<T: 'static, R>(
 }
 
 /// Runs `f` with `node` as this thread's current node.
+#[inline]
 pub(crate) fn with_node<R>(node: &mut Option<Node>, f: impl FnOnce() -> R) -> R {
     lend(&NODE, node, f)
 }
 
 /// Runs `f` with `caller` as the caller of the bodies it polls: the connection's server task
 /// lends its peer's id for a whole batch of bodies, so a body costs no clone of it.
+#[inline]
 pub(crate) fn with_caller<R>(caller: &mut Option<PeerId>, f: impl FnOnce() -> R) -> R {
     lend(&CALLER, caller, f)
 }
