@@ -152,8 +152,6 @@ enum State {
     /// The body runs on this node, in this task.
     Local {
         peer: PeerId,
-        /// This node's id, lent to the body as its caller while it is polled.
-        caller: Option<PeerId>,
         work: crate::serve::Served,
         deadline: BoxFuture<'static, ()>,
         after: Duration,
@@ -214,13 +212,16 @@ impl<R> Future for CallFuture<R> {
                 }),
                 Poll::Pending => return Poll::Pending,
             },
+            // This node called the body: its id is the caller, lent for the poll (a clone per
+            // poll of a local call keeps the state of every call small).
             State::Local {
                 peer,
-                caller,
                 work,
                 deadline,
                 after,
-            } => match crate::context::with_caller(caller, || Pin::new(work).poll(cx)) {
+            } => match crate::context::with_caller(&mut Some(peer.clone()), || {
+                Pin::new(work).poll(cx)
+            }) {
                 Poll::Ready(Ok(value)) => Ok((peer.clone(), Received::Bytes(value.into_bytes()))),
                 Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
                 Poll::Pending => match deadline.as_mut().poll(cx) {
@@ -294,7 +295,6 @@ fn begin(
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
         let state = State::Local {
-            caller: Some(start.peer.clone()),
             peer: start.peer,
             work,
             deadline: node.runtime().sleep(after),
