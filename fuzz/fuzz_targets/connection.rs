@@ -633,14 +633,15 @@ fn handshake(node: &Node, exec: &mut Exec, dial: bool) -> Fake {
 fn failure(kind: u8, text: &[u8]) -> Failure {
     let text = String::from_utf8_lossy(text).into_owned();
     let n = u32::from(kind);
-    match kind % 7 {
+    match kind % 8 {
         0 => Failure::UnknownBody,
         1 => Failure::Panicked { message: text },
         2 => Failure::DecodeCaptures { reason: text },
         3 => Failure::EncodeResult { reason: text },
         4 => Failure::Busy { limit: n },
         5 => Failure::NotAuthorized,
-        _ => Failure::CapturesTooLarge { limit: n.into() },
+        6 => Failure::CapturesTooLarge { limit: n.into() },
+        _ => Failure::ShuttingDown,
     }
 }
 
