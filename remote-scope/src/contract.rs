@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Missing};
-use crate::hash::FastSet;
+use crate::hash::{fnv64, FastSet, FNV64_START};
 use crate::peer_id::PeerId;
 use crate::registry::{Registration, Registry};
 
@@ -19,9 +19,7 @@ const ENTRY: usize = 12;
 
 /// FNV-1a 64 of a body's name: the same on every peer and with every build of this crate.
 pub(crate) fn name_print(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    fnv64(FNV64_START, name.as_bytes())
 }
 
 /// FNV-1a 32 of a body's site, `file:line:column`.

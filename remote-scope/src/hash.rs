@@ -7,6 +7,18 @@
 pub(crate) type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 pub(crate) type FastSet<T> = rustc_hash::FxHashSet<T>;
 
+/// Where an FNV-1a 64 hash starts.
+pub(crate) const FNV64_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a 64 of `bytes`, going on from `hash`: the fingerprint of body names that peers
+/// compare (a registry's digest, a body's entry in a list of bodies). Defined here, not taken
+/// from a crate, so that it is the same on every peer and with every build.
+pub(crate) fn fnv64(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
