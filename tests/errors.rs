@@ -254,7 +254,8 @@ async fn call_against(outcome: Outcome) -> Result<u64, Error> {
 async fn every_failure_from_the_serving_peer_becomes_its_error_variant() {
     assert!(matches!(
         call_against(Outcome::Failure(Failure::UnknownBody)).await,
-        Err(Error::UnknownBody { peer, .. }) if peer.as_str() == "fake-server"
+        Err(Error::UnknownBody { peer, site: Some(site), missing: remote_scope::Missing::Unknown, .. })
+            if peer.as_str() == "fake-server" && site.starts_with("tests/errors.rs:")
     ));
     assert!(matches!(
         call_against(Outcome::Failure(Failure::DecodeCaptures { reason: "bad".into() })).await,

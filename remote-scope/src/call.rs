@@ -255,25 +255,17 @@ impl<R> Future for CallFuture<R> {
 
 /// An [`Error::UnknownBody`] the peer answered, with the body's site in this build.
 fn with_site(error: Error) -> Error {
-    match error {
-        Error::UnknownBody {
-            peer,
-            body,
-            site: None,
-            missing,
-        } => {
-            let site = crate::registry::Registry::global()
-                .ok()
-                .and_then(|r| r.body(&body))
-                .map(|r| r.site());
+    match (error, crate::registry::Registry::global()) {
+        (
             Error::UnknownBody {
                 peer,
                 body,
-                site,
+                site: None,
                 missing,
-            }
-        }
-        other => other,
+            },
+            Ok(registry),
+        ) => crate::contract::unknown_body(registry, &peer, &body, missing),
+        (other, _) => other,
     }
 }
 
