@@ -206,6 +206,15 @@ fn worth_redialling(error: &Error) -> bool {
     )
 }
 
+/// A dial and, if it reaches the peer, the handshake over it.
+async fn dial_once<F, T>(node: &Node, dialled: F) -> Result<PeerId, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+    T: Transport,
+{
+    node.connect_transport(dialled.await?).await
+}
+
 /// Dials until a connection is made, as `policy` says; returns the peer's id, or a refusal
 /// that dialling again cannot change.
 async fn first_connection<D, F, T>(
@@ -220,10 +229,7 @@ where
 {
     let mut attempt = 0_u32;
     loop {
-        let connected = match dial().await {
-            Ok(transport) => node.connect_transport(transport).await,
-            Err(e) => Err(e),
-        };
+        let connected = dial_once(node, dial()).await;
         match connected {
             Ok(peer) => return Ok(peer),
             Err(e) if worth_redialling(&e) => {
@@ -257,10 +263,7 @@ where
                 node.runtime().sleep(policy.delay(attempt)).await;
                 attempt = attempt.saturating_add(1);
             }
-            let connected = match dial().await {
-                Ok(transport) => node.connect_transport(transport).await,
-                Err(e) => Err(e),
-            };
+            let connected = dial_once(&node, dial()).await;
             match connected {
                 Ok(back) if back == peer => break,
                 Ok(other) => {
