@@ -74,55 +74,60 @@ fn only_node() -> Result<Node, Error> {
     }
 }
 
-/// Polls `inner` with `node` as the current node.
-pub(crate) struct Scoped<F> {
-    node: Option<Node>,
+/// A thread-local that a poll lends a value to.
+pub(crate) trait Slot: 'static {
+    type Value: 'static;
+    fn key() -> &'static std::thread::LocalKey<RefCell<Option<Self::Value>>>;
+}
+
+/// The current node.
+pub(crate) struct NodeSlot;
+
+impl Slot for NodeSlot {
+    type Value = Node;
+    fn key() -> &'static std::thread::LocalKey<RefCell<Option<Node>>> {
+        &NODE
+    }
+}
+
+/// The caller of the bodies being polled.
+pub(crate) struct CallerSlot;
+
+impl Slot for CallerSlot {
+    type Value = PeerId;
+    fn key() -> &'static std::thread::LocalKey<RefCell<Option<PeerId>>> {
+        &CALLER
+    }
+}
+
+/// Polls `inner` with `value` lent to the thread-local `S` (see [`lend`]).
+pub(crate) struct Lent<S: Slot, F> {
+    value: Option<S::Value>,
     inner: F,
 }
 
-impl<F> Scoped<F> {
-    pub(crate) fn new(node: Node, inner: F) -> Self {
-        Scoped::lent(Some(node), inner)
-    }
+/// Polls `inner` with a node as the current node.
+pub(crate) type Scoped<F> = Lent<NodeSlot, F>;
 
-    /// With the node a [`with_node`] gave back.
-    pub(crate) fn lent(node: Option<Node>, inner: F) -> Self {
-        Scoped { node, inner }
-    }
-}
+/// Polls `inner` with a peer as the caller of the bodies it polls (see [`with_caller`]).
+pub(crate) type Called<F> = Lent<CallerSlot, F>;
 
-/// Polls `inner` with `caller` as the caller of the bodies it polls (see [`with_caller`]).
-pub(crate) struct Called<F> {
-    caller: Option<PeerId>,
-    inner: F,
-}
-
-impl<F> Called<F> {
-    pub(crate) fn new(caller: PeerId, inner: F) -> Self {
-        Called {
-            caller: Some(caller),
-            inner,
-        }
+impl<S: Slot, F> Lent<S, F> {
+    pub(crate) fn new(value: Option<S::Value>, inner: F) -> Self {
+        Lent { value, inner }
     }
 }
 
-impl<F: Future + Unpin> Future for Called<F> {
+impl<S: Slot, F: Future + Unpin> Future for Lent<S, F>
+where
+    S::Value: Unpin,
+{
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
         let inner = &mut this.inner;
-        with_caller(&mut this.caller, || Pin::new(inner).poll(cx))
-    }
-}
-
-impl<F: Future + Unpin> Future for Scoped<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = &mut *self;
-        let inner = &mut this.inner;
-        with_node(&mut this.node, || Pin::new(inner).poll(cx))
+        lend(S::key(), &mut this.value, || Pin::new(inner).poll(cx))
     }
 }
 
@@ -206,7 +211,7 @@ impl Node {
     /// Runs `future` with this node as the current node, so the `remote!` calls in it go out
     /// from this peer. A single call can be passed directly: `node.run(remote!(..))`.
     pub fn run<F: IntoFuture>(&self, future: F) -> impl Future<Output = F::Output> {
-        Scoped::new(self.clone(), Box::pin(future.into_future()))
+        Scoped::new(Some(self.clone()), Box::pin(future.into_future()))
     }
 
     /// Runs `future` in a task of its own on the node's runtime, with this node as its current

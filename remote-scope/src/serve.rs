@@ -61,7 +61,7 @@ impl Future for Served {
                     catch_unwind(|| handler(HandlerInput::Run(&captures)))
                 });
                 match started {
-                    Ok(Handled::Running(body)) => Scoped::lent(node, body),
+                    Ok(Handled::Running(body)) => Scoped::new(node, body),
                     Ok(Handled::Finished(done)) => return Poll::Ready(done),
                     Ok(Handled::OutputType(_)) => return Poll::Ready(Err(Failure::UnknownBody)),
                     Err(panic) => return Poll::Ready(Err(panicked(panic))),

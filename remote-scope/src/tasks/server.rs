@@ -89,7 +89,7 @@ fn spawn_rest(node: &Node, conn: &Arc<Connection>, bodies: &Arc<Queue>, body: Qu
         conn.finish(id, None);
         return;
     }
-    let work = Abortable::new(Called::new(conn.peer().clone(), work), registration);
+    let work = Abortable::new(Called::new(Some(conn.peer().clone()), work), registration);
     let expiry = node.runtime().sleep(deadline);
     let conn = Arc::clone(conn);
     let bodies = Arc::clone(bodies);
