@@ -412,16 +412,7 @@ async fn raw_peer(url: &str, id: &str) -> tokio::net::TcpStream {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("upgrade");
-    let registry = remote_scope::Registry::global().expect("registry");
-    let hello = protocol::encode(&Frame::Hello(protocol::Hello {
-        version: protocol::PROTOCOL_VERSION,
-        peer: PeerId::new(id),
-        digest: registry.digest(),
-        bodies: registry.len() as u32,
-        token: None,
-        limits: protocol::Limits::default(),
-    }))
-    .expect("hello");
+    let hello = protocol::encode(&common::RawPeer::hello(id)).expect("hello");
     ws.send(Message::binary(hello)).await.expect("hello sent");
     let answer = ws.next().await.expect("an answer").expect("read");
     let answer = protocol::decode(answer.into_data(), 1 << 16).expect("a frame");

@@ -71,20 +71,6 @@ fn frame_header(len: u64) -> Vec<u8> {
     header
 }
 
-fn hello(id: &str) -> Vec<u8> {
-    let registry = remote_scope::Registry::global().unwrap();
-    protocol::encode(&Frame::Hello(protocol::Hello {
-        version: protocol::PROTOCOL_VERSION,
-        peer: PeerId::new(id),
-        digest: registry.digest(),
-        bodies: registry.len() as u32,
-        token: None,
-        limits: protocol::Limits::default(),
-    }))
-    .unwrap()
-    .to_vec()
-}
-
 #[tokio::test]
 async fn plain_http_instead_of_a_websocket_upgrade_is_closed() {
     let (server, listener, client, server_id) = server().await;
@@ -142,7 +128,7 @@ async fn an_invoke_instead_of_a_hello_is_refused() {
 async fn a_text_message_closes_the_connection() {
     let (server, listener, client, server_id) = server().await;
     let mut ws = websocket(&listener).await;
-    ws.send(Message::Binary(hello("texter").into()))
+    ws.send(Message::Binary(common::hello_bytes("texter").into()))
         .await
         .unwrap();
     ws.send(Message::Text("{\"Invoke\": []}".into()))
@@ -156,10 +142,10 @@ async fn a_text_message_closes_the_connection() {
 async fn a_second_hello_after_the_handshake_closes_the_connection() {
     let (server, listener, client, server_id) = server().await;
     let mut ws = websocket(&listener).await;
-    ws.send(Message::Binary(hello("twice").into()))
+    ws.send(Message::Binary(common::hello_bytes("twice").into()))
         .await
         .unwrap();
-    ws.send(Message::Binary(hello("twice").into()))
+    ws.send(Message::Binary(common::hello_bytes("twice").into()))
         .await
         .unwrap();
     closed_by_server(&mut ws).await;
@@ -170,7 +156,9 @@ async fn a_second_hello_after_the_handshake_closes_the_connection() {
 async fn a_message_over_the_frame_limit_closes_the_connection_before_it_is_read_whole() {
     let (server, listener, client, server_id) = server().await;
     let mut ws = websocket(&listener).await;
-    ws.send(Message::Binary(hello("big").into())).await.unwrap();
+    ws.send(Message::Binary(common::hello_bytes("big").into()))
+        .await
+        .unwrap();
     // Only the header of 1 MiB against a 1 KiB limit, and no payload: a server that waited to
     // read the message whole would keep the connection open (keep-alive is 15 s away).
     ws.get_mut()

@@ -15,16 +15,25 @@ fn slow(peer: &PeerId, millis: u64) -> Call<u64> {
     })
 }
 
+/// A call from the client of a body that takes `millis` on the server, once it runs there.
+async fn running_on_the_server(
+    p: &common::Peers,
+    millis: u64,
+) -> tokio::task::JoinHandle<Result<u64, Error>> {
+    let running = tokio::spawn({
+        let client = p.client.clone();
+        let server = p.server_id.clone();
+        async move { client.run(slow(&server, millis)).await }
+    });
+    common::wait_until(|| p.server.stats().bodies_running == 1).await;
+    running
+}
+
 #[tokio::test]
 async fn a_graceful_shutdown_lets_running_bodies_finish_and_refuses_new_ones() {
     let p = connected_peers().await;
     let server = p.server_id.clone();
-    let running = tokio::spawn({
-        let client = p.client.clone();
-        let server = server.clone();
-        async move { client.run(slow(&server, 400)).await }
-    });
-    common::wait_until(|| p.server.stats().bodies_running == 1).await;
+    let running = running_on_the_server(&p, 400).await;
     let started = Instant::now();
     let stopping = tokio::spawn({
         let node = p.server.clone();
@@ -53,13 +62,7 @@ async fn a_graceful_shutdown_lets_running_bodies_finish_and_refuses_new_ones() {
 #[tokio::test]
 async fn bodies_still_running_when_the_grace_is_over_are_stopped() {
     let p = connected_peers().await;
-    let server = p.server_id.clone();
-    let running = tokio::spawn({
-        let client = p.client.clone();
-        let server = server.clone();
-        async move { client.run(slow(&server, 60_000)).await }
-    });
-    common::wait_until(|| p.server.stats().bodies_running == 1).await;
+    let running = running_on_the_server(&p, 60_000).await;
     let started = Instant::now();
     p.server
         .shutdown_gracefully(Duration::from_millis(200))

@@ -114,12 +114,6 @@ fn upgrade_request() -> Vec<u8> {
     .into_bytes()
 }
 
-fn hello(id: &str) -> Vec<u8> {
-    protocol::encode(&common::RawPeer::hello(id))
-        .unwrap()
-        .to_vec()
-}
-
 async fn server() -> (Node, Server) {
     let node = Node::builder()
         .id("server")
@@ -144,7 +138,7 @@ async fn a_hello_sent_with_the_upgrade_in_fragments_around_a_ping_is_read_and_pi
     let mut tcp = TcpStream::connect(listener.local_addr()).await.unwrap();
     // All in one write: the server's upgrade must hand what follows the HTTP head to the
     // framing, not lose it.
-    let hello = hello("fragments");
+    let hello = common::hello_bytes("fragments");
     let (front, back) = hello.split_at(hello.len() / 2);
     let mut bytes = upgrade_request();
     bytes.extend(frame(BINARY, front, Some(MASK)));
@@ -186,7 +180,7 @@ async fn an_unmasked_frame_from_a_client_closes_the_connection() {
     let (node, listener) = server().await;
     let mut tcp = TcpStream::connect(listener.local_addr()).await.unwrap();
     let mut bytes = upgrade_request();
-    bytes.extend(frame(FIN | BINARY, &hello("unmasked"), None));
+    bytes.extend(frame(FIN | BINARY, &common::hello_bytes("unmasked"), None));
     tcp.write_all(&bytes).await.unwrap();
     let head = read_head(&mut tcp).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
@@ -226,7 +220,7 @@ async fn a_client_masks_its_frames_and_reads_those_that_came_with_the_upgrade_re
     let (url, fake) = fake_server(|mut tcp, response| async move {
         // The server's hello in the same write as the response.
         let mut bytes = response.into_bytes();
-        bytes.extend(frame(FIN | BINARY, &hello("fake"), None));
+        bytes.extend(frame(FIN | BINARY, &common::hello_bytes("fake"), None));
         tcp.write_all(&bytes).await.unwrap();
         let theirs = read_frame(&mut tcp).await.unwrap();
         assert!(theirs.masked, "a client must mask its frames");
@@ -253,7 +247,11 @@ async fn a_client_masks_its_frames_and_reads_those_that_came_with_the_upgrade_re
 async fn a_masked_frame_from_a_server_fails_the_client() {
     let (url, fake) = fake_server(|mut tcp, response| async move {
         let mut bytes = response.into_bytes();
-        bytes.extend(frame(FIN | BINARY, &hello("fake"), Some(MASK)));
+        bytes.extend(frame(
+            FIN | BINARY,
+            &common::hello_bytes("fake"),
+            Some(MASK),
+        ));
         tcp.write_all(&bytes).await.unwrap();
         until_closed(&mut tcp).await;
     })
@@ -320,7 +318,11 @@ async fn a_peer_that_pings_without_reading_gets_the_latest_ping_answered_not_eve
             writer.write_all(&ping.repeat(1000)).await.unwrap();
         }
         writer
-            .write_all(&frame(FIN | BINARY, &hello("pinger"), Some(MASK)))
+            .write_all(&frame(
+                FIN | BINARY,
+                &common::hello_bytes("pinger"),
+                Some(MASK),
+            ))
             .await
             .unwrap();
         writer

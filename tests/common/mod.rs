@@ -138,6 +138,11 @@ impl RawPeer {
     }
 }
 
+/// A `Hello` from peer `id`, built from the same source as the node, as it goes on the wire.
+pub fn hello_bytes(id: &str) -> Vec<u8> {
+    protocol::encode(&RawPeer::hello(id)).unwrap().to_vec()
+}
+
 /// What a [`controlled_pair`] link does now.
 pub const FLOWING: u8 = 0;
 /// Nothing more arrives at either end and what is sent vanishes, as with a cut cable or a
