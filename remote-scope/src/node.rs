@@ -94,16 +94,13 @@ pub struct Node {
     counted: bool,
 }
 
+/// A clone counts as a handle if the original does.
 impl Clone for Node {
     fn clone(&self) -> Node {
         if self.counted {
-            self.inner
-                .handles
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Node {
-            inner: Arc::clone(&self.inner),
-            counted: self.counted,
+            self.handle()
+        } else {
+            self.internal()
         }
     }
 }
