@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
 use crate::pending::Reply;
-use crate::protocol::{self, Encoded, Received};
+use crate::protocol::{Encoded, Received};
 use crate::runtime::BoxFuture;
 use crate::serve;
 
@@ -326,62 +326,12 @@ fn send(
     after: Duration,
     caller: &Waker,
 ) -> Result<(State, tracing::Span), Error> {
-    if !surely_served(conn, body, &captures) {
-        if let Some(refused) = refusal(conn, body, &captures) {
-            return Err(refused);
-        }
+    if let Some(refused) = conn.refusal(body, &captures) {
+        return Err(refused);
     }
     let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok((State::Remote { call, after }, span))
-}
-
-/// Whether the peer surely takes this call: it serves the body (from the list it gave when it
-/// connected) and the captures are well within its limits (from its `Hello`). One that may
-/// not is looked at closely by [`refusal`] before anything is sent.
-#[inline]
-fn surely_served(
-    conn: &crate::connection::Connection,
-    body: &'static str,
-    captures: &Encoded,
-) -> bool {
-    conn.peer_bodies().is_none_or(|bodies| bodies.serves(body))
-        && captures.as_slice().len() <= conn.limits.surely_fits
-        && body.len() <= crate::connection::NAME_ROOM
-}
-
-/// Why the peer would refuse this call, if it would.
-#[cold]
-fn refusal(
-    conn: &crate::connection::Connection,
-    body: &'static str,
-    captures: &Encoded,
-) -> Option<Error> {
-    if let Some(bodies) = conn.peer_bodies() {
-        if !bodies.serves(body) {
-            return Some(match crate::registry::Registry::global() {
-                Ok(registry) => bodies.unknown_body(registry, conn.peer(), body),
-                Err(e) => e,
-            });
-        }
-    }
-    let size = u64::try_from(captures.as_slice().len()).unwrap_or(u64::MAX);
-    let frame = size.saturating_add(protocol::invoke_headroom(body) as u64);
-    let limits = &conn.limits.told;
-    let limit = if size > limits.max_capture_size {
-        limits.max_capture_size
-    } else if frame > limits.max_frame_size {
-        limits
-            .max_frame_size
-            .saturating_sub(protocol::invoke_headroom(body) as u64)
-    } else {
-        return None;
-    };
-    Some(Error::CapturesTooLarge {
-        peer: conn.peer().clone(),
-        body: body.to_owned(),
-        limit,
-    })
 }
 
 /// Polls a call waiting for its peer to come back: once it is, sends the call (the state

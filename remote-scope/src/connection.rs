@@ -66,7 +66,7 @@ pub(crate) struct Connection {
     /// in front of their payload, instead of queued as [`Frame`]s for middleware to see.
     pub(crate) direct: bool,
     /// What the peer accepts, from its `Hello`.
-    pub(crate) limits: PeerLimits,
+    limits: PeerLimits,
     /// What the peer serves, once the handshake has told; until then a call goes out and the
     /// peer answers for itself.
     peer_bodies: OnceLock<PeerBodies>,
@@ -74,14 +74,14 @@ pub(crate) struct Connection {
 
 /// What the peer accepts, as it told in its `Hello`.
 pub(crate) struct PeerLimits {
-    pub(crate) told: Limits,
+    told: Limits,
     /// Captures of at most this many bytes fit both limits with any body name of up to
     /// [`NAME_ROOM`] bytes: checked with one comparison on every call.
-    pub(crate) surely_fits: usize,
+    surely_fits: usize,
 }
 
 /// The longest body name [`PeerLimits::surely_fits`] allows for.
-pub(crate) const NAME_ROOM: usize = 4 << 10;
+const NAME_ROOM: usize = 4 << 10;
 
 impl PeerLimits {
     fn new(told: Limits) -> PeerLimits {
@@ -134,6 +134,48 @@ impl Connection {
             direct,
             limits: PeerLimits::new(limits),
             peer_bodies: OnceLock::new(),
+        })
+    }
+
+    /// Why the peer would refuse a call of `body` with `captures`, if it would: a body it does
+    /// not serve (from the list it gave when it connected), captures over its limits (from its
+    /// `Hello`). Checked before anything is sent; one comparison for a call well within them.
+    #[inline]
+    pub(crate) fn refusal(&self, body: &'static str, captures: &Encoded) -> Option<Error> {
+        let surely = self.peer_bodies().is_none_or(|bodies| bodies.serves(body))
+            && captures.as_slice().len() <= self.limits.surely_fits
+            && body.len() <= NAME_ROOM;
+        if surely {
+            None
+        } else {
+            self.looked_at_closely(body, captures)
+        }
+    }
+
+    #[cold]
+    fn looked_at_closely(&self, body: &'static str, captures: &Encoded) -> Option<Error> {
+        if let Some(bodies) = self.peer_bodies() {
+            if !bodies.serves(body) {
+                return Some(match crate::registry::Registry::global() {
+                    Ok(registry) => bodies.unknown_body(registry, self.peer(), body),
+                    Err(e) => e,
+                });
+            }
+        }
+        let size = u64::try_from(captures.as_slice().len()).unwrap_or(u64::MAX);
+        let header = protocol::invoke_headroom(body) as u64;
+        let limits = &self.limits.told;
+        let limit = if size > limits.max_capture_size {
+            limits.max_capture_size
+        } else if size.saturating_add(header) > limits.max_frame_size {
+            limits.max_frame_size.saturating_sub(header)
+        } else {
+            return None;
+        };
+        Some(Error::CapturesTooLarge {
+            peer: self.peer().clone(),
+            body: body.to_owned(),
+            limit,
         })
     }
 
