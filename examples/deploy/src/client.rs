@@ -19,17 +19,15 @@ pub async fn connect() -> Result<(Node, PeerId), Error> {
     Ok((node, server))
 }
 
-/// The calls every version of the client makes; prints each outcome on a line of its own.
-pub async fn calls(server: &PeerId) -> Result<(), Error> {
+/// The calls every version of the client (`me`) makes; prints each outcome on a line of its
+/// own.
+pub async fn calls(server: &PeerId, me: &PeerId) -> Result<(), Error> {
     println!("resize: {}", jobs::resize(server, 640).await?);
     println!(
         "words: {}",
         jobs::word_count(server, "one two three".into()).await?
     );
     // A body of the client's own, run on itself.
-    let me = Node::current()
-        .map(|node| node.id().clone())
-        .unwrap_or_else(|| PeerId::new("client"));
     println!(
         "own: {}",
         remote!(me, [], { String::from("ran here") }).await?

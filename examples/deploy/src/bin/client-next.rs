@@ -12,7 +12,7 @@ mod client;
 async fn main() -> Result<(), remote_scope::Error> {
     let (node, server) = client::connect().await?;
     node.run(async {
-        client::calls(&server).await?;
+        client::calls(&server, node.id()).await?;
         match bodies::next::shout(&server, "hello".into()).await {
             Ok(loud) => println!("shout: {loud}"),
             Err(e) => println!("shout failed: {e}"),

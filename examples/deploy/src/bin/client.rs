@@ -11,5 +11,5 @@ mod client;
 #[tokio::main]
 async fn main() -> Result<(), remote_scope::Error> {
     let (node, server) = client::connect().await?;
-    node.run(client::calls(&server)).await
+    node.run(client::calls(&server, node.id())).await
 }
