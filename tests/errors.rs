@@ -475,6 +475,32 @@ impl futures::Sink<remote_scope::transport::Bytes> for CannotSend {
 }
 
 #[tokio::test]
+async fn a_first_frame_that_is_no_hello_fails_the_handshake_with_the_decoders_error_beneath() {
+    use std::error::Error as _;
+    let node = Node::builder().id("client").build().unwrap();
+    let (mut raw, connect) = RawPeer::dialed_by(&node);
+    raw.send_bytes(vec![0x93, 0xc1, 0xc1, 0xc1]).await;
+    let err = connect.await.unwrap().expect_err("not a hello");
+    let Error::Handshake { peer: None, source: Some(source), .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(source.downcast_ref::<Error>(), Some(Error::Protocol { source: Some(_), .. })),
+        "{err:?}"
+    );
+    // What `main() -> Result<(), Error>` prints: the message, then each cause.
+    let printed = format!("{err:?}");
+    assert!(
+        printed.starts_with(
+            "handshake with the other peer failed: the first frame is not a protocol-3 hello\n\n\
+             Caused by:\n    protocol error: malformed frame (4 bytes)\n    "
+        ),
+        "{printed}"
+    );
+    assert!(err.source().and_then(|s| s.source()).is_some(), "{printed}");
+}
+
+#[tokio::test]
 async fn handshake_that_cannot_finish_leaves_no_half_connected_peer() {
     use futures::SinkExt;
     let node = Node::builder()

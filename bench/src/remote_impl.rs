@@ -123,6 +123,7 @@ fn check(ok: bool) -> Result<(), Error> {
     } else {
         Err(Error::Protocol {
             reason: "the echo came back different".into(),
+            source: None,
         })
     }
 }

@@ -99,13 +99,11 @@ impl PeerBodies {
         let count = entries.len() / ENTRY;
         if !entries.len().is_multiple_of(ENTRY) || u64::try_from(count) != Ok(u64::from(announced))
         {
-            return Err(Error::Protocol {
-                reason: format!(
-                    "a list of bodies of {} bytes, where the peer's hello announced {announced} \
-                     bodies of {ENTRY} bytes each",
-                    entries.len()
-                ),
-            });
+            return Err(Error::protocol(format!(
+                "a list of bodies of {} bytes, where the peer's hello announced {announced} \
+                 bodies of {ENTRY} bytes each",
+                entries.len()
+            )));
         }
         let mut names = Vec::with_capacity(count);
         let mut sites = Vec::with_capacity(count);

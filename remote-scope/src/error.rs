@@ -241,13 +241,17 @@ pub enum Error {
         nodes: usize,
     },
 
-    /// The connection's handshake (`register-scope`) failed.
+    /// The connection's handshake (`register-scope`) failed; `source` is the error underneath,
+    /// where there is one (the malformed first frame's [`Error::Protocol`], say).
     #[error("handshake with {} failed: {reason}", Other(peer))]
     Handshake {
         /// The other peer, when its id is known.
         peer: Option<PeerId>,
         /// What went wrong.
         reason: String,
+        #[source]
+        /// The error underneath.
+        source: Option<Cause>,
     },
 
     /// The two peers speak different protocol versions.
@@ -322,10 +326,14 @@ pub enum Error {
     },
 
     /// A frame broke the protocol: malformed, too large or unexpected. The connection is closed.
+    /// `source` is the decoder's or encoder's own error, where there is one.
     #[error("protocol error: {reason}")]
     Protocol {
         /// What went wrong.
         reason: String,
+        #[source]
+        /// The error underneath.
+        source: Option<Cause>,
     },
 
     /// The transport (WebSocket, TCP) failed; `source` is the error underneath, where there is
@@ -477,6 +485,25 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::Body { .. }
         )
+    }
+
+    /// A protocol error with nothing underneath it.
+    pub(crate) fn protocol(reason: impl Into<String>) -> Error {
+        Error::Protocol {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A protocol error caused by `source` (a decoder's error, say), in the words of `reason`.
+    pub(crate) fn protocol_caused(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Protocol {
+            reason: reason.into(),
+            source: Some(Cause::new(source)),
+        }
     }
 
     /// A transport error with nothing underneath it.
@@ -644,8 +671,14 @@ mod tests {
              "no current node here, and this process has 2 nodes: say which one calls, with `node.run(..)` around the code, `node.spawn(..)` for a task (`tokio::spawn` does not carry the node), or `.on(&node)` on the call"),
             (Error::NoCurrentNode { nodes: 0 },
              "no node to call from: build one with `Node::builder()` (a call goes out from the node of the surrounding `Node::run`, of the body running, or else the process's only node)"),
-            (Error::Handshake { peer: None, reason: "no handshake within 10s".into() },
+            (Error::Handshake { peer: None, reason: "no handshake within 10s".into(), source: None },
              "handshake with the other peer failed: no handshake within 10s"),
+            (Error::Handshake {
+                peer: None,
+                reason: "the first frame is not a protocol-3 hello".into(),
+                source: Some(Cause::new(Error::protocol("frame of 70000 bytes exceeds the limit of 65536 bytes"))),
+             },
+             "handshake with the other peer failed: the first frame is not a protocol-3 hello\n\nCaused by:\n    protocol error: frame of 70000 bytes exceeds the limit of 65536 bytes"),
             (Error::ProtocolVersion { peer: Some(p()), ours: 3, theirs: 2 },
              "peer `server` speaks protocol version 2, this peer speaks 3: build both with versions of remote-scope that speak the same protocol"),
             (Error::MissingBodies { peer: p(), bodies: vec!["app::jobs::2ee355ec6c4b8744 (src/jobs.rs:12:5)".into()] },
@@ -656,8 +689,8 @@ mod tests {
              "a peer with id `server` is already connected: give each node its own id (`NodeBuilder::id`; the default is a random one)"),
             (Error::DuplicateBody { name: b(), first: "src/a.rs:1:5".into(), second: "src/b.rs:9:1".into() },
              "two different bodies share the name `app::jobs::2ee355ec6c4b8744` (their fingerprints collide): one at src/a.rs:1:5, one at src/b.rs:9:1; change either body, by a token, to tell them apart"),
-            (Error::Protocol { reason: "malformed frame (3 bytes)".into() },
-             "protocol error: malformed frame (3 bytes)"),
+            (Error::protocol_caused("malformed frame (3 bytes)", Travelled("invalid type: integer `7`, expected a frame".into())),
+             "protocol error: malformed frame (3 bytes)\n\nCaused by:\n    invalid type: integer `7`, expected a frame"),
             (Error::transport_caused("could not connect to ws://127.0.0.1:1", std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")),
              "transport error: could not connect to ws://127.0.0.1:1\n\nCaused by:\n    connection refused"),
             (Error::BadUrl { url: "http://example.com".into(), reason: "the URL must start with ws://".into() },

@@ -9,7 +9,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 
 use crate::connection::Connection;
 use crate::contract::{self, PeerBodies};
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use crate::node::Node;
 use crate::peer_id::PeerId;
 use crate::protocol::{self, Bodies, Frame, Hello, Limits, Reject, PROTOCOL_VERSION};
@@ -62,10 +62,10 @@ where
             )))
         }
     };
-    protocol::decode(bytes, node.config().max_frame_size).map_err(|e| {
-        handshake_error(&format!(
-            "the first frame is not a protocol-{PROTOCOL_VERSION} hello: {e}"
-        ))
+    protocol::decode(bytes, node.config().max_frame_size).map_err(|e| Error::Handshake {
+        peer: None,
+        reason: format!("the first frame is not a protocol-{PROTOCOL_VERSION} hello"),
+        source: Some(Cause::new(e)),
     })
 }
 
@@ -78,6 +78,7 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
             Error::Handshake {
                 peer: None,
                 reason: hello.peer.refusal(),
+                source: None,
             },
         ));
     }
@@ -163,6 +164,7 @@ pub(crate) fn handshake_error(reason: &str) -> Error {
     Error::Handshake {
         peer: None,
         reason: reason.to_owned(),
+        source: None,
     }
 }
 
@@ -298,6 +300,7 @@ impl Node {
                 return Err(Error::Handshake {
                     peer: Some(theirs.peer.clone()),
                     reason: format!("expected the peer's bodies, got {other:?}"),
+                    source: None,
                 })
             }
         };

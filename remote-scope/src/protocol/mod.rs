@@ -415,8 +415,8 @@ pub(crate) fn decode_with(
 /// The frames the fast path does not read, by serde.
 #[inline(never)]
 fn decode_general(message: &[u8]) -> Result<Frame, Error> {
-    decode_frame(message).map_err(|e| Error::Protocol {
-        reason: format!("malformed frame ({} bytes): {e}", message.len()),
+    decode_frame(message).map_err(|e| {
+        Error::protocol_caused(format!("malformed frame ({} bytes)", message.len()), e)
     })
 }
 
@@ -448,12 +448,10 @@ fn named(
 #[inline]
 fn check_size(bytes: &[u8], max_size: usize) -> Result<(), Error> {
     if bytes.len() > max_size {
-        return Err(Error::Protocol {
-            reason: format!(
-                "frame of {} bytes exceeds the limit of {max_size} bytes",
-                bytes.len()
-            ),
-        });
+        return Err(Error::protocol(format!(
+            "frame of {} bytes exceeds the limit of {max_size} bytes",
+            bytes.len()
+        )));
     }
     Ok(())
 }
@@ -478,16 +476,14 @@ pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
         other => {
             return rmp_serde::to_vec(other)
                 .map(Bytes::from)
-                .map_err(|e| Error::Protocol {
-                    reason: format!("could not encode a frame: {e}"),
-                })
+                .map_err(|e| Error::protocol_caused("could not encode a frame", e))
         }
     };
-    let len = u32::try_from(payload.len()).map_err(|_| Error::Protocol {
-        reason: format!(
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        Error::protocol(format!(
             "could not encode a frame: a payload of {} bytes; a frame holds at most 4 GiB",
             payload.len()
-        ),
+        ))
     })?;
     let mut bytes = BytesMut::with_capacity(header.len(len) + payload.len());
     bytes.resize(header.len(len), 0);

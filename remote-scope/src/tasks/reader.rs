@@ -86,9 +86,9 @@ impl Connection {
                     missing,
                 })
             }
-            Frame::Hello(_) | Frame::Bodies(_) | Frame::Reject(_) => Err(Error::Protocol {
-                reason: "handshake frame after the handshake".into(),
-            }),
+            Frame::Hello(_) | Frame::Bodies(_) | Frame::Reject(_) => {
+                Err(Error::protocol("handshake frame after the handshake"))
+            }
         }
     }
 

@@ -235,9 +235,7 @@ mod tests {
     fn encode(frame: Frame) -> Result<Option<bytes::Bytes>, Error> {
         match frame {
             Frame::Ping => Ok(None),
-            Frame::Cancel(_) => Err(Error::Protocol {
-                reason: "could not encode a frame".into(),
-            }),
+            Frame::Cancel(_) => Err(Error::protocol("could not encode a frame")),
             _ => Ok(Some(bytes::Bytes::from_static(&[200]))),
         }
     }

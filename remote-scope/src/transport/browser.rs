@@ -45,9 +45,9 @@ impl Stream for BrowserTransport {
                 None | Some(Err(WebSocketError::ConnectionClose(_))) => None,
                 Some(Err(e)) => Some(Err(transport_error(e))),
                 Some(Ok(Message::Bytes(bytes))) => Some(Ok(bytes.into())),
-                Some(Ok(Message::Text(_))) => Some(Err(Error::Protocol {
-                    reason: "a text message; frames are binary".into(),
-                })),
+                Some(Ok(Message::Text(_))) => {
+                    Some(Err(Error::protocol("a text message; frames are binary")))
+                }
             })
     }
 }

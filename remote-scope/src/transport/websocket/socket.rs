@@ -166,9 +166,7 @@ impl WebSocketTransport {
 
 fn framing_error(e: FramingError) -> Error {
     match e {
-        FramingError::Text => Error::Protocol {
-            reason: e.to_string(),
-        },
+        FramingError::Text => Error::protocol(e.to_string()),
         // Kept whole as the source, as an `io::Error` is.
         _ => Error::transport_caused("the WebSocket framing broke", e),
     }
