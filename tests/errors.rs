@@ -481,11 +481,22 @@ async fn a_first_frame_that_is_no_hello_fails_the_handshake_with_the_decoders_er
     let (mut raw, connect) = RawPeer::dialed_by(&node);
     raw.send_bytes(vec![0x93, 0xc1, 0xc1, 0xc1]).await;
     let err = connect.await.unwrap().expect_err("not a hello");
-    let Error::Handshake { peer: None, source: Some(source), .. } = &err else {
+    let Error::Handshake {
+        peer: None,
+        source: Some(source),
+        ..
+    } = &err
+    else {
         panic!("{err:?}");
     };
     assert!(
-        matches!(source.downcast_ref::<Error>(), Some(Error::Protocol { source: Some(_), .. })),
+        matches!(
+            source.downcast_ref::<Error>(),
+            Some(Error::Protocol {
+                source: Some(_),
+                ..
+            })
+        ),
         "{err:?}"
     );
     // What `main() -> Result<(), Error>` prints: the message, then each cause.
