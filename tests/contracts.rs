@@ -12,6 +12,13 @@ use common::RawPeer;
 use remote_scope::protocol::{Bodies, Frame, Limits, Reject};
 use remote_scope::{remote, Call, Error, Missing, Node, PeerId, Registry};
 
+mod images {
+    #[remote_scope::remote_fn]
+    pub async fn thumbnail(width: u32) -> u32 {
+        width / 4
+    }
+}
+
 mod jobs {
     use super::*;
 
@@ -328,4 +335,57 @@ async fn a_list_longer_than_the_hello_announced_closes_the_connection() {
     assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
     assert_eq!(raw.recv().await, None, "the node closes the connection");
     assert!(!node.is_connected(&PeerId::new("liar")));
+}
+
+#[tokio::test]
+async fn a_remote_fn_is_required_and_missed_by_its_name() {
+    let thumbnail = images::thumbnail::NAME;
+    let lacking = all_but(&[thumbnail]);
+
+    // Required by name: a peer without it is refused.
+    let server = Node::builder()
+        .id("server")
+        .require_body(thumbnail)
+        .build()
+        .unwrap();
+    let mut raw = RawPeer::accepted_by(&server);
+    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
+        .await;
+    raw.send(&list(&lacking)).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    assert_eq!(
+        raw.recv().await,
+        Some(Frame::Reject(Reject::MissingBodies { missing: 1 }))
+    );
+    assert!(!server.is_connected(&PeerId::new("lacking")));
+
+    // Not required: the peer connects, and a call of it fails before it is sent, naming the
+    // function's module.
+    let client = Node::builder().id("client").build().unwrap();
+    let (mut raw, connect) = RawPeer::dialed_by(&client);
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw.send(&other_build("older", Limits::default(), lacking.len()))
+        .await;
+    assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
+    raw.send(&list(&lacking)).await;
+    let older = connect.await.unwrap().expect("connects");
+    let err = client
+        .run(images::thumbnail(640).on_peer(&older))
+        .await
+        .expect_err("not served");
+    match &err {
+        Error::UnknownBody {
+            body,
+            site,
+            missing,
+            ..
+        } => {
+            assert_eq!(body, thumbnail);
+            assert_eq!(site.as_deref(), Some(self::site(thumbnail).as_str()));
+            assert_eq!(*missing, Missing::Module);
+        }
+        other => panic!("expected UnknownBody, got {other:?}"),
+    }
+    assert!(err.to_string().contains("contracts::images"), "{err}");
+    assert_eq!(raw.recv_within(Duration::from_millis(200)).await, None);
 }

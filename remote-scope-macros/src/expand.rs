@@ -34,7 +34,7 @@ use syn::visit_mut::VisitMut;
 
 use crate::name::{Fingerprints, Site};
 use crate::parse::Invocation;
-use crate::validate::Captures;
+use crate::validate::{self, Captures};
 
 /// The full expansion: registered handler plus the call.
 pub fn remote(
@@ -52,35 +52,159 @@ pub fn remote(
     let capture_list = capture_list(caps);
 
     let tuple_ty = tuple_type(caps);
-    let hygienic_pattern = respan_mixed(pattern(caps));
-    let hygienic_body = respan_mixed(inv.body.to_token_stream());
-
+    let handler_body = body_closure(inv, caps, inv.body.clone());
     let typing = typing_closure(inv, caps);
     let call_site = call_site_captures(caps);
+    let unused = unused_captures(inv, caps);
     let capture_refs = capture_locals(caps);
-    let peer = &inv.peer;
-    let (serve, served) = if may_wait(&inv.body) {
-        (quote!(serve), quote!(async move #hygienic_body))
+    let peer = peer(&inv.peer);
+    let serve = if may_wait(&inv.body) {
+        quote!(serve)
     } else {
-        (quote!(serve_now), hygienic_body)
+        quote!(serve_now)
     };
+    let value = value_ident(&inv.body);
+    let [body_fn, typing_fn, captures, peer_id] = ["body", "typing", "captures", "peer"]
+        .map(|n| format_ident!("__remote_scope_{}", n, span = Span::mixed_site()));
+    let produced = produced(&inv.body);
+    let returnable = returnable_check(&value);
+    let probes = probe_traits();
 
+    // The handler's copy and the typing copy are the same tokens with the same spans (but for
+    // nested `remote!`s): a mistake in the body makes the same diagnostic in both, and rustc
+    // prints a diagnostic once.
     quote! {
         {
-            fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
-                #private::#serve(
-                    input,
-                    |#[allow(unused_variables)] #hygienic_pattern: #tuple_ty| #served,
+            // In a block of their own: the registration's items are out of the body's sight.
+            {
+                fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
+                    #probes
+                    let #body_fn = #handler_body;
+                    let #value = #private::#produced(&#body_fn);
+                    #returnable
+                    #private::#serve(
+                        input,
+                        (&&#private::Probe::<#tuple_ty>::new()).decoder(),
+                        (&&#value).encoder(),
+                        #body_fn,
+                    )
+                }
+                #private::inventory::submit! {
+                    #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
+                }
+            }
+            let #peer_id = #peer;
+            #call_site
+            #unused
+            let #typing_fn = #typing;
+            let #value = #private::#produced(&#typing_fn);
+            #returnable
+            let #captures = (#(#capture_refs,)*);
+            static __REMOTE_SCOPE_CHECKED: #private::ResultTypeChecked = #private::ResultTypeChecked::new();
+            // The probes' `use`s in a block of their own, out of the user's sight.
+            {
+                #probes
+                #private::call(
+                    #peer_id,
+                    #name,
+                    &__REMOTE_SCOPE_CHECKED,
+                    &#captures,
+                    (&&#private::probe(&#captures)).encoder(),
+                    (&&#value).decoder(),
                 )
             }
-            #private::inventory::submit! {
-                #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
-            }
-            #call_site
-            static __REMOTE_SCOPE_CHECKED: #private::ResultTypeChecked = #private::ResultTypeChecked::new();
-            #private::call(&(#peer), #name, &__REMOTE_SCOPE_CHECKED, &(#(#capture_refs,)*), #typing)
         }
     }
+}
+
+/// The body as a closure over the captures, `|(a, b): (A, B)| async move { body }` (or without
+/// `async move` when it cannot wait), every token with macro_rules hygiene at its own place:
+/// the body sees its captures and the items in scope, and no other local of the caller.
+fn body_closure(inv: &Invocation, caps: &Captures<'_>, body: syn::Block) -> TokenStream {
+    let pattern = respan_mixed(pattern(caps));
+    let tuple_ty = tuple_type(caps);
+    let body = respan_mixed(body.to_token_stream());
+    let body = if may_wait(&inv.body) {
+        let hygienic_async = respan_mixed(quote_spanned!(inv.body.span()=> async move));
+        quote!(#hygienic_async #body)
+    } else {
+        body
+    };
+    quote! { |#[allow(unused_variables)] #pattern: #tuple_ty| #body }
+}
+
+/// The probe of what the body closure produces: its future's output, or its value.
+fn produced(body: &syn::Block) -> TokenStream {
+    if may_wait(body) {
+        quote!(awaited)
+    } else {
+        quote!(returned)
+    }
+}
+
+/// The identifier the value's probe is bound to: it has the span of the body's value (its last
+/// expression, else the block), with the caller's hygiene, so that the check that the value
+/// can travel back is reported there (an identifier of the expansion's hygiene would make the
+/// error point at the whole `remote!`).
+fn value_ident(body: &syn::Block) -> syn::Ident {
+    let span = match body.stmts.last() {
+        Some(syn::Stmt::Expr(tail, None)) => tail.span(),
+        _ => body.span(),
+    };
+    format_ident!("__remote_scope_value", span = span)
+}
+
+/// For each capture the body never names, a closure parameter of its name that is never used:
+/// rustc's `unused variable` warning then points at the list entry. (Not a `let`: rustc would
+/// offer to match on the registration's `const _` instead.) (The closures' own bindings of the
+/// captures cannot carry the warning: their tokens have the expansion's hygiene, and rustc
+/// does not report lints inside another crate's macro.)
+fn unused_captures(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
+    let body = inv.body.to_token_stream();
+    caps.entries
+        .iter()
+        .filter(|(name, _)| !mentions(body.clone(), name))
+        .map(|(name, _)| quote! { let _ = |#name: ()| (); })
+        .collect()
+}
+
+/// Whether `tokens` hold the identifier `name` anywhere, inside macro calls too, and in a
+/// format string's inline arguments (`"{name}"`, `"{name:>4}"`).
+fn mentions(tokens: TokenStream, name: &syn::Ident) -> bool {
+    tokens.into_iter().any(|tt| match tt {
+        TokenTree::Ident(ident) => ident == *name,
+        TokenTree::Group(group) => mentions(group.stream(), name),
+        TokenTree::Literal(literal) => {
+            let text = literal.to_string();
+            let argument = format!("{{{name}");
+            (text.starts_with('"') || text.starts_with('r'))
+                && text.match_indices(&argument).any(|(at, _)| {
+                    matches!(text[at + argument.len()..].chars().next(), Some('}' | ':'))
+                })
+        }
+        TokenTree::Punct(_) => false,
+    })
+}
+
+/// The peer expression, turned into a `PeerId` by [`AsPeer`](remote_scope::AsPeer): a value
+/// that names no peer is reported at the user's expression.
+fn peer(peer: &syn::Expr) -> TokenStream {
+    quote_spanned! {peer.span()=> ::remote_scope::AsPeer::peer_id(&(#peer)) }
+}
+
+/// Brings the probes' methods into scope (see `remote_scope::__private::Probe`).
+pub fn probe_traits() -> TokenStream {
+    let private = private();
+    quote! {
+        #[allow(unused_imports)]
+        use #private::{Decodes as _, DecodesNot as _, Encodes as _, EncodesNot as _};
+    }
+}
+
+/// `Returnable::__check(&value)`, at the body's value: a body whose value cannot travel back is
+/// reported there, once.
+fn returnable_check(value: &syn::Ident) -> TokenStream {
+    quote_spanned! {value.span()=> ::remote_scope::Returnable::__check(&#value); }
 }
 
 /// The capture list as a person writes it, `a: u64, b: Vec<u64>`, for the registry to show.
@@ -93,7 +217,7 @@ fn capture_list(caps: &Captures<'_>) -> String {
 }
 
 /// Token text without the spaces `to_string` puts between every two tokens.
-fn tidy(tokens: &str) -> String {
+pub fn tidy(tokens: &str) -> String {
     let mut text = tokens.to_owned();
     for (spaced, tight) in [
         (" <", "<"),
@@ -114,16 +238,19 @@ fn tidy(tokens: &str) -> String {
     text
 }
 
-/// The typing-only form used for nested invocations inside a typing copy.
+/// The typing-only form used for nested invocations inside a typing copy. Its body has the
+/// hygiene of the tokens it was given: it only gives the call its type, and the full expansion
+/// of the same invocation, in the handler's copy, reports what the body cannot see.
 pub fn typing_only(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
     let private = private();
     let peer = &inv.peer;
     let names = caps.entries.iter().map(|(name, _)| name);
-    let typing = typing_closure(inv, caps);
+    let typing = unhygienic_closure(inv, caps, inv.body.clone());
+    let produced = produced(&inv.body);
     quote! {
         {
             let _ = (&(#peer), #(&#names,)*);
-            #private::typing_only(#typing)
+            #private::typing_only(#private::#produced(&#typing))
         }
     }
 }
@@ -151,11 +278,26 @@ pub fn fallback_with_body(
 ) -> TokenStream {
     let private = private();
     let errors = errors.to_compile_error();
-    let typing = typing_closure(inv, caps);
+    let mut body = inv.body.clone();
+    // A value that is a reference was reported; the caller is typed as if it were owned, as it
+    // will be once fixed, instead of failing again.
+    validate::value_exprs(&mut body, &mut |expr| {
+        if validate::borrowed_value(expr).is_some() {
+            *expr =
+                syn::parse_quote_spanned! {expr.span()=> ::std::borrow::ToOwned::to_owned(#expr) };
+        }
+    });
+    // So is a `break` or `continue` that would leave the body.
+    validate::LeavingJumps(&mut |expr| {
+        *expr = syn::parse_quote_spanned! {expr.span()=> ::core::unreachable!() };
+    })
+    .visit_block_mut(&mut body);
+    let typing = unhygienic_closure(inv, caps, body);
+    let produced = produced(&inv.body);
     quote! {
         {
             #errors
-            #private::typing_only(#typing)
+            #private::typing_only(#private::#produced(&#typing))
         }
     }
 }
@@ -164,13 +306,27 @@ fn private() -> TokenStream {
     quote!(::remote_scope::__private)
 }
 
-/// `|(a, b): (A, B)| async move { body }` with the user's spans and nested calls made typing-only.
+/// The body closure of the typing copy: its nested calls made typing-only.
 fn typing_closure(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
-    let pattern = pattern(caps);
-    let tuple_ty = tuple_type(caps);
     let mut body = inv.body.clone();
     TypingOnly.visit_block_mut(&mut body);
-    quote_spanned! {inv.body.span()=> |#pattern: #tuple_ty| async move #body }
+    body_closure(inv, caps, body)
+}
+
+/// The body closure with the tokens' own hygiene, its nested calls made typing-only: where
+/// the body is only typed, by the typing-only form and by the fallback of an invocation with
+/// errors (whose captures may be missing from the list, so the body must see the caller's
+/// locals to be typed at all).
+fn unhygienic_closure(inv: &Invocation, caps: &Captures<'_>, mut body: syn::Block) -> TokenStream {
+    let pattern = pattern(caps);
+    let tuple_ty = tuple_type(caps);
+    TypingOnly.visit_block_mut(&mut body);
+    let body = if may_wait(&inv.body) {
+        quote_spanned!(inv.body.span()=> async move #body)
+    } else {
+        body.to_token_stream()
+    };
+    quote_spanned! {inv.body.span()=> |#pattern: #tuple_ty| #body }
 }
 
 /// `let __remote_scope_capture_0: &A = &a;` for each capture: a capture whose local has another
@@ -181,9 +337,8 @@ fn call_site_captures(caps: &Captures<'_>) -> TokenStream {
         .enumerate()
         .map(|(i, (name, ty))| {
             let local = capture_local(i);
-            let private = private();
             quote_spanned! {ty.span()=>
-                #private::assert_capture::<#ty>();
+                let () = <#ty as ::remote_scope::Capture>::CAPTURABLE;
                 let #local: &#ty = &#name;
             }
         })
@@ -289,7 +444,7 @@ fn is_remote_macro(path: &syn::Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{may_wait, tidy};
+    use super::{may_wait, mentions, tidy};
     use quote::ToTokens;
 
     #[test]
@@ -306,6 +461,22 @@ mod tests {
         ] {
             assert_eq!(tidied(ty), ty);
         }
+    }
+
+    #[test]
+    fn a_capture_is_mentioned_by_its_name_anywhere_in_the_body_and_in_format_strings() {
+        let mentioned = |body: &str| {
+            let tokens: proc_macro2::TokenStream = body.parse().expect("tokens");
+            mentions(tokens, &quote::format_ident!("to"))
+        };
+        assert!(mentioned("{ to + 1 }"));
+        assert!(mentioned("{ if x { vec![to] } else { vec![] } }"));
+        assert!(mentioned(r#"{ format!("sent to {to}") }"#));
+        assert!(mentioned(r#"{ format!("{to:>8}") }"#));
+        assert!(mentioned(r##"{ format!(r#"{to}"#) }"##));
+        assert!(!mentioned(r#"{ format!("sent to {total}") }"#));
+        assert!(!mentioned("{ total + 1 }"));
+        assert!(!mentioned(r#"{ "to" }"#));
     }
 
     fn waits(body: &str) -> bool {

@@ -7,6 +7,7 @@
 use proc_macro::TokenStream;
 
 mod expand;
+mod function;
 mod name;
 mod parse;
 mod validate;
@@ -19,6 +20,12 @@ pub fn remote(input: TokenStream) -> TokenStream {
         let fingerprints = name::fingerprints(caps, &inv.body);
         expand::remote(inv, caps, &fingerprints, &site)
     })
+}
+
+/// Makes an `async fn` a remote function. See `remote_scope::remote_fn` for the documentation.
+#[proc_macro_attribute]
+pub fn remote_fn(attr: TokenStream, item: TokenStream) -> TokenStream {
+    function::remote_fn(attr.into(), item.into(), &name::Site::call_site()).into()
 }
 
 /// The typing-only form of `remote!` that the expansion of an enclosing `remote!` uses for

@@ -59,6 +59,25 @@ pub fn fingerprints(captures: &Captures<'_>, body: &syn::Block) -> Fingerprints 
     }
 }
 
+/// A `#[remote_fn]`'s fingerprints: of its name and signature, not of its block.
+pub fn function_fingerprints(
+    ident: &syn::Ident,
+    params: &[&syn::Type],
+    output: &syn::Type,
+) -> Fingerprints {
+    let mut text = format!("remote-scope/1 fn {ident} (");
+    for ty in params {
+        write_tokens(&mut text, ty.to_token_stream());
+        text.push_str(" ,");
+    }
+    text.push_str(" ) ->");
+    write_tokens(&mut text, output.to_token_stream());
+    Fingerprints {
+        name: format!("{:016x}", fnv1a64(text.as_bytes())),
+        check: fnv1_64(text.as_bytes()),
+    }
+}
+
 fn canonical(captures: &Captures<'_>, body: &syn::Block) -> String {
     let mut out = String::from("remote-scope/1 captures");
     for (name, ty) in &captures.entries {

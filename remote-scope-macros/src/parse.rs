@@ -83,6 +83,9 @@ impl Parse for Capture {
                 .parse()
                 .map_err(|e| syn::Error::new(e.span(), "expected a capture `name: Type`"))?
         };
+        if input.peek(Token![.]) {
+            return Err(field_capture(&name, input));
+        }
         let ty = if input.peek(Token![:]) {
             input.parse::<Token![:]>()?;
             Some(input.parse()?)
@@ -91,6 +94,42 @@ impl Parse for Capture {
         };
         Ok(Capture { name, ty })
     }
+}
+
+/// `[job.size: u64]`: the list names locals, so say how to capture a field.
+fn field_capture(base: &Ident, input: ParseStream) -> syn::Error {
+    let dot: Token![.] = match input.parse() {
+        Ok(dot) => dot,
+        Err(e) => return e,
+    };
+    let field = input
+        .parse::<syn::Member>()
+        .map(|member| match member {
+            syn::Member::Named(ident) => ident.to_string(),
+            syn::Member::Unnamed(index) => format!("{}", index.index),
+        })
+        .unwrap_or_else(|_| "field".to_owned());
+    let local = if field.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("{base}_{field}")
+    } else {
+        field.clone()
+    };
+    let ty = input
+        .parse::<Token![:]>()
+        .and_then(|_| input.parse::<Type>())
+        .map(|ty| {
+            quote::ToTokens::to_token_stream(&ty)
+                .to_string()
+                .replace(' ', "")
+        })
+        .unwrap_or_else(|_| "Type".to_owned());
+    syn::Error::new(
+        dot.span,
+        format!(
+            "the capture list takes local variables, and `{base}.{field}` is a field: bind it \
+             first, `let {local} = {base}.{field};`, and capture `{local}: {ty}`"
+        ),
+    )
 }
 
 /// Parses the macro input; a helper so that `lib.rs` stays a list of pipeline steps.

@@ -32,6 +32,7 @@ impl Node {
                 rate_limit: RateLimit::default(),
                 keepalive: Some(Duration::from_secs(15)),
                 required_modules: Vec::new(),
+                required_bodies: Vec::new(),
                 token: None,
                 ids_proven: false,
             },
@@ -312,6 +313,29 @@ impl NodeBuilder {
     /// ```
     pub fn require_module(mut self, module: impl Into<String>) -> Self {
         self.config.required_modules.push(module.into());
+        self
+    }
+
+    /// Requires every peer to serve one body, as [`require_module`](Self::require_module) does
+    /// for a module's: the body of a [`#[remote_fn]`](crate::remote_fn), by its `NAME`, or any
+    /// body by its [`Registration::name`](crate::Registration::name). May be given more than
+    /// once.
+    ///
+    /// ```
+    /// #[remote_scope::remote_fn]
+    /// async fn resize(width: u32, pixels: Vec<u8>) -> Vec<u8> {
+    ///     pixels.into_iter().take(width as usize).collect()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let worker = remote_scope::Node::builder()
+    ///     .require_body(resize::NAME)
+    ///     .build()?;
+    /// # let _ = worker; Ok(()) }
+    /// ```
+    pub fn require_body(mut self, name: &'static str) -> Self {
+        self.config.required_bodies.push(name);
         self
     }
 

@@ -1,10 +1,11 @@
 //! A call in progress: what `remote!(..)` evaluates to.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crate::bounds::{AsPeer, Decoder};
 use crate::connection::PendingCall;
 use crate::context;
 use crate::error::Error;
@@ -42,45 +43,57 @@ use crate::serve;
 /// ```
 #[must_use = "a call does nothing until it is awaited"]
 pub struct Call<R> {
-    peer: PeerId,
+    state: State,
     body: &'static str,
-    captures: Result<Encoded, Error>,
-    timeout: Option<Duration>,
-    node: Option<Node>,
-    decode: Decode<R>,
+    span: tracing::Span,
+    decode: Decoder<R>,
 }
-
-/// Decodes a body's value; chosen where `R: DeserializeOwned` is known, so awaiting a call needs
-/// no bound of its own (and a result type that cannot be decoded is reported once).
-pub(crate) type Decode<R> = fn(&[u8]) -> Result<R, String>;
 
 impl<R> Call<R> {
     pub(crate) fn new(
         peer: PeerId,
         body: &'static str,
         captures: Result<Encoded, Error>,
-        decode: Decode<R>,
+        decode: Decoder<R>,
+    ) -> Self {
+        Call::to(Some(peer), body, captures, decode)
+    }
+
+    /// A call of `body` on `peer`, or on the calling node itself.
+    fn to(
+        peer: Option<PeerId>,
+        body: &'static str,
+        captures: Result<Encoded, Error>,
+        decode: Decoder<R>,
     ) -> Self {
         Call {
-            peer,
+            state: State::Start(Start {
+                peer,
+                captures,
+                timeout: None,
+                node: None,
+            }),
             body,
-            captures,
-            timeout: None,
-            node: None,
+            span: tracing::Span::none(),
             decode,
         }
     }
 
     /// Waits at most `timeout` for the result instead of the node's default, then fails with
-    /// [`Error::Timeout`].
+    /// [`Error::Timeout`]. (Set before the call is first polled; later it changes nothing.)
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        if let State::Start(start) = &mut self.state {
+            start.timeout = Some(timeout);
+        }
         self
     }
 
-    /// Calls from `node` instead of the current node (useful outside [`Node::run`]).
+    /// Calls from `node` instead of the current node (useful outside [`Node::run`]). (Set
+    /// before the call is first polled; later it changes nothing.)
     pub fn on(mut self, node: &Node) -> Self {
-        self.node = Some(node.clone());
+        if let State::Start(start) = &mut self.state {
+            start.node = Some(node.clone());
+        }
         self
     }
 
@@ -88,43 +101,98 @@ impl<R> Call<R> {
     pub fn body_name(&self) -> &'static str {
         self.body
     }
+}
 
-    /// The peer this call goes to.
-    pub fn peer(&self) -> &PeerId {
-        &self.peer
+impl<R> std::fmt::Debug for Call<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
     }
 }
 
-impl<R> IntoFuture for Call<R> {
-    type Output = Result<R, Error>;
-    type IntoFuture = CallFuture<R>;
+/// A call of a [`#[remote_fn]`](crate::remote_fn), its arguments encoded: say which peer
+/// runs it with [`on_peer`](Unsent::on_peer), then await the [`Call`] that gives; or await it
+/// as it is to run it on the calling node.
+///
+/// ```
+/// # use remote_scope::{Node, PeerId};
+/// #[remote_scope::remote_fn]
+/// async fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// # let node = Node::builder().build()?;
+/// # let peer: PeerId = node.id().clone();
+/// let call = add(40, 2);
+/// assert_eq!(call.body_name(), add::NAME);
+/// let sum = node.run(call.on_peer(&peer)).await?;
+/// assert_eq!(sum, 42);
+/// // Without a peer, on the calling node:
+/// assert_eq!(node.run(async { add(1, 2).await }).await?, 3);
+/// # Ok(()) }
+/// ```
+#[must_use = "a call does nothing until it is sent to a peer (`.on_peer(&peer)`) and awaited"]
+pub struct Unsent<R> {
+    body: &'static str,
+    captures: Result<Encoded, Error>,
+    decode: Decoder<R>,
+}
 
-    fn into_future(self) -> CallFuture<R> {
-        CallFuture {
-            state: State::Start(Start {
-                peer: self.peer,
-                captures: self.captures,
-                timeout: self.timeout,
-                node: self.node,
-            }),
-            body: self.body,
-            span: tracing::Span::none(),
-            decode: self.decode,
+impl<R> Unsent<R> {
+    pub(crate) fn new(
+        body: &'static str,
+        captures: Result<Encoded, Error>,
+        decode: Decoder<R>,
+    ) -> Self {
+        Unsent {
+            body,
+            captures,
+            decode,
         }
     }
+
+    /// The call, to run on `peer`: await it, after `.timeout(..)` or `.on(&node)` if need be.
+    pub fn on_peer(self, peer: impl AsPeer) -> Call<R> {
+        Call::new(peer.peer_id(), self.body, self.captures, self.decode)
+    }
+
+    /// The call, to run on the calling node itself: what awaiting the `Unsent` does. The
+    /// arguments are encoded and decoded as for a peer, so the function behaves the same
+    /// wherever it runs.
+    pub fn here(self) -> Call<R> {
+        Call::to(None, self.body, self.captures, self.decode)
+    }
+
+    /// The stable name of the function's body.
+    pub fn body_name(&self) -> &'static str {
+        self.body
+    }
 }
 
-/// The future of a [`Call`].
-#[must_use = "futures do nothing unless polled"]
-pub struct CallFuture<R> {
-    state: State,
-    body: &'static str,
-    span: tracing::Span,
-    decode: Decode<R>,
+/// Awaiting a call that names no peer runs it on the calling node ([`Unsent::here`]).
+impl<R> std::future::IntoFuture for Unsent<R> {
+    type Output = Result<R, Error>;
+    type IntoFuture = Call<R>;
+
+    fn into_future(self) -> Call<R> {
+        self.here()
+    }
+}
+
+impl<R> std::fmt::Debug for Unsent<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsent")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Start {
-    peer: PeerId,
+    /// `None`: the calling node itself.
+    peer: Option<PeerId>,
     captures: Result<Encoded, Error>,
     timeout: Option<Duration>,
     node: Option<Node>,
@@ -159,7 +227,7 @@ enum State {
     Done,
 }
 
-impl<R> Future for CallFuture<R> {
+impl<R> Future for Call<R> {
     type Output = Result<R, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -280,14 +348,15 @@ fn begin(
     };
     let captures = start.captures?;
     let after = start.timeout.unwrap_or(node.config().default_timeout);
-    if start.peer == *node.id() {
-        let span = call_span!("call", body, peer = %start.peer, local = true);
+    let peer = start.peer.unwrap_or_else(|| node.id().clone());
+    if peer == *node.id() {
+        let span = call_span!("call", body, peer = %peer, local = true);
         let handler = node.registry().handler(body);
         let work = crate::trace::in_span(&span, || {
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
         let state = State::Local {
-            peer: start.peer,
+            peer,
             work,
             deadline: node.runtime().sleep(after),
             after,
@@ -295,15 +364,15 @@ fn begin(
         return Ok((state, span));
     }
     let deadline_at = node.runtime().now().saturating_add(after);
-    let conn = match node.connection(&start.peer) {
+    let conn = match node.connection(&peer) {
         Ok(conn) => conn,
         Err(not_connected) => {
-            let back = node.reconnected(&start.peer).ok_or(not_connected)?;
-            tracing::debug!(body, peer = %start.peer, "waiting for the peer to reconnect");
+            let back = node.reconnected(&peer).ok_or(not_connected)?;
+            tracing::debug!(body, peer = %peer, "waiting for the peer to reconnect");
             let state = State::Waiting {
                 deadline: node.runtime().sleep(after),
                 node,
-                peer: start.peer,
+                peer,
                 captures,
                 back,
                 deadline_at,

@@ -20,6 +20,8 @@ pub(crate) struct Config {
     pub(crate) keepalive: Option<Duration>,
     /// Modules whose bodies (this build's) a peer must serve to connect.
     pub(crate) required_modules: Vec<String>,
+    /// Bodies (this build's, by name) a peer must serve to connect.
+    pub(crate) required_bodies: Vec<&'static str>,
     pub(crate) token: Option<String>,
     /// Peers prove their ids ([`NodeBuilder::peer_tokens`]), so one that connects again under
     /// its id may take over a silent connection of that id.

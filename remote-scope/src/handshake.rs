@@ -114,16 +114,24 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
     Ok(())
 }
 
-/// The bodies of this build in the modules it requires that the peer does not serve, as
+/// The bodies this build requires (by module or by name) that the peer does not serve, as
 /// `name (site)`; empty when it serves them all.
 fn lacking(node: &Node, theirs: &PeerBodies) -> Vec<String> {
-    let mut lacking: Vec<String> = node
-        .config()
+    let config = node.config();
+    let by_module = config
         .required_modules
         .iter()
         .flat_map(|module| theirs.lacking(node.registry(), module))
-        .map(|r| format!("{} ({})", r.name(), r.site()))
-        .collect();
+        .map(|r| format!("{} ({})", r.name(), r.site()));
+    let by_name = config
+        .required_bodies
+        .iter()
+        .filter(|name| !theirs.serves(name))
+        .map(|name| match node.registry().registration(name) {
+            Some(r) => format!("{} ({})", r.name(), r.site()),
+            None => (*name).to_owned(),
+        });
+    let mut lacking: Vec<String> = by_module.chain(by_name).collect();
     lacking.sort_unstable();
     lacking.dedup();
     lacking

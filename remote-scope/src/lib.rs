@@ -96,6 +96,7 @@ mod trace;
 mod auth;
 mod bodies;
 mod body_error;
+mod bounds;
 mod buffers;
 mod builder;
 mod call;
@@ -142,8 +143,9 @@ pub mod __fuzz;
 
 pub use auth::{Allowlist, Authorize};
 pub use body_error::BodyError;
+pub use bounds::{AsPeer, Capture, Returnable};
 pub use builder::NodeBuilder;
-pub use call::{Call, CallFuture};
+pub use call::{Call, Unsent};
 pub use context::caller;
 pub use contract::Served;
 pub use error::{Error, Missing};
@@ -158,7 +160,8 @@ pub use transport::websocket::Server;
 
 /// Runs a block on another peer and evaluates to a [`Call`] of its result.
 ///
-/// `remote!(peer, [name: Type, ...], { body })`: `peer` is a [`PeerId`] (or a reference to one);
+/// `remote!(peer, [name: Type, ...], { body })`: `peer` names the peer ([`AsPeer`]: a
+/// [`PeerId`], a reference to one, or its text);
 /// the list names every local the body uses, with its type; the body is a block and may
 /// `.await`. Awaiting the call gives `Result<T, Error>` where `T` is the body's type.
 ///
@@ -176,6 +179,44 @@ pub use transport::websocket::Server;
 /// # Ok::<(), remote_scope::Error>(()) }).await }
 /// ```
 pub use remote_scope_macros::remote;
+
+/// Makes an `async fn` a remote function: its parameters are its captures, its result is its
+/// body's value, and calling it gives an [`Unsent`] call to send to a peer with
+/// [`Unsent::on_peer`].
+///
+/// ```
+/// use remote_scope::{remote_fn, BodyError, Node, PeerId};
+///
+/// /// Counts the words of `text` longer than `min`.
+/// #[remote_fn]
+/// pub async fn long_words(text: String, min: usize) -> Result<usize, BodyError> {
+///     if min == 0 {
+///         return Err(BodyError::new("`min` must be at least 1"));
+///     }
+///     Ok(text.split_whitespace().filter(|w| w.len() >= min).count())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// # let node = Node::builder().build()?;
+/// # let peer: PeerId = node.id().clone();
+/// let text = "a remote body runs on the peer".to_string();
+/// let count = node.run(long_words(text, 4).on_peer(&peer)).await??;
+/// assert_eq!(count, 4);
+/// assert!(long_words::NAME.starts_with("rust_out::long_words#"));
+/// # Ok(()) }
+/// ```
+///
+/// The function is checked as `remote!` checks a body: its parameter types must be
+/// [`Capture`]s and its result a [`Returnable`]; it must be `async`, and cannot be generic,
+/// take `self` or take references. Its body is registered under `name::NAME`, the function's
+/// path and a fingerprint of its signature (not of its block): a peer redeployed with a new
+/// implementation keeps serving callers built against the old one, while a changed signature
+/// is a new name, which a call to an older peer finds missing before it is sent
+/// ([`Error::UnknownBody`]).
+///
+/// (It is not `#[remote]`: an attribute and `remote!` cannot share a name.)
+pub use remote_scope_macros::remote_fn;
 
 /// The id of the peer whose code is running: inside a body, the peer that runs it; inside
 /// [`Node::run`], that node. `None` elsewhere.

@@ -3,53 +3,45 @@
 //! without breaking them.
 
 use std::any::type_name;
-use std::borrow::Borrow;
 use std::future::Future;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
-use crate::call::Call;
+use crate::bounds::{Decoder, Encoder};
+use crate::call::{Call, Unsent};
 use crate::error::Error;
 use crate::peer_id::PeerId;
-use crate::protocol::{decode_payload, invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
+use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::registry::Registry;
 use crate::runtime::MaybeSend;
 
+pub use crate::bounds::{
+    awaited, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Probe,
+};
 pub use crate::registry::{Handled, HandlerFuture, HandlerInput, Registration};
 pub use inventory;
 pub use remote_scope_macros::remote_typing;
 
-/// Every capture type satisfies this; the bound exists for its error message.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be captured: a capture is sent to another peer, so it must be Serialize + Deserialize",
-    label = "this capture type is not Serialize + DeserializeOwned",
-    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, or capture a value that has them"
-)]
-pub trait Capture: Serialize + DeserializeOwned + MaybeSend + 'static {}
-
-impl<T: Serialize + DeserializeOwned + MaybeSend + 'static> Capture for T {}
-
-/// Fails to compile, at the capture's type, unless it can be captured.
-pub const fn assert_capture<T: Capture>() {}
-
 /// The body of a registered handler: decode the captures, run, encode the value; or name the
 /// value's type.
-pub fn serve<A, F, Fut>(input: HandlerInput<'_>, body: F) -> Handled
+pub fn serve<A, F, Fut>(
+    input: HandlerInput<'_>,
+    decode: Decoder<A>,
+    encode: Encoder<Fut::Output>,
+    body: F,
+) -> Handled
 where
-    A: DeserializeOwned,
     F: FnOnce(A) -> Fut,
     Fut: Future + MaybeSend + 'static,
-    Fut::Output: Serialize,
 {
     let captures = match input {
         HandlerInput::OutputType => return Handled::OutputType(type_name::<Fut::Output>()),
         HandlerInput::Run(captures) => captures,
     };
-    match decode_captures::<A>(captures) {
+    match decode_captures(decode, captures) {
         Ok(args) => {
             let running = body(args);
-            Handled::Running(Box::pin(async move { encode_value(&running.await) }))
+            Handled::Running(Box::pin(
+                async move { encode_value(encode, &running.await) },
+            ))
         }
         Err(failure) => Handled::Finished(Err(failure)),
     }
@@ -57,55 +49,68 @@ where
 
 /// [`serve`] for a body that cannot wait (the macro found no `.await` and no macro call in
 /// it): it runs at once, and no future is allocated for it.
-pub fn serve_now<A, F, R>(input: HandlerInput<'_>, body: F) -> Handled
+pub fn serve_now<A, F, R>(
+    input: HandlerInput<'_>,
+    decode: Decoder<A>,
+    encode: Encoder<R>,
+    body: F,
+) -> Handled
 where
-    A: DeserializeOwned,
     F: FnOnce(A) -> R,
-    R: Serialize,
 {
     let captures = match input {
         HandlerInput::OutputType => return Handled::OutputType(type_name::<R>()),
         HandlerInput::Run(captures) => captures,
     };
-    Handled::Finished(decode_captures::<A>(captures).and_then(|args| encode_value(&body(args))))
+    Handled::Finished(
+        decode_captures(decode, captures).and_then(|args| encode_value(encode, &body(args))),
+    )
 }
 
-fn decode_captures<A: DeserializeOwned>(captures: &[u8]) -> Result<A, Failure> {
-    decode_payload(captures).map_err(|e| Failure::DecodeCaptures {
-        reason: e.to_string(),
-    })
+#[inline]
+fn decode_captures<A>(decode: Decoder<A>, captures: &[u8]) -> Result<A, Failure> {
+    decode(captures).map_err(|reason| Failure::DecodeCaptures { reason })
 }
 
-fn encode_value<R: Serialize>(value: &R) -> Result<Encoded, Failure> {
-    Encoded::new(value, RESULT_HEADROOM).map_err(|e| Failure::EncodeResult {
-        reason: e.to_string(),
-    })
+#[inline]
+fn encode_value<R>(encode: Encoder<R>, value: &R) -> Result<Encoded, Failure> {
+    encode(value, RESULT_HEADROOM).map_err(|reason| Failure::EncodeResult { reason })
 }
 
-/// The call a `remote!` evaluates to. `_typing` is never called: its output type is the body's
-/// type, which becomes the call's result type. (That the type can be encoded is checked once,
-/// by `serve`.)
-pub fn call<P, A, F, Fut>(
-    peer: &P,
+/// The call a `remote!` evaluates to.
+pub fn call<C, R>(
+    peer: PeerId,
     body: &'static str,
     checked: &'static ResultTypeChecked,
-    captures: &impl Serialize,
-    _typing: F,
-) -> Call<Fut::Output>
-where
-    P: Borrow<PeerId> + ?Sized,
-    F: FnOnce(A) -> Fut,
-    Fut: Future,
-    Fut::Output: DeserializeOwned,
-{
-    let verdict = checked.get_or_init(|| check_result_type::<Fut::Output>(body));
+    captures: &C,
+    encode: Encoder<C>,
+    decode: Decoder<R>,
+) -> Call<R> {
+    let verdict = checked.get_or_init(|| check_result_type::<R>(body));
     let captures = verdict.clone().and_then(|()| {
-        Encoded::new(captures, invoke_headroom(body)).map_err(|e| Error::EncodeCaptures {
+        encode(captures, invoke_headroom(body)).map_err(|reason| Error::EncodeCaptures {
             body: body.to_owned(),
-            reason: e.to_string(),
+            reason,
         })
     });
-    Call::new(peer.borrow().clone(), body, captures, decode::<Fut::Output>)
+    Call::new(peer, body, captures, decode)
+}
+
+/// The call a `#[remote]` function's caller gets: its arguments encoded, to be sent to the
+/// peer [`Unsent::on_peer`] names. Its result type is the function's, written out, so it needs
+/// no check against the handler's.
+pub fn unsent<C, R>(
+    body: &'static str,
+    captures: &C,
+    encode: Encoder<C>,
+    decode: Decoder<R>,
+) -> Unsent<R> {
+    let captures =
+        encode(captures, invoke_headroom(body)).map_err(|reason| Error::EncodeCaptures {
+            body: body.to_owned(),
+            reason,
+        });
+    Unsent::new(body, captures, decode)
 }
 
 /// One per call site: the result type check runs on its first call only.
@@ -127,16 +132,9 @@ fn check_result_type<R>(body: &'static str) -> Result<(), Error> {
     }
 }
 
-fn decode<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, String> {
-    decode_payload(bytes).map_err(|e| e.to_string())
-}
-
-/// The typing-only form of a nested `remote!` inside a typing copy; never awaited.
-pub fn typing_only<A, F, Fut>(_typing: F) -> Call<Fut::Output>
-where
-    F: FnOnce(A) -> Fut,
-    Fut: Future,
-{
+/// The typing-only form of a nested `remote!` inside a typing copy, or of one with a compile
+/// error; never awaited.
+pub fn typing_only<R>(_value: Probe<R>) -> Call<R> {
     unreachable_call()
 }
 
