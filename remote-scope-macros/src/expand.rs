@@ -302,6 +302,28 @@ pub fn fallback_with_body(
     }
 }
 
+/// The expansion of an invocation whose body is not valid Rust: the capture list's errors, and
+/// the body as written in a closure over the captures, for rustc to report the body's syntax
+/// error itself (once, where it is) and for an editor to complete inside it.
+pub fn unparsed_body(
+    errors: Option<syn::Error>,
+    peer: &syn::Expr,
+    caps: &Captures<'_>,
+    body: TokenStream,
+) -> TokenStream {
+    let private = private();
+    let errors = errors.map(|e| e.to_compile_error());
+    let pattern = pattern(caps);
+    let tuple_ty = tuple_type(caps);
+    quote! {
+        {
+            #errors
+            let _ = &(#peer);
+            #private::typing_only(#private::awaited(&(|#pattern: #tuple_ty| async move #body)))
+        }
+    }
+}
+
 fn private() -> TokenStream {
     quote!(::remote_scope::__private)
 }

@@ -41,10 +41,19 @@ fn pipeline(
     expand: impl FnOnce(&parse::Invocation, &validate::Captures<'_>) -> proc_macro2::TokenStream,
 ) -> TokenStream {
     let tokens = match parse::invocation(input) {
-        Ok(inv) => match validate::invocation(&inv) {
+        Ok(parse::Parsed::Whole(inv)) => match validate::invocation(&inv) {
             (caps, None) => expand(&inv, &caps),
             (caps, Some(errors)) => expand::fallback_with_body(errors, &inv, &caps),
         },
+        // The body is not Rust: rustc reports where, from the body kept as it is.
+        Ok(parse::Parsed::UnparsedBody {
+            peer,
+            captures,
+            body,
+        }) => {
+            let (caps, errors) = validate::captures(&captures);
+            expand::unparsed_body(errors, &peer, &caps, body)
+        }
         Err(error) => expand::fallback(error),
     };
     tokens.into()

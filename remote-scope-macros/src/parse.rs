@@ -8,6 +8,18 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, token, Block, Expr, Ident, Token, Type};
 
+/// What the input parsed to: the whole invocation, or all of it but a body that is not valid
+/// Rust (yet: an editor asks for completions while the user types).
+pub enum Parsed {
+    Whole(Invocation),
+    UnparsedBody {
+        peer: Expr,
+        captures: Vec<Capture>,
+        /// The body's `{ .. }`, as written.
+        body: TokenStream,
+    },
+}
+
 /// One invocation of `remote!`.
 pub struct Invocation {
     pub peer: Expr,
@@ -24,7 +36,7 @@ pub struct Capture {
 
 const USAGE: &str = "expected `remote!(peer, [name: Type, ...], { body })`";
 
-impl Parse for Invocation {
+impl Parse for Parsed {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         if input.is_empty() {
             return Err(input.error(USAGE));
@@ -46,15 +58,24 @@ impl Parse for Invocation {
         if !input.peek(token::Brace) {
             return Err(input.error("expected the body as a block: `{ ... }`"));
         }
-        let body: Block = input.parse()?;
+        let body: proc_macro2::TokenTree = input.parse()?;
         let _trailing: Option<Token![,]> = input.parse()?;
         if !input.is_empty() {
             return Err(input.error(format!("unexpected tokens after the body; {USAGE}")));
         }
-        Ok(Invocation {
-            peer,
-            captures: entries.into_iter().collect(),
-            body,
+        let captures = entries.into_iter().collect();
+        let body = TokenStream::from(body);
+        Ok(match syn::parse2::<Block>(body.clone()) {
+            Ok(body) => Parsed::Whole(Invocation {
+                peer,
+                captures,
+                body,
+            }),
+            Err(_) => Parsed::UnparsedBody {
+                peer,
+                captures,
+                body,
+            },
         })
     }
 }
@@ -133,6 +154,6 @@ fn field_capture(base: &Ident, input: ParseStream) -> syn::Error {
 }
 
 /// Parses the macro input; a helper so that `lib.rs` stays a list of pipeline steps.
-pub fn invocation(tokens: TokenStream) -> syn::Result<Invocation> {
+pub fn invocation(tokens: TokenStream) -> syn::Result<Parsed> {
     syn::parse2(tokens)
 }

@@ -25,11 +25,27 @@ pub struct Captures<'a> {
 /// Runs every check. Returns the entries that are usable (typed, listed once, sendable types)
 /// and, if anything is wrong, all errors combined.
 pub fn invocation(inv: &Invocation) -> (Captures<'_>, Option<syn::Error>) {
+    let (captures, list_errors) = captures(&inv.captures);
+    let mut errors: Vec<syn::Error> = list_errors.into_iter().collect();
+
+    let mut self_uses = SelfUses::default();
+    self_uses.visit_block(&inv.body);
+    errors.extend(self_uses.errors);
+
+    let mut body = inv.body.clone();
+    LeavingJumps(&mut |expr| errors.push(leaving(expr))).visit_block_mut(&mut body);
+    value_exprs(&mut body, &mut |expr| errors.extend(borrowed_value(expr)));
+
+    (captures, combined(errors))
+}
+
+/// The capture list's checks: the entries that are usable, and the errors.
+pub fn captures(list: &[Capture]) -> (Captures<'_>, Option<syn::Error>) {
     let mut errors: Vec<syn::Error> = Vec::new();
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
     let mut entries = Vec::new();
 
-    for Capture { name, ty } in &inv.captures {
+    for Capture { name, ty } in list {
         let key = name.to_string();
         if seen.contains_key(&key) {
             errors.push(syn::Error::new(
@@ -54,19 +70,14 @@ pub fn invocation(inv: &Invocation) -> (Captures<'_>, Option<syn::Error>) {
         }
     }
 
-    let mut self_uses = SelfUses::default();
-    self_uses.visit_block(&inv.body);
-    errors.extend(self_uses.errors);
+    (Captures { entries }, combined(errors))
+}
 
-    let mut body = inv.body.clone();
-    LeavingJumps(&mut |expr| errors.push(leaving(expr))).visit_block_mut(&mut body);
-    value_exprs(&mut body, &mut |expr| errors.extend(borrowed_value(expr)));
-
-    let errors = errors.into_iter().reduce(|mut all, e| {
+fn combined(errors: Vec<syn::Error>) -> Option<syn::Error> {
+    errors.into_iter().reduce(|mut all, e| {
         all.combine(e);
         all
-    });
-    (Captures { entries }, errors)
+    })
 }
 
 /// Capture types must be owned and nameable: the serving peer decodes them on its own.
