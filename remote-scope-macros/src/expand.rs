@@ -58,14 +58,15 @@ pub fn remote(
     let unused = unused_captures(inv, caps);
     let capture_refs = capture_locals(caps);
     let peer = peer(&inv.peer);
-    let serve = if may_wait(&inv.body) {
-        quote!(serve)
-    } else {
-        quote!(serve_now)
-    };
     let value = value_ident(&inv.body);
     let [body_fn, typing_fn, captures, peer_id] = ["body", "typing", "captures", "peer"]
         .map(|n| format_ident!("__remote_scope_{}", n, span = Span::mixed_site()));
+    let served = served(
+        &inv.body,
+        quote!(#private::Probe::<#tuple_ty>::new()),
+        &value,
+        &body_fn,
+    );
     let produced = produced(&inv.body);
     let returnable = returnable_check(&value);
     let probes = probe_traits();
@@ -82,12 +83,7 @@ pub fn remote(
                     let #body_fn = #handler_body;
                     let #value = #private::#produced(&#body_fn);
                     #returnable
-                    #private::#serve(
-                        input,
-                        (&&#private::Probe::<#tuple_ty>::new()).decoder(),
-                        (&&#value).encoder(),
-                        #body_fn,
-                    )
+                    #served
                 }
                 #private::inventory::submit! {
                     #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
@@ -131,6 +127,40 @@ fn body_closure(inv: &Invocation, caps: &Captures<'_>, body: syn::Block) -> Toke
         body
     };
     quote! { |#[allow(unused_variables)] #pattern: #tuple_ty| #body }
+}
+
+/// The handler's answer: `serve_now(..)` for a body that cannot wait; for one that can, its
+/// future boxed here, where a future that is not `Send` is reported as that cast (rustc then
+/// explains which value held across which `.await` makes it so).
+fn served(
+    body: &syn::Block,
+    captures: TokenStream,
+    value: &syn::Ident,
+    body_fn: &syn::Ident,
+) -> TokenStream {
+    if may_wait(body) {
+        served_async(captures, value, body_fn)
+    } else {
+        let private = private();
+        quote!(#private::serve_now(input, (&&#captures).decoder(), (&&#value).encoder(), #body_fn))
+    }
+}
+
+/// [`served`] for a body that waits.
+pub fn served_async(
+    captures: TokenStream,
+    value: &syn::Ident,
+    body_fn: &syn::Ident,
+) -> TokenStream {
+    let private = private();
+    quote! {
+        match #private::serve(input, (&&#captures).decoder(), (&&#value).encoder(), #body_fn) {
+            #private::Serving::Running(running) => {
+                #private::Handled::Running(::std::boxed::Box::pin(running))
+            }
+            #private::Serving::Done(handled) => handled,
+        }
+    }
 }
 
 /// The probe of what the body closure produces: its future's output, or its value.
@@ -211,7 +241,17 @@ fn returnable_check(value: &syn::Ident) -> TokenStream {
 fn capture_list(caps: &Captures<'_>) -> String {
     caps.entries
         .iter()
-        .map(|(name, ty)| format!("{name}: {}", tidy(&ty.to_token_stream().to_string())))
+        .map(|(name, ty)| {
+            let mutable = if caps.mutable.contains(name) {
+                "mut "
+            } else {
+                ""
+            };
+            format!(
+                "{mutable}{name}: {}",
+                tidy(&ty.to_token_stream().to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -378,8 +418,14 @@ fn capture_local(i: usize) -> syn::Ident {
 }
 
 fn pattern(caps: &Captures<'_>) -> TokenStream {
-    let names = caps.entries.iter().map(|(name, _)| name);
-    quote!((#(#names,)*))
+    let bindings = caps.entries.iter().map(|(name, _)| {
+        if caps.mutable.contains(name) {
+            quote!(mut #name)
+        } else {
+            quote!(#name)
+        }
+    });
+    quote!((#(#bindings,)*))
 }
 
 fn tuple_type(caps: &Captures<'_>) -> TokenStream {

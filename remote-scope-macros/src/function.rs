@@ -194,9 +194,15 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
         let () = <#output as ::remote_scope::Returnable>::RETURNABLE;
     };
     let probes = crate::expand::probe_traits();
-    let [captures, body_fn, handler] = ["captures", "body", "handler"]
-        .map(|n| format_ident!("__remote_scope_{}", n, span = Span::mixed_site()));
+    let [captures, body_fn, handler, body_closure, value] =
+        ["captures", "body", "handler", "body_closure", "value"]
+            .map(|n| format_ident!("__remote_scope_{}", n, span = Span::mixed_site()));
     let inputs = &sig.inputs;
+    let served = crate::expand::served_async(
+        quote!(#private::Probe::<(#(#types,)*)>::new()),
+        &value,
+        &body_closure,
+    );
     let block = &function.block;
     let name_doc = format!(
         "The name [`{ident}`](fn@{ident})'s body is registered under: its module's path, the \
@@ -235,12 +241,9 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
 
             fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
                 #probes
-                #private::serve(
-                    input,
-                    (&&#private::Probe::<(#(#types,)*)>::new()).decoder(),
-                    (&&#private::Probe::<#output>::new()).encoder(),
-                    |(#(#names,)*): (#(#types,)*)| #body_fn(#(#names),*),
-                )
+                let #body_closure = |(#(#names,)*): (#(#types,)*)| #body_fn(#(#names),*);
+                let #value = #private::Probe::<#output>::new();
+                #served
             }
 
             #private::inventory::submit! {

@@ -81,6 +81,9 @@ pub fn function_fingerprints(
 fn canonical(captures: &Captures<'_>, body: &syn::Block) -> String {
     let mut out = String::from("remote-scope/1 captures");
     for (name, ty) in &captures.entries {
+        if captures.mutable.contains(name) {
+            out.push_str(" mut");
+        }
         out.push(' ');
         write_tokens(&mut out, name.to_token_stream());
         out.push_str(" :");
@@ -154,6 +157,7 @@ mod tests {
         )
         .expect("test captures parse");
         let captures = Captures {
+            mutable: Vec::new(),
             entries: parsed
                 .iter()
                 .map(|c| (&c.name, c.ty.as_ref().expect("test captures are typed")))

@@ -29,6 +29,8 @@ pub struct Invocation {
 
 /// One entry of the capture list.
 pub struct Capture {
+    /// `mut name: Type`: the body may change its copy.
+    pub mutable: bool,
     pub name: Ident,
     /// `None` for an untyped entry, which `validate` rejects with a hint.
     pub ty: Option<Type>,
@@ -90,6 +92,7 @@ fn comma_before(input: ParseStream, next: &str) -> syn::Result<()> {
 
 impl Parse for Capture {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mutable = input.parse::<Option<Token![mut]>>()?.is_some();
         let name: Ident = if input.peek(Token![self]) {
             let kw: Token![self] = input.parse()?;
             return Err(syn::Error::new(
@@ -113,7 +116,7 @@ impl Parse for Capture {
         } else {
             None
         };
-        Ok(Capture { name, ty })
+        Ok(Capture { mutable, name, ty })
     }
 }
 

@@ -20,6 +20,8 @@ use crate::parse::{Capture, Invocation};
 /// A capture list with every entry typed and named once.
 pub struct Captures<'a> {
     pub entries: Vec<(&'a syn::Ident, &'a Type)>,
+    /// The entries written `mut name: Type`.
+    pub mutable: Vec<&'a syn::Ident>,
 }
 
 /// Runs every check. Returns the entries that are usable (typed, listed once, sendable types)
@@ -45,7 +47,13 @@ pub fn captures(list: &[Capture]) -> (Captures<'_>, Option<syn::Error>) {
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
     let mut entries = Vec::new();
 
-    for Capture { name, ty } in list {
+    let mut mutable = Vec::new();
+    for Capture {
+        mutable: is_mut,
+        name,
+        ty,
+    } in list
+    {
         let key = name.to_string();
         if seen.contains_key(&key) {
             errors.push(syn::Error::new(
@@ -65,12 +73,17 @@ pub fn captures(list: &[Capture]) -> (Captures<'_>, Option<syn::Error>) {
             )),
             Some(ty) => match unsendable_type(ty) {
                 Some(e) => errors.push(e),
-                None => entries.push((name, ty)),
+                None => {
+                    entries.push((name, ty));
+                    if *is_mut {
+                        mutable.push(name);
+                    }
+                }
             },
         }
     }
 
-    (Captures { entries }, combined(errors))
+    (Captures { entries, mutable }, combined(errors))
 }
 
 fn combined(errors: Vec<syn::Error>) -> Option<syn::Error> {
@@ -84,6 +97,7 @@ fn combined(errors: Vec<syn::Error>) -> Option<syn::Error> {
 pub fn unsendable_type(ty: &Type) -> Option<syn::Error> {
     let mut finder = BadType {
         error: None,
+        what: "capture types",
         reference: "captures are sent by value: use an owned type (e.g. `String` for `&str`, \
                     `Vec<T>` for `&[T]`)",
     };
@@ -95,6 +109,7 @@ pub fn unsendable_type(ty: &Type) -> Option<syn::Error> {
 pub fn unreturnable_type(ty: &Type) -> Option<syn::Error> {
     let mut finder = BadType {
         error: None,
+        what: "the result of a `#[remote_fn]`",
         reference: "the result of a `#[remote_fn]` cannot be a reference: it is sent back to \
                     the caller, which cannot borrow from the peer that ran it; return an owned \
                     type (e.g. `String` for `&str`, `Vec<T>` for `&[T]`)",
@@ -105,6 +120,8 @@ pub fn unreturnable_type(ty: &Type) -> Option<syn::Error> {
 
 struct BadType {
     error: Option<syn::Error>,
+    /// What the type is of, for the messages.
+    what: &'static str,
     /// What to say of a reference.
     reference: &'static str,
 }
@@ -114,17 +131,38 @@ impl<'ast> Visit<'ast> for BadType {
         if self.error.is_some() {
             return;
         }
+        let what = self.what;
         let msg = match ty {
-            Type::Reference(_) => Some(self.reference),
-            Type::Infer(_) => Some("capture types must be written out; `_` cannot be inferred across peers"),
-            Type::ImplTrait(_) => Some("capture types must be concrete; `impl Trait` cannot be decoded by the serving peer"),
-            Type::TraitObject(_) => Some("capture types must be concrete; a trait object cannot be decoded by the serving peer"),
-            Type::Ptr(_) => Some("raw pointers cannot be sent to another peer"),
+            Type::Reference(_) => Some(self.reference.to_owned()),
+            Type::Infer(_) => Some(format!(
+                "{what} must be written out; `_` cannot be inferred across peers"
+            )),
+            Type::ImplTrait(_) => Some(format!(
+                "{what} must be concrete; `impl Trait` cannot be decoded by the other peer"
+            )),
+            Type::TraitObject(_) => Some(format!(
+                "{what} must be concrete; a trait object cannot be decoded by the other peer"
+            )),
+            Type::Ptr(_) => Some("raw pointers cannot be sent to another peer".to_owned()),
             _ => None,
         };
         match msg {
             Some(msg) => self.error = Some(syn::Error::new(ty.span(), msg)),
             None => syn::visit::visit_type(self, ty),
+        }
+    }
+
+    fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+        if self.error.is_none() && lifetime.ident != "static" {
+            self.error = Some(syn::Error::new(
+                lifetime.span(),
+                format!(
+                    "{} cannot borrow (`{lifetime}`): the value goes to another peer, which \
+                     decodes it on its own; use an owned type (e.g. `String` for \
+                     `Cow<{lifetime}, str>`)",
+                    self.what
+                ),
+            ));
         }
     }
 }

@@ -11,7 +11,6 @@ use crate::error::Error;
 use crate::peer_id::PeerId;
 use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::registry::Registry;
-use crate::runtime::MaybeSend;
 
 pub use crate::bounds::{
     awaited, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Probe,
@@ -20,31 +19,39 @@ pub use crate::registry::{Handled, HandlerFuture, HandlerInput, Registration};
 pub use inventory;
 pub use remote_scope_macros::remote_typing;
 
-/// The body of a registered handler: decode the captures, run, encode the value; or name the
-/// value's type.
+/// The body of a registered handler that waits: decode the captures and start the body, or name
+/// the value's type. The expansion boxes what runs ([`Serving::handled`]): the future must be
+/// `Send` to run on a thread pool, and a body that is not is reported there, as the cast of
+/// its future, not as a bound of this function's.
 pub fn serve<A, F, Fut>(
     input: HandlerInput<'_>,
     decode: Decoder<A>,
     encode: Encoder<Fut::Output>,
     body: F,
-) -> Handled
+) -> Serving<impl Future<Output = Result<Encoded, Failure>>>
 where
     F: FnOnce(A) -> Fut,
-    Fut: Future + MaybeSend + 'static,
+    Fut: Future + 'static,
 {
     let captures = match input {
-        HandlerInput::OutputType => return Handled::OutputType(type_name::<Fut::Output>()),
+        HandlerInput::OutputType => {
+            return Serving::Done(Handled::OutputType(type_name::<Fut::Output>()))
+        }
         HandlerInput::Run(captures) => captures,
     };
     match decode_captures(decode, captures) {
         Ok(args) => {
             let running = body(args);
-            Handled::Running(Box::pin(
-                async move { encode_value(encode, &running.await) },
-            ))
+            Serving::Running(async move { encode_value(encode, &running.await) })
         }
-        Err(failure) => Handled::Finished(Err(failure)),
+        Err(failure) => Serving::Done(Handled::Finished(Err(failure))),
     }
+}
+
+/// What [`serve`] gives: a body to box and run, or an answer already.
+pub enum Serving<W> {
+    Running(W),
+    Done(Handled),
 }
 
 /// [`serve`] for a body that cannot wait (the macro found no `.await` and no macro call in
