@@ -78,13 +78,13 @@ pub fn remote(
         {
             // In a block of their own: the registration's items are out of the body's sight.
             {
-                fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
+                const #handler: #private::Handler = |input: #private::HandlerInput<'_>| {
                     #probes
                     let #body_fn = #handler_body;
                     let #value = #private::#produced(&#body_fn);
                     #returnable
                     #served
-                }
+                };
                 #private::inventory::submit! {
                     #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
                 }

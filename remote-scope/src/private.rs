@@ -15,7 +15,7 @@ use crate::registry::Registry;
 pub use crate::bounds::{
     awaited, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Probe,
 };
-pub use crate::registry::{Handled, HandlerFuture, HandlerInput, Registration};
+pub use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput, Registration};
 pub use inventory;
 pub use remote_scope_macros::remote_typing;
 
