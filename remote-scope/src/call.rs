@@ -45,7 +45,6 @@ use crate::serve;
 pub struct Call<R> {
     state: State,
     body: &'static str,
-    span: tracing::Span,
     decode: Decoder<R>,
 }
 
@@ -69,12 +68,11 @@ impl<R> Call<R> {
         Call {
             state: State::Start(Start {
                 peer,
-                captures,
+                captures: captures.map_err(Box::new),
                 timeout: None,
                 node: None,
             }),
             body,
-            span: tracing::Span::none(),
             decode,
         }
     }
@@ -193,38 +191,47 @@ impl<R> std::fmt::Debug for Unsent<R> {
 struct Start {
     /// `None`: the calling node itself.
     peer: Option<PeerId>,
-    captures: Result<Encoded, Error>,
+    captures: Result<Encoded, Box<Error>>,
     timeout: Option<Duration>,
     node: Option<Node>,
 }
 
+/// The state of a call. What only some calls reach is boxed, and so is an error made before
+/// the call began: the state lives in the caller's future, which moves it while it is built,
+/// and a large one showed in profiles as copies.
 enum State {
     Start(Start),
     /// The peer is away and being redialled ([`Node::keep_connected`]); the call is sent when it
     /// is back.
-    Waiting {
-        node: Node,
-        peer: PeerId,
-        captures: Encoded,
-        back: futures::channel::oneshot::Receiver<()>,
-        /// When the call gives up, on the runtime's clock.
-        deadline_at: Duration,
-        deadline: BoxFuture<'static, ()>,
-        after: Duration,
-    },
+    Waiting(Box<Waiting>),
     /// The body runs on another peer; the connection keeps its deadline.
     Remote {
         call: PendingCall,
         after: Duration,
+        span: tracing::Span,
     },
     /// The body runs on this node, in this task.
-    Local {
-        peer: PeerId,
-        work: crate::serve::Served,
-        deadline: BoxFuture<'static, ()>,
-        after: Duration,
-    },
+    Local(Box<Local>),
     Done,
+}
+
+struct Waiting {
+    node: Node,
+    peer: PeerId,
+    captures: Encoded,
+    back: futures::channel::oneshot::Receiver<()>,
+    /// When the call gives up, on the runtime's clock.
+    deadline_at: Duration,
+    deadline: BoxFuture<'static, ()>,
+    after: Duration,
+}
+
+struct Local {
+    peer: PeerId,
+    work: crate::serve::Served,
+    deadline: BoxFuture<'static, ()>,
+    after: Duration,
+    span: tracing::Span,
 }
 
 impl<R> Future for Call<R> {
@@ -239,10 +246,9 @@ impl<R> Future for Call<R> {
         if matches!(this.state, State::Start(_)) {
             if let State::Start(start) = std::mem::replace(&mut this.state, State::Done) {
                 match begin(body, start, cx.waker()) {
-                    Ok((state, span)) => {
+                    Ok(state) => {
                         let sent = matches!(state, State::Remote { .. });
                         this.state = state;
-                        this.span = span;
                         // Registered with the connection, which wakes it when the call ends.
                         if sent {
                             return Poll::Pending;
@@ -252,9 +258,9 @@ impl<R> Future for Call<R> {
                 }
             }
         }
-        if let State::Waiting { .. } = this.state {
+        if let State::Waiting(_) = this.state {
             match poll_waiting(&mut this.state, body, cx) {
-                Poll::Ready(Ok(span)) => this.span = span,
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => {
                     this.state = State::Done;
                     return Poll::Ready(Err(e));
@@ -262,47 +268,55 @@ impl<R> Future for Call<R> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let _entered = crate::trace::entered(&this.span);
         let outcome = match &mut this.state {
-            State::Remote { call, after } => match call.poll_outcome(cx) {
-                Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
-                Poll::Ready(Ok(Reply::Failure(f))) => {
-                    Err(with_site(f.into_error(call.peer().clone(), body)))
-                }
-                Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
-                    peer: call.peer().clone(),
-                    body: body.to_owned(),
-                    after: *after,
-                }),
-                Poll::Ready(Err(())) => Err(Error::Disconnected {
-                    peer: call.peer().clone(),
-                    body: body.to_owned(),
-                }),
-                Poll::Pending => return Poll::Pending,
-            },
-            // This node called the body: its id is the caller, lent for the poll (a clone per
-            // poll of a local call keeps the state of every call small).
-            State::Local {
-                peer,
-                work,
-                deadline,
-                after,
-            } => match crate::context::with_caller(&mut Some(peer.clone()), || {
-                Pin::new(work).poll(cx)
-            }) {
-                Poll::Ready(Ok(value)) => Ok((peer.clone(), Received::Bytes(value.into_bytes()))),
-                Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
-                Poll::Pending => match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Err(Error::Timeout {
-                        peer: peer.clone(),
+            State::Remote { call, after, span } => {
+                match crate::trace::in_span(span, || call.poll_outcome(cx)) {
+                    Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
+                    Poll::Ready(Ok(Reply::Failure(f))) => {
+                        Err(with_site(f.into_error(call.peer().clone(), body)))
+                    }
+                    Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
+                        peer: call.peer().clone(),
                         body: body.to_owned(),
                         after: *after,
                     }),
+                    Poll::Ready(Err(())) => Err(Error::Disconnected {
+                        peer: call.peer().clone(),
+                        body: body.to_owned(),
+                    }),
                     Poll::Pending => return Poll::Pending,
-                },
-            },
+                }
+            }
+            // This node called the body: its id is the caller, lent for the poll (a clone per
+            // poll of a local call keeps the state of every call small).
+            State::Local(local) => {
+                let Local {
+                    peer,
+                    work,
+                    deadline,
+                    after,
+                    span,
+                } = &mut **local;
+                let _entered = crate::trace::entered(span);
+                match crate::context::with_caller(&mut Some(peer.clone()), || {
+                    Pin::new(work).poll(cx)
+                }) {
+                    Poll::Ready(Ok(value)) => {
+                        Ok((peer.clone(), Received::Bytes(value.into_bytes())))
+                    }
+                    Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
+                    Poll::Pending => match deadline.as_mut().poll(cx) {
+                        Poll::Ready(()) => Err(Error::Timeout {
+                            peer: peer.clone(),
+                            body: body.to_owned(),
+                            after: *after,
+                        }),
+                        Poll::Pending => return Poll::Pending,
+                    },
+                }
+            }
             // As std's futures do: polling after completion is a bug in the caller.
-            State::Start(_) | State::Waiting { .. } | State::Done => {
+            State::Start(_) | State::Waiting(_) | State::Done => {
                 panic!("a remote call was polled after it completed")
             }
         };
@@ -337,16 +351,12 @@ fn with_site(error: Error) -> Error {
     }
 }
 
-fn begin(
-    body: &'static str,
-    start: Start,
-    caller: &Waker,
-) -> Result<(State, tracing::Span), Error> {
+fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Error> {
     let node = match start.node {
         Some(node) => node,
         None => context::calling_node()?,
     };
-    let captures = start.captures?;
+    let captures = start.captures.map_err(|e| *e)?;
     let after = start.timeout.unwrap_or(node.config().default_timeout);
     let peer = start.peer.unwrap_or_else(|| node.id().clone());
     if peer == *node.id() {
@@ -355,13 +365,14 @@ fn begin(
         let work = crate::trace::in_span(&span, || {
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
-        let state = State::Local {
+        let state = State::Local(Box::new(Local {
             peer,
             work,
             deadline: node.runtime().sleep(after),
             after,
-        };
-        return Ok((state, span));
+            span,
+        }));
+        return Ok(state);
     }
     let deadline_at = node.runtime().now().saturating_add(after);
     let conn = match node.connection(&peer) {
@@ -369,7 +380,7 @@ fn begin(
         Err(not_connected) => {
             let back = node.reconnected(&peer).ok_or(not_connected)?;
             tracing::debug!(body, peer = %peer, "waiting for the peer to reconnect");
-            let state = State::Waiting {
+            let state = State::Waiting(Box::new(Waiting {
                 deadline: node.runtime().sleep(after),
                 node,
                 peer,
@@ -377,8 +388,8 @@ fn begin(
                 back,
                 deadline_at,
                 after,
-            };
-            return Ok((state, tracing::Span::none()));
+            }));
+            return Ok(state);
         }
     };
     send(&conn, body, captures, deadline_at, after, after, caller)
@@ -394,13 +405,13 @@ fn send(
     wait: Duration,
     after: Duration,
     caller: &Waker,
-) -> Result<(State, tracing::Span), Error> {
+) -> Result<State, Error> {
     if let Some(refused) = conn.refusal(body, &captures) {
         return Err(refused);
     }
     let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
-    Ok((State::Remote { call, after }, span))
+    Ok(State::Remote { call, after, span })
 }
 
 /// Polls a call waiting for its peer to come back: once it is, sends the call (the state
@@ -410,28 +421,28 @@ fn poll_waiting(
     state: &mut State,
     body: &'static str,
     cx: &mut Context<'_>,
-) -> Poll<Result<tracing::Span, Error>> {
-    let State::Waiting { back, deadline, .. } = state else {
-        return Poll::Ready(Ok(tracing::Span::none()));
+) -> Poll<Result<(), Error>> {
+    let State::Waiting(waiting) = state else {
+        return Poll::Ready(Ok(()));
     };
-    let reconnected = match Pin::new(back).poll(cx) {
+    let reconnected = match Pin::new(&mut waiting.back).poll(cx) {
         Poll::Ready(result) => result.is_ok(),
-        Poll::Pending => match deadline.as_mut().poll(cx) {
+        Poll::Pending => match waiting.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => false,
             Poll::Pending => return Poll::Pending,
         },
     };
-    let State::Waiting {
+    let State::Waiting(waiting) = std::mem::replace(state, State::Done) else {
+        return Poll::Ready(Ok(()));
+    };
+    let Waiting {
         node,
         peer,
         captures,
         deadline_at,
         after,
         ..
-    } = std::mem::replace(state, State::Done)
-    else {
-        return Poll::Ready(Ok(tracing::Span::none()));
-    };
+    } = *waiting;
     let not_connected = Error::NotConnected { peer: peer.clone() };
     if !reconnected {
         return Poll::Ready(Err(not_connected));
@@ -442,8 +453,5 @@ fn poll_waiting(
         .connection(&peer)
         .map_err(|_| not_connected)
         .and_then(|conn| send(&conn, body, captures, deadline_at, wait, after, cx.waker()));
-    Poll::Ready(sent.map(|(next, span)| {
-        *state = next;
-        span
-    }))
+    Poll::Ready(sent.map(|next| *state = next))
 }
