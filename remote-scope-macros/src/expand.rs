@@ -2,29 +2,45 @@
 //!
 //! ```text
 //! {
-//!     fn handler(input: HandlerInput) -> Handled {           // the body, copy 1: runs remotely
-//!         serve(input, |(a, b): (A, B)| async move { body })  // or, if it never waits:
-//!         serve_now(input, |(a, b): (A, B)| { body })
+//!     {
+//!         const HANDLER: Handler = |input| {                // the body, copy 1: runs remotely
+//!             let body = |(a, b): (A, B)| async move { body };  // or, if it never waits,
+//!             let value = awaited(&body);                   //   a plain closure and `returned`
+//!             Returnable::__check(&value);
+//!             match serve(input, captures' decoder, value's encoder, body) {
+//!                 Running(future) => Handled::Running(Box::pin(future)),  // `Send` checked here
+//!                 Done(handled) => handled,
+//!             }
+//!         };
+//!         inventory::submit! { Registration::new(NAME, check, site, "a: A, b: B", HANDLER) }
 //!     }
-//!     inventory::submit! { Registration::new(NAME, check, site, "a: A, b: B", handler) }
-//!     let a: &A = &a;  let b: &B = &b;                       // captures checked against their types
-//!     call(&peer, NAME, &(a, b), |(a, b): (A, B)| async move { body })  // copy 2: typing only
+//!     let peer = AsPeer::peer_id(&peer);                    // at the user's peer expression
+//!     let () = <A as Capture>::CAPTURABLE;                  // at each capture's type
+//!     let capture_0: &A = &a;  let capture_1: &B = &b;      // each local against its type
+//!     let typing = |(a, b): (A, B)| async move { body };    // copy 2: typing only
+//!     let value = awaited(&typing);
+//!     Returnable::__check(&value);                          // at the body's value
+//!     call(peer, NAME, &(capture_0, capture_1), captures' encoder, value's decoder)
 //! }
 //! ```
 //!
-//! Copy 1 is a nested `fn` item whose body tokens get macro_rules hygiene
-//! (`Span::mixed_site()` located at the user's tokens): a local of the caller that is not captured
-//! is then invisible to it, and rustc reports "cannot find value `x` in this scope" at the use,
-//! while items (fns, consts, types) still resolve at the call site.
+//! Both copies are the same tokens with macro_rules hygiene (`Span::mixed_site()` located at the
+//! user's tokens): a local of the caller that is not captured is invisible to them, and rustc
+//! reports "cannot find value `x` in this scope" at the use, while items (fns, consts, types)
+//! still resolve at the call site. Being the same tokens, they make the same diagnostic for a
+//! mistake in the body, which rustc prints once. Copy 2 is never called: its output type is
+//! the call's result type, so a mismatch is a compile error. Nested `remote!` calls in it are
+//! rewritten to the typing-only form (no handler, no registration), so the expansion grows
+//! linearly with nesting and each body registers once.
+//!
+//! What a capture, a value and a peer must be is asked once each, of a trait of the runtime
+//! with its own message (`Capture`, `Returnable`, `AsPeer`); the encoders and decoders are
+//! reached through probes (`__private::Probe`) that ask for nothing, so a type that fails is
+//! reported once. A capture the body never names gets an unused closure parameter of its name,
+//! so rustc's `unused variable` warning points at the list entry.
 //!
 //! A body that cannot wait (no `.await` and no macro call, which could expand to one) is served
 //! by a plain closure: it runs and is encoded at once, with no future to allocate.
-//!
-//! Copy 2 is a closure that is never called. Its output type is inferred, so the caller gets the
-//! body's real result type without writing it, and a mismatch is a compile error. It keeps the
-//! user's own capture identifiers, so rustc's `unused variable` warning points at the list entry.
-//! Nested `remote!` calls inside copy 2 are rewritten to the typing-only form (no handler, no
-//! registration), so the expansion grows linearly with nesting and each body registers once.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};

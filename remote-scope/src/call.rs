@@ -59,6 +59,7 @@ impl<R> Call<R> {
     }
 
     /// A call of `body` on `peer`, or on the calling node itself.
+    #[inline]
     fn to(
         peer: Option<PeerId>,
         body: &'static str,
@@ -270,7 +271,8 @@ impl<R> Future for Call<R> {
         }
         let outcome = match &mut this.state {
             State::Remote { call, after, span } => {
-                match crate::trace::in_span(span, || call.poll_outcome(cx)) {
+                let _entered = crate::trace::entered(span);
+                match call.poll_outcome(cx) {
                     Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
                     Poll::Ready(Ok(Reply::Failure(f))) => {
                         Err(with_site(f.into_error(call.peer().clone(), body)))

@@ -20,7 +20,7 @@ pub use inventory;
 pub use remote_scope_macros::remote_typing;
 
 /// The body of a registered handler that waits: decode the captures and start the body, or name
-/// the value's type. The expansion boxes what runs ([`Serving::handled`]): the future must be
+/// the value's type. The expansion boxes what runs (`Serving::Running`): the future must be
 /// `Send` to run on a thread pool, and a body that is not is reported there, as the cast of
 /// its future, not as a bound of this function's.
 pub fn serve<A, F, Fut>(
