@@ -1,8 +1,11 @@
-//! The `remote!` macro of [remote-scope](https://docs.rs/remote-scope). Use it through the
-//! `remote_scope` crate, which re-exports it and provides the runtime the expansion calls.
+//! The `remote!` macro and the `#[remote_fn]` attribute of
+//! [remote-scope](https://docs.rs/remote-scope). Use them through the `remote_scope` crate,
+//! which re-exports them and provides the runtime the expansions call.
 //!
-//! The pipeline, one module each: `parse` the invocation, `validate` the capture list, `name`
-//! the body, `expand` it (or emit the errors with a fallback expansion).
+//! The pipeline, one module each: `parse` the invocation, `validate` the capture list and the
+//! body, `name` the body, `expand` it (or emit the errors with a fallback expansion).
+//! `function` takes a `#[remote_fn]` through the same steps, with its own checks of the
+//! signature.
 
 use proc_macro::TokenStream;
 
