@@ -98,6 +98,34 @@ fn other_build(id: &str, limits: Limits, bodies: usize) -> Frame {
     Frame::Hello(hello)
 }
 
+/// A peer `id` of another build, serving `bodies`, connects to `node`: the hello and the list
+/// it sends, and the hello it gets back. The node's answer is the next frame.
+async fn connect_with(node: &Node, id: &str, bodies: &[(String, String)]) -> RawPeer {
+    let mut raw = RawPeer::accepted_by(node);
+    raw.send(&other_build(id, Limits::default(), bodies.len()))
+        .await;
+    raw.send(&list(bodies)).await;
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw
+}
+
+/// `node` dials a peer `id` of another build, serving `bodies`: the raw peer's side of the
+/// exchange, up to the list it answers the node's with; then the dial's outcome.
+async fn dialed_with(
+    node: &Node,
+    id: &str,
+    bodies: &[(String, String)],
+) -> (RawPeer, Result<PeerId, Error>) {
+    let (mut raw, connect) = RawPeer::dialed_by(node);
+    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    raw.send(&other_build(id, Limits::default(), bodies.len()))
+        .await;
+    assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
+    raw.send(&list(bodies)).await;
+    let outcome = connect.await.expect("the dial finishes");
+    (raw, outcome)
+}
+
 fn names() -> (PeerId, String, String, String, String) {
     let p = PeerId::new("x");
     (
@@ -221,12 +249,8 @@ async fn a_required_module_the_peer_lacks_refuses_it_on_either_side() {
         .require_module("contracts::mail")
         .build()
         .unwrap();
-    let mut raw = RawPeer::accepted_by(&server);
     let lacking = all_but(&[&send]);
-    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
-        .await;
-    raw.send(&list(&lacking)).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = connect_with(&server, "lacking", &lacking).await;
     assert_eq!(
         raw.recv().await,
         Some(Frame::Reject(Reject::MissingBodies { missing: 1 }))
@@ -239,13 +263,8 @@ async fn a_required_module_the_peer_lacks_refuses_it_on_either_side() {
         .require_module("contracts")
         .build()
         .unwrap();
-    let (mut raw, connect) = RawPeer::dialed_by(&client);
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
-        .await;
-    assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
-    raw.send(&list(&lacking)).await;
-    let err = connect.await.unwrap().expect_err("refused");
+    let (mut raw, outcome) = dialed_with(&client, "lacking", &lacking).await;
+    let err = outcome.expect_err("refused");
     match &err {
         Error::MissingBodies { peer, bodies } => {
             assert_eq!(peer.as_str(), "lacking");
@@ -348,11 +367,7 @@ async fn a_remote_fn_is_required_and_missed_by_its_name() {
         .require_body(thumbnail)
         .build()
         .unwrap();
-    let mut raw = RawPeer::accepted_by(&server);
-    raw.send(&other_build("lacking", Limits::default(), lacking.len()))
-        .await;
-    raw.send(&list(&lacking)).await;
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
+    let mut raw = connect_with(&server, "lacking", &lacking).await;
     assert_eq!(
         raw.recv().await,
         Some(Frame::Reject(Reject::MissingBodies { missing: 1 }))
@@ -362,13 +377,8 @@ async fn a_remote_fn_is_required_and_missed_by_its_name() {
     // Not required: the peer connects, and a call of it fails before it is sent, naming the
     // function's module.
     let client = Node::builder().id("client").build().unwrap();
-    let (mut raw, connect) = RawPeer::dialed_by(&client);
-    assert!(matches!(raw.recv().await, Some(Frame::Hello(_))));
-    raw.send(&other_build("older", Limits::default(), lacking.len()))
-        .await;
-    assert!(matches!(raw.recv().await, Some(Frame::Bodies(_))));
-    raw.send(&list(&lacking)).await;
-    let older = connect.await.unwrap().expect("connects");
+    let (mut raw, outcome) = dialed_with(&client, "older", &lacking).await;
+    let older = outcome.expect("connects");
     let err = client
         .run(images::thumbnail(640).on_peer(&older))
         .await
