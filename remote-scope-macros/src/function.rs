@@ -4,13 +4,13 @@
 //! the call, a module holding its name, and the registered handler that runs the body.
 //!
 //! ```text
-//! pub fn resize(img: Image, width: u32) -> Unsent<Image> { .. encode (img, width) .. }
-//! pub mod resize { pub const NAME: &str = "<module>::resize#<fingerprint>"; }
-//! const _: () = {
+//! pub fn resize(img: Image, width: u32) -> Unsent<Image> {
 //!     async fn body(img: Image, width: u32) -> Image { the function's own block }
-//!     fn handler(input: HandlerInput) -> Handled { serve(input, .., |(img, width)| body(img, width)) }
-//!     inventory::submit! { Registration::new(resize::NAME, ..) }
-//! };
+//!     const HANDLER: Handler = |input| serve(input, .., |(img, width)| body(img, width)) ..;
+//!     inventory::submit! { Registration::new("<module>::resize#<fingerprint>", .., HANDLER) }
+//!     .. check the types, encode (img, width) ..
+//! }
+//! pub mod resize { pub const NAME: &str = "<module>::resize#<fingerprint>"; }
 //! ```
 //!
 //! The name fingerprints the signature (parameter types and result type), not the block: a
@@ -211,16 +211,34 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
     );
     let module_doc = format!("The registration of the `#[remote_fn]` [`{ident}`](fn@{ident}).");
 
+    // Everything but the name's module lives in the function's body, where it is valid
+    // whatever surrounds the function (a `#[remote_fn]` in an `impl` is then one error, at the
+    // module, instead of three).
+    let name = quote!(::core::concat!(::core::module_path!(), "::", #name_suffix));
     quote! {
         #(#docs)*
         #(#cfgs)*
         #vis fn #ident(#(#names: #types),*) -> ::remote_scope::Unsent<#output> {
+            #(#others)*
+            async fn #body_fn(#inputs) -> #output #block
+
+            const #handler: #private::Handler = |input: #private::HandlerInput<'_>| {
+                #probes
+                let #body_closure = |(#(#names,)*): (#(#types,)*)| #body_fn(#(#names),*);
+                let #value = #private::Probe::<#output>::new();
+                #served
+            };
+
+            #private::inventory::submit! {
+                #private::Registration::new(#name, #check, #file, #line, #column, #capture_list, #handler)
+            }
+
             #(#capturable)*
             #returnable
             let #captures = (#(&#names,)*);
             #probes
             #private::unsent(
-                #ident::NAME,
+                #name,
                 &#captures,
                 (&&#private::probe(&#captures)).encoder(),
                 (&&#private::Probe::<#output>::new()).decoder(),
@@ -233,23 +251,6 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
             #[doc = #name_doc]
             pub const NAME: &str = ::core::concat!(::core::module_path!(), "#", #name_suffix);
         }
-
-        #(#cfgs)*
-        const _: () = {
-            #(#others)*
-            async fn #body_fn(#inputs) -> #output #block
-
-            fn #handler(input: #private::HandlerInput<'_>) -> #private::Handled {
-                #probes
-                let #body_closure = |(#(#names,)*): (#(#types,)*)| #body_fn(#(#names),*);
-                let #value = #private::Probe::<#output>::new();
-                #served
-            }
-
-            #private::inventory::submit! {
-                #private::Registration::new(#ident::NAME, #check, #file, #line, #column, #capture_list, #handler)
-            }
-        };
     }
 }
 
