@@ -178,7 +178,10 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
     let types: Vec<&Type> = params.iter().map(|p| p.ty).collect();
     let names: Vec<&syn::Ident> = params.iter().map(|p| &p.name).collect();
     let fingerprints = name::function_fingerprints(ident, &types, &output);
-    let name_suffix = format!("{ident}#{}", fingerprints.name);
+    let fingerprint = &fingerprints.name;
+    // `<module>::<function>#<fingerprint>`, from outside the function's module and from inside.
+    let name_suffix = format!("{ident}#{fingerprint}");
+    let fingerprint_suffix = format!("#{fingerprint}");
     let check = fingerprints.check;
     let (file, line, column) = (&site.file, site.line as u32, site.column as u32);
     let capture_list = params
@@ -249,7 +252,7 @@ fn expand(function: &ItemFn, params: &[Param<'_>], site: &Site) -> TokenStream {
         #[doc = #module_doc]
         #vis mod #ident {
             #[doc = #name_doc]
-            pub const NAME: &str = ::core::concat!(::core::module_path!(), "#", #name_suffix);
+            pub const NAME: &str = ::core::concat!(::core::module_path!(), #fingerprint_suffix);
         }
     }
 }
