@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use remote_scope::{remote, Call, Error, Node, PeerId, Registry};
+use remote_scope::{remote, remote_fn, Call, Error, Node, PeerId, Registry};
 
 /// The server's body names and registry digest, to compare with the browser's own.
 pub async fn server_registry(server: PeerId) -> Result<(Vec<String>, u64), Error> {
@@ -33,6 +33,26 @@ pub async fn server_asks_back(server: PeerId, browser: PeerId) -> Result<Vec<Str
             Vec::new()
         };
         Ok::<Vec<String>, Error>(answers)
+    })
+    .await?
+}
+
+/// Reverses `word` where it runs, and says where: a `#[remote_fn]` the browser calls on the
+/// server and the server calls on the browser.
+#[remote_fn]
+pub async fn reverse(word: String) -> String {
+    let here = remote_scope::current_peer().map_or_else(String::new, |p| p.to_string());
+    format!("{} on {here}", word.chars().rev().collect::<String>())
+}
+
+/// The server calls [`reverse`] on the browser, from a body the browser called.
+pub async fn server_reverses_on(
+    server: PeerId,
+    browser: PeerId,
+    word: String,
+) -> Result<String, Error> {
+    remote!(server, [browser: PeerId, word: String], {
+        reverse(word).on_peer(&browser).await
     })
     .await?
 }

@@ -43,6 +43,20 @@ async fn browser_calls_the_server() {
 }
 
 #[wasm_bindgen_test]
+async fn remote_fns_run_on_the_server_and_back_on_the_browser() {
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let there = node
+        .run(checks::reverse("abc".to_owned()).on_peer(&server))
+        .await;
+    assert_eq!(there, Ok(format!("cba on {server}")));
+    let back = node
+        .run(checks::server_reverses_on(server, me.clone(), "xyz".to_owned()))
+        .await;
+    assert_eq!(back, Ok(format!("zyx on {me}")));
+}
+
+#[wasm_bindgen_test]
 async fn nested_demo_runs_server_browser_server_with_the_native_result() {
     let (node, server) = connected().await;
     let me = node.id().clone();
