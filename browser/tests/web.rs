@@ -51,7 +51,11 @@ async fn remote_fns_run_on_the_server_and_back_on_the_browser() {
         .await;
     assert_eq!(there, Ok(format!("cba on {server}")));
     let back = node
-        .run(checks::server_reverses_on(server, me.clone(), "xyz".to_owned()))
+        .run(checks::server_reverses_on(
+            server,
+            me.clone(),
+            "xyz".to_owned(),
+        ))
         .await;
     assert_eq!(back, Ok(format!("zyx on {me}")));
 }

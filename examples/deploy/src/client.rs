@@ -2,7 +2,7 @@
 
 use remote_scope::{remote, Error, Node, PeerId, Reconnect};
 
-use crate::bodies::jobs;
+use crate::bodies::{jobs, reports};
 
 /// Connects to the server at the URL the program's first argument gives (default
 /// `ws://127.0.0.1:9400`), waiting for it if it is not up yet; returns the node and the
@@ -31,6 +31,13 @@ pub async fn calls(server: &PeerId, me: &PeerId) -> Result<(), Error> {
     println!(
         "own: {}",
         remote!(me, [], { String::from("ran here") }).await?
+    );
+    // Whichever implementation the server's version has.
+    println!(
+        "summary: {}",
+        reports::summary("one two three".into())
+            .on_peer(server)
+            .await?
     );
     Ok(())
 }

@@ -70,15 +70,20 @@ const CLIENT: &str = env!("CARGO_BIN_EXE_client");
 const CLIENT_NEXT: &str = env!("CARGO_BIN_EXE_client-next");
 
 const SHARED_CALLS: [&str; 3] = ["resize: 320", "words: 3", "own: ran here"];
+/// `reports::summary` as each version of the server implements it.
+const SUMMARY_1: &str = "summary: 3 words";
+const SUMMARY_2: &str = "summary: 3 words, 11 letters";
 
 #[test]
 fn programs_built_apart_call_the_bodies_they_share() {
     let server = start_server(SERVER, "127.0.0.1:0");
-    assert_eq!(run_client(CLIENT, &server.url), SHARED_CALLS);
+    let lines = run_client(CLIENT, &server.url);
+    assert_eq!(lines[..3], SHARED_CALLS);
+    assert_eq!(lines[3..], [SUMMARY_1]);
     let server = start_server(SERVER_NEXT, "127.0.0.1:0");
     let lines = run_client(CLIENT_NEXT, &server.url);
     assert_eq!(lines[..3], SHARED_CALLS);
-    assert_eq!(lines[3], "shout: HELLO");
+    assert_eq!(lines[3..], [SUMMARY_2, "shout: HELLO"]);
 }
 
 #[test]
@@ -86,7 +91,8 @@ fn a_newer_client_calls_an_older_server_and_only_the_new_body_fails() {
     let server = start_server(SERVER, "127.0.0.1:0");
     let lines = run_client(CLIENT_NEXT, &server.url);
     assert_eq!(lines[..3], SHARED_CALLS, "the bodies both have work");
-    let failure = &lines[3];
+    assert_eq!(lines[3], SUMMARY_1, "the older implementation answers");
+    let failure = &lines[4];
     assert!(
         failure
             .starts_with("shout failed: peer `server` does not serve body `deploy_bodies::next::")
@@ -96,10 +102,14 @@ fn a_newer_client_calls_an_older_server_and_only_the_new_body_fails() {
     );
 }
 
+/// Among them a `#[remote_fn]` whose implementation changed: the older client reaches the
+/// newer implementation, because the function's name fingerprints its signature, not its code.
 #[test]
 fn an_older_client_calls_a_newer_server() {
     let server = start_server(SERVER_NEXT, "127.0.0.1:0");
-    assert_eq!(run_client(CLIENT, &server.url), SHARED_CALLS);
+    let lines = run_client(CLIENT, &server.url);
+    assert_eq!(lines[..3], SHARED_CALLS);
+    assert_eq!(lines[3..], [SUMMARY_2]);
 }
 
 #[test]
@@ -112,7 +122,9 @@ fn a_client_started_before_its_server_waits_for_it() {
     let client = std::thread::spawn(move || run_client(CLIENT, &url));
     std::thread::sleep(Duration::from_millis(500));
     let _server = start_server(SERVER, &addr.to_string());
-    assert_eq!(client.join().expect("the client finishes"), SHARED_CALLS);
+    let lines = client.join().expect("the client finishes");
+    assert_eq!(lines[..3], SHARED_CALLS);
+    assert_eq!(lines[3..], [SUMMARY_1]);
 }
 
 /// `link!` is needed exactly when a binary serves bodies of a library it never calls into: the

@@ -3,3 +3,4 @@
 //! function.
 
 pub mod jobs;
+pub mod reports;

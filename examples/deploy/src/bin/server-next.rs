@@ -5,7 +5,11 @@
 #[path = "../server.rs"]
 mod server;
 
-remote_scope::link!(bodies_next::jobs::resize, bodies_next::next::shout);
+remote_scope::link!(
+    bodies_next::jobs::resize,
+    bodies_next::reports::summary,
+    bodies_next::next::shout
+);
 
 #[tokio::main]
 async fn main() -> Result<(), remote_scope::Error> {

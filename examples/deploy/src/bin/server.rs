@@ -8,7 +8,7 @@ mod server;
 
 // The server never calls `jobs` itself, so the linker would leave the module out of this
 // binary, and with it the bodies: name one of its functions to keep them.
-remote_scope::link!(deploy_bodies::jobs::resize);
+remote_scope::link!(deploy_bodies::jobs::resize, deploy_bodies::reports::summary);
 
 #[tokio::main]
 async fn main() -> Result<(), remote_scope::Error> {
