@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a part of this
 
 pub mod child;
+pub mod nats;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
