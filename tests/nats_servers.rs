@@ -28,7 +28,10 @@ impl Client {
         };
         let info = client.line().expect("the server's INFO");
         assert!(info.starts_with("INFO {"), "{info}");
-        assert!(info.contains(&format!("\"port\":{}", server.port())), "{info}");
+        assert!(
+            info.contains(&format!("\"port\":{}", server.port())),
+            "{info}"
+        );
         client.send("CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n");
         assert_eq!(client.line().as_deref(), Some("PONG"));
         client
@@ -64,7 +67,11 @@ impl Client {
 #[test]
 fn a_server_listens_on_the_port_it_reports_and_delivers_messages() {
     let server = NatsServer::start();
-    assert!(server.url.starts_with("nats://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.url.starts_with("nats://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     let mut client = Client::connect(&server);
     client.send("SUB greet 1\r\nPUB greet 5\r\nhello\r\n");
     assert_eq!(
