@@ -1,8 +1,13 @@
 use remote_scope::{remote, Error, PeerId};
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Invoice {
+    lines: Vec<u64>,
+}
+
 async fn f(peer: PeerId) -> Result<usize, Error> {
-    let name = String::from("job");
-    remote!(peer, [name: Strng], { name.len() }).await
+    let invoice = Invoice { lines: vec![1, 2] };
+    remote!(peer, [invoice: Invoce], { invoice.lines.len() }).await
 }
 
 fn main() {
