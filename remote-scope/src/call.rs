@@ -220,7 +220,7 @@ struct Waiting {
     node: Node,
     peer: PeerId,
     captures: Encoded,
-    back: futures::channel::oneshot::Receiver<()>,
+    back: futures::channel::oneshot::Receiver<Result<(), Error>>,
     /// When the call gives up, on the runtime's clock.
     deadline_at: Duration,
     deadline: BoxFuture<'static, ()>,
@@ -380,7 +380,10 @@ fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Erro
     let conn = match node.connection(&peer) {
         Ok(conn) => conn,
         Err(not_connected) => {
-            let back = node.reconnected(&peer).ok_or(not_connected)?;
+            let back = node
+                .reconnected(&peer)
+                .or_else(|| node.dial_on_demand(&peer))
+                .ok_or(not_connected)?;
             tracing::debug!(body, peer = %peer, "waiting for the peer to reconnect");
             let state = State::Waiting(Box::new(Waiting {
                 deadline: node.runtime().sleep(after),
@@ -428,7 +431,12 @@ fn poll_waiting(
         return Poll::Ready(Ok(()));
     };
     let reconnected = match Pin::new(&mut waiting.back).poll(cx) {
-        Poll::Ready(result) => result.is_ok(),
+        Poll::Ready(Ok(Ok(()))) => true,
+        Poll::Ready(Ok(Err(refused))) => {
+            *state = State::Done;
+            return Poll::Ready(Err(refused));
+        }
+        Poll::Ready(Err(_)) => false,
         Poll::Pending => match waiting.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => false,
             Poll::Pending => return Poll::Pending,

@@ -78,6 +78,8 @@ pub(crate) struct PeerLimits {
     /// Captures of at most this many bytes fit both limits with any body name of up to
     /// [`NAME_ROOM`] bytes: checked with one comparison on every call.
     surely_fits: usize,
+    /// The largest value an answer can carry within the peer's frame limit.
+    result_fits: usize,
 }
 
 /// The longest body name [`PeerLimits::surely_fits`] allows for.
@@ -89,9 +91,13 @@ impl PeerLimits {
         let fits = told
             .max_capture_size
             .min(told.max_frame_size.saturating_sub(header));
+        let result_fits = told
+            .max_frame_size
+            .saturating_sub(protocol::RESULT_HEADROOM as u64);
         PeerLimits {
             told,
             surely_fits: usize::try_from(fits).unwrap_or(usize::MAX),
+            result_fits: usize::try_from(result_fits).unwrap_or(usize::MAX),
         }
     }
 }
@@ -271,6 +277,20 @@ impl Connection {
 
     /// Queues the answer to request `id`.
     pub(crate) fn answer(&self, id: u64, result: Result<Encoded, protocol::Failure>) {
+        // A value the peer would refuse as a frame (and close the connection over) is told as
+        // a failure of this call instead.
+        let result = match result {
+            Ok(value) if value.as_slice().len() > self.limits.result_fits => {
+                Err(protocol::Failure::EncodeResult {
+                    reason: format!(
+                        "the value is {} bytes, more than the {} the caller accepts in a frame",
+                        value.as_slice().len(),
+                        self.limits.result_fits
+                    ),
+                })
+            }
+            other => other,
+        };
         self.send_owed(match result {
             Ok(value) if self.direct => Outgoing::Encoded(protocol::value_frame(id, value)),
             Ok(value) => Outgoing::Frame(Frame::Result(InvokeResult {

@@ -25,7 +25,9 @@ pub(crate) enum Role {
     Acceptor,
 }
 
-pub(crate) fn hello(node: &Node) -> Frame {
+/// This node's `Hello`, telling frames of at most `max_frame_size` bytes (the node's own limit,
+/// or less where the transport carries less).
+pub(crate) fn hello(node: &Node, max_frame_size: usize) -> Frame {
     Frame::Hello(Hello {
         version: PROTOCOL_VERSION,
         peer: node.id().clone(),
@@ -33,7 +35,7 @@ pub(crate) fn hello(node: &Node) -> Frame {
         bodies: u32::try_from(node.registry().len()).unwrap_or(u32::MAX),
         token: node.config().token.clone(),
         limits: Limits {
-            max_frame_size: u64::try_from(node.config().max_frame_size).unwrap_or(u64::MAX),
+            max_frame_size: u64::try_from(max_frame_size).unwrap_or(u64::MAX),
             max_capture_size: u64::try_from(node.config().max_capture_size).unwrap_or(u64::MAX),
         },
     })
@@ -199,19 +201,40 @@ impl Node {
     /// Runs the handshake as the connecting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::connect`] does this over a WebSocket.
     pub async fn connect_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Connector).await
+        self.establish(transport, Role::Connector, self.config().max_frame_size)
+            .await
     }
 
     /// Runs the handshake as the accepting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
     pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Acceptor).await
+        self.establish(transport, Role::Acceptor, self.config().max_frame_size)
+            .await
     }
 
-    async fn establish(&self, transport: impl Transport, role: Role) -> Result<PeerId, Error> {
+    /// The handshake over a transport that carries messages of at most `max_message` bytes:
+    /// the peer is told the smaller of that and this node's frame limit, so that it sends
+    /// nothing larger.
+    pub(crate) async fn establish_within(
+        &self,
+        transport: impl Transport,
+        role: Role,
+        max_message: usize,
+    ) -> Result<PeerId, Error> {
+        let limit = self.config().max_frame_size.min(max_message);
+        self.establish(transport, role, limit).await
+    }
+
+    async fn establish(
+        &self,
+        transport: impl Transport,
+        role: Role,
+        max_frame_size: usize,
+    ) -> Result<PeerId, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
-            self.in_time(send(&mut sink, &hello(self))).await?;
+            self.in_time(send(&mut sink, &hello(self, max_frame_size)))
+                .await?;
         }
         let theirs = match first_frame(self, &mut stream).await? {
             Frame::Hello(hello) => hello,
@@ -249,7 +272,8 @@ impl Node {
             armed: true,
         };
         if role == Role::Acceptor {
-            self.in_time(send(&mut sink, &hello(self))).await?;
+            self.in_time(send(&mut sink, &hello(self, max_frame_size)))
+                .await?;
         }
         let peer_bodies = self
             .in_time(self.exchange_bodies(role, &theirs, &mut sink, &mut stream))

@@ -104,6 +104,7 @@ mod config;
 mod connection;
 mod context;
 mod contract;
+mod directory;
 pub mod error;
 mod handshake;
 mod hash;

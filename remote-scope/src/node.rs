@@ -40,7 +40,7 @@ pub struct NodeStats {
 /// A peer this node keeps connected.
 pub(crate) struct Kept {
     /// Calls waiting for the connection to come back.
-    pub(crate) waiters: Vec<oneshot::Sender<()>>,
+    pub(crate) waiters: Vec<oneshot::Sender<Result<(), Error>>>,
     /// The task that redials.
     pub(crate) supervisor: AbortHandle,
 }
@@ -133,6 +133,7 @@ struct Inner {
     /// What all its connections have queued, against `max_queued_bytes_total`.
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
+    dialing: crate::directory::DialingState,
     shut_down: std::sync::atomic::AtomicBool,
     /// The application's handles (`counted` ones).
     handles: std::sync::atomic::AtomicUsize,
@@ -218,6 +219,7 @@ impl Node {
                 authorize: setup.authorize,
                 connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
+                dialing: Mutex::default(),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
                 handles: std::sync::atomic::AtomicUsize::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
@@ -449,6 +451,10 @@ impl Node {
 
     pub(crate) fn kept(&self) -> &KeptPeers {
         &self.inner.kept
+    }
+
+    pub(crate) fn dialing(&self) -> &crate::directory::DialingState {
+        &self.inner.dialing
     }
 
     pub(crate) fn runtime(&self) -> &dyn Runtime {

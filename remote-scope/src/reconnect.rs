@@ -165,14 +165,17 @@ impl Node {
     /// A future that completes when `peer` is connected again, or `None` if this node does
     /// not keep `peer` (so there is nothing to wait for). The future fails if the node stops
     /// keeping it.
-    pub(crate) fn reconnected(&self, peer: &PeerId) -> Option<oneshot::Receiver<()>> {
+    pub(crate) fn reconnected(
+        &self,
+        peer: &PeerId,
+    ) -> Option<oneshot::Receiver<Result<(), Error>>> {
         let mut kept = lock(self.kept());
         let entry = kept.get_mut(peer)?;
         let (tx, rx) = oneshot::channel();
         // Checked under the lock that `connected` takes too: either the connection is already
         // back, or `connected` will see this waiter.
         if self.is_connected(peer) {
-            let _ = tx.send(());
+            let _ = tx.send(Ok(()));
         } else {
             entry.waiters.push(tx);
         }
@@ -186,7 +189,7 @@ impl Node {
             None => return,
         };
         for waiter in waiters {
-            let _ = waiter.send(());
+            let _ = waiter.send(Ok(()));
         }
     }
 }

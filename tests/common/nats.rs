@@ -69,7 +69,7 @@ impl NatsServer {
         // `$@` is the server's command line; the shell waits on its stdin, then kills it.
         let mut shell = Command::new("sh")
             .arg("-c")
-            .arg(r#"nats-server "$@" & server=$!; cat >/dev/null; kill -9 $server; wait $server"#)
+            .arg(r#"nats-server "$@" & server=$!; cat >/dev/null; exec 2>/dev/null; kill -9 $server; wait $server"#)
             .arg("nats-server")
             .args(&args)
             .stdin(Stdio::piped())

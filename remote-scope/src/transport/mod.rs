@@ -17,6 +17,8 @@ use crate::runtime::MaybeSend;
 pub mod browser;
 pub mod faulty;
 pub mod memory;
+#[cfg(all(feature = "nats", not(target_arch = "wasm32")))]
+pub mod nats;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod websocket;
 

@@ -1,0 +1,253 @@
+//! Nodes that reach each other through a NATS cluster (feature `nats`, native only).
+//!
+//! A node that joins a cluster ([`Node::join_nats`]) listens on a subject of its own, derived
+//! from its id; from then on `remote!(peer, ..)` reaches any node of the cluster by id alone,
+//! with no address to configure: the first call to a peer opens a *session* to it (the same
+//! handshake as over a WebSocket: protocol version, token, the bodies each serves), and later
+//! calls reuse it. Deadlines, cancellation, authentication, authorization, caller identity and
+//! contracts all work as over a WebSocket, because the session carries the same frames.
+//!
+//! - **Absent peers fail at once.** Every frame is published with a reply subject, so NATS
+//!   answers "no responders" when no node listens on the peer's subject: the call fails with
+//!   [`Error::NotConnected`] without waiting for its deadline (after a grace of 250 ms in
+//!   which a new node's subscription spreads through the cluster). A peer that goes away in
+//!   the middle of a session is seen the same way at the next frame sent to it; its calls in
+//!   flight fail with [`Error::Disconnected`], or [`Error::Timeout`] at their deadline when
+//!   nothing more is sent.
+//! - **Frame size.** NATS carries messages of at most the server's `max_payload` (1 MB by
+//!   default). A session tells its peer the smaller of that (less 1 KB of envelope) and the
+//!   node's own frame limit, so captures too large fail before sending with
+//!   [`Error::CapturesTooLarge`], and a result too large fails the call with
+//!   [`Error::EncodeResult`]; nothing is split.
+//! - **A broken link to NATS** ends every session (frames may have been lost in it): their
+//!   calls fail with [`Error::Disconnected`], and the client reconnects to another server of
+//!   the cluster on its own; the next call opens a new session.
+//!
+//! Trust: see SECURITY.md. In short, a node proves its id in the handshake with a per-peer
+//! token ([`NodeBuilder::peer_tokens`](crate::NodeBuilder::peer_tokens)) exactly as over a
+//! WebSocket, and NATS accounts with subject permissions keep other clients of the cluster
+//! from reading a node's subject or sending as it.
+//!
+//! ```no_run
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), remote_scope::Error> {
+//! use remote_scope::{remote, Node, PeerId};
+//!
+//! let worker = Node::builder().id("worker").build()?;
+//! worker.join_nats(["nats://127.0.0.1:4222"]).await?;
+//!
+//! let client = Node::builder().id("client").build()?;
+//! client.join_nats(["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]).await?;
+//! let worker_id = PeerId::new("worker");
+//! let n: u64 = client
+//!     .run(async { remote!(worker_id, [], { 6 * 7 }).await })
+//!     .await?;
+//! assert_eq!(n, 42);
+//! # Ok(()) }
+//! ```
+
+mod router;
+mod session;
+mod subjects;
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use futures::StreamExt;
+
+use crate::error::Error;
+use crate::node::Node;
+use router::{Dialer, Router};
+
+/// How a node joins a NATS cluster: the subject prefix its nodes share, and the NATS client's
+/// own options (credentials, TLS, timeouts).
+///
+/// ```
+/// use remote_scope::transport::nats::NatsOptions;
+///
+/// let options = NatsOptions::new()
+///     .prefix("billing")
+///     .client(async_nats::ConnectOptions::new().name("billing-worker"));
+/// # let _ = options;
+/// ```
+#[derive(Debug)]
+pub struct NatsOptions {
+    prefix: String,
+    client: async_nats::ConnectOptions,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        NatsOptions::new()
+    }
+}
+
+impl NatsOptions {
+    /// The prefix `rs`, and the NATS client's defaults.
+    pub fn new() -> NatsOptions {
+        NatsOptions {
+            prefix: "rs".to_owned(),
+            client: async_nats::ConnectOptions::new(),
+        }
+    }
+
+    /// The first token of every subject the nodes use: nodes with different prefixes do not
+    /// see each other, so several applications can share one cluster.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The NATS client's options: credentials, TLS, timeouts, its name. Its event callback is
+    /// the node's own (it ends sessions when the link to NATS breaks).
+    pub fn client(mut self, options: async_nats::ConnectOptions) -> Self {
+        self.client = options;
+        self
+    }
+}
+
+/// A node's membership of a NATS cluster, from [`Node::join_nats`]. The node stays in the
+/// cluster until it shuts down or [`Nats::leave`] is called; dropping this handle changes
+/// nothing.
+#[derive(Clone)]
+pub struct Nats {
+    router: Arc<Router>,
+    node: Node,
+}
+
+impl std::fmt::Debug for Nats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nats")
+            .field("node", self.node.id())
+            .field("prefix", &self.router.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Nats {
+    /// The NATS client the node uses, to publish or subscribe beside it.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.router.client
+    }
+
+    /// The largest frame a session carries: the server's `max_payload` less the envelope.
+    pub fn max_frame_size(&self) -> usize {
+        self.router.max_frame
+    }
+
+    /// Leaves the cluster: calls to peers not otherwise connected fail with
+    /// [`Error::NotConnected`] again, sessions end, and the node's subjects go.
+    pub async fn leave(&self) {
+        self.node.set_directory(None);
+        self.router
+            .end_all(&Error::transport("the node left the NATS cluster"));
+        let _ = self.router.client.drain().await;
+    }
+}
+
+impl Node {
+    /// Joins the NATS cluster of `servers` (any of them; the client learns the others and
+    /// fails over between them), with the default [`NatsOptions`]. See [`transport::nats`](self).
+    pub async fn join_nats<S: AsRef<str>>(
+        &self,
+        servers: impl IntoIterator<Item = S>,
+    ) -> Result<Nats, Error> {
+        self.join_nats_with(servers, NatsOptions::new()).await
+    }
+
+    /// Joins the NATS cluster of `servers` with `options`.
+    pub async fn join_nats_with<S: AsRef<str>>(
+        &self,
+        servers: impl IntoIterator<Item = S>,
+        options: NatsOptions,
+    ) -> Result<Nats, Error> {
+        let servers = servers
+            .into_iter()
+            .map(|s| {
+                let url = s.as_ref();
+                url.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| Error::BadUrl {
+                        url: url.to_owned(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if servers.is_empty() {
+            return Err(Error::BadUrl {
+                url: String::new(),
+                reason: "no NATS server given".to_owned(),
+            });
+        }
+        if options.prefix.is_empty() || options.prefix.contains(['.', '*', '>', ' ']) {
+            return Err(Error::Setup {
+                reason: format!(
+                    "the NATS subject prefix {:?} must be one non-empty token, without `.`, `*`, `>` or spaces",
+                    options.prefix
+                ),
+            });
+        }
+        // The router does not exist until the client does; the callback finds it here.
+        let cell: Arc<OnceLock<Weak<Router>>> = Arc::default();
+        let events = Arc::clone(&cell);
+        let node_id = self.id().clone();
+        let client = options
+            .client
+            .event_callback(move |event| {
+                let router = events.get().and_then(Weak::upgrade);
+                let node_id = node_id.clone();
+                async move {
+                    tracing::debug!(node = %node_id, %event, "NATS event");
+                    if let (async_nats::Event::Disconnected, Some(router)) = (event, router) {
+                        router
+                            .end_all(&Error::transport("the connection to the NATS server broke"));
+                    }
+                }
+            })
+            .connect(servers)
+            .await
+            .map_err(|e| Error::transport_caused("cannot connect to the NATS servers", e))?;
+        let router = Arc::new(Router::new(client.clone(), options.prefix, self));
+        let _ = cell.set(Arc::downgrade(&router));
+        let subscribe_failed = |e| Error::transport_caused("cannot subscribe on NATS", e);
+        let mut frames = client
+            .subscribe(subjects::inbox(&router.prefix, self.id()))
+            .await
+            .map_err(subscribe_failed)?;
+        let mut statuses = client
+            .subscribe(subjects::statuses(&router.prefix, self.id()))
+            .await
+            .map_err(subscribe_failed)?;
+        client
+            .flush()
+            .await
+            .map_err(|e| Error::transport_caused("cannot reach the NATS server", e))?;
+        let reading = Arc::clone(&router);
+        let stopped = self.stopped();
+        self.runtime().spawn(Box::pin(async move {
+            let read = async {
+                while let Some(message) = frames.next().await {
+                    reading.deliver(&message.subject, message.payload).await;
+                }
+            };
+            futures::pin_mut!(read, stopped);
+            futures::future::select(read, stopped).await;
+            reading.end_all(&Error::transport("the node has stopped"));
+        }));
+        let hearing = Arc::clone(&router);
+        let stopped = self.stopped();
+        self.runtime().spawn(Box::pin(async move {
+            let read = async {
+                while let Some(message) = statuses.next().await {
+                    hearing.status(&message.subject, message.status);
+                }
+            };
+            futures::pin_mut!(read, stopped);
+            futures::future::select(read, stopped).await;
+        }));
+        self.set_directory(Some(Arc::new(Dialer(Arc::clone(&router)))));
+        tracing::debug!(node = %self.id(), max_frame = router.max_frame, "joined the NATS cluster");
+        Ok(Nats {
+            router,
+            node: self.internal(),
+        })
+    }
+}
