@@ -34,8 +34,11 @@ pub(crate) struct Router {
     /// The largest frame a session carries: the server's `max_payload`, less the envelope.
     pub(super) max_frame: usize,
     node: WeakNode,
-    sessions: Mutex<HashMap<(PeerId, u64), mpsc::Sender<Result<Bytes, Error>>>>,
+    sessions: Mutex<HashMap<(PeerId, u64), ToNode>>,
 }
+
+/// Where the router puts the frames of one session for the node to read.
+type ToNode = mpsc::Sender<Result<Bytes, Error>>;
 
 impl Router {
     pub(super) fn new(client: async_nats::Client, prefix: String, node: &Node) -> Router {
