@@ -4,10 +4,12 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::nats::NatsServer;
-use remote_scope::{current_peer, remote, Error, Node, PeerId};
+use common::wait_until;
+use remote_scope::{current_peer, remote, Error, Node, NodeBuilder, PeerId};
 
 /// A 3-server cluster and two nodes, `server` on the first server and `client` on the second.
 struct Cluster {
@@ -93,4 +95,137 @@ async fn a_thousand_concurrent_calls_each_get_their_own_answer() {
     for (i, result) in results.into_iter().enumerate() {
         assert_eq!(result.expect("answers"), i as u64 * 2);
     }
+}
+
+/// Two nodes on one NATS server, built as the test says.
+async fn pair(server: NodeBuilder, client: NodeBuilder) -> (NatsServer, Node, Node) {
+    let nats = NatsServer::start();
+    let server = server.id("server").build().expect("node");
+    server.join_nats([&nats.url]).await.expect("joins");
+    let client = client.id("client").build().expect("node");
+    client.join_nats([&nats.url]).await.expect("joins");
+    (nats, server, client)
+}
+
+#[tokio::test]
+async fn errors_in_and_around_bodies_are_the_same_as_over_a_websocket() {
+    let (_nats, server, client) = pair(Node::builder(), Node::builder()).await;
+    let peer = server.id().clone();
+    let panicked = client
+        .run(remote!(peer, [], {
+            if current_peer().is_some() {
+                panic!("boom on the server");
+            }
+        }))
+        .await;
+    assert!(
+        matches!(&panicked, Err(Error::Panicked { message, .. }) if message.contains("boom")),
+        "{panicked:?}"
+    );
+    let slow = client
+        .run(
+            remote!(peer, [], {
+                tokio::time::sleep(Duration::from_secs(60)).await
+            })
+            .timeout(Duration::from_millis(200)),
+        )
+        .await;
+    assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
+    // The session is still good.
+    let n = client.run(remote!(peer, [], { 7_u8 })).await;
+    assert_eq!(n.expect("runs"), 7);
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_and_the_policy_decides_what_runs() {
+    let server =
+        Node::builder()
+            .require_token("s3cret")
+            .authorize(|caller: &PeerId, body: &str| {
+                caller.as_str() == "client" && !body.contains("forbidden")
+            });
+    let (nats, server, client) = pair(server, Node::builder().token("wrong")).await;
+    let peer = server.id().clone();
+    let refused = client.run(remote!(peer, [], { 1_u8 })).await;
+    assert!(
+        matches!(refused, Err(Error::NotAuthenticated { .. })),
+        "{refused:?}"
+    );
+
+    let client = Node::builder()
+        .id("client2")
+        .token("s3cret")
+        .build()
+        .expect("node");
+    client.join_nats([&nats.url]).await.expect("joins");
+    let not_allowed = client.run(remote!(peer, [], { 1_u8 })).await;
+    assert!(
+        matches!(not_allowed, Err(Error::NotAuthorized { .. })),
+        "{not_allowed:?}"
+    );
+}
+
+#[tokio::test]
+async fn payloads_beyond_max_payload_fail_before_sending_with_a_clear_error() {
+    let (_nats, server, client) = pair(Node::builder(), Node::builder()).await;
+    let peer = server.id().clone();
+    // The server's default max_payload is 1 MB.
+    let big = vec![1_u8; 2 << 20];
+    let too_large = client
+        .run(remote!(peer, [big: Vec<u8>], { big.len() }))
+        .await;
+    match too_large {
+        Err(Error::CapturesTooLarge { limit, .. }) => assert!(limit < 1 << 20, "{limit}"),
+        other => panic!("{other:?}"),
+    }
+    let answer_too_large = client.run(remote!(peer, [], { vec![1_u8; 2 << 20] })).await;
+    match answer_too_large {
+        Err(e @ Error::EncodeResult { .. }) => assert!(e.to_string().contains("bytes"), "{e}"),
+        other => panic!("{:?}", other.map(|v| v.len())),
+    }
+    // Neither broke the session.
+    let fits = vec![1_u8; 512 << 10];
+    let n = client
+        .run(remote!(peer, [fits: Vec<u8>], { fits.len() }))
+        .await;
+    assert_eq!(n.expect("runs"), 512 << 10);
+}
+
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Sets [`STOPPED`] when dropped: the body holding it was stopped, not left running.
+struct SetOnDrop;
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        STOPPED.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_call_stops_its_body_on_the_other_node() {
+    let (_nats, server, client) = pair(Node::builder(), Node::builder()).await;
+    let peer = server.id().clone();
+    let call = client.run(remote!(peer, [], {
+        let _noticed = SetOnDrop;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }));
+    assert!(tokio::time::timeout(Duration::from_millis(300), call)
+        .await
+        .is_err());
+    wait_until(|| STOPPED.load(Ordering::SeqCst)).await;
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_is_not_connected_any_more() {
+    let (_nats, server, client) = pair(Node::builder(), Node::builder()).await;
+    let peer = server.id().clone();
+    assert_eq!(
+        client.run(remote!(peer, [], { 1_u8 })).await.expect("runs"),
+        1
+    );
+    server.shutdown();
+    wait_until(|| !client.is_connected(&peer)).await;
+    let gone = client.run(remote!(peer, [], { 1_u8 })).await;
+    assert!(matches!(gone, Err(Error::NotConnected { .. })), "{gone:?}");
 }

@@ -119,6 +119,11 @@ impl Router {
             tracing::debug!(subject, "a NATS message on no session's subject; dropped");
             return;
         };
+        if frame.is_empty() {
+            // The peer closed the session; dropping the sender ends the node's stream.
+            self.forget(&key);
+            return;
+        }
         let known = lock(&self.sessions).get(&key).cloned();
         match known {
             Some(mut to_node) => {

@@ -72,7 +72,8 @@ impl Sink<Bytes> for Session {
 }
 
 /// Publishes the frames the node sends in one session on `subject`, each with the reply
-/// subject `back`, until the node closes the session.
+/// subject `back`, until the node closes the session; then an empty message, which tells the
+/// peer that the session has ended (no frame is empty), as a WebSocket's close does.
 pub(super) async fn publish(
     client: async_nats::Client,
     subject: String,
@@ -98,4 +99,5 @@ pub(super) async fn publish(
             return;
         }
     }
+    let _ = client.publish(subject, Bytes::new()).await;
 }
