@@ -229,3 +229,66 @@ async fn a_node_that_leaves_is_not_connected_any_more() {
     let gone = client.run(remote!(peer, [], { 1_u8 })).await;
     assert!(matches!(gone, Err(Error::NotConnected { .. })), "{gone:?}");
 }
+
+/// How many times each body of the in-flight test ran, by its number.
+static RUNS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn ran(i: usize) {
+    let mut runs = RUNS.lock().expect("not poisoned");
+    if runs.len() <= i {
+        runs.resize(i + 1, 0);
+    }
+    runs[i] += 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_nats_server_under_a_node_ends_its_calls_and_it_carries_on_through_another() {
+    let mut c = cluster().await;
+    let server = c.server.id().clone();
+    // A session first, so that the calls below are in flight at once.
+    assert_eq!(c.client.run(remote!(server, [], { 1_u8 })).await.expect("runs"), 1);
+    let deadline = Duration::from_secs(3);
+    let calls = (0..100_usize).map(|i| {
+        let server = server.clone();
+        remote!(server, [i: usize], {
+            ran(i);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            i
+        })
+        .timeout(deadline)
+    });
+    let in_flight = tokio::spawn(c.client.run(futures::future::join_all(calls)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let killed_at = Instant::now();
+    c._servers[1].kill();
+    let results = in_flight.await.expect("joins");
+    let ended = killed_at.elapsed();
+    assert!(ended < deadline, "the calls ended {ended:?} after the kill");
+    for result in &results {
+        // Lost with the link (the body may have run), or answered before the loss.
+        assert!(
+            matches!(result, Err(Error::Disconnected { .. }) | Ok(_)),
+            "{result:?}"
+        );
+    }
+    let lost = results.iter().filter(|r| r.is_err()).count();
+    assert!(lost > 0, "the kill came while the calls were in flight");
+    // The client reconnects to another server of the cluster and calls again.
+    let again = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match c.client.run(remote!(server, [], { 2_u8 })).await {
+                Ok(n) => return n,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("calls again within 10 s");
+    assert_eq!(again, 2);
+    println!(
+        "calls ended {ended:?} after the kill, {lost} of 100 lost; calling again {:?} after it",
+        killed_at.elapsed()
+    );
+    let runs = RUNS.lock().expect("not poisoned").clone();
+    assert!(runs.iter().all(|&n| n <= 1), "a body ran twice: {runs:?}");
+}
