@@ -246,7 +246,13 @@ async fn killing_the_nats_server_under_a_node_ends_its_calls_and_it_carries_on_t
     let mut c = cluster().await;
     let server = c.server.id().clone();
     // A session first, so that the calls below are in flight at once.
-    assert_eq!(c.client.run(remote!(server, [], { 1_u8 })).await.expect("runs"), 1);
+    assert_eq!(
+        c.client
+            .run(remote!(server, [], { 1_u8 }))
+            .await
+            .expect("runs"),
+        1
+    );
     let deadline = Duration::from_secs(3);
     let calls = (0..100_usize).map(|i| {
         let server = server.clone();
