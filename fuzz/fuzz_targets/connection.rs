@@ -567,6 +567,7 @@ fn hello(id: &str) -> Frame {
         bodies: u32::try_from(registry.len()).unwrap_or(u32::MAX),
         token: None,
         limits: protocol::Limits::default(),
+        pools: Vec::new(),
     })
 }
 

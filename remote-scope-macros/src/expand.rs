@@ -14,7 +14,7 @@
 //!         };
 //!         inventory::submit! { Registration::new(NAME, check, site, "a: A, b: B", HANDLER) }
 //!     }
-//!     let peer = AsPeer::peer_id(&peer);                    // at the user's peer expression
+//!     let peer = AsPeer::target(&peer);                     // at the user's peer expression
 //!     let () = <A as Capture>::CAPTURABLE;                  // at each capture's type
 //!     let capture_0: &A = &a;  let capture_1: &B = &b;      // each local against its type
 //!     let typing = |(a, b): (A, B)| async move { body };    // copy 2: typing only
@@ -232,10 +232,11 @@ fn mentions(tokens: TokenStream, name: &syn::Ident) -> bool {
     })
 }
 
-/// The peer expression, turned into a `PeerId` by [`AsPeer`](remote_scope::AsPeer): a value
-/// that names no peer is reported at the user's expression.
+/// The peer expression, turned into a `Target` (a peer, or a pool) by
+/// [`AsPeer`](remote_scope::AsPeer): a value that names no peer is reported at the user's
+/// expression.
 fn peer(peer: &syn::Expr) -> TokenStream {
-    quote_spanned! {peer.span()=> ::remote_scope::AsPeer::peer_id(&(#peer)) }
+    quote_spanned! {peer.span()=> ::remote_scope::AsPeer::target(&(#peer)) }
 }
 
 /// Brings the probes' methods into scope (see `remote_scope::__private::Probe`).

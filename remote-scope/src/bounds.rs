@@ -113,12 +113,30 @@ impl<T: Serialize + DeserializeOwned> Returnable for T {}
                names",
     label = "not a peer",
     note = "pass a `PeerId` (`PeerId::from(\"server\")`, a connected peer's id from \
-            `node.peers()`), or its text (`\"server\"`); to call from a node of this process, use \
-            `node.run(..)` around the call or `.on(&node)` on it"
+            `node.peers()`), its text (`\"server\"`), or a `Pool` (one of its members runs it); to \
+            call from a node of this process, use `node.run(..)` around the call or `.on(&node)` \
+            on it"
 )]
 pub trait AsPeer {
     /// The peer's id.
     fn peer_id(&self) -> PeerId;
+
+    /// Where a call goes: the peer [`peer_id`](AsPeer::peer_id) names, unless this names a
+    /// [`Pool`](crate::Pool), whose calls go to one member.
+    fn target(&self) -> crate::Target {
+        crate::Target::Peer(self.peer_id())
+    }
+}
+
+/// A pool's calls go to one of its members; as a peer id, it is its name (for logs).
+impl AsPeer for crate::Pool {
+    fn peer_id(&self) -> PeerId {
+        PeerId::new(self.name())
+    }
+
+    fn target(&self) -> crate::Target {
+        crate::Target::Pool(self.clone())
+    }
 }
 
 impl AsPeer for PeerId {
@@ -143,11 +161,19 @@ impl<T: AsPeer + ?Sized> AsPeer for &T {
     fn peer_id(&self) -> PeerId {
         (**self).peer_id()
     }
+
+    fn target(&self) -> crate::Target {
+        (**self).target()
+    }
 }
 
 impl<T: AsPeer + ?Sized> AsPeer for std::sync::Arc<T> {
     fn peer_id(&self) -> PeerId {
         (**self).peer_id()
+    }
+
+    fn target(&self) -> crate::Target {
+        (**self).target()
     }
 }
 

@@ -35,6 +35,7 @@ impl Node {
                 required_bodies: Vec::new(),
                 token: None,
                 ids_proven: false,
+                pools: Vec::new(),
             },
             middleware: Vec::new(),
             on_message: None,
@@ -360,6 +361,27 @@ impl NodeBuilder {
         self
     }
 
+    /// Makes this node a member of `pool`: its peers may send calls for the pool to it
+    /// ([`Pool`]). It tells the peers it connects to, and on a NATS cluster it joins the pool's
+    /// queue group. A name that is not one token of letters, digits, `_` and `-` fails the
+    /// build with [`Error::Setup`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// let worker = remote_scope::Node::builder().pool("resize").pool("thumbnails").build()?;
+    /// assert_eq!(worker.pools().len(), 2);
+    /// assert!(remote_scope::Node::builder().pool("a.b").build().is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(mut self, pool: impl Into<crate::Pool>) -> Self {
+        let pool = pool.into();
+        if !self.config.pools.contains(&pool) {
+            self.config.pools.push(pool);
+        }
+        self
+    }
+
     /// Builds the node. Fails if the registry has a name conflict
     /// ([`Error::DuplicateBody`]), the id is not [valid](PeerId::is_valid) or there is no
     /// runtime to run on ([`Error::Setup`]).
@@ -370,6 +392,9 @@ impl NodeBuilder {
             return Err(Error::Setup {
                 reason: id.refusal(),
             });
+        }
+        for pool in &self.config.pools {
+            pool.check()?;
         }
         let runtime = match self.runtime {
             Some(runtime) => runtime,

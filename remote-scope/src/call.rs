@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
 use crate::pending::Reply;
+use crate::pool::{Pool, Target};
 use crate::protocol::{Encoded, Received};
 use crate::runtime::BoxFuture;
 use crate::serve;
@@ -46,16 +47,92 @@ pub struct Call<R> {
     state: State,
     body: &'static str,
     decode: Decoder<R>,
+    /// A call to a pool: which member gets it, and another if it cannot take it.
+    pool: Option<Box<PoolCall>>,
 }
+
+/// What a call to a pool keeps beside its state, to send the call to another member.
+struct PoolCall {
+    pool: Pool,
+    /// The members that could not take the call, or lost it.
+    tried: Vec<PeerId>,
+    /// Members still to try after the current one.
+    retries: u32,
+    /// The application says running the body twice is harmless.
+    idempotent: bool,
+    /// A copy of the captures, for the next member.
+    captures: Option<Encoded>,
+    node: Option<Node>,
+    /// When the call gives up, across all members, once it has begun.
+    deadline_at: Option<Duration>,
+    after: Duration,
+}
+
+/// Members a call to a pool tries, after the first, when one cannot take it.
+const POOL_RETRIES: u32 = 2;
 
 impl<R> Call<R> {
     pub(crate) fn new(
-        peer: PeerId,
+        target: Target,
         body: &'static str,
         captures: Result<Encoded, Error>,
         decode: Decoder<R>,
     ) -> Self {
-        Call::to(Some(peer), body, captures, decode)
+        match target {
+            Target::Peer(peer) => Call::to(Some(peer), body, captures, decode),
+            Target::Pool(pool) => {
+                let mut call = Call::to(None, body, captures, decode);
+                call.pool = Some(Box::new(PoolCall {
+                    pool,
+                    tried: Vec::new(),
+                    retries: POOL_RETRIES,
+                    idempotent: false,
+                    captures: None,
+                    node: None,
+                    deadline_at: None,
+                    after: Duration::ZERO,
+                }));
+                call
+            }
+        }
+    }
+
+    /// For a call to a [`Pool`]: running the body twice is harmless, so a call whose member
+    /// is lost while it runs ([`Error::Disconnected`]) is sent to another member, within the
+    /// call's deadline. Without it, only a call that provably never started there (the member
+    /// is gone, busy, shutting down, or does not serve the body) goes to another member; one
+    /// that may have run fails with `Disconnected`, which says so. No effect on a call to one
+    /// peer.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{remote, Node, Pool};
+    ///
+    /// let worker = Node::builder().pool("lookup").build()?;
+    /// let server = worker.listen("127.0.0.1:0").await?;
+    /// let client = Node::builder().build()?;
+    /// client.connect(&server.url()).await?;
+    /// let pool = Pool::new("lookup");
+    /// let n = client.run(remote!(pool, [], { 2 + 2 }).idempotent()).await?;
+    /// assert_eq!(n, 4);
+    /// # Ok(()) }
+    /// ```
+    pub fn idempotent(mut self) -> Self {
+        if let Some(pool) = &mut self.pool {
+            pool.idempotent = true;
+        }
+        self
+    }
+
+    /// For a call to a [`Pool`]: [`idempotent`](Call::idempotent), and tried on up to
+    /// `members` more members after the first (2 unless set). No effect on a call to one peer.
+    pub fn retry(mut self, members: u32) -> Self {
+        if let Some(pool) = &mut self.pool {
+            pool.idempotent = true;
+            pool.retries = members;
+        }
+        self
     }
 
     /// A call of `body` on `peer`, or on the calling node itself.
@@ -75,6 +152,7 @@ impl<R> Call<R> {
             }),
             body,
             decode,
+            pool: None,
         }
     }
 
@@ -155,7 +233,7 @@ impl<R> Unsent<R> {
 
     /// The call, to run on `peer`: await it, after `.timeout(..)` or `.on(&node)` if need be.
     pub fn on_peer(self, peer: impl AsPeer) -> Call<R> {
-        Call::new(peer.peer_id(), self.body, self.captures, self.decode)
+        Call::new(peer.target(), self.body, self.captures, self.decode)
     }
 
     /// The call, to run on the calling node itself: what awaiting the `Unsent` does. The
@@ -220,7 +298,8 @@ struct Waiting {
     node: Node,
     peer: PeerId,
     captures: Encoded,
-    back: futures::channel::oneshot::Receiver<Result<(), Error>>,
+    /// The peer, once it is connected (for a call to a pool, the member chosen).
+    back: futures::channel::oneshot::Receiver<Result<PeerId, Error>>,
     /// When the call gives up, on the runtime's clock.
     deadline_at: Duration,
     deadline: BoxFuture<'static, ()>,
@@ -246,7 +325,11 @@ impl<R> Future for Call<R> {
         // state is large, and moving it on every poll showed in profiles).
         if matches!(this.state, State::Start(_)) {
             if let State::Start(start) = std::mem::replace(&mut this.state, State::Done) {
-                match begin(body, start, cx.waker()) {
+                let begun = match this.pool.as_deref_mut() {
+                    None => begin(body, start, cx.waker()),
+                    Some(pool) => begin_pool(body, start, pool, cx.waker()),
+                };
+                match begun {
                     Ok(state) => {
                         let sent = matches!(state, State::Remote { .. });
                         this.state = state;
@@ -255,7 +338,7 @@ impl<R> Future for Call<R> {
                             return Poll::Pending;
                         }
                     }
-                    Err(e) => return Poll::Ready(Err(e)),
+                    Err(e) => return this.fail(None, e, cx),
                 }
             }
         }
@@ -264,7 +347,7 @@ impl<R> Future for Call<R> {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => {
                     this.state = State::Done;
-                    return Poll::Ready(Err(e));
+                    return this.fail(None, e, cx);
                 }
                 Poll::Pending => return Poll::Pending,
             }
@@ -323,6 +406,16 @@ impl<R> Future for Call<R> {
             }
         };
         this.state = State::Done;
+        let outcome = match outcome {
+            Err(e) if this.pool.is_some() => {
+                let member = e.peer().cloned();
+                return match this.fail(member, e, cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                };
+            }
+            other => other,
+        };
         let result = outcome.and_then(|(peer, bytes)| {
             decode(&bytes).map_err(|reason| Error::DecodeResult {
                 peer,
@@ -334,6 +427,55 @@ impl<R> Future for Call<R> {
             tracing::debug!(error = %e, "call failed");
         }
         Poll::Ready(result)
+    }
+}
+
+impl<R> Call<R> {
+    /// Ends the call with `error`, or, for a call to a pool that another member may take,
+    /// starts it again there (and asks to be polled).
+    fn fail(
+        &mut self,
+        member: Option<PeerId>,
+        error: Error,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<R, Error>> {
+        let Some(pool) = self.pool.as_deref_mut() else {
+            return Poll::Ready(Err(error));
+        };
+        let never_ran = matches!(
+            error,
+            Error::NotConnected { .. }
+                | Error::Busy { .. }
+                | Error::ShuttingDown { .. }
+                | Error::UnknownBody { .. }
+                | Error::NotAuthenticated { .. }
+                | Error::TooManyConnections { .. }
+                | Error::Handshake { .. }
+                | Error::Transport { .. }
+        );
+        let lost = pool.idempotent && matches!(error, Error::Disconnected { .. });
+        let time_left = match (&pool.node, pool.deadline_at) {
+            (Some(node), Some(at)) => node.runtime().now() < at,
+            _ => true,
+        };
+        let again = (never_ran || lost) && pool.retries > 0 && time_left;
+        let captures = match (&pool.captures, again) {
+            (Some(captures), true) => captures.duplicate(),
+            _ => return Poll::Ready(Err(error)),
+        };
+        pool.retries -= 1;
+        if let Some(member) = member {
+            tracing::debug!(pool = %pool.pool, %member, error = %error, "sending the call to another member");
+            pool.tried.push(member);
+        }
+        self.state = State::Start(Start {
+            peer: None,
+            captures: Ok(captures),
+            timeout: None,
+            node: pool.node.clone(),
+        });
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -400,6 +542,54 @@ fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Erro
     send(&conn, body, captures, deadline_at, after, after, caller)
 }
 
+/// Begins a call to a pool: on the connected member with the fewest calls in flight, else on
+/// one the node's directory (a NATS cluster) picks, once connected.
+fn begin_pool(
+    body: &'static str,
+    start: Start,
+    pool: &mut PoolCall,
+    caller: &Waker,
+) -> Result<State, Error> {
+    let node = match start.node.or_else(|| pool.node.clone()) {
+        Some(node) => node,
+        None => context::calling_node()?,
+    };
+    let captures = start.captures.map_err(|e| *e)?;
+    let now = node.runtime().now();
+    if pool.deadline_at.is_none() {
+        pool.after = start.timeout.unwrap_or(node.config().default_timeout);
+        pool.deadline_at = Some(now.saturating_add(pool.after));
+    }
+    let deadline_at = pool.deadline_at.unwrap_or(now);
+    let after = pool.after;
+    let wait = deadline_at.saturating_sub(now);
+    pool.node = Some(node.clone());
+    pool.captures = Some(captures.duplicate());
+    let connected = node.least_busy_member(&pool.pool, &pool.tried);
+    // A member on the cluster this node holds no session with yet has no calls in flight.
+    let unconnected = node.unconnected_member(&pool.pool, &pool.tried);
+    let back = match (connected, unconnected) {
+        (Some(conn), Some(other)) if conn.load().0 > 0 => node.dial_on_demand(&other),
+        (Some(conn), _) => return send(&conn, body, captures, deadline_at, wait, after, caller),
+        (None, Some(other)) => node.dial_on_demand(&other),
+        (None, None) => node.pick_member(&pool.pool, &pool.tried),
+    };
+    let back = back.ok_or_else(|| Error::NoMembers {
+        pool: pool.pool.clone(),
+        tried: pool.tried.clone(),
+    })?;
+    tracing::debug!(body, pool = %pool.pool, "asking the directory for a member");
+    Ok(State::Waiting(Box::new(Waiting {
+        deadline: node.runtime().sleep(wait),
+        node,
+        peer: PeerId::new(pool.pool.name()),
+        captures,
+        back,
+        deadline_at,
+        after,
+    })))
+}
+
 /// Sends the call; it gives up at `deadline_at`, `wait` from now, and reports `after` (the
 /// whole timeout) if it does. `caller` is woken when it ends.
 fn send(
@@ -431,14 +621,14 @@ fn poll_waiting(
         return Poll::Ready(Ok(()));
     };
     let reconnected = match Pin::new(&mut waiting.back).poll(cx) {
-        Poll::Ready(Ok(Ok(()))) => true,
+        Poll::Ready(Ok(Ok(peer))) => Some(peer),
         Poll::Ready(Ok(Err(refused))) => {
             *state = State::Done;
             return Poll::Ready(Err(refused));
         }
-        Poll::Ready(Err(_)) => false,
+        Poll::Ready(Err(_)) => None,
         Poll::Pending => match waiting.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => false,
+            Poll::Ready(()) => None,
             Poll::Pending => return Poll::Pending,
         },
     };
@@ -454,9 +644,9 @@ fn poll_waiting(
         ..
     } = *waiting;
     let not_connected = Error::NotConnected { peer: peer.clone() };
-    if !reconnected {
+    let Some(peer) = reconnected else {
         return Poll::Ready(Err(not_connected));
-    }
+    };
     // The deadline keeps running from when the call began: the peer is given what is left.
     let wait = deadline_at.saturating_sub(node.runtime().now());
     let sent = node

@@ -26,6 +26,8 @@ pub(crate) struct Config {
     /// Peers prove their ids ([`NodeBuilder::peer_tokens`]), so one that connects again under
     /// its id may take over a silent connection of that id.
     pub(crate) ids_proven: bool,
+    /// The pools this node is a member of.
+    pub(crate) pools: Vec<crate::Pool>,
 }
 
 /// Called with each user message that no middleware consumed.

@@ -67,6 +67,8 @@ pub(crate) struct Connection {
     pub(crate) direct: bool,
     /// What the peer accepts, from its `Hello`.
     limits: PeerLimits,
+    /// The pools the peer is a member of, from its `Hello`.
+    pools: Vec<crate::Pool>,
     /// What the peer serves, once the handshake has told; until then a call goes out and the
     /// peer answers for itself.
     peer_bodies: OnceLock<PeerBodies>,
@@ -115,6 +117,7 @@ impl Connection {
         peer: PeerId,
         direct: bool,
         limits: Limits,
+        pools: Vec<crate::Pool>,
         max_queued_bytes: usize,
         node_queue: Arc<NodeQueue>,
     ) -> Arc<Connection> {
@@ -139,6 +142,7 @@ impl Connection {
             rearm: AtomicBool::new(false),
             direct,
             limits: PeerLimits::new(limits),
+            pools,
             peer_bodies: OnceLock::new(),
         })
     }
@@ -196,6 +200,11 @@ impl Connection {
 
     pub(crate) fn peer(&self) -> &PeerId {
         self.link.peer()
+    }
+
+    /// Whether the peer said it is a member of `pool`.
+    pub(crate) fn in_pool(&self, pool: &crate::Pool) -> bool {
+        self.pools.contains(pool)
     }
 
     pub(crate) fn link(&self) -> &Link {

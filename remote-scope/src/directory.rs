@@ -13,6 +13,7 @@ use futures::channel::oneshot;
 use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
+use crate::pool::Pool;
 use crate::runtime::BoxFuture;
 use crate::sync::lock;
 
@@ -21,6 +22,18 @@ pub(crate) trait Directory: Send + Sync + 'static {
     /// Dials `peer` and runs the handshake; the connection is in the node's table when it
     /// returns `Ok`.
     fn dial(&self, node: &Node, peer: &PeerId) -> BoxFuture<'static, Result<PeerId, Error>>;
+
+    /// The members of `pool` the directory knows of.
+    fn members(&self, pool: &Pool) -> Vec<PeerId>;
+
+    /// Asks the directory for one member of `pool`, other than those in `tried` where it can
+    /// tell; fails with [`Error::NoMembers`] when the pool has none.
+    fn pick(
+        &self,
+        node: &Node,
+        pool: &Pool,
+        tried: &[PeerId],
+    ) -> BoxFuture<'static, Result<PeerId, Error>>;
 }
 
 /// The node's directory, if it has joined one, and the calls waiting for a dial under way.
@@ -28,7 +41,7 @@ pub(crate) trait Directory: Send + Sync + 'static {
 pub(crate) struct Dialing {
     directory: Option<Arc<dyn Directory>>,
     /// One dial per peer at a time; every call to it waits for that one.
-    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<(), Error>>>>,
+    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, Error>>>>,
 }
 
 /// The state a node keeps for dialling on demand.
@@ -46,7 +59,7 @@ impl Node {
     pub(crate) fn dial_on_demand(
         &self,
         peer: &PeerId,
-    ) -> Option<oneshot::Receiver<Result<(), Error>>> {
+    ) -> Option<oneshot::Receiver<Result<PeerId, Error>>> {
         let (tx, rx) = oneshot::channel();
         let directory = {
             let mut dialing = lock(self.dialing());
@@ -63,9 +76,9 @@ impl Node {
         let dial = directory.dial(&node, &peer);
         self.runtime().spawn(Box::pin(async move {
             let result = match dial.await {
-                Ok(_) => Ok(()),
+                Ok(_) => Ok(peer.clone()),
                 // Two calls that raced: the peer dialled us while we dialled it.
-                Err(Error::DuplicatePeer { .. }) if node.is_connected(&peer) => Ok(()),
+                Err(Error::DuplicatePeer { .. }) if node.is_connected(&peer) => Ok(peer.clone()),
                 Err(e) => Err(e),
             };
             if let Err(e) = &result {
@@ -78,6 +91,58 @@ impl Node {
             for waiter in waiters {
                 let _ = waiter.send(result.clone());
             }
+        }));
+        Some(rx)
+    }
+}
+
+impl Node {
+    /// The directory's members of `pool`; none without a directory.
+    pub(crate) fn directory_members(&self, pool: &Pool) -> Vec<PeerId> {
+        let directory = lock(self.dialing()).directory.clone();
+        directory.map(|d| d.members(pool)).unwrap_or_default()
+    }
+
+    /// A member of `pool` the directory knows of, not one of `tried`, that this node holds no
+    /// connection to; one at random, so that callers spread over them.
+    pub(crate) fn unconnected_member(&self, pool: &Pool, tried: &[PeerId]) -> Option<PeerId> {
+        let candidates: Vec<PeerId> = self
+            .directory_members(pool)
+            .into_iter()
+            .filter(|m| !tried.contains(m) && !self.is_connected(m) && m != self.id())
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let at = crate::random::random_u64() as usize % candidates.len();
+        candidates.into_iter().nth(at)
+    }
+
+    /// A future for one member of `pool` (not one of `tried`, where the directory can tell),
+    /// connected by the time it completes; `None` without a directory.
+    pub(crate) fn pick_member(
+        &self,
+        pool: &Pool,
+        tried: &[PeerId],
+    ) -> Option<oneshot::Receiver<Result<PeerId, Error>>> {
+        let directory = lock(self.dialing()).directory.clone()?;
+        let (tx, rx) = oneshot::channel();
+        let pick = directory.pick(self, pool, tried);
+        let node = self.internal();
+        self.runtime().spawn(Box::pin(async move {
+            let result = match pick.await {
+                Ok(member) if node.is_connected(&member) => Ok(member),
+                Ok(member) => match node.dial_on_demand(&member) {
+                    Some(dialled) => dialled.await.unwrap_or_else(|_| {
+                        Err(Error::NotConnected {
+                            peer: member.clone(),
+                        })
+                    }),
+                    None => Err(Error::NotConnected { peer: member }),
+                },
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(result);
         }));
         Some(rx)
     }

@@ -208,6 +208,20 @@ pub enum Error {
         peer: PeerId,
     },
 
+    /// A call to a pool found no member to run it: none is connected or on the NATS cluster,
+    /// or each one tried could not take it. Nothing ran.
+    #[error(
+        "{pool} has no member that can take the call{}: start a member (`NodeBuilder::pool`) \
+         and connect to it, or join the NATS cluster its members are on",
+        tried_text(tried)
+    )]
+    NoMembers {
+        /// The pool.
+        pool: crate::Pool,
+        /// The members tried, none of which took the call.
+        tried: Vec<PeerId>,
+    },
+
     /// The connection was lost while the call was in flight. The body may have run.
     #[error(
         "connection to peer `{peer}` was lost while `{body}` was in flight; the body may have run"
@@ -448,6 +462,15 @@ impl From<BodyError> for Error {
     }
 }
 
+fn tried_text(tried: &[PeerId]) -> String {
+    if tried.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = tried.iter().map(PeerId::as_str).collect();
+        format!(" (tried: {})", names.join(", "))
+    }
+}
+
 fn no_current_node(nodes: usize) -> String {
     if nodes == 0 {
         return "no node to call from: build one with `Node::builder()` (a call goes out from \
@@ -485,6 +508,42 @@ impl Error {
                 | Error::Timeout { .. }
                 | Error::Body { .. }
         )
+    }
+
+    /// The peer the error is about, where there is one: the peer a failed call went to, or
+    /// the one a connection failed with.
+    ///
+    /// ```
+    /// use remote_scope::{Error, PeerId};
+    ///
+    /// let e = Error::NotConnected { peer: PeerId::new("worker-2") };
+    /// assert_eq!(e.peer(), Some(&PeerId::new("worker-2")));
+    /// assert_eq!(Error::NoCurrentNode { nodes: 0 }.peer(), None);
+    /// ```
+    pub fn peer(&self) -> Option<&PeerId> {
+        match self {
+            Error::UnknownBody { peer, .. }
+            | Error::Panicked { peer, .. }
+            | Error::DecodeCaptures { peer, .. }
+            | Error::EncodeResult { peer, .. }
+            | Error::DecodeResult { peer, .. }
+            | Error::Busy { peer, .. }
+            | Error::NotAuthorized { peer, .. }
+            | Error::CapturesTooLarge { peer, .. }
+            | Error::NotAuthenticated { peer }
+            | Error::QueueFull { peer, .. }
+            | Error::NotConnected { peer }
+            | Error::Disconnected { peer, .. }
+            | Error::Timeout { peer, .. }
+            | Error::MissingBodies { peer, .. }
+            | Error::DuplicatePeer { peer }
+            | Error::ShuttingDown { peer, .. } => Some(peer),
+            Error::TooManyConnections { peer, .. }
+            | Error::Handshake { peer, .. }
+            | Error::ProtocolVersion { peer, .. }
+            | Error::RequiredBodies { peer, .. } => peer.as_ref(),
+            _ => None,
+        }
     }
 
     /// A protocol error with nothing underneath it.
@@ -663,6 +722,8 @@ mod tests {
              "the connection with the other peer was refused: the accepting peer holds its maximum of 2 connections (its `NodeBuilder::max_connections`)"),
             (Error::NotConnected { peer: p() },
              "not connected to peer `server`: connect first (`Node::connect`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
+            (Error::NoMembers { pool: crate::Pool::new("resize"), tried: vec![p()] },
+             "pool `resize` has no member that can take the call (tried: server): start a member (`NodeBuilder::pool`) and connect to it, or join the NATS cluster its members are on"),
             (Error::Disconnected { peer: p(), body: b() },
              "connection to peer `server` was lost while `app::jobs::2ee355ec6c4b8744` was in flight; the body may have run"),
             (Error::Timeout { peer: p(), body: b(), after: Duration::from_secs(5) },
@@ -734,6 +795,7 @@ mod tests {
             Error::BadUrl { .. } => 26,
             Error::Body { .. } => 27,
             Error::ShuttingDown { .. } => 28,
+            Error::NoMembers { .. } => 29,
         }
     }
 
@@ -745,7 +807,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=28).collect::<Vec<_>>(),
+            (0..=29).collect::<Vec<_>>(),
             "a variant without a sample"
         );
         for (error, expected) in samples {

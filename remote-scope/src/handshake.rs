@@ -38,6 +38,7 @@ pub(crate) fn hello(node: &Node, max_frame_size: usize) -> Frame {
             max_frame_size: u64::try_from(max_frame_size).unwrap_or(u64::MAX),
             max_capture_size: u64::try_from(node.config().max_capture_size).unwrap_or(u64::MAX),
         },
+        pools: node.config().pools.clone(),
     })
 }
 
@@ -249,6 +250,7 @@ impl Node {
             theirs.peer.clone(),
             self.middleware().is_empty(),
             theirs.limits,
+            theirs.pools.clone(),
             self.config().max_queued_bytes,
             Arc::clone(self.queued()),
         );
@@ -288,6 +290,7 @@ impl Node {
         conn.set_peer_bodies(peer_bodies);
         // Calls waiting for this peer go out now, checked against what it serves.
         self.connected(&theirs.peer);
+        self.seen_up(&theirs.peer, crate::events::Seen::Connected, &theirs.pools);
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, sink, stream);

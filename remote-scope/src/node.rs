@@ -40,7 +40,7 @@ pub struct NodeStats {
 /// A peer this node keeps connected.
 pub(crate) struct Kept {
     /// Calls waiting for the connection to come back.
-    pub(crate) waiters: Vec<oneshot::Sender<Result<(), Error>>>,
+    pub(crate) waiters: Vec<oneshot::Sender<Result<PeerId, Error>>>,
     /// The task that redials.
     pub(crate) supervisor: AbortHandle,
 }
@@ -134,6 +134,7 @@ struct Inner {
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
     dialing: crate::directory::DialingState,
+    membership: crate::events::MembershipState,
     shut_down: std::sync::atomic::AtomicBool,
     /// The application's handles (`counted` ones).
     handles: std::sync::atomic::AtomicUsize,
@@ -220,6 +221,7 @@ impl Node {
                 connections: Mutex::default(),
                 kept: Mutex::new(HashMap::new()),
                 dialing: Mutex::default(),
+                membership: Mutex::default(),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
                 handles: std::sync::atomic::AtomicUsize::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
@@ -273,10 +275,13 @@ impl Node {
         self.inner.registry
     }
 
-    /// The peers connected now.
+    /// The peers connected now, and those on a NATS cluster this node has joined (which a
+    /// call reaches by id); [`Node::events`] tells the changes.
     pub fn peers(&self) -> Vec<PeerId> {
         let mut peers: Vec<PeerId> = lock(&self.inner.connections).keys().cloned().collect();
+        peers.extend(self.up_peers());
         peers.sort();
+        peers.dedup();
         peers
     }
 
@@ -291,6 +296,9 @@ impl Node {
     pub fn disconnect(&self, peer: &PeerId) -> bool {
         self.stop_keeping(peer);
         let conn = lock(&self.inner.connections).remove(peer);
+        if conn.is_some() {
+            self.seen_down(peer, crate::events::Seen::Connected);
+        }
         conn.map(|c| c.close()).is_some()
     }
 
@@ -304,9 +312,11 @@ impl Node {
             self.stop_keeping(&peer);
         }
         let all: Vec<_> = lock(&self.inner.connections).drain().collect();
-        for (_, conn) in all {
+        for (peer, conn) in all {
             conn.close();
+            self.seen_down(&peer, crate::events::Seen::Connected);
         }
+        self.end_events();
         self.inner.stopped.stop();
     }
 
@@ -427,14 +437,16 @@ impl Node {
 
     /// Drops `conn` from the table (if it is still the one there) and closes it.
     pub(crate) fn forget_connection(&self, conn: &Arc<Connection>) {
-        {
+        let removed = {
             let mut connections = lock(&self.inner.connections);
-            if connections
+            let ours = connections
                 .get(conn.peer())
-                .is_some_and(|c| Arc::ptr_eq(c, conn))
-            {
-                connections.remove(conn.peer());
-            }
+                .is_some_and(|c| Arc::ptr_eq(c, conn));
+            ours && connections.remove(conn.peer()).is_some()
+        };
+        // Only a connection that finished its handshake was told as up.
+        if removed && conn.peer_bodies().is_some() {
+            self.seen_down(conn.peer(), crate::events::Seen::Connected);
         }
         conn.close();
     }
@@ -449,12 +461,51 @@ impl Node {
             .ok_or_else(|| Error::NotConnected { peer: peer.clone() })
     }
 
+    /// The connected peers that said they are members of `pool`.
+    pub(crate) fn connected_members(&self, pool: &crate::Pool) -> Vec<PeerId> {
+        lock(&self.inner.connections)
+            .values()
+            .filter(|conn| conn.in_pool(pool) && conn.peer_bodies().is_some())
+            .map(|conn| conn.peer().clone())
+            .collect()
+    }
+
+    /// The connected member of `pool`, not one of `tried`, with the fewest of this node's calls
+    /// in flight.
+    pub(crate) fn least_busy_member(
+        &self,
+        pool: &crate::Pool,
+        tried: &[PeerId],
+    ) -> Option<Arc<Connection>> {
+        lock(&self.inner.connections)
+            .values()
+            .filter(|conn| {
+                conn.in_pool(pool)
+                    && conn.peer_bodies().is_some()
+                    && !conn.is_closing()
+                    && !tried.contains(conn.peer())
+            })
+            .min_by_key(|conn| conn.load().0)
+            .cloned()
+    }
+
     pub(crate) fn kept(&self) -> &KeptPeers {
         &self.inner.kept
     }
 
     pub(crate) fn dialing(&self) -> &crate::directory::DialingState {
         &self.inner.dialing
+    }
+
+    pub(crate) fn membership(&self) -> &crate::events::MembershipState {
+        &self.inner.membership
+    }
+
+    /// Whether [`Node::shutdown`] has run.
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.inner
+            .shut_down
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn runtime(&self) -> &dyn Runtime {

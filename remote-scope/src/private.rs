@@ -8,7 +8,6 @@ use std::future::Future;
 use crate::bounds::{Decoder, Encoder};
 use crate::call::{Call, Unsent};
 use crate::error::Error;
-use crate::peer_id::PeerId;
 use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::registry::Registry;
 
@@ -86,7 +85,7 @@ fn encode_value<R>(encode: Encoder<R>, value: &R) -> Result<Encoded, Failure> {
 
 /// The call a `remote!` evaluates to.
 pub fn call<C, R>(
-    peer: PeerId,
+    peer: crate::Target,
     body: &'static str,
     checked: &'static ResultTypeChecked,
     captures: &C,

@@ -168,14 +168,14 @@ impl Node {
     pub(crate) fn reconnected(
         &self,
         peer: &PeerId,
-    ) -> Option<oneshot::Receiver<Result<(), Error>>> {
+    ) -> Option<oneshot::Receiver<Result<PeerId, Error>>> {
         let mut kept = lock(self.kept());
         let entry = kept.get_mut(peer)?;
         let (tx, rx) = oneshot::channel();
         // Checked under the lock that `connected` takes too: either the connection is already
         // back, or `connected` will see this waiter.
         if self.is_connected(peer) {
-            let _ = tx.send(Ok(()));
+            let _ = tx.send(Ok(peer.clone()));
         } else {
             entry.waiters.push(tx);
         }
@@ -189,7 +189,7 @@ impl Node {
             None => return,
         };
         for waiter in waiters {
-            let _ = waiter.send(Ok(()));
+            let _ = waiter.send(Ok(peer.clone()));
         }
     }
 }

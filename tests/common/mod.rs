@@ -107,6 +107,7 @@ impl RawPeer {
             bodies: registry.len() as u32,
             token: token.map(str::to_owned),
             limits: remote_scope::protocol::Limits::default(),
+            pools: Vec::new(),
         })
     }
 

@@ -61,7 +61,7 @@ mod received;
 pub(crate) use received::Received;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The default largest frame a peer accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
@@ -122,6 +122,9 @@ pub struct Hello {
     /// What the sender accepts, so that a call it would refuse fails on the caller's side.
     #[serde(default)]
     pub limits: Limits,
+    /// The pools the sender is a member of ([`NodeBuilder::pool`](crate::NodeBuilder::pool)).
+    #[serde(default)]
+    pub pools: Vec<crate::Pool>,
 }
 
 /// What a peer accepts from the other, told in its [`Hello`]. Both count encoded bytes.
@@ -286,6 +289,14 @@ pub struct Encoded {
 }
 
 impl Encoded {
+    /// A copy, to send again (a call to a pool keeps one for another member).
+    pub(crate) fn duplicate(&self) -> Encoded {
+        Encoded {
+            buf: self.buf.clone(),
+            start: self.start,
+        }
+    }
+
     /// Encodes `value` (maps for structs, as serde's self-describing form; a `Vec<u8>` or
     /// `&[u8]` anywhere in it as one MessagePack `bin`, a byte a byte, not as an array of
     /// integers of up to two bytes each) after `headroom` bytes. The decoder reads a `Vec<u8>`
@@ -530,6 +541,7 @@ mod tests {
                 max_frame_size: 1 << 20,
                 max_capture_size: 300,
             },
+            pools: Vec::new(),
         })
     }
 
@@ -570,6 +582,7 @@ mod tests {
                 bodies: 0,
                 token: Some("s3cret".into()),
                 limits: Limits::default(),
+                pools: vec![crate::Pool::new("resize")],
             }),
         ];
         for frame in frames {
@@ -677,9 +690,10 @@ mod tests {
             &bytes[..],
             &[
                 0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
-                0x96, 0x03, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [3, "p", 0x0102, 3,
+                0x97, 0x04, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [4, "p", 0x0102, 3,
                 0xc0, // no token,
-                0x92, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0x01, 0x2c, // [1 MiB, 300]]}
+                0x92, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0x01, 0x2c, // [1 MiB, 300],
+                0x90, // no pools]}
             ][..],
             "{bytes:02x?}"
         );

@@ -46,11 +46,14 @@
 //! # Ok(()) }
 //! ```
 
+mod pools;
+mod presence;
 mod router;
 mod session;
 mod subjects;
 
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 
@@ -73,6 +76,7 @@ use router::{Dialer, Router};
 pub struct NatsOptions {
     prefix: String,
     client: async_nats::ConnectOptions,
+    heartbeat: Duration,
 }
 
 impl Default for NatsOptions {
@@ -87,7 +91,17 @@ impl NatsOptions {
         NatsOptions {
             prefix: "rs".to_owned(),
             client: async_nats::ConnectOptions::new(),
+            heartbeat: Duration::from_millis(500),
         }
+    }
+
+    /// How often the node tells the cluster it is there (500 ms unless set). A node that
+    /// misses three heartbeats in a row counts as gone: the others see
+    /// [`PeerEvent::Down`](crate::PeerEvent::Down) for it within 3.5 heartbeats of its last
+    /// one (checked every half heartbeat), and stop sending it calls for its pools.
+    pub fn heartbeat(mut self, every: Duration) -> Self {
+        self.heartbeat = every.max(Duration::from_millis(10));
+        self
     }
 
     /// The first token of every subject the nodes use: nodes with different prefixes do not
@@ -140,7 +154,16 @@ impl Nats {
         self.node.set_directory(None);
         self.router
             .end_all(&Error::transport("the node left the NATS cluster"));
+        let _ = publish_heartbeat(&self.router, &self.node, true).await;
+        self.router.presence.clear(&self.node);
         let _ = self.router.client.drain().await;
+    }
+
+    /// The peers on the cluster now, from their heartbeats (this node aside).
+    pub fn peers_on_cluster(&self) -> Vec<crate::PeerId> {
+        let mut peers = self.router.presence.peers();
+        peers.sort();
+        peers
     }
 }
 
@@ -243,6 +266,66 @@ impl Node {
             futures::pin_mut!(read, stopped);
             futures::future::select(read, stopped).await;
         }));
+        for pool in self.pools() {
+            let requests = client
+                .queue_subscribe(pools::subject(&router.prefix, pool), pool.name().to_owned())
+                .await
+                .map_err(subscribe_failed)?;
+            self.runtime().spawn(Box::pin(pools::answer(
+                self.downgrade(),
+                Arc::clone(&router),
+                requests,
+            )));
+        }
+        let mut beats = client
+            .subscribe(format!("{}.presence", router.prefix))
+            .await
+            .map_err(subscribe_failed)?;
+        let hearing = Arc::clone(&router);
+        let weak = self.downgrade();
+        self.runtime().spawn(Box::pin(async move {
+            while let Some(message) = beats.next().await {
+                let Some(node) = weak.live() else { return };
+                let Some(beat) = presence::Heartbeat::decode(&message.payload) else {
+                    continue;
+                };
+                // A newcomer hears of this node at once, not at its next beat.
+                if hearing.presence.heard(&node, beat) {
+                    let _ = publish_heartbeat(&hearing, &node, false).await;
+                }
+            }
+        }));
+        let beating = Arc::clone(&router);
+        let weak = self.downgrade();
+        let every = options.heartbeat;
+        let stopped = self.stopped();
+        self.runtime().spawn(Box::pin(async move {
+            let beat = async {
+                let mut tick = 0_u64;
+                loop {
+                    let Some(node) = weak.live() else { return };
+                    if tick % 2 == 0 {
+                        let _ = publish_heartbeat(&beating, &node, false).await;
+                    }
+                    beating.presence.sweep(&node, every * presence::MISSED);
+                    let pause = node.runtime().sleep(every / 2);
+                    drop(node);
+                    pause.await;
+                    tick += 1;
+                }
+            };
+            futures::pin_mut!(beat, stopped);
+            futures::future::select(beat, stopped).await;
+            if let Some(node) = weak.live() {
+                let _ = publish_heartbeat(&beating, &node, true).await;
+                let _ = beating.client.flush().await;
+                beating.presence.clear(&node);
+            }
+        }));
+        client
+            .flush()
+            .await
+            .map_err(|e| Error::transport_caused("cannot reach the NATS server", e))?;
         self.set_directory(Some(Arc::new(Dialer(Arc::clone(&router)))));
         tracing::debug!(node = %self.id(), max_frame = router.max_frame, "joined the NATS cluster");
         Ok(Nats {
@@ -250,4 +333,18 @@ impl Node {
             node: self.internal(),
         })
     }
+}
+
+/// Tells the cluster this node is there (or, `leaving`, that it goes).
+async fn publish_heartbeat(router: &Router, node: &Node, leaving: bool) -> Result<(), Error> {
+    let beat = presence::Heartbeat {
+        peer: node.id().clone(),
+        pools: node.pools().to_vec(),
+        leaving,
+    };
+    router
+        .client
+        .publish(format!("{}.presence", router.prefix), beat.encode())
+        .await
+        .map_err(|e| Error::transport_caused("publishing a heartbeat on NATS failed", e))
 }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::SinkExt;
 
+use super::presence::Presence;
 use super::session::{self, Session, QUEUED_FRAMES};
 use super::subjects;
 use crate::directory::Directory;
@@ -35,6 +36,8 @@ pub(crate) struct Router {
     pub(super) max_frame: usize,
     node: WeakNode,
     sessions: Mutex<HashMap<(PeerId, u64), ToNode>>,
+    /// The peers on the cluster, from their heartbeats.
+    pub(super) presence: Presence,
 }
 
 /// Where the router puts the frames of one session for the node to read.
@@ -53,6 +56,7 @@ impl Router {
             max_frame,
             node: node.downgrade(),
             sessions: Mutex::default(),
+            presence: Presence::default(),
         }
     }
 
@@ -203,6 +207,21 @@ impl Directory for Dialer {
         let node = node.clone();
         let peer = peer.clone();
         Box::pin(async move { router.dial(&node, &peer).await })
+    }
+
+    fn members(&self, pool: &crate::Pool) -> Vec<PeerId> {
+        self.0.presence.members(pool)
+    }
+
+    fn pick(
+        &self,
+        node: &Node,
+        pool: &crate::Pool,
+        tried: &[PeerId],
+    ) -> BoxFuture<'static, Result<PeerId, Error>> {
+        let router = Arc::clone(&self.0);
+        let (node, pool, tried) = (node.clone(), pool.clone(), tried.to_vec());
+        Box::pin(async move { super::pools::pick(&router, &node, &pool, &tried).await })
     }
 }
 

@@ -1,0 +1,128 @@
+//! Pools: named groups of peers that serve the same bodies. A call to a pool runs on one
+//! member: over direct connections the node picks the connected member with the fewest of its
+//! calls in flight; on a NATS cluster the cluster's queue group picks one.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::node::Node;
+use crate::peer_id::PeerId;
+
+/// A named group of peers that serve the same bodies; used where a peer goes, a call runs on
+/// one member. A node is a member of the pools its builder names
+/// ([`NodeBuilder::pool`](crate::NodeBuilder::pool)), and tells its peers so when it connects.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), remote_scope::Error> {
+/// use remote_scope::{remote, Node, Pool};
+///
+/// let worker = Node::builder().id("worker-1").pool("resize").build()?;
+/// let listener = worker.listen("127.0.0.1:0").await?;
+/// let client = Node::builder().build()?;
+/// client.connect(&listener.url()).await?;
+///
+/// let resize = Pool::new("resize");
+/// assert_eq!(client.members(&resize), ["worker-1".into()]);
+/// let ran_on = client
+///     .run(remote!(resize, [], { remote_scope::current_peer() }))
+///     .await?;
+/// assert_eq!(ran_on, Some("worker-1".into()));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pool(Arc<str>);
+
+impl Pool {
+    /// The pool named `name`: one token of letters, digits, `_` and `-` (it is a subject
+    /// token on NATS); [`NodeBuilder::pool`](crate::NodeBuilder::pool) refuses others.
+    pub fn new(name: impl Into<Arc<str>>) -> Pool {
+        Pool(name.into())
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the name is one a node can serve.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let ok = (1..=128).contains(&self.0.len())
+            && self
+                .0
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Setup {
+                reason: format!(
+                    "the pool name {:?} is not valid: 1 to 128 letters, digits, `_` or `-`",
+                    &*self.0
+                ),
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({:?})", &*self.0)
+    }
+}
+
+impl std::fmt::Display for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pool `{}`", &*self.0)
+    }
+}
+
+impl From<&str> for Pool {
+    fn from(name: &str) -> Pool {
+        Pool::new(name)
+    }
+}
+
+/// Where a call goes: one peer, or one member of a pool ([`AsPeer::target`](crate::AsPeer::target)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// This peer.
+    Peer(PeerId),
+    /// One member of this pool, chosen when the call starts.
+    Pool(Pool),
+}
+
+impl Node {
+    /// The members of `pool` this node knows of now: connected peers that said they are
+    /// members, and members on a NATS cluster the node has joined.
+    pub fn members(&self, pool: &Pool) -> Vec<PeerId> {
+        let mut members = self.connected_members(pool);
+        for member in self.directory_members(pool) {
+            if !members.contains(&member) {
+                members.push(member);
+            }
+        }
+        members.sort();
+        members
+    }
+
+    /// The pools this node is a member of.
+    pub fn pools(&self) -> &[Pool] {
+        &self.config().pools
+    }
+}
+
+impl From<String> for Pool {
+    fn from(name: String) -> Pool {
+        Pool::new(name)
+    }
+}
+
+impl From<&Pool> for Pool {
+    fn from(pool: &Pool) -> Pool {
+        pool.clone()
+    }
+}
