@@ -60,6 +60,9 @@ struct PoolCall {
     retries: u32,
     /// The application says running the body twice is harmless.
     idempotent: bool,
+    /// Sent with every attempt of an idempotent call, so that a member that gets it twice
+    /// runs it once.
+    key: Option<u64>,
     /// A copy of the captures, for the next member.
     captures: Option<Encoded>,
     node: Option<Node>,
@@ -87,6 +90,7 @@ impl<R> Call<R> {
                     tried: Vec::new(),
                     retries: POOL_RETRIES,
                     idempotent: false,
+                    key: None,
                     captures: None,
                     node: None,
                     deadline_at: None,
@@ -121,6 +125,7 @@ impl<R> Call<R> {
     pub fn idempotent(mut self) -> Self {
         if let Some(pool) = &mut self.pool {
             pool.idempotent = true;
+            pool.key = Some(crate::random::random_u64());
         }
         self
     }
@@ -130,6 +135,7 @@ impl<R> Call<R> {
     pub fn retry(mut self, members: u32) -> Self {
         if let Some(pool) = &mut self.pool {
             pool.idempotent = true;
+            pool.key = Some(crate::random::random_u64());
             pool.retries = members;
         }
         self
@@ -304,6 +310,8 @@ struct Waiting {
     deadline_at: Duration,
     deadline: BoxFuture<'static, ()>,
     after: Duration,
+    /// The idempotency key of a call to a pool.
+    key: Option<u64>,
 }
 
 struct Local {
@@ -535,11 +543,17 @@ fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Erro
                 back,
                 deadline_at,
                 after,
+                key: None,
             }));
             return Ok(state);
         }
     };
-    send(&conn, body, captures, deadline_at, after, after, caller)
+    let deadline = Deadline {
+        at: deadline_at,
+        wait: after,
+        after,
+    };
+    send(&conn, body, captures, deadline, None, caller)
 }
 
 /// Begins a call to a pool: on the connected member with the fewest calls in flight, else on
@@ -570,7 +584,14 @@ fn begin_pool(
     let unconnected = node.unconnected_member(&pool.pool, &pool.tried);
     let back = match (connected, unconnected) {
         (Some(conn), Some(other)) if conn.load().0 > 0 => node.dial_on_demand(&other),
-        (Some(conn), _) => return send(&conn, body, captures, deadline_at, wait, after, caller),
+        (Some(conn), _) => {
+            let deadline = Deadline {
+                at: deadline_at,
+                wait,
+                after,
+            };
+            return send(&conn, body, captures, deadline, pool.key, caller);
+        }
         (None, Some(other)) => node.dial_on_demand(&other),
         (None, None) => node.pick_member(&pool.pool, &pool.tried),
     };
@@ -587,24 +608,33 @@ fn begin_pool(
         back,
         deadline_at,
         after,
+        key: pool.key,
     })))
 }
 
-/// Sends the call; it gives up at `deadline_at`, `wait` from now, and reports `after` (the
-/// whole timeout) if it does. `caller` is woken when it ends.
+/// When a call gives up: at `at` on the runtime's clock, `wait` from now; `after` is the whole
+/// timeout, which its error reports.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Duration,
+    wait: Duration,
+    after: Duration,
+}
+
+/// Sends the call, with its idempotency `key` if it has one; `caller` is woken when it ends.
 fn send(
     conn: &std::sync::Arc<crate::connection::Connection>,
     body: &'static str,
     captures: Encoded,
-    deadline_at: Duration,
-    wait: Duration,
-    after: Duration,
+    deadline: Deadline,
+    key: Option<u64>,
     caller: &Waker,
 ) -> Result<State, Error> {
     if let Some(refused) = conn.refusal(body, &captures) {
         return Err(refused);
     }
-    let call = conn.start_call(body, captures, deadline_at, wait, caller)?;
+    let Deadline { at, wait, after } = deadline;
+    let call = conn.start_call(body, captures, at, wait, key, caller)?;
     let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
     Ok(State::Remote { call, after, span })
 }
@@ -641,6 +671,7 @@ fn poll_waiting(
         captures,
         deadline_at,
         after,
+        key,
         ..
     } = *waiting;
     let not_connected = Error::NotConnected { peer: peer.clone() };
@@ -652,6 +683,13 @@ fn poll_waiting(
     let sent = node
         .connection(&peer)
         .map_err(|_| not_connected)
-        .and_then(|conn| send(&conn, body, captures, deadline_at, wait, after, cx.waker()));
+        .and_then(|conn| {
+            let deadline = Deadline {
+                at: deadline_at,
+                wait,
+                after,
+            };
+            send(&conn, body, captures, deadline, key, cx.waker())
+        });
     Poll::Ready(sent.map(|next| *state = next))
 }

@@ -69,6 +69,10 @@ pub(crate) struct Connection {
     limits: PeerLimits,
     /// The pools the peer is a member of, from its `Hello`.
     pools: Vec<crate::Pool>,
+    /// The node's table of idempotency keys, and how many of this connection's requests
+    /// carry one (their answers go through the table; other answers skip it).
+    once: Arc<crate::once::OnceTable>,
+    keyed_count: AtomicUsize,
     /// What the peer serves, once the handshake has told; until then a call goes out and the
     /// peer answers for itself.
     peer_bodies: OnceLock<PeerBodies>,
@@ -107,6 +111,8 @@ impl PeerLimits {
 pub(crate) struct Running {
     pub(crate) closed: bool,
     pub(crate) seen: Seen,
+    /// Requests with an idempotency key, running: (request id, key).
+    pub(crate) keyed: Vec<(u64, u64)>,
 }
 
 impl Connection {
@@ -118,6 +124,7 @@ impl Connection {
         direct: bool,
         limits: Limits,
         pools: Vec<crate::Pool>,
+        once: Arc<crate::once::OnceTable>,
         max_queued_bytes: usize,
         node_queue: Arc<NodeQueue>,
     ) -> Arc<Connection> {
@@ -129,6 +136,7 @@ impl Connection {
             running: Mutex::new(Running {
                 closed: false,
                 seen: Seen::default(),
+                keyed: Vec::new(),
             }),
             started: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
@@ -143,6 +151,8 @@ impl Connection {
             direct,
             limits: PeerLimits::new(limits),
             pools,
+            once,
+            keyed_count: AtomicUsize::new(0),
             peer_bodies: OnceLock::new(),
         })
     }
@@ -221,6 +231,7 @@ impl Connection {
         captures: Encoded,
         deadline: Duration,
         wait: Duration,
+        key: Option<u64>,
         caller: &Waker,
     ) -> Result<PendingCall, Error> {
         let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
@@ -234,7 +245,18 @@ impl Connection {
             self.rearm.store(true, Ordering::Release);
             self.timer.wake();
         }
-        let sent = if self.direct {
+        let sent = if let Some(key) = key {
+            // Rare (idempotent calls to pools): the general encoder, through middleware.
+            self.link.send(Frame::InvokeOnce(protocol::InvokeOnce {
+                key,
+                invoke: protocol::Invoke {
+                    id,
+                    body: body.into(),
+                    timeout_ms,
+                    captures: captures.into_bytes(),
+                },
+            }))
+        } else if self.direct {
             let frame = protocol::invoke_frame(id, body, timeout_ms, captures);
             self.link.enqueue(Outgoing::Encoded(frame))
         } else {
@@ -279,8 +301,32 @@ impl Connection {
         let _ = self
             .started
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        if let Some(result) = result {
-            self.answer(id, result);
+        match result {
+            Some(result) => self.answer(id, result),
+            None => self.keyed_over(id, None),
+        }
+    }
+
+    /// Request `id` carries idempotency `key`: its answer goes through the node's table.
+    pub(crate) fn keyed(&self, id: u64, key: u64) {
+        lock(&self.running).keyed.push((id, key));
+        self.keyed_count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The run of request `id` is over (with `result`, or stopped): if it carried a key, the
+    /// node's table keeps its result and answers the repeats that waited on it.
+    pub(crate) fn keyed_over(&self, id: u64, result: Option<&Result<Encoded, protocol::Failure>>) {
+        if self.keyed_count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let key = {
+            let mut running = lock(&self.running);
+            let at = running.keyed.iter().position(|&(keyed, _)| keyed == id);
+            at.map(|at| running.keyed.swap_remove(at).1)
+        };
+        if let Some(key) = key {
+            self.keyed_count.fetch_sub(1, Ordering::AcqRel);
+            self.once.finish(self.peer(), key, result);
         }
     }
 
@@ -300,6 +346,7 @@ impl Connection {
             }
             other => other,
         };
+        self.keyed_over(id, Some(&result));
         self.send_owed(match result {
             Ok(value) if self.direct => Outgoing::Encoded(protocol::value_frame(id, value)),
             Ok(value) => Outgoing::Frame(Frame::Result(InvokeResult {

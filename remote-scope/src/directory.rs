@@ -64,6 +64,12 @@ impl Node {
         let directory = {
             let mut dialing = lock(self.dialing());
             let directory = Arc::clone(dialing.directory.as_ref()?);
+            // A caller that found no connection a moment ago may come after the dial that
+            // made it: a second session would only compete with the first.
+            if self.is_connected(peer) {
+                let _ = tx.send(Ok(peer.clone()));
+                return Some(rx);
+            }
             if let Some(waiters) = dialing.waiting.get_mut(peer) {
                 waiters.push(tx);
                 return Some(rx);

@@ -251,6 +251,7 @@ impl Node {
             self.middleware().is_empty(),
             theirs.limits,
             theirs.pools.clone(),
+            Arc::clone(self.once()),
             self.config().max_queued_bytes,
             Arc::clone(self.queued()),
         );
@@ -380,9 +381,13 @@ impl Node {
     /// no proof (a live peer on a slow link, or in the middle of a large frame, is silent too),
     /// so no one is replaced.
     async fn replace_if_silent(&self, peer: &PeerId) {
-        if !self.config().ids_proven {
-            return;
+        if self.config().ids_proven {
+            self.replace_if_silent_anyway(peer).await;
         }
+    }
+
+    /// [`replace_if_silent`](Node::replace_if_silent) where the transport proves the id.
+    pub(crate) async fn replace_if_silent_anyway(&self, peer: &PeerId) {
         let Ok(old) = self.connection(peer) else {
             return;
         };

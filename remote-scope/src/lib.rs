@@ -112,6 +112,7 @@ mod hash;
 mod link;
 mod middleware;
 mod node;
+mod once;
 mod outbox;
 mod peer_id;
 mod pending;

@@ -135,6 +135,8 @@ struct Inner {
     kept: KeptPeers,
     dialing: crate::directory::DialingState,
     membership: crate::events::MembershipState,
+    /// Idempotency keys of the calls this node serves.
+    once: Arc<crate::once::OnceTable>,
     shut_down: std::sync::atomic::AtomicBool,
     /// The application's handles (`counted` ones).
     handles: std::sync::atomic::AtomicUsize,
@@ -222,6 +224,7 @@ impl Node {
                 kept: Mutex::new(HashMap::new()),
                 dialing: Mutex::default(),
                 membership: Mutex::default(),
+                once: Arc::default(),
                 shut_down: std::sync::atomic::AtomicBool::new(false),
                 handles: std::sync::atomic::AtomicUsize::new(1),
                 draining: std::sync::atomic::AtomicBool::new(false),
@@ -499,6 +502,10 @@ impl Node {
 
     pub(crate) fn membership(&self) -> &crate::events::MembershipState {
         &self.inner.membership
+    }
+
+    pub(crate) fn once(&self) -> &Arc<crate::once::OnceTable> {
+        &self.inner.once
     }
 
     /// Whether [`Node::shutdown`] has run.

@@ -45,7 +45,10 @@ impl Outgoing {
         use crate::protocol::{Failure, Outcome};
         SLOT + match self {
             Outgoing::Encoded(bytes) => bytes.len(),
-            Outgoing::Frame(Frame::Invoke(invoke)) => invoke.captures.len() + invoke.body.len(),
+            Outgoing::Frame(
+                Frame::Invoke(invoke)
+                | Frame::InvokeOnce(crate::protocol::InvokeOnce { invoke, .. }),
+            ) => invoke.captures.len() + invoke.body.len(),
             Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
                 Outcome::Value(value) => value.len(),
                 Outcome::Failure(

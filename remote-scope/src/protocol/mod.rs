@@ -11,6 +11,7 @@
 //! | [`Frame::Bodies`] | after the `Hello`s, when the digests differ: the connector's, then the acceptor's | the bodies the sender serves |
 //! | [`Frame::Reject`] | instead of the acceptor's `Hello` or its `Bodies`, or the connector's `Bodies` | why the connection is refused |
 //! | [`Frame::Invoke`] | a call | request id, body name, how long the caller waits, encoded captures |
+//! | [`Frame::InvokeOnce`] | a call the caller may send again (an idempotent call to a pool) | idempotency key, and the `Invoke` |
 //! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
 //! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
 //! | [`Frame::Cancel`] | the caller gave up on a call | request id |
@@ -92,6 +93,9 @@ pub enum Frame {
     Reject(Reject),
     /// Run a body.
     Invoke(Invoke),
+    /// Run a body at most once for this caller and key: a repeat (sent again after the
+    /// caller lost its connection) gets the first run's result instead of a second run.
+    InvokeOnce(InvokeOnce),
     /// The answer to an `Invoke`.
     Result(InvokeResult),
     /// Bytes for user middleware, sharing the connection with calls.
@@ -198,6 +202,15 @@ pub struct Invoke {
     pub captures: Bytes,
 }
 
+/// An [`Invoke`] with the caller's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeOnce {
+    /// Chosen by the caller at random, the same for every time it sends the call.
+    pub key: u64,
+    /// The call.
+    pub invoke: Invoke,
+}
+
 /// The answer to [`Invoke`] `id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeResult {
@@ -251,6 +264,9 @@ pub enum Failure {
     },
     /// The serving peer is shutting down and starts no more bodies.
     ShuttingDown,
+    /// The call repeats an [`InvokeOnce`] whose first run was stopped before it finished (its
+    /// caller's connection closed): it may have partly run.
+    Interrupted,
 }
 
 impl Failure {
@@ -275,6 +291,7 @@ impl Failure {
             Failure::NotAuthorized => Error::NotAuthorized { peer, body },
             Failure::CapturesTooLarge { limit } => Error::CapturesTooLarge { peer, body, limit },
             Failure::ShuttingDown => Error::ShuttingDown { peer, body },
+            Failure::Interrupted => Error::Disconnected { peer, body },
         }
     }
 }

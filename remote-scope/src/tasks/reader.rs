@@ -47,11 +47,33 @@ impl Connection {
                 None => return Ok(None),
             }
         };
-        if !matches!(frame, Frame::Invoke(_)) {
+        if !matches!(frame, Frame::Invoke(_) | Frame::InvokeOnce(_)) {
             bodies.push(held);
         }
         match frame {
             Frame::Invoke(invoke) => self.start(node, invoke, last_body),
+            Frame::InvokeOnce(protocol::InvokeOnce { key, invoke }) => {
+                let id = invoke.id;
+                let begin = node
+                    .once()
+                    .begin(self.peer(), key, Arc::downgrade(self), id);
+                match begin {
+                    crate::once::Begin::Run => {
+                        self.keyed(id, key);
+                        let started = self.start(node, invoke, last_body);
+                        // Refused without an answer (a repeated request id): not a run.
+                        if !matches!(started, Ok(Some(_))) {
+                            self.keyed_over(id, None);
+                        }
+                        started
+                    }
+                    crate::once::Begin::Answer(result) => {
+                        self.answer(id, result);
+                        Ok(None)
+                    }
+                    crate::once::Begin::Joined => Ok(None),
+                }
+            }
             Frame::Result(InvokeResult { id, outcome }) => {
                 let reply = || match outcome {
                     Outcome::Value(v) => Reply::Value(received(v)),

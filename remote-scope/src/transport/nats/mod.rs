@@ -304,10 +304,17 @@ impl Node {
                 let mut tick = 0_u64;
                 loop {
                     let Some(node) = weak.live() else { return };
-                    if tick % 2 == 0 {
+                    if tick.is_multiple_of(2) {
                         let _ = publish_heartbeat(&beating, &node, false).await;
                     }
-                    beating.presence.sweep(&node, every * presence::MISSED);
+                    for gone in beating.presence.sweep(&node, every * presence::MISSED) {
+                        // A peer that is gone no longer listens: NATS answers the ping with
+                        // "no responders", which ends the session and fails its calls in
+                        // flight now. One that is only slow answers, and keeps its session.
+                        if let Ok(conn) = node.connection(&gone) {
+                            conn.ping();
+                        }
+                    }
                     let pause = node.runtime().sleep(every / 2);
                     drop(node);
                     pause.await;
@@ -318,9 +325,10 @@ impl Node {
             futures::future::select(beat, stopped).await;
             if let Some(node) = weak.live() {
                 let _ = publish_heartbeat(&beating, &node, true).await;
-                let _ = beating.client.flush().await;
                 beating.presence.clear(&node);
             }
+            // The node is done with NATS: flush what is left and close the connection.
+            let _ = beating.client.drain().await;
         }));
         client
             .flush()

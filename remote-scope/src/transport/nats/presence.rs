@@ -70,8 +70,8 @@ impl Presence {
         new
     }
 
-    /// Forgets the peers whose last heartbeat is older than `gone_after`.
-    pub(crate) fn sweep(&self, node: &Node, gone_after: Duration) {
+    /// Forgets the peers whose last heartbeat is older than `gone_after`, and returns them.
+    pub(crate) fn sweep(&self, node: &Node, gone_after: Duration) -> Vec<PeerId> {
         let now = node.runtime().now();
         let gone: Vec<PeerId> = {
             let mut peers = lock(&self.peers);
@@ -85,10 +85,11 @@ impl Presence {
             }
             gone
         };
-        for peer in gone {
+        for peer in &gone {
             tracing::info!(%peer, ?gone_after, "no heartbeat from a peer on the cluster; it counts as gone");
-            node.seen_down(&peer, Seen::OnCluster);
+            node.seen_down(peer, Seen::OnCluster);
         }
+        gone
     }
 
     /// Forgets every peer (this node left the cluster).

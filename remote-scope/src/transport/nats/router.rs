@@ -21,6 +21,10 @@ use crate::peer_id::PeerId;
 use crate::runtime::BoxFuture;
 use crate::sync::lock;
 
+/// How every `Hello` frame begins (`{"Hello": `, see the protocol's pinned layout): only a
+/// message that begins so opens a session.
+const HELLO: &[u8] = b"\x81\xa5Hello";
+
 /// Room left in a NATS message for what NATS itself adds around a frame (subjects, headers).
 const ENVELOPE: usize = 1024;
 
@@ -136,7 +140,13 @@ impl Router {
                     self.forget(&key);
                 }
             }
-            None => self.accept(key, frame),
+            None if frame.starts_with(HELLO) => self.accept(key, frame),
+            // A frame of a session this side no longer has (it ended here while the peer's
+            // close was lost, say): tell the peer it is over, so it fails its calls there now.
+            None => {
+                let back = subjects::frames(&self.prefix, &key.0, &self.id, key.1);
+                let _ = self.client.publish(back, Bytes::new()).await;
+            }
         }
     }
 
@@ -153,26 +163,16 @@ impl Router {
             tracing::warn!(%peer, open, "too many NATS sessions; a new one is ignored");
             return;
         }
-        // A peer that opens a new session has given up its old one (its NATS connection broke,
-        // or it restarted): what was in flight there is lost, so the old connection goes now
-        // rather than at its keep-alive.
-        let older: Vec<_> = lock(&self.sessions)
-            .keys()
-            .filter(|(p, s)| *p == peer && *s != session)
-            .cloned()
-            .collect();
-        if !older.is_empty() {
-            for key in &older {
-                self.end(key, Error::transport("the peer opened a new NATS session"));
-            }
-            if let Ok(conn) = node.connection(&peer) {
-                node.forget_connection(&conn);
-            }
-        }
         let transport = self.open(&node, peer.clone(), session, Some(first));
         let max_frame = self.max_frame;
         let task_node = node.clone();
         node.runtime().spawn(Box::pin(async move {
+            // A peer whose NATS link broke (or that restarted) opens a new session while this
+            // side still holds its old one: the old one goes if it has gone silent, rather
+            // than at its keep-alive. One that still answers stays, and the new session is
+            // refused as a duplicate, as over a WebSocket. On NATS the sender's id is the
+            // subject's, which the cluster's permissions guard (SECURITY.md).
+            task_node.replace_if_silent_anyway(&peer).await;
             if let Err(e) = task_node
                 .establish_within(transport, Role::Acceptor, max_frame)
                 .await
