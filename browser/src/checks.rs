@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use remote_scope::{remote, remote_fn, Call, Error, Node, PeerId, Registry};
+use remote_scope::{remote, remote_fn, Call, Error, Node, PeerId, Pool, Registry};
 
 /// The server's body names and registry digest, to compare with the browser's own.
 pub async fn server_registry(server: PeerId) -> Result<(Vec<String>, u64), Error> {
@@ -53,6 +53,39 @@ pub async fn server_reverses_on(
 ) -> Result<String, Error> {
     remote!(server, [browser: PeerId, word: String], {
         reverse(word).on_peer(&browser).await
+    })
+    .await?
+}
+
+/// The pool of workers behind the server, on a NATS cluster (`browser-server --nats`).
+pub const WORD_POOL: &str = "browser-words";
+
+/// The server counts the words of `lines` on its pool of workers, which it reaches through
+/// NATS (a browser cannot): each line goes to one member. Returns the total and the members
+/// that ran some, sorted.
+pub async fn count_on_workers(
+    server: PeerId,
+    lines: Vec<String>,
+) -> Result<(usize, Vec<String>), Error> {
+    remote!(server, [lines: Vec<String>], {
+        let pool = Pool::new(WORD_POOL);
+        let calls = lines.into_iter().map(|line| {
+            remote!(pool, [line: String], {
+                let here = remote_scope::current_peer().map_or_else(String::new, |p| p.to_string());
+                (line.split_whitespace().count(), here)
+            })
+        });
+        let mut total = 0;
+        let mut members = Vec::new();
+        for counted in futures::future::join_all(calls).await {
+            let (words, member) = counted?;
+            total += words;
+            if !members.contains(&member) {
+                members.push(member);
+            }
+        }
+        members.sort();
+        Ok::<_, Error>((total, members))
     })
     .await?
 }

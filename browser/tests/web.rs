@@ -61,6 +61,21 @@ async fn remote_fns_run_on_the_server_and_back_on_the_browser() {
 }
 
 #[wasm_bindgen_test]
+async fn a_body_the_browser_calls_reaches_the_servers_pool_on_nats() {
+    let (node, server) = connected().await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| format!("line {i} of three words"))
+        .collect();
+    let (total, members) = node
+        .run(checks::count_on_workers(server, lines))
+        .await
+        .expect("the server counts on its workers");
+    assert_eq!(total, 20 * 5);
+    // The workers share the lines between them, and the browser hears who ran them.
+    assert_eq!(members, ["word-worker-1", "word-worker-2"]);
+}
+
+#[wasm_bindgen_test]
 async fn nested_demo_runs_server_browser_server_with_the_native_result() {
     let (node, server) = connected().await;
     let me = node.id().clone();

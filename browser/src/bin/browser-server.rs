@@ -1,8 +1,12 @@
 //! The server peer browser pages and browser tests connect to.
 //!
 //! ```text
-//! browser-server [--ws ADDR] [--static DIR [--http ADDR]] [--lifetime SECONDS]
+//! browser-server [--ws ADDR] [--static DIR [--http ADDR]] [--nats] [--lifetime SECONDS]
 //! ```
+//!
+//! With `--nats`, it also starts a `nats-server` on a free port (stopped when this process
+//! goes) and two worker nodes of the pool `checks::WORD_POOL` on it, and joins it: bodies the
+//! browser calls on the server reach the pool through NATS. Prints `nats <url>`.
 //!
 //! Listens for peers on `--ws` (default `127.0.0.1:0`) and prints `ws <url>`. With `--static`,
 //! also serves that directory over HTTP on `--http` (default `127.0.0.1:0`), with `__WS_URL__`
@@ -31,6 +35,7 @@ mod native {
         ws: String,
         http: String,
         static_dir: Option<PathBuf>,
+        nats: bool,
         lifetime: Duration,
     }
 
@@ -39,6 +44,7 @@ mod native {
             ws: "127.0.0.1:0".into(),
             http: "127.0.0.1:0".into(),
             static_dir: None,
+            nats: false,
             lifetime: Duration::from_secs(900),
         };
         let mut it = std::env::args().skip(1);
@@ -48,6 +54,7 @@ mod native {
                 "--ws" => args.ws = value()?,
                 "--http" => args.http = value()?,
                 "--static" => args.static_dir = Some(value()?.into()),
+                "--nats" => args.nats = true,
                 "--lifetime" => {
                     let secs = value()?;
                     let secs: u64 = secs.parse().map_err(|_| format!("bad --lifetime {secs}"))?;
@@ -71,6 +78,12 @@ mod native {
             .listen(args.ws.as_str())
             .await
             .map_err(|e| e.to_string())?;
+        // Held to the end: dropping it stops the NATS server and its workers.
+        let _cluster = if args.nats {
+            Some(super::nats::start(&node).await?)
+        } else {
+            None
+        };
         let ws_url = listener.url();
         println!("ws {ws_url}");
         if let Some(dir) = args.static_dir {
@@ -155,6 +168,75 @@ mod native {
             Some("png") => "image/png",
             _ => "application/octet-stream",
         }
+    }
+}
+
+/// A NATS server of this process's own, and a pool of workers on it.
+#[cfg(not(target_arch = "wasm32"))]
+mod nats {
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use remote_scope::{Node, Pool};
+    use remote_scope_browser::checks::WORD_POOL;
+
+    /// The server and the workers; dropping it stops them.
+    pub struct Cluster {
+        _workers: Vec<Node>,
+        _shell: Child,
+        /// Closing it (this process ending, however) makes the shell kill the server.
+        _lifeline: Option<ChildStdin>,
+    }
+
+    pub async fn start(server: &Node) -> Result<Cluster, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(r#"nats-server -a 127.0.0.1 -p "$1" & s=$!; cat >/dev/null; kill $s"#)
+            .arg("sh")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start nats-server ({e}); run `bash .ci/install-nats`"))?;
+        let lifeline = shell.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("nats-server did not listen within 10 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let url = format!("nats://127.0.0.1:{port}");
+        let mut workers = Vec::new();
+        for i in 1..=2 {
+            let worker = Node::builder()
+                .id(format!("word-worker-{i}"))
+                .pool(WORD_POOL)
+                .build()
+                .map_err(|e| e.to_string())?;
+            worker.join_nats([&url]).await.map_err(|e| e.to_string())?;
+            workers.push(worker);
+        }
+        server.join_nats([&url]).await.map_err(|e| e.to_string())?;
+        // The pool's members are known once their heartbeats have come.
+        let pool = Pool::new(WORD_POOL);
+        while server.members(&pool).len() < workers.len() {
+            if Instant::now() > deadline {
+                return Err("the workers' heartbeats did not arrive".into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!("nats {url}");
+        Ok(Cluster {
+            _workers: workers,
+            _shell: shell,
+            _lifeline: lifeline,
+        })
     }
 }
 
