@@ -49,6 +49,11 @@ pub(crate) type DialingState = std::sync::Mutex<Dialing>;
 
 impl Node {
     /// From now on, calls to peers this node is not connected to dial them through `directory`.
+    // Only the NATS transport joins a directory.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
     pub(crate) fn set_directory(&self, directory: Option<Arc<dyn Directory>>) {
         lock(self.dialing()).directory = directory;
     }

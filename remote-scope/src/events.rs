@@ -37,6 +37,10 @@ pub(crate) enum Seen {
     /// A connection (over any transport) has finished its handshake.
     Connected = 1,
     /// Its heartbeats arrive on the NATS cluster.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
     OnCluster = 2,
 }
 
