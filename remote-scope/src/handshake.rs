@@ -216,6 +216,10 @@ impl Node {
     /// The handshake over a transport that carries messages of at most `max_message` bytes:
     /// the peer is told the smaller of that and this node's frame limit, so that it sends
     /// nothing larger.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
     pub(crate) async fn establish_within(
         &self,
         transport: impl Transport,
