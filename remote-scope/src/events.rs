@@ -64,7 +64,7 @@ impl Node {
     /// The peers' comings and goings from now on: [`PeerEvent::Up`] when a peer connects or
     /// appears on the NATS cluster, [`PeerEvent::Down`] when its last connection closes and the
     /// cluster has not seen it for the heartbeat bound
-    /// ([`NatsOptions::heartbeat`](crate::transport::nats::NatsOptions::heartbeat), on NATS).
+    /// (`transport::nats::NatsOptions::heartbeat`, on NATS).
     /// Peers up already are told first, as `Up`s. The stream ends when the node shuts down;
     /// events wait for the reader, who should keep reading.
     ///
