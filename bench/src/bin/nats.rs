@@ -4,15 +4,19 @@
 //!
 //! Starts its own `nats-server` (from `.ci/install-nats`) on a free port.
 //!
+//! With `--pool`, it measures instead a pool of 1, 2 and 4 worker processes (this binary
+//! again) on the same server: pipelined calls of a body that spins for 100 µs of CPU, and of
+//! one that does nothing, from one caller.
+//!
 //! ```text
-//! cargo run --release -p remote-scope-bench --bin nats -- [--smoke] [--rounds N]
+//! cargo run --release -p remote-scope-bench --bin nats -- [--smoke] [--rounds N] [--pool]
 //! ```
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use remote_scope::{remote, Node, PeerId};
+use remote_scope::{remote, Node, PeerId, Pool};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -185,8 +189,101 @@ async fn bench(server: &Server, counts: &Counts) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A pool worker process: serves the pool until its stdin closes.
+fn pool_worker(id: &str, url: &str) -> Result<(), Failure> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let node = Node::builder().id(id).pool("bench").build()?;
+        node.join_nats([url]).await?;
+        println!("ready");
+        tokio::task::spawn_blocking(|| {
+            let _ = std::io::stdin().read_line(&mut String::new());
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+/// Spins for `micros` of CPU.
+fn spin(micros: u64) -> u64 {
+    let until = Instant::now() + Duration::from_micros(micros);
+    let mut n = 0_u64;
+    while Instant::now() < until {
+        n = n.wrapping_add(1);
+    }
+    n
+}
+
+/// `n` calls to the pool with `window` in flight, each spinning `micros`: calls per second.
+async fn pool_rate(client: &Node, n: usize, window: usize, micros: u64) -> Result<f64, Failure> {
+    let pool = Pool::new("bench");
+    let started = Instant::now();
+    let mut calls = futures::stream::iter(0..n)
+        .map(|_| {
+            let pool = pool.clone();
+            client.run(async move {
+                remote!(pool, [micros: u64], {
+                    if micros > 0 {
+                        spin(micros);
+                    }
+                })
+                .await
+            })
+        })
+        .buffer_unordered(window);
+    while let Some(result) = calls.next().await {
+        result?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn bench_pool(server: &Server, counts: &Counts) -> Result<(), Failure> {
+    println!("| workers | no-op body, calls/s | 100 µs of CPU per call, calls/s |");
+    println!("|---|---|---|");
+    for workers in [1_usize, 2, 4] {
+        let mut children = Vec::new();
+        for i in 0..workers {
+            let mut child = Command::new(std::env::current_exe()?)
+                .args(["--pool-worker", &format!("worker-{i}"), &server.url])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let mut ready = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)?;
+            children.push(child);
+        }
+        let client = Node::builder().build()?;
+        client.join_nats([&server.url]).await?;
+        while client.members(&Pool::new("bench")).len() < workers {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pool_rate(&client, 500, counts.window, 0).await?;
+        let mut noop = Vec::new();
+        let mut busy = Vec::new();
+        for _ in 0..counts.rounds {
+            noop.push(pool_rate(&client, counts.pipelined, counts.window, 0).await?);
+            busy.push(pool_rate(&client, counts.pipelined / 4, counts.window, 100).await?);
+        }
+        println!("| {workers} | {:.0} | {:.0} |", median(noop), median(busy));
+        client.shutdown();
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Failure> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, id, url] = args.as_slice() {
+        if flag == "--pool-worker" {
+            return pool_worker(id, url);
+        }
+    }
     let mut counts = if args.iter().any(|a| a == "--smoke") {
         Counts {
             rounds: 1,
@@ -212,5 +309,8 @@ fn main() -> Result<(), Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.iter().any(|a| a == "--pool") {
+        return rt.block_on(bench_pool(&server, &counts));
+    }
     rt.block_on(bench(&server, &counts))
 }
