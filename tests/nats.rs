@@ -97,13 +97,13 @@ async fn a_thousand_concurrent_calls_each_get_their_own_answer() {
     }
 }
 
-/// Two nodes on one NATS server, built as the test says.
-async fn pair(server: NodeBuilder, client: NodeBuilder) -> (NatsServer, Node, Node) {
-    let nats = NatsServer::start();
+/// Two nodes built as the test says, each on another server of a 3-server cluster.
+async fn pair(server: NodeBuilder, client: NodeBuilder) -> (Vec<NatsServer>, Node, Node) {
+    let nats = NatsServer::cluster(3);
     let server = server.id("server").build().expect("node");
-    server.join_nats([&nats.url]).await.expect("joins");
+    server.join_nats([&nats[0].url]).await.expect("joins");
     let client = client.id("client").build().expect("node");
-    client.join_nats([&nats.url]).await.expect("joins");
+    client.join_nats([&nats[1].url]).await.expect("joins");
     (nats, server, client)
 }
 
@@ -157,7 +157,7 @@ async fn a_wrong_token_is_refused_and_the_policy_decides_what_runs() {
         .token("s3cret")
         .build()
         .expect("node");
-    client.join_nats([&nats.url]).await.expect("joins");
+    client.join_nats([&nats[2].url]).await.expect("joins");
     let not_allowed = client.run(remote!(peer, [], { 1_u8 })).await;
     assert!(
         matches!(not_allowed, Err(Error::NotAuthorized { .. })),
@@ -297,4 +297,54 @@ async fn killing_the_nats_server_under_a_node_ends_its_calls_and_it_carries_on_t
     );
     let runs = RUNS.lock().expect("not poisoned").clone();
     assert!(runs.iter().all(|&n| n <= 1), "a body ran twice: {runs:?}");
+}
+
+#[tokio::test]
+async fn a_busy_node_refuses_calls_which_then_did_not_run() {
+    let (_nats, server, client) = pair(
+        Node::builder().max_bodies_per_connection(1),
+        Node::builder(),
+    )
+    .await;
+    let peer = server.id().clone();
+    let slow = client.run(remote!(peer, [], {
+        tokio::time::sleep(Duration::from_millis(500)).await
+    }));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.run(remote!(peer, [], { 1_u8 })).await
+    };
+    let (first, second) = futures::join!(slow, second);
+    assert!(first.is_ok(), "{first:?}");
+    assert!(
+        matches!(second, Err(Error::Busy { limit: 1, .. })),
+        "{second:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_draining_node_refuses_new_calls_which_then_did_not_run() {
+    let (_nats, server, client) = pair(Node::builder(), Node::builder()).await;
+    let peer = server.id().clone();
+    // A body that keeps the node draining while the next call comes.
+    let running = client.run(remote!(peer, [], {
+        tokio::time::sleep(Duration::from_millis(800)).await
+    }));
+    let refused = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let draining = {
+            let server = server.clone();
+            tokio::spawn(async move { server.shutdown_gracefully(Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = client.run(remote!(peer, [], { 2_u8 })).await;
+        (refused, draining)
+    };
+    let (ran, (refused, draining)) = futures::join!(running, refused);
+    assert!(ran.is_ok(), "the running body finishes: {ran:?}");
+    assert!(
+        matches!(refused, Err(Error::ShuttingDown { .. })),
+        "{refused:?}"
+    );
+    draining.await.expect("drains");
 }

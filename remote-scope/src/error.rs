@@ -200,7 +200,8 @@ pub enum Error {
 
     /// No connection to this peer. Nothing was sent.
     #[error(
-        "not connected to peer `{peer}`: connect first (`Node::connect`), or keep the \
+        "not connected to peer `{peer}`: connect first (`Node::connect`), join a NATS cluster it \
+         is on (`Node::join_nats`), or keep the \
          connection with `Node::keep_connected` so calls wait while it is redialled"
     )]
     NotConnected {
@@ -721,7 +722,7 @@ mod tests {
             (Error::TooManyConnections { peer: None, limit: 2 },
              "the connection with the other peer was refused: the accepting peer holds its maximum of 2 connections (its `NodeBuilder::max_connections`)"),
             (Error::NotConnected { peer: p() },
-             "not connected to peer `server`: connect first (`Node::connect`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
+             "not connected to peer `server`: connect first (`Node::connect`), join a NATS cluster it is on (`Node::join_nats`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
             (Error::NoMembers { pool: crate::Pool::new("resize"), tried: vec![p()] },
              "pool `resize` has no member that can take the call (tried: server): start a member (`NodeBuilder::pool`) and connect to it, or join the NATS cluster its members are on"),
             (Error::Disconnected { peer: p(), body: b() },
