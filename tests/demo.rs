@@ -2,17 +2,8 @@
 
 mod common;
 
-use common::connected_peers;
+use common::{connected_peers, nested};
 use remote_scope::{current_peer, remote, Error, PeerId};
-
-async fn nested(server: PeerId, client: PeerId) -> Result<(Vec<u64>, u64), Error> {
-    remote!(server, [server: PeerId, client: PeerId], {
-        let a: u64 = 42;
-        let b: Vec<u64> = remote!(client, [a: u64], { vec![42_u64; a as usize + 1] }).await?;
-        remote!(server, [a: u64, b: Vec<u64>], { (b, a + 2) }).await
-    })
-    .await?
-}
 
 #[tokio::test]
 async fn nested_demo_runs_server_client_server() {

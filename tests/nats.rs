@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::nats::NatsServer;
-use common::wait_until;
+use common::{nested, wait_until};
 use remote_scope::{current_peer, remote, Error, Node, NodeBuilder, PeerId};
 
 /// A 3-server cluster and two nodes, `server` on the first server and `client` on the second.
@@ -29,15 +29,6 @@ async fn cluster() -> Cluster {
         server,
         client,
     }
-}
-
-async fn nested(server: PeerId, client: PeerId) -> Result<(Vec<u64>, u64), Error> {
-    remote!(server, [server: PeerId, client: PeerId], {
-        let a: u64 = 42;
-        let b: Vec<u64> = remote!(client, [a: u64], { vec![42_u64; a as usize + 1] }).await?;
-        remote!(server, [a: u64, b: Vec<u64>], { (b, a + 2) }).await
-    })
-    .await?
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub async fn reverse(word: String) -> String {
     format!("{} on {here}", word.chars().rev().collect::<String>())
 }
 
-/// The server calls [`reverse`] on the browser, from a body the browser called.
+/// The server calls [`reverse()`] on the browser, from a body the browser called.
 pub async fn server_reverses_on(
     server: PeerId,
     browser: PeerId,

@@ -362,7 +362,7 @@ impl NodeBuilder {
     }
 
     /// Makes this node a member of `pool`: its peers may send calls for the pool to it
-    /// ([`Pool`]). It tells the peers it connects to, and on a NATS cluster it joins the pool's
+    /// ([`Pool`](crate::Pool)). It tells the peers it connects to, and on a NATS cluster it joins the pool's
     /// queue group. A name that is not one token of letters, digits, `_` and `-` fails the
     /// build with [`Error::Setup`].
     ///

@@ -14,7 +14,17 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use remote_scope::protocol::{self, Frame, Hello, PROTOCOL_VERSION};
 use remote_scope::transport::memory::{self, MemoryTransport};
-use remote_scope::{Node, PeerId, Registry, Server};
+use remote_scope::{remote, Error, Node, PeerId, Registry, Server};
+
+/// The README's nested demo: server, then client, then server again; `(vec![42; 43], 44)`.
+pub async fn nested(server: PeerId, client: PeerId) -> Result<(Vec<u64>, u64), Error> {
+    remote!(server, [server: PeerId, client: PeerId], {
+        let a: u64 = 42;
+        let b: Vec<u64> = remote!(client, [a: u64], { vec![42_u64; a as usize + 1] }).await?;
+        remote!(server, [a: u64, b: Vec<u64>], { (b, a + 2) }).await
+    })
+    .await?
+}
 
 /// A server node listening on a free port and a client node connected to it.
 pub struct Peers {
