@@ -339,3 +339,28 @@ async fn a_draining_node_refuses_new_calls_which_then_did_not_run() {
     );
     draining.await.expect("drains");
 }
+
+#[tokio::test]
+async fn two_nodes_that_first_call_each_other_at_once_both_get_their_answers() {
+    let nats = NatsServer::cluster(2);
+    for round in 0..10 {
+        let a = Node::builder()
+            .id(format!("a{round}"))
+            .build()
+            .expect("node");
+        a.join_nats([&nats[0].url]).await.expect("joins");
+        let b = Node::builder()
+            .id(format!("b{round}"))
+            .build()
+            .expect("node");
+        b.join_nats([&nats[1].url]).await.expect("joins");
+        let (a_id, b_id) = (a.id().clone(), b.id().clone());
+        let (from_a, from_b) = futures::join!(
+            a.run(remote!(b_id, [], { current_peer() })),
+            b.run(remote!(a_id, [], { current_peer() })),
+        );
+        assert_eq!(from_a.expect("a's call"), Some(b.id().clone()));
+        assert_eq!(from_b.expect("b's call"), Some(a.id().clone()));
+        assert!(a.is_connected(b.id()) && b.is_connected(a.id()));
+    }
+}

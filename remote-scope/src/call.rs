@@ -450,6 +450,8 @@ impl<R> Call<R> {
         let Some(pool) = self.pool.as_deref_mut() else {
             return Poll::Ready(Err(error));
         };
+        // An error raised before sending names the member too.
+        let member = member.or_else(|| error.peer().cloned());
         let never_ran = matches!(
             error,
             Error::NotConnected { .. }
@@ -579,11 +581,17 @@ fn begin_pool(
     let wait = deadline_at.saturating_sub(now);
     pool.node = Some(node.clone());
     pool.captures = Some(captures.duplicate());
-    let connected = node.least_busy_member(&pool.pool, &pool.tried);
+    let mut connected = node.least_busy_member(&pool.pool, body, &pool.tried);
     // A member on the cluster this node holds no session with yet has no calls in flight.
-    let unconnected = node.unconnected_member(&pool.pool, &pool.tried);
-    let back = match (connected, unconnected) {
-        (Some(conn), Some(other)) if conn.load().0 > 0 => node.dial_on_demand(&other),
+    let mut unconnected = node.unconnected_member(&pool.pool, &pool.tried);
+    if connected.is_none() && unconnected.is_none() && pool.key.is_some() {
+        // Every member was tried: an idempotent call may go again to one whose link was
+        // lost (its key keeps that member from running it twice).
+        connected = node.least_busy_member(&pool.pool, body, &[]);
+        unconnected = node.unconnected_member(&pool.pool, &[]);
+    }
+    let (back, waiting_for) = match (connected, unconnected) {
+        (Some(conn), Some(other)) if conn.load().0 > 0 => (node.dial_on_demand(&other), other),
         (Some(conn), _) => {
             let deadline = Deadline {
                 at: deadline_at,
@@ -592,8 +600,11 @@ fn begin_pool(
             };
             return send(&conn, body, captures, deadline, pool.key, caller);
         }
-        (None, Some(other)) => node.dial_on_demand(&other),
-        (None, None) => node.pick_member(&pool.pool, &pool.tried),
+        (None, Some(other)) => (node.dial_on_demand(&other), other),
+        (None, None) => (
+            node.pick_member(&pool.pool, &pool.tried),
+            PeerId::new(pool.pool.name()),
+        ),
     };
     let back = back.ok_or_else(|| Error::NoMembers {
         pool: pool.pool.clone(),
@@ -603,7 +614,7 @@ fn begin_pool(
     Ok(State::Waiting(Box::new(Waiting {
         deadline: node.runtime().sleep(wait),
         node,
-        peer: PeerId::new(pool.pool.name()),
+        peer: waiting_for,
         captures,
         back,
         deadline_at,

@@ -321,6 +321,7 @@ impl Connection {
         }
         let key = {
             let mut running = lock(&self.running);
+            // A peer may reuse a request id only after its answer, so the id is the request.
             let at = running.keyed.iter().position(|&(keyed, _)| keyed == id);
             at.map(|at| running.keyed.swap_remove(at).1)
         };
@@ -392,8 +393,18 @@ impl Connection {
         for caller in callers {
             caller.wake();
         }
-        lock(&self.running).closed = true;
+        let keyed = {
+            let mut running = lock(&self.running);
+            running.closed = true;
+            std::mem::take(&mut running.keyed)
+        };
         self.stop_served_bodies();
+        // Keyed bodies stopped, or queued and never started, did not finish: a repeat of
+        // their keys runs them (and the repeats waiting on them hear so).
+        self.keyed_count.store(0, Ordering::Release);
+        for (_, key) in keyed {
+            self.once.finish(self.peer(), key, None);
+        }
         self.started.store(0, Ordering::Release);
         if let Some(reader) = lock(&self.reader).take() {
             reader.abort();

@@ -58,6 +58,15 @@ impl Node {
         lock(self.dialing()).directory = directory;
     }
 
+    /// Whether the node has joined a directory.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    pub(crate) fn has_directory(&self) -> bool {
+        lock(self.dialing()).directory.is_some()
+    }
+
     /// A future that completes when `peer` is connected, dialling it through the directory
     /// (once, however many calls wait); `None` if the node has joined no directory. It ends
     /// with the dial's error if the dial fails.

@@ -202,20 +202,32 @@ impl Node {
     /// Runs the handshake as the connecting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::connect`] does this over a WebSocket.
     pub async fn connect_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Connector, self.config().max_frame_size)
-            .await
+        self.establish(
+            transport,
+            Role::Connector,
+            self.config().max_frame_size,
+            None,
+        )
+        .await
     }
 
     /// Runs the handshake as the accepting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
     pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(transport, Role::Acceptor, self.config().max_frame_size)
-            .await
+        self.establish(
+            transport,
+            Role::Acceptor,
+            self.config().max_frame_size,
+            None,
+        )
+        .await
     }
 
-    /// The handshake over a transport that carries messages of at most `max_message` bytes:
-    /// the peer is told the smaller of that and this node's frame limit, so that it sends
-    /// nothing larger.
+    /// The handshake over a transport that carries messages of at most `max_message` bytes
+    /// (the peer is told the smaller of that and this node's frame limit, so that it sends
+    /// nothing larger) and that itself proves the peer is `from` (a NATS subject the cluster's
+    /// permissions guard): a `Hello` that names another id is refused, and a silent connection
+    /// of that id is replaced as where ids are proven by tokens.
     #[cfg_attr(
         not(all(feature = "nats", not(target_arch = "wasm32"))),
         allow(dead_code)
@@ -225,9 +237,10 @@ impl Node {
         transport: impl Transport,
         role: Role,
         max_message: usize,
+        from: &PeerId,
     ) -> Result<PeerId, Error> {
         let limit = self.config().max_frame_size.min(max_message);
-        self.establish(transport, role, limit).await
+        self.establish(transport, role, limit, Some(from)).await
     }
 
     async fn establish(
@@ -235,6 +248,7 @@ impl Node {
         transport: impl Transport,
         role: Role,
         max_frame_size: usize,
+        from: Option<&PeerId>,
     ) -> Result<PeerId, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
@@ -248,7 +262,16 @@ impl Node {
         };
         let refusal = match check(self, &theirs) {
             Err((reject, error)) => Some((reject, error)),
-            Ok(()) => None,
+            Ok(()) => match from {
+                Some(from) if *from != theirs.peer => Some((
+                    Reject::InvalidPeerId,
+                    handshake_error(&format!(
+                        "the hello names the peer `{}`, but its frames come from `{from}`",
+                        theirs.peer
+                    )),
+                )),
+                _ => None,
+            },
         };
         let conn = Connection::new(
             theirs.peer.clone(),
@@ -260,7 +283,11 @@ impl Node {
             Arc::clone(self.queued()),
         );
         if refusal.is_none() {
-            self.replace_if_silent(&theirs.peer).await;
+            if from.is_some() {
+                self.replace_if_silent_anyway(&theirs.peer).await;
+            } else {
+                self.replace_if_silent(&theirs.peer).await;
+            }
         }
         let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
         if let Some((reject, error)) = refusal {
@@ -295,7 +322,7 @@ impl Node {
         conn.set_peer_bodies(peer_bodies);
         // Calls waiting for this peer go out now, checked against what it serves.
         self.connected(&theirs.peer);
-        self.seen_up(&theirs.peer, crate::events::Seen::Connected, &theirs.pools);
+        self.announce_connected(&conn, &theirs.pools);
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, sink, stream);

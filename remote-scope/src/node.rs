@@ -298,10 +298,14 @@ impl Node {
     /// was a connection.
     pub fn disconnect(&self, peer: &PeerId) -> bool {
         self.stop_keeping(peer);
-        let conn = lock(&self.inner.connections).remove(peer);
-        if conn.is_some() {
-            self.seen_down(peer, crate::events::Seen::Connected);
-        }
+        let conn = {
+            let mut connections = lock(&self.inner.connections);
+            let conn = connections.remove(peer);
+            if conn.is_some() {
+                self.seen_down(peer, crate::events::Seen::Connected);
+            }
+            conn
+        };
         conn.map(|c| c.close()).is_some()
     }
 
@@ -438,18 +442,31 @@ impl Node {
         Ok(())
     }
 
+    /// Tells that `conn`, its handshake done, is up: unless it has left the table meanwhile
+    /// (a disconnect or a shutdown during the handshake), which would leave an `Up` with no
+    /// `Down` to follow.
+    pub(crate) fn announce_connected(&self, conn: &Arc<Connection>, pools: &[crate::Pool]) {
+        let connections = lock(&self.inner.connections);
+        if connections
+            .get(conn.peer())
+            .is_some_and(|c| Arc::ptr_eq(c, conn))
+        {
+            self.seen_up(conn.peer(), crate::events::Seen::Connected, pools);
+        }
+    }
+
     /// Drops `conn` from the table (if it is still the one there) and closes it.
     pub(crate) fn forget_connection(&self, conn: &Arc<Connection>) {
-        let removed = {
+        {
             let mut connections = lock(&self.inner.connections);
             let ours = connections
                 .get(conn.peer())
                 .is_some_and(|c| Arc::ptr_eq(c, conn));
-            ours && connections.remove(conn.peer()).is_some()
-        };
-        // Only a connection that finished its handshake was told as up.
-        if removed && conn.peer_bodies().is_some() {
-            self.seen_down(conn.peer(), crate::events::Seen::Connected);
+            // Told under the table's lock, so a replacement's `Up` cannot come in between.
+            // Only a connection that finished its handshake was told as up.
+            if ours && connections.remove(conn.peer()).is_some() && conn.peer_bodies().is_some() {
+                self.seen_down(conn.peer(), crate::events::Seen::Connected);
+            }
         }
         conn.close();
     }
@@ -473,18 +490,19 @@ impl Node {
             .collect()
     }
 
-    /// The connected member of `pool`, not one of `tried`, with the fewest of this node's calls
-    /// in flight.
+    /// The connected member of `pool` that serves `body`, not one of `tried`, with the fewest
+    /// of this node's calls in flight.
     pub(crate) fn least_busy_member(
         &self,
         pool: &crate::Pool,
+        body: &str,
         tried: &[PeerId],
     ) -> Option<Arc<Connection>> {
         lock(&self.inner.connections)
             .values()
             .filter(|conn| {
                 conn.in_pool(pool)
-                    && conn.peer_bodies().is_some()
+                    && conn.peer_bodies().is_some_and(|b| b.serves(body))
                     && !conn.is_closing()
                     && !tried.contains(conn.peer())
             })

@@ -100,7 +100,7 @@ impl NatsOptions {
     /// [`PeerEvent::Down`](crate::PeerEvent::Down) for it within 3.5 heartbeats of its last
     /// one (checked every half heartbeat), and stop sending it calls for its pools.
     pub fn heartbeat(mut self, every: Duration) -> Self {
-        self.heartbeat = every.max(Duration::from_millis(10));
+        self.heartbeat = every.clamp(Duration::from_millis(10), Duration::from_secs(3600));
         self
     }
 
@@ -151,6 +151,7 @@ impl Nats {
     /// Leaves the cluster: calls to peers not otherwise connected fail with
     /// [`Error::NotConnected`] again, sessions end, and the node's subjects go.
     pub async fn leave(&self) {
+        self.router.leave();
         self.node.set_directory(None);
         self.router
             .end_all(&Error::transport("the node left the NATS cluster"));
@@ -208,6 +209,11 @@ impl Node {
                 ),
             });
         }
+        if self.has_directory() {
+            return Err(Error::Setup {
+                reason: "this node has joined a NATS cluster already".to_owned(),
+            });
+        }
         // The router does not exist until the client does; the callback finds it here.
         let cell: Arc<OnceLock<Weak<Router>>> = Arc::default();
         let events = Arc::clone(&cell);
@@ -219,36 +225,75 @@ impl Node {
                 let node_id = node_id.clone();
                 async move {
                     tracing::debug!(node = %node_id, %event, "NATS event");
-                    if let (async_nats::Event::Disconnected, Some(router)) = (event, router) {
-                        router
-                            .end_all(&Error::transport("the connection to the NATS server broke"));
+                    let lost = match event {
+                        async_nats::Event::Disconnected => {
+                            "the connection to the NATS server broke"
+                        }
+                        // The client dropped messages for this node: sessions have gaps.
+                        async_nats::Event::SlowConsumer(_) => {
+                            "this node read its NATS messages too slowly and some were dropped"
+                        }
+                        _ => return,
+                    };
+                    if let Some(router) = router {
+                        router.end_all(&Error::transport(lost));
                     }
                 }
             })
             .connect(servers)
             .await
             .map_err(|e| Error::transport_caused("cannot connect to the NATS servers", e))?;
-        let router = Arc::new(Router::new(client.clone(), options.prefix, self));
+        let router = Arc::new(Router::new(
+            client.clone(),
+            options.prefix,
+            options.heartbeat,
+            self,
+        ));
         let _ = cell.set(Arc::downgrade(&router));
-        let subscribe_failed = |e| Error::transport_caused("cannot subscribe on NATS", e);
-        let mut frames = client
-            .subscribe(subjects::inbox(&router.prefix, self.id()))
-            .await
-            .map_err(subscribe_failed)?;
-        let mut statuses = client
-            .subscribe(subjects::statuses(&router.prefix, self.id()))
-            .await
-            .map_err(subscribe_failed)?;
-        client
-            .flush()
-            .await
-            .map_err(|e| Error::transport_caused("cannot reach the NATS server", e))?;
+        // Every fallible step before any task starts: a join that fails leaves nothing behind.
+        let subscribed = async {
+            let subscribe_failed = |e| Error::transport_caused("cannot subscribe on NATS", e);
+            let frames = client
+                .subscribe(subjects::inbox(&router.prefix, self.id()))
+                .await
+                .map_err(subscribe_failed)?;
+            let statuses = client
+                .subscribe(subjects::statuses(&router.prefix, self.id()))
+                .await
+                .map_err(subscribe_failed)?;
+            let mut pools = Vec::new();
+            for pool in self.pools() {
+                let subject = pools::subject(&router.prefix, pool);
+                pools.push(
+                    client
+                        .queue_subscribe(subject, pool.name().to_owned())
+                        .await
+                        .map_err(subscribe_failed)?,
+                );
+            }
+            let beats = client
+                .subscribe(presence::subjects(&router.prefix))
+                .await
+                .map_err(subscribe_failed)?;
+            client
+                .flush()
+                .await
+                .map_err(|e| Error::transport_caused("cannot reach the NATS server", e))?;
+            Ok::<_, Error>((frames, statuses, pools, beats))
+        };
+        let (mut frames, mut statuses, pools, mut beats) = match subscribed.await {
+            Ok(subscribed) => subscribed,
+            Err(e) => {
+                let _ = client.drain().await;
+                return Err(e);
+            }
+        };
         let reading = Arc::clone(&router);
         let stopped = self.stopped();
         self.runtime().spawn(Box::pin(async move {
             let read = async {
                 while let Some(message) = frames.next().await {
-                    reading.deliver(&message.subject, message.payload).await;
+                    reading.deliver(&message.subject, message.payload);
                 }
             };
             futures::pin_mut!(read, stopped);
@@ -266,31 +311,23 @@ impl Node {
             futures::pin_mut!(read, stopped);
             futures::future::select(read, stopped).await;
         }));
-        for pool in self.pools() {
-            let requests = client
-                .queue_subscribe(pools::subject(&router.prefix, pool), pool.name().to_owned())
-                .await
-                .map_err(subscribe_failed)?;
+        for requests in pools {
             self.runtime().spawn(Box::pin(pools::answer(
                 self.downgrade(),
                 Arc::clone(&router),
                 requests,
             )));
         }
-        let mut beats = client
-            .subscribe(format!("{}.presence", router.prefix))
-            .await
-            .map_err(subscribe_failed)?;
         let hearing = Arc::clone(&router);
         let weak = self.downgrade();
         self.runtime().spawn(Box::pin(async move {
             while let Some(message) = beats.next().await {
                 let Some(node) = weak.live() else { return };
-                let Some(beat) = presence::Heartbeat::decode(&message.payload) else {
+                let Some(beat) = presence::Heartbeat::received(&hearing.prefix, &message) else {
                     continue;
                 };
                 // A newcomer hears of this node at once, not at its next beat.
-                if hearing.presence.heard(&node, beat) {
+                if hearing.presence.heard(&node, beat) && !hearing.has_left() {
                     let _ = publish_heartbeat(&hearing, &node, false).await;
                 }
             }
@@ -302,12 +339,12 @@ impl Node {
         self.runtime().spawn(Box::pin(async move {
             let beat = async {
                 let mut tick = 0_u64;
-                loop {
+                while !beating.has_left() {
                     let Some(node) = weak.live() else { return };
                     if tick.is_multiple_of(2) {
                         let _ = publish_heartbeat(&beating, &node, false).await;
                     }
-                    for gone in beating.presence.sweep(&node, every * presence::MISSED) {
+                    for gone in beating.presence.sweep(&node) {
                         // A peer that is gone no longer listens: NATS answers the ping with
                         // "no responders", which ends the session and fails its calls in
                         // flight now. One that is only slow answers, and keeps its session.
@@ -323,6 +360,9 @@ impl Node {
             };
             futures::pin_mut!(beat, stopped);
             futures::future::select(beat, stopped).await;
+            if beating.has_left() {
+                return;
+            }
             if let Some(node) = weak.live() {
                 let _ = publish_heartbeat(&beating, &node, true).await;
                 beating.presence.clear(&node);
@@ -330,10 +370,6 @@ impl Node {
             // The node is done with NATS: flush what is left and close the connection.
             let _ = beating.client.drain().await;
         }));
-        client
-            .flush()
-            .await
-            .map_err(|e| Error::transport_caused("cannot reach the NATS server", e))?;
         self.set_directory(Some(Arc::new(Dialer(Arc::clone(&router)))));
         tracing::debug!(node = %self.id(), max_frame = router.max_frame, "joined the NATS cluster");
         Ok(Nats {
@@ -349,10 +385,11 @@ async fn publish_heartbeat(router: &Router, node: &Node, leaving: bool) -> Resul
         peer: node.id().clone(),
         pools: node.pools().to_vec(),
         leaving,
+        every_ms: u64::try_from(router.heartbeat.as_millis()).unwrap_or(u64::MAX),
     };
     router
         .client
-        .publish(format!("{}.presence", router.prefix), beat.encode())
+        .publish(presence::subject(&router.prefix, node.id()), beat.encode())
         .await
         .map_err(|e| Error::transport_caused("publishing a heartbeat on NATS failed", e))
 }

@@ -1,7 +1,9 @@
-//! Who is on the cluster: every node publishes a heartbeat on `<prefix>.presence` (its id and
-//! pools) every heartbeat interval, and a last one, marked as leaving, when it leaves. A node
-//! counts a peer as on the cluster from its first heartbeat until it leaves or misses
-//! [`MISSED`] heartbeats in a row; the node's [`events`](crate::Node::events) say so.
+//! Who is on the cluster: every node publishes a heartbeat on `<prefix>.presence.<its id>`
+//! (its id, pools and interval) every heartbeat interval, and a last one, marked as leaving,
+//! when it leaves. A node counts a peer as on the cluster from its first heartbeat until it
+//! leaves or misses [`MISSED`] of its heartbeats in a row; the node's
+//! [`events`](crate::Node::events) say so. A heartbeat counts only on its sender's own subject,
+//! which the cluster's permissions guard as they guard its frames (SECURITY.md).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::events::Seen;
+use crate::events::Seen::OnCluster;
 use crate::node::Node;
 use crate::peer_id::PeerId;
 use crate::pool::Pool;
@@ -19,12 +21,27 @@ use crate::sync::lock;
 /// Heartbeats a peer may miss before it counts as gone.
 pub(crate) const MISSED: u32 = 3;
 
+/// Peers a node keeps track of on the cluster; heartbeats of more are ignored.
+const MOST_PEERS: usize = 65_536;
+
+/// Where `peer` beats.
+pub(crate) fn subject(prefix: &str, peer: &PeerId) -> String {
+    format!("{prefix}.presence.{}", super::subjects::token(peer))
+}
+
+/// Where every node's heartbeats come.
+pub(crate) fn subjects(prefix: &str) -> String {
+    format!("{prefix}.presence.*")
+}
+
 /// What a heartbeat says.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Heartbeat {
     pub(crate) peer: PeerId,
     pub(crate) pools: Vec<Pool>,
     pub(crate) leaving: bool,
+    /// The sender's interval, in milliseconds: it is gone after [`MISSED`] of them.
+    pub(crate) every_ms: u64,
 }
 
 impl Heartbeat {
@@ -36,67 +53,90 @@ impl Heartbeat {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Heartbeat> {
         let beat: Heartbeat = rmp_serde::from_slice(bytes).ok()?;
         let pools_ok = beat.pools.len() <= 1024 && beat.pools.iter().all(|p| p.check().is_ok());
-        (beat.peer.is_valid() && pools_ok).then_some(beat)
+        (beat.peer.is_valid() && pools_ok && beat.every_ms > 0).then_some(beat)
+    }
+
+    /// The heartbeat in `message`, if it is one and came on its sender's own subject.
+    pub(crate) fn received(prefix: &str, message: &async_nats::Message) -> Option<Heartbeat> {
+        let beat = Heartbeat::decode(&message.payload)?;
+        (message.subject.as_str() == subject(prefix, &beat.peer)).then_some(beat)
     }
 }
 
 /// The peers on the cluster, as their heartbeats tell.
 #[derive(Default)]
 pub(crate) struct Presence {
-    /// Each peer's pools, and when its last heartbeat came (on the node's clock).
-    peers: Mutex<HashMap<PeerId, (Vec<Pool>, Duration)>>,
+    /// Each peer's pools, when its last heartbeat came (on the node's clock), and how long
+    /// after that it counts as gone.
+    peers: Mutex<HashMap<PeerId, Seen>>,
+}
+
+struct Seen {
+    pools: Vec<Pool>,
+    at: Duration,
+    gone_after: Duration,
 }
 
 impl Presence {
     /// A heartbeat arrived. Returns whether the peer is new (so that it hears of this node
-    /// at once, rather than at the next beat).
+    /// at once, rather than at the next beat). Membership changes under the table's lock, so
+    /// a sweep and a heartbeat at once leave both agreeing.
     pub(crate) fn heard(&self, node: &Node, beat: Heartbeat) -> bool {
         if beat.peer == *node.id() {
             return false;
         }
+        let mut peers = lock(&self.peers);
         if beat.leaving {
-            if lock(&self.peers).remove(&beat.peer).is_some() {
-                node.seen_down(&beat.peer, Seen::OnCluster);
+            if peers.remove(&beat.peer).is_some() {
+                node.seen_down(&beat.peer, OnCluster);
             }
             return false;
         }
         let now = node.runtime().now();
-        let new = lock(&self.peers)
-            .insert(beat.peer.clone(), (beat.pools.clone(), now))
+        let gone_after = Duration::from_millis(beat.every_ms)
+            .saturating_mul(MISSED)
+            .min(Duration::from_secs(3 * 3600));
+        if !peers.contains_key(&beat.peer) && peers.len() >= MOST_PEERS {
+            return false;
+        }
+        let new = peers
+            .insert(
+                beat.peer.clone(),
+                Seen {
+                    pools: beat.pools.clone(),
+                    at: now,
+                    gone_after,
+                },
+            )
             .is_none();
         if new {
-            node.seen_up(&beat.peer, Seen::OnCluster, &beat.pools);
+            node.seen_up(&beat.peer, OnCluster, &beat.pools);
         }
         new
     }
 
-    /// Forgets the peers whose last heartbeat is older than `gone_after`, and returns them.
-    pub(crate) fn sweep(&self, node: &Node, gone_after: Duration) -> Vec<PeerId> {
+    /// Forgets the peers whose last heartbeat is older than they allow, and returns them.
+    pub(crate) fn sweep(&self, node: &Node) -> Vec<PeerId> {
         let now = node.runtime().now();
-        let gone: Vec<PeerId> = {
-            let mut peers = lock(&self.peers);
-            let gone: Vec<PeerId> = peers
-                .iter()
-                .filter(|(_, (_, at))| now.saturating_sub(*at) > gone_after)
-                .map(|(peer, _)| peer.clone())
-                .collect();
-            for peer in &gone {
-                peers.remove(peer);
-            }
-            gone
-        };
+        let mut peers = lock(&self.peers);
+        let gone: Vec<PeerId> = peers
+            .iter()
+            .filter(|(_, seen)| now.saturating_sub(seen.at) > seen.gone_after)
+            .map(|(peer, _)| peer.clone())
+            .collect();
         for peer in &gone {
-            tracing::info!(%peer, ?gone_after, "no heartbeat from a peer on the cluster; it counts as gone");
-            node.seen_down(peer, Seen::OnCluster);
+            peers.remove(peer);
+            tracing::info!(%peer, "no heartbeat from a peer on the cluster; it counts as gone");
+            node.seen_down(peer, OnCluster);
         }
         gone
     }
 
     /// Forgets every peer (this node left the cluster).
     pub(crate) fn clear(&self, node: &Node) {
-        let all: Vec<PeerId> = lock(&self.peers).drain().map(|(peer, _)| peer).collect();
-        for peer in all {
-            node.seen_down(&peer, Seen::OnCluster);
+        let mut peers = lock(&self.peers);
+        for (peer, _) in peers.drain() {
+            node.seen_down(&peer, OnCluster);
         }
     }
 
@@ -104,7 +144,7 @@ impl Presence {
     pub(crate) fn members(&self, pool: &Pool) -> Vec<PeerId> {
         lock(&self.peers)
             .iter()
-            .filter(|(_, (pools, _))| pools.contains(pool))
+            .filter(|(_, seen)| seen.pools.contains(pool))
             .map(|(peer, _)| peer.clone())
             .collect()
     }
@@ -125,6 +165,7 @@ mod tests {
             peer: PeerId::new("worker-1"),
             pools: vec![Pool::new("resize")],
             leaving: false,
+            every_ms: 500,
         };
         let back = Heartbeat::decode(&beat.encode()).expect("decodes");
         assert_eq!(back.peer, beat.peer);
@@ -134,15 +175,47 @@ mod tests {
                 peer: PeerId::new("two\nlines"),
                 pools: vec![],
                 leaving: false,
+                every_ms: 500,
             },
             Heartbeat {
                 peer: PeerId::new("w"),
                 pools: vec![Pool::new("a.b")],
                 leaving: false,
+                every_ms: 500,
+            },
+            Heartbeat {
+                peer: PeerId::new("w"),
+                pools: vec![],
+                leaving: false,
+                every_ms: 0,
             },
         ] {
             assert!(Heartbeat::decode(&bad.encode()).is_none());
         }
         assert!(Heartbeat::decode(b"\xff\x00garbage").is_none());
+    }
+
+    #[test]
+    fn a_heartbeat_counts_only_on_its_senders_own_subject() {
+        let beat = Heartbeat {
+            peer: PeerId::new("worker 1"),
+            pools: vec![],
+            leaving: true,
+            every_ms: 500,
+        };
+        let message = |subject: &str| async_nats::Message {
+            subject: subject.into(),
+            reply: None,
+            payload: beat.encode(),
+            headers: None,
+            status: None,
+            description: None,
+            length: 0,
+        };
+        let own = subject("rs", &beat.peer);
+        assert_eq!(own, "rs.presence.worker~201");
+        assert!(Heartbeat::received("rs", &message(&own)).is_some());
+        // Another node saying that `worker 1` leaves is not heard.
+        assert!(Heartbeat::received("rs", &message("rs.presence.mallory")).is_none());
     }
 }

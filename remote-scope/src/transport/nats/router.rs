@@ -4,11 +4,12 @@
 //! [`Directory`]: a call to a peer the node holds no connection to opens a session to it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::channel::mpsc;
-use futures::SinkExt;
 
 use super::presence::Presence;
 use super::session::{self, Session, QUEUED_FRAMES};
@@ -42,13 +43,81 @@ pub(crate) struct Router {
     sessions: Mutex<HashMap<(PeerId, u64), ToNode>>,
     /// The peers on the cluster, from their heartbeats.
     pub(super) presence: Presence,
+    /// How often this node beats.
+    pub(super) heartbeat: Duration,
+    /// Set by [`Nats::leave`](super::Nats::leave): no more heartbeats.
+    left: AtomicBool,
+    /// Peers this node is dialling, and peers whose sessions it is accepting (in their
+    /// handshake), with how many of each: two nodes that dial each other at once keep the
+    /// session the lower id opened.
+    handshakes: Mutex<Handshakes>,
 }
 
-/// Where the router puts the frames of one session for the node to read.
-type ToNode = mpsc::Sender<Result<Bytes, Error>>;
+#[derive(Default)]
+struct Handshakes {
+    dialling: HashMap<PeerId, usize>,
+    accepting: HashMap<PeerId, usize>,
+}
+
+/// Counts a handshake under way in one of the maps of [`Handshakes`] while it lives.
+struct Underway {
+    router: Arc<Router>,
+    peer: PeerId,
+    dialling: bool,
+}
+
+impl Underway {
+    fn new(router: &Arc<Router>, peer: &PeerId, dialling: bool) -> Underway {
+        let mut handshakes = lock(&router.handshakes);
+        let map = if dialling {
+            &mut handshakes.dialling
+        } else {
+            &mut handshakes.accepting
+        };
+        *map.entry(peer.clone()).or_insert(0) += 1;
+        Underway {
+            router: Arc::clone(router),
+            peer: peer.clone(),
+            dialling,
+        }
+    }
+}
+
+impl Drop for Underway {
+    fn drop(&mut self) {
+        let mut handshakes = lock(&self.router.handshakes);
+        let map = if self.dialling {
+            &mut handshakes.dialling
+        } else {
+            &mut handshakes.accepting
+        };
+        if let Some(n) = map.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Sessions a peer may have in their handshake at once; more from it are ignored.
+const HANDSHAKES_PER_PEER: usize = 4;
+
+/// Where the router puts the frames of one session for the node to read, and the bytes of
+/// them the node has not read yet.
+#[derive(Clone)]
+struct ToNode {
+    frames: mpsc::Sender<Result<Bytes, Error>>,
+    queued: Arc<AtomicUsize>,
+}
 
 impl Router {
-    pub(super) fn new(client: async_nats::Client, prefix: String, node: &Node) -> Router {
+    pub(super) fn new(
+        client: async_nats::Client,
+        prefix: String,
+        heartbeat: Duration,
+        node: &Node,
+    ) -> Router {
         let id = node.id().clone();
         let max_frame = client.max_payload().saturating_sub(ENVELOPE).max(1);
         Router {
@@ -61,7 +130,19 @@ impl Router {
             node: node.downgrade(),
             sessions: Mutex::default(),
             presence: Presence::default(),
+            heartbeat,
+            left: AtomicBool::new(false),
+            handshakes: Mutex::default(),
         }
+    }
+
+    /// The node leaves the cluster: it beats no more.
+    pub(super) fn leave(&self) {
+        self.left.store(true, Ordering::Release);
+    }
+
+    pub(super) fn has_left(&self) -> bool {
+        self.left.load(Ordering::Acquire)
     }
 
     /// A new session with `peer`, in the table, its publisher running; `first` is a frame the
@@ -73,11 +154,17 @@ impl Router {
         session: u64,
         first: Option<Bytes>,
     ) -> Session {
-        let (mut to_node, incoming) = mpsc::channel(QUEUED_FRAMES);
+        let (mut frames, incoming) = mpsc::channel(QUEUED_FRAMES);
+        let queued = Arc::new(AtomicUsize::new(0));
         if let Some(first) = first {
             // A new channel has room for one.
-            let _ = to_node.try_send(Ok(first));
+            queued.fetch_add(first.len(), Ordering::AcqRel);
+            let _ = frames.try_send(Ok(first));
         }
+        let to_node = ToNode {
+            frames,
+            queued: Arc::clone(&queued),
+        };
         let (outgoing, to_publish) = mpsc::channel(QUEUED_FRAMES);
         let key = (peer, session);
         lock(&self.sessions).insert(key.clone(), to_node);
@@ -93,6 +180,7 @@ impl Router {
         )));
         Session {
             incoming,
+            queued,
             outgoing,
             key,
             router: Arc::downgrade(self),
@@ -107,8 +195,9 @@ impl Router {
     /// Ends a session with `error`: the node reads it and closes the connection.
     pub(super) fn end(&self, key: &(PeerId, u64), error: Error) {
         if let Some(mut to_node) = lock(&self.sessions).remove(key) {
-            // Full means the node is behind on this session; it ends when it reads the close.
-            let _ = to_node.try_send(Err(error));
+            // Full means the node is behind on this session; dropping the sender ends it
+            // after what is queued.
+            let _ = to_node.frames.try_send(Err(error));
         }
     }
 
@@ -116,13 +205,13 @@ impl Router {
     pub(super) fn end_all(&self, error: &Error) {
         let sessions: Vec<_> = lock(&self.sessions).drain().collect();
         for (_, mut to_node) in sessions {
-            let _ = to_node.try_send(Err(error.clone()));
+            let _ = to_node.frames.try_send(Err(error.clone()));
         }
     }
 
     /// Hands a frame that arrived on `subject` to its session, or opens the session a peer
     /// starts with it.
-    pub(super) async fn deliver(self: &Arc<Self>, subject: &str, frame: Bytes) {
+    pub(super) fn deliver(self: &Arc<Self>, subject: &str, frame: Bytes) {
         let Some(key) = subjects::parse_frames(subject, &self.inbox_base) else {
             tracing::debug!(subject, "a NATS message on no session's subject; dropped");
             return;
@@ -135,9 +224,31 @@ impl Router {
         let known = lock(&self.sessions).get(&key).cloned();
         match known {
             Some(mut to_node) => {
-                // Waits when the node is behind on this session, so NATS buffers, not we.
-                if to_node.send(Ok(frame)).await.is_err() {
-                    self.forget(&key);
+                // The router never waits for one session, or it would hold up all the others
+                // (and NATS would drop messages): a session whose node is that far behind
+                // (its queue bound, or the frames behind it) ends instead.
+                let limit = self.node.live().map_or(0, |n| n.config().max_queued_bytes);
+                let queued = to_node.queued.fetch_add(frame.len(), Ordering::AcqRel);
+                if queued + frame.len() > limit {
+                    self.end(
+                        &key,
+                        Error::transport(format!(
+                            "the node did not read its NATS session with `{}` ({queued} bytes queued)",
+                            key.0
+                        )),
+                    );
+                    return;
+                }
+                match to_node.frames.try_send(Ok(frame)) {
+                    Ok(()) => {}
+                    Err(e) if e.is_full() => self.end(
+                        &key,
+                        Error::transport(format!(
+                            "the node did not read its NATS session with `{}` ({QUEUED_FRAMES} frames queued)",
+                            key.0
+                        )),
+                    ),
+                    Err(_) => self.forget(&key),
                 }
             }
             None if frame.starts_with(HELLO) => self.accept(key, frame),
@@ -145,7 +256,12 @@ impl Router {
             // close was lost, say): tell the peer it is over, so it fails its calls there now.
             None => {
                 let back = subjects::frames(&self.prefix, &key.0, &self.id, key.1);
-                let _ = self.client.publish(back, Bytes::new()).await;
+                let client = self.client.clone();
+                if let Some(node) = self.node.live() {
+                    node.runtime().spawn(Box::pin(async move {
+                        let _ = client.publish(back, Bytes::new()).await;
+                    }));
+                }
             }
         }
     }
@@ -163,18 +279,37 @@ impl Router {
             tracing::warn!(%peer, open, "too many NATS sessions; a new one is ignored");
             return;
         }
+        {
+            let handshakes = lock(&self.handshakes);
+            let busy = handshakes.accepting.get(&peer).copied().unwrap_or(0);
+            if busy >= HANDSHAKES_PER_PEER {
+                tracing::warn!(%peer, busy, "too many NATS sessions in their handshake from one peer; a new one is ignored");
+                return;
+            }
+            // Both sides dial at once: the session the lower id opened wins, on both sides.
+            if handshakes.dialling.contains_key(&peer) && self.id < peer {
+                drop(handshakes);
+                let back = subjects::frames(&self.prefix, &peer, &self.id, session);
+                let client = self.client.clone();
+                node.runtime().spawn(Box::pin(async move {
+                    let _ = client.publish(back, Bytes::new()).await;
+                }));
+                return;
+            }
+        }
         let transport = self.open(&node, peer.clone(), session, Some(first));
         let max_frame = self.max_frame;
         let task_node = node.clone();
+        // Counted from now, not from when the task runs: a dial of this peer that fails next
+        // must see it.
+        let underway = Underway::new(self, &peer, false);
         node.runtime().spawn(Box::pin(async move {
-            // A peer whose NATS link broke (or that restarted) opens a new session while this
-            // side still holds its old one: the old one goes if it has gone silent, rather
-            // than at its keep-alive. One that still answers stays, and the new session is
-            // refused as a duplicate, as over a WebSocket. On NATS the sender's id is the
-            // subject's, which the cluster's permissions guard (SECURITY.md).
-            task_node.replace_if_silent_anyway(&peer).await;
+            let _underway = underway;
+            // The sender's id is the subject's, which the cluster's permissions guard
+            // (SECURITY.md): the handshake holds the `Hello` to it, and a peer whose NATS link
+            // broke (or that restarted) replaces its old session here if that has gone silent.
             if let Err(e) = task_node
-                .establish_within(transport, Role::Acceptor, max_frame)
+                .establish_within(transport, Role::Acceptor, max_frame, &peer)
                 .await
             {
                 tracing::debug!(%peer, error = %e, "a NATS session's handshake failed");
@@ -237,24 +372,60 @@ impl Router {
         if *peer == self.id {
             return Err(Error::DuplicatePeer { peer: peer.clone() });
         }
+        // The peer is opening a session to this node: that one will do.
+        if self.await_accepted(node, peer, Duration::ZERO).await {
+            return Ok(peer.clone());
+        }
         let started = node.runtime().now();
         let mut pause = std::time::Duration::from_millis(5);
-        loop {
+        let dialled = loop {
             let session = crate::random::random_u64();
             let transport = self.open(node, peer.clone(), session, None);
-            match node
-                .establish_within(transport, Role::Connector, self.max_frame)
-                .await
-            {
+            let underway = Underway::new(self, peer, true);
+            let dialled = node
+                .establish_within(transport, Role::Connector, self.max_frame, peer)
+                .await;
+            drop(underway);
+            match dialled {
                 Err(Error::NotConnected { .. })
                     if node.runtime().now().saturating_sub(started) < INTEREST_GRACE =>
                 {
                     node.runtime().sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
-                other => return other,
+                other => break other,
             }
+        };
+        if dialled.is_ok() || self.id < *peer {
+            return dialled;
         }
+        // The peer dialled this node at the same time, and its session (the lower id's)
+        // wins: this one was refused or lost the race; wait for that one's handshake.
+        // Its `Hello` may be on the way still: its own frames and its refusal of this session
+        // leave it by different tasks.
+        if self.await_accepted(node, peer, INTEREST_GRACE).await {
+            return Ok(peer.clone());
+        }
+        dialled
+    }
+
+    /// Waits for the sessions `peer` is opening to this node to finish their handshake, and
+    /// for one to begin within `grace`; whether the node is connected to it then.
+    async fn await_accepted(&self, node: &Node, peer: &PeerId, grace: Duration) -> bool {
+        let now = node.runtime().now();
+        let (begun_by, deadline) = (now + grace, now + node.config().handshake_timeout);
+        loop {
+            let now = node.runtime().now();
+            if node.is_connected(peer) || now >= deadline {
+                break;
+            }
+            let accepting = lock(&self.handshakes).accepting.contains_key(peer);
+            if !accepting && now >= begun_by {
+                break;
+            }
+            node.runtime().sleep(Duration::from_millis(5)).await;
+        }
+        node.is_connected(peer)
     }
 }
 

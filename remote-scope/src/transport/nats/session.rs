@@ -18,11 +18,13 @@ use crate::peer_id::PeerId;
 
 /// How many frames may wait for the node to read them, and for the publisher to send them.
 /// Both drain at once in normal use; the bound makes a stalled side push back, not pile up.
-pub(super) const QUEUED_FRAMES: usize = 1024;
+pub(super) const QUEUED_FRAMES: usize = 4096;
 
 /// The node's end of a session.
 pub(crate) struct Session {
     pub(super) incoming: mpsc::Receiver<Result<Bytes, Error>>,
+    /// The bytes of frames in `incoming`, which the router bounds.
+    pub(super) queued: Arc<std::sync::atomic::AtomicUsize>,
     pub(super) outgoing: mpsc::Sender<Bytes>,
     /// Takes the session out of the router's table when the node lets go of it.
     pub(super) key: (PeerId, u64),
@@ -41,7 +43,12 @@ impl Stream for Session {
     type Item = Result<Bytes, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.incoming.poll_next_unpin(cx)
+        let next = self.incoming.poll_next_unpin(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &next {
+            self.queued
+                .fetch_sub(frame.len(), std::sync::atomic::Ordering::AcqRel);
+        }
+        next
     }
 }
 
