@@ -123,19 +123,19 @@ pub trait AsPeer {
 
     /// Where a call goes: the peer [`peer_id`](AsPeer::peer_id) names, unless this names a
     /// [`Pool`](crate::Pool), whose calls go to one member.
-    fn target(&self) -> crate::Target {
-        crate::Target::Peer(self.peer_id())
+    fn target(&self) -> crate::pool::Target {
+        crate::pool::Target::Peer(self.peer_id())
     }
 }
 
 /// A pool's calls go to one of its members; as a peer id, it is its name (for logs).
-impl AsPeer for crate::Pool {
+impl AsPeer for crate::pool::Pool {
     fn peer_id(&self) -> PeerId {
         PeerId::new(self.name())
     }
 
-    fn target(&self) -> crate::Target {
-        crate::Target::Pool(self.clone())
+    fn target(&self) -> crate::pool::Target {
+        crate::pool::Target::Pool(self.clone())
     }
 }
 
@@ -162,7 +162,7 @@ impl<T: AsPeer + ?Sized> AsPeer for &T {
         (**self).peer_id()
     }
 
-    fn target(&self) -> crate::Target {
+    fn target(&self) -> crate::pool::Target {
         (**self).target()
     }
 }
@@ -172,7 +172,7 @@ impl<T: AsPeer + ?Sized> AsPeer for std::sync::Arc<T> {
         (**self).peer_id()
     }
 
-    fn target(&self) -> crate::Target {
+    fn target(&self) -> crate::pool::Target {
         (**self).target()
     }
 }

@@ -374,7 +374,7 @@ impl NodeBuilder {
     /// assert!(remote_scope::Node::builder().pool("a.b").build().is_err());
     /// # Ok(()) }
     /// ```
-    pub fn pool(mut self, pool: impl Into<crate::Pool>) -> Self {
+    pub fn pool(mut self, pool: impl Into<crate::pool::Pool>) -> Self {
         let pool = pool.into();
         if !self.config.pools.contains(&pool) {
             self.config.pools.push(pool);
@@ -393,8 +393,10 @@ impl NodeBuilder {
                 reason: id.refusal(),
             });
         }
-        for pool in &self.config.pools {
-            pool.check()?;
+        if let Some(pool) = self.config.pools.iter().find(|p| !p.is_valid()) {
+            return Err(Error::Setup {
+                reason: pool.refusal(),
+            });
         }
         let runtime = match self.runtime {
             Some(runtime) => runtime,

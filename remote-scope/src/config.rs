@@ -27,7 +27,7 @@ pub(crate) struct Config {
     /// its id may take over a silent connection of that id.
     pub(crate) ids_proven: bool,
     /// The pools this node is a member of.
-    pub(crate) pools: Vec<crate::Pool>,
+    pub(crate) pools: Vec<crate::pool::Pool>,
 }
 
 /// Called with each user message that no middleware consumed.

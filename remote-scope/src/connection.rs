@@ -36,6 +36,9 @@ pub(crate) trait StopBodies {
     fn stop(&self);
 }
 
+/// The node's table of idempotency keys: a repeat waits as its connection and request id.
+pub(crate) type Once = crate::once::OnceTable<(std::sync::Weak<Connection>, u64)>;
+
 pub(crate) struct Connection {
     pub(crate) link: Link,
     /// Calls this side made, by request id. Guarded together with `closed`, so a call is either
@@ -68,10 +71,10 @@ pub(crate) struct Connection {
     /// What the peer accepts, from its `Hello`.
     limits: PeerLimits,
     /// The pools the peer is a member of, from its `Hello`.
-    pools: Vec<crate::Pool>,
+    pools: Vec<crate::pool::Pool>,
     /// The node's table of idempotency keys, and how many of this connection's requests
     /// carry one (their answers go through the table; other answers skip it).
-    once: Arc<crate::once::OnceTable>,
+    once: Arc<Once>,
     keyed_count: AtomicUsize,
     /// What the peer serves, once the handshake has told; until then a call goes out and the
     /// peer answers for itself.
@@ -123,8 +126,8 @@ impl Connection {
         peer: PeerId,
         direct: bool,
         limits: Limits,
-        pools: Vec<crate::Pool>,
-        once: Arc<crate::once::OnceTable>,
+        pools: Vec<crate::pool::Pool>,
+        once: Arc<Once>,
         max_queued_bytes: usize,
         node_queue: Arc<NodeQueue>,
     ) -> Arc<Connection> {
@@ -213,7 +216,7 @@ impl Connection {
     }
 
     /// Whether the peer said it is a member of `pool`.
-    pub(crate) fn in_pool(&self, pool: &crate::Pool) -> bool {
+    pub(crate) fn in_pool(&self, pool: &crate::pool::Pool) -> bool {
         self.pools.contains(pool)
     }
 
@@ -307,6 +310,19 @@ impl Connection {
         }
     }
 
+    /// Answers the repeats that waited on a keyed run, now over with `result`.
+    fn answer_joined(
+        &self,
+        joined: Vec<(std::sync::Weak<Connection>, u64)>,
+        result: Option<&Result<Encoded, protocol::Failure>>,
+    ) {
+        for (conn, id) in joined {
+            if let Some(conn) = conn.upgrade() {
+                conn.answer(id, crate::once::answer_for(result));
+            }
+        }
+    }
+
     /// Request `id` carries idempotency `key`: its answer goes through the node's table.
     pub(crate) fn keyed(&self, id: u64, key: u64) {
         lock(&self.running).keyed.push((id, key));
@@ -327,7 +343,7 @@ impl Connection {
         };
         if let Some(key) = key {
             self.keyed_count.fetch_sub(1, Ordering::AcqRel);
-            self.once.finish(self.peer(), key, result);
+            self.answer_joined(self.once.finish(self.peer(), key, result), result);
         }
     }
 
@@ -403,7 +419,7 @@ impl Connection {
         // their keys runs them (and the repeats waiting on them hear so).
         self.keyed_count.store(0, Ordering::Release);
         for (_, key) in keyed {
-            self.once.finish(self.peer(), key, None);
+            self.answer_joined(self.once.finish(self.peer(), key, None), None);
         }
         self.started.store(0, Ordering::Release);
         if let Some(reader) = lock(&self.reader).take() {

@@ -5,47 +5,15 @@
 //! The directory itself lives with its transport; this is the part the call path sees, free of
 //! any runtime or client library so that the core still builds for wasm32.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::channel::oneshot;
 
 use crate::error::Error;
-use crate::node::Node;
+use crate::node::{Directory, Node};
 use crate::peer_id::PeerId;
 use crate::pool::Pool;
-use crate::runtime::BoxFuture;
 use crate::sync::lock;
-
-/// Something that connects this node to a peer given only the peer's id.
-pub(crate) trait Directory: Send + Sync + 'static {
-    /// Dials `peer` and runs the handshake; the connection is in the node's table when it
-    /// returns `Ok`.
-    fn dial(&self, node: &Node, peer: &PeerId) -> BoxFuture<'static, Result<PeerId, Error>>;
-
-    /// The members of `pool` the directory knows of.
-    fn members(&self, pool: &Pool) -> Vec<PeerId>;
-
-    /// Asks the directory for one member of `pool`, other than those in `tried` where it can
-    /// tell; fails with [`Error::NoMembers`] when the pool has none.
-    fn pick(
-        &self,
-        node: &Node,
-        pool: &Pool,
-        tried: &[PeerId],
-    ) -> BoxFuture<'static, Result<PeerId, Error>>;
-}
-
-/// The node's directory, if it has joined one, and the calls waiting for a dial under way.
-#[derive(Default)]
-pub(crate) struct Dialing {
-    directory: Option<Arc<dyn Directory>>,
-    /// One dial per peer at a time; every call to it waits for that one.
-    waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, Error>>>>,
-}
-
-/// The state a node keeps for dialling on demand.
-pub(crate) type DialingState = std::sync::Mutex<Dialing>;
 
 impl Node {
     /// From now on, calls to peers this node is not connected to dial them through `directory`.

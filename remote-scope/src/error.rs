@@ -218,7 +218,7 @@ pub enum Error {
     )]
     NoMembers {
         /// The pool.
-        pool: crate::Pool,
+        pool: crate::pool::Pool,
         /// The members tried, none of which took the call.
         tried: Vec<PeerId>,
     },
@@ -723,7 +723,7 @@ mod tests {
              "the connection with the other peer was refused: the accepting peer holds its maximum of 2 connections (its `NodeBuilder::max_connections`)"),
             (Error::NotConnected { peer: p() },
              "not connected to peer `server`: connect first (`Node::connect`), join a NATS cluster it is on (`Node::join_nats`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
-            (Error::NoMembers { pool: crate::Pool::new("resize"), tried: vec![p()] },
+            (Error::NoMembers { pool: crate::pool::Pool::new("resize"), tried: vec![p()] },
              "pool `resize` has no member that can take the call (tried: server): start a member (`NodeBuilder::pool`) and connect to it, or join the NATS cluster its members are on"),
             (Error::Disconnected { peer: p(), body: b() },
              "connection to peer `server` was lost while `app::jobs::2ee355ec6c4b8744` was in flight; the body may have run"),

@@ -2,63 +2,13 @@
 //! sees it on a NATS cluster the node has joined, and *down* once neither holds.
 //! [`Node::events`] streams the changes.
 
-use std::collections::HashMap;
-
 use futures::channel::mpsc;
 use futures::Stream;
 
-use crate::node::Node;
+use crate::node::{Node, PeerEvent, Seen};
 use crate::peer_id::PeerId;
 use crate::pool::Pool;
 use crate::sync::lock;
-
-/// A change in the peers a node sees, from [`Node::events`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerEvent {
-    /// The peer is there: connected, or seen on the NATS cluster. `pools` are the pools it
-    /// said it is a member of.
-    Up {
-        /// The peer.
-        peer: PeerId,
-        /// Its pools.
-        pools: Vec<Pool>,
-    },
-    /// The peer is gone: no connection to it is left and the cluster no longer sees it.
-    Down {
-        /// The peer.
-        peer: PeerId,
-    },
-}
-
-/// Why a node counts a peer as up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Seen {
-    /// A connection (over any transport) has finished its handshake.
-    Connected = 1,
-    /// Its heartbeats arrive on the NATS cluster.
-    #[cfg_attr(
-        not(all(feature = "nats", not(target_arch = "wasm32"))),
-        allow(dead_code)
-    )]
-    OnCluster = 2,
-}
-
-/// The peers a node counts as up, why, and who listens.
-#[derive(Default)]
-pub(crate) struct Membership {
-    up: HashMap<PeerId, (u8, Vec<Pool>)>,
-    listeners: Vec<mpsc::UnboundedSender<PeerEvent>>,
-}
-
-pub(crate) type MembershipState = std::sync::Mutex<Membership>;
-
-impl Membership {
-    fn tell(&mut self, event: &PeerEvent) {
-        self.listeners
-            .retain(|listener| listener.unbounded_send(event.clone()).is_ok());
-    }
-}
 
 impl Node {
     /// The peers' comings and goings from now on: [`PeerEvent::Up`] when a peer connects or
@@ -138,5 +88,18 @@ impl Node {
     /// Ends every listener's stream (the node has shut down).
     pub(crate) fn end_events(&self) {
         lock(self.membership()).listeners.clear();
+    }
+
+    /// The members of `pool` this node knows of now: connected peers that said they are
+    /// members, and members on a NATS cluster the node has joined.
+    pub fn members(&self, pool: &Pool) -> Vec<PeerId> {
+        let mut members = self.connected_members(pool);
+        for member in self.directory_members(pool) {
+            if !members.contains(&member) {
+                members.push(member);
+            }
+        }
+        members.sort();
+        members
     }
 }

@@ -232,15 +232,31 @@ impl Node {
         not(all(feature = "nats", not(target_arch = "wasm32"))),
         allow(dead_code)
     )]
-    pub(crate) async fn establish_within(
+    pub(crate) async fn connect_within(
         &self,
         transport: impl Transport,
-        role: Role,
         max_message: usize,
         from: &PeerId,
     ) -> Result<PeerId, Error> {
         let limit = self.config().max_frame_size.min(max_message);
-        self.establish(transport, role, limit, Some(from)).await
+        self.establish(transport, Role::Connector, limit, Some(from))
+            .await
+    }
+
+    /// [`connect_within`](Node::connect_within) as the accepting side.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    pub(crate) async fn accept_within(
+        &self,
+        transport: impl Transport,
+        max_message: usize,
+        from: &PeerId,
+    ) -> Result<PeerId, Error> {
+        let limit = self.config().max_frame_size.min(max_message);
+        self.establish(transport, Role::Acceptor, limit, Some(from))
+            .await
     }
 
     async fn establish(

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::channel::oneshot;
+use futures::channel::{mpsc, oneshot};
 use futures::future::AbortHandle;
 
 use crate::auth::{Authenticate, Authorize};
@@ -15,8 +15,9 @@ use crate::error::Error;
 use crate::middleware::Middleware;
 use crate::outbox::NodeQueue;
 use crate::peer_id::PeerId;
+use crate::pool::Pool;
 use crate::registry::Registry;
-use crate::runtime::Runtime;
+use crate::runtime::{BoxFuture, Runtime};
 use crate::sync::lock;
 
 /// A snapshot of what a node holds, from [`Node::stats`].
@@ -47,6 +48,84 @@ pub(crate) struct Kept {
 
 /// The peers a node keeps connected.
 pub(crate) type KeptPeers = std::sync::Mutex<std::collections::HashMap<PeerId, Kept>>;
+
+/// A change in the peers a node sees, from [`Node::events`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerEvent {
+    /// The peer is there: connected, or seen on the NATS cluster. `pools` are the pools it
+    /// said it is a member of.
+    Up {
+        /// The peer.
+        peer: PeerId,
+        /// Its pools.
+        pools: Vec<Pool>,
+    },
+    /// The peer is gone: no connection to it is left and the cluster no longer sees it.
+    Down {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// Why a node counts a peer as up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// A connection (over any transport) has finished its handshake.
+    Connected = 1,
+    /// Its heartbeats arrive on the NATS cluster.
+    #[cfg_attr(
+        not(all(feature = "nats", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    OnCluster = 2,
+}
+
+/// The peers a node counts as up, why, and who listens.
+#[derive(Default)]
+pub(crate) struct Membership {
+    pub(crate) up: HashMap<PeerId, (u8, Vec<Pool>)>,
+    pub(crate) listeners: Vec<mpsc::UnboundedSender<PeerEvent>>,
+}
+
+pub(crate) type MembershipState = std::sync::Mutex<Membership>;
+
+impl Membership {
+    pub(crate) fn tell(&mut self, event: &PeerEvent) {
+        self.listeners
+            .retain(|listener| listener.unbounded_send(event.clone()).is_ok());
+    }
+}
+
+/// Something that connects this node to a peer given only the peer's id.
+pub(crate) trait Directory: Send + Sync + 'static {
+    /// Dials `peer` and runs the handshake; the connection is in the node's table when it
+    /// returns `Ok`.
+    fn dial(&self, node: &Node, peer: &PeerId) -> BoxFuture<'static, Result<PeerId, Error>>;
+
+    /// The members of `pool` the directory knows of.
+    fn members(&self, pool: &Pool) -> Vec<PeerId>;
+
+    /// Asks the directory for one member of `pool`, other than those in `tried` where it can
+    /// tell; fails with [`Error::NoMembers`] when the pool has none.
+    fn pick(
+        &self,
+        node: &Node,
+        pool: &Pool,
+        tried: &[PeerId],
+    ) -> BoxFuture<'static, Result<PeerId, Error>>;
+}
+
+/// The node's directory, if it has joined one, and the calls waiting for a dial under way.
+#[derive(Default)]
+pub(crate) struct Dialing {
+    pub(crate) directory: Option<Arc<dyn Directory>>,
+    /// One dial per peer at a time; every call to it waits for that one.
+    pub(crate) waiting: HashMap<PeerId, Vec<oneshot::Sender<Result<PeerId, Error>>>>,
+}
+
+/// The state a node keeps for dialling on demand.
+pub(crate) type DialingState = std::sync::Mutex<Dialing>;
 
 /// What a [`Node`] is made of, as its builder gathered it.
 pub(crate) struct Setup {
@@ -133,10 +212,10 @@ struct Inner {
     /// What all its connections have queued, against `max_queued_bytes_total`.
     queued: Arc<NodeQueue>,
     kept: KeptPeers,
-    dialing: crate::directory::DialingState,
-    membership: crate::events::MembershipState,
+    dialing: DialingState,
+    membership: MembershipState,
     /// Idempotency keys of the calls this node serves.
-    once: Arc<crate::once::OnceTable>,
+    once: Arc<crate::connection::Once>,
     shut_down: std::sync::atomic::AtomicBool,
     /// The application's handles (`counted` ones).
     handles: std::sync::atomic::AtomicUsize,
@@ -278,6 +357,11 @@ impl Node {
         self.inner.registry
     }
 
+    /// The pools this node is a member of.
+    pub fn pools(&self) -> &[Pool] {
+        &self.config().pools
+    }
+
     /// The peers connected now, and those on a NATS cluster this node has joined (which a
     /// call reaches by id); [`Node::events`] tells the changes.
     pub fn peers(&self) -> Vec<PeerId> {
@@ -302,7 +386,7 @@ impl Node {
             let mut connections = lock(&self.inner.connections);
             let conn = connections.remove(peer);
             if conn.is_some() {
-                self.seen_down(peer, crate::events::Seen::Connected);
+                self.seen_down(peer, Seen::Connected);
             }
             conn
         };
@@ -321,7 +405,7 @@ impl Node {
         let all: Vec<_> = lock(&self.inner.connections).drain().collect();
         for (peer, conn) in all {
             conn.close();
-            self.seen_down(&peer, crate::events::Seen::Connected);
+            self.seen_down(&peer, Seen::Connected);
         }
         self.end_events();
         self.inner.stopped.stop();
@@ -445,13 +529,13 @@ impl Node {
     /// Tells that `conn`, its handshake done, is up: unless it has left the table meanwhile
     /// (a disconnect or a shutdown during the handshake), which would leave an `Up` with no
     /// `Down` to follow.
-    pub(crate) fn announce_connected(&self, conn: &Arc<Connection>, pools: &[crate::Pool]) {
+    pub(crate) fn announce_connected(&self, conn: &Arc<Connection>, pools: &[crate::pool::Pool]) {
         let connections = lock(&self.inner.connections);
         if connections
             .get(conn.peer())
             .is_some_and(|c| Arc::ptr_eq(c, conn))
         {
-            self.seen_up(conn.peer(), crate::events::Seen::Connected, pools);
+            self.seen_up(conn.peer(), Seen::Connected, pools);
         }
     }
 
@@ -465,7 +549,7 @@ impl Node {
             // Told under the table's lock, so a replacement's `Up` cannot come in between.
             // Only a connection that finished its handshake was told as up.
             if ours && connections.remove(conn.peer()).is_some() && conn.peer_bodies().is_some() {
-                self.seen_down(conn.peer(), crate::events::Seen::Connected);
+                self.seen_down(conn.peer(), Seen::Connected);
             }
         }
         conn.close();
@@ -482,7 +566,7 @@ impl Node {
     }
 
     /// The connected peers that said they are members of `pool`.
-    pub(crate) fn connected_members(&self, pool: &crate::Pool) -> Vec<PeerId> {
+    pub(crate) fn connected_members(&self, pool: &crate::pool::Pool) -> Vec<PeerId> {
         lock(&self.inner.connections)
             .values()
             .filter(|conn| conn.in_pool(pool) && conn.peer_bodies().is_some())
@@ -494,7 +578,7 @@ impl Node {
     /// of this node's calls in flight.
     pub(crate) fn least_busy_member(
         &self,
-        pool: &crate::Pool,
+        pool: &crate::pool::Pool,
         body: &str,
         tried: &[PeerId],
     ) -> Option<Arc<Connection>> {
@@ -514,15 +598,15 @@ impl Node {
         &self.inner.kept
     }
 
-    pub(crate) fn dialing(&self) -> &crate::directory::DialingState {
+    pub(crate) fn dialing(&self) -> &DialingState {
         &self.inner.dialing
     }
 
-    pub(crate) fn membership(&self) -> &crate::events::MembershipState {
+    pub(crate) fn membership(&self) -> &MembershipState {
         &self.inner.membership
     }
 
-    pub(crate) fn once(&self) -> &Arc<crate::once::OnceTable> {
+    pub(crate) fn once(&self) -> &Arc<crate::connection::Once> {
         &self.inner.once
     }
 

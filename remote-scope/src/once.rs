@@ -11,9 +11,8 @@
 //! [`Frame::InvokeOnce`]: crate::protocol::Frame::InvokeOnce
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, Weak};
+use std::sync::Mutex;
 
-use crate::connection::Connection;
 use crate::peer_id::PeerId;
 use crate::protocol::{Encoded, Failure};
 use crate::sync::lock;
@@ -27,9 +26,9 @@ pub(crate) const JOINED: usize = 64;
 
 type Key = (PeerId, u64);
 
-enum Entry {
-    /// The first run goes on; these repeats (connection, request id) wait for its result.
-    Running(Vec<(Weak<Connection>, u64)>),
+enum Entry<W> {
+    /// The first run goes on; these repeats wait for its result.
+    Running(Vec<W>),
     /// It finished with this result.
     Done(Result<Encoded, Failure>),
 }
@@ -44,13 +43,22 @@ pub(crate) enum Begin {
     Joined,
 }
 
-/// The node's table of keys.
-#[derive(Default)]
-pub(crate) struct OnceTable(Mutex<Inner>);
+/// The node's table of keys; `W` is what a waiting repeat is to be answered by (a connection
+/// and a request id), which the table hands back when the first run is over.
+pub(crate) struct OnceTable<W>(Mutex<Inner<W>>);
 
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<Key, Entry>,
+impl<W> Default for OnceTable<W> {
+    fn default() -> Self {
+        OnceTable(Mutex::new(Inner {
+            entries: HashMap::new(),
+            finished: VecDeque::new(),
+            bytes: 0,
+        }))
+    }
+}
+
+struct Inner<W> {
+    entries: HashMap<Key, Entry<W>>,
     /// Finished keys, oldest first, and the bytes of their results.
     finished: VecDeque<(Key, usize)>,
     bytes: usize,
@@ -63,15 +71,17 @@ fn copy(result: &Result<Encoded, Failure>) -> Result<Encoded, Failure> {
     }
 }
 
-impl OnceTable {
-    /// A call from `caller` with `key` arrived on `conn` as request `id`.
-    pub(crate) fn begin(
-        &self,
-        caller: &PeerId,
-        key: u64,
-        conn: Weak<Connection>,
-        id: u64,
-    ) -> Begin {
+/// What the first run's end means for the repeats that waited: answer them with this.
+pub(crate) fn answer_for(result: Option<&Result<Encoded, Failure>>) -> Result<Encoded, Failure> {
+    match result {
+        Some(result) => copy(result),
+        None => Err(Failure::Interrupted),
+    }
+}
+
+impl<W> OnceTable<W> {
+    /// A call from `caller` with `key` arrived, to be answered by `waiter` if it must wait.
+    pub(crate) fn begin(&self, caller: &PeerId, key: u64, waiter: W) -> Begin {
         let mut inner = lock(&self.0);
         match inner.entries.get_mut(&(caller.clone(), key)) {
             None => {
@@ -82,7 +92,7 @@ impl OnceTable {
             }
             Some(Entry::Done(result)) => Begin::Answer(copy(result)),
             Some(Entry::Running(joined)) if joined.len() < JOINED => {
-                joined.push((conn, id));
+                joined.push(waiter);
                 Begin::Joined
             }
             Some(Entry::Running(_)) => Begin::Answer(Err(Failure::Busy {
@@ -91,51 +101,42 @@ impl OnceTable {
         }
     }
 
-    /// The run for `caller`'s `key` is over: with `result`, or stopped (`None`). Answers the
-    /// repeats that waited; keeps a result of a body that ran, forgets a run that did not
-    /// start or did not finish (a repeat then runs it).
+    /// The run for `caller`'s `key` is over: with `result`, or stopped (`None`). Keeps a
+    /// result of a body that ran, forgets a run that did not start or did not finish (a
+    /// repeat then runs it), and returns the repeats that waited, to be answered with
+    /// [`answer_for`] the result.
     pub(crate) fn finish(
         &self,
         caller: &PeerId,
         key: u64,
         result: Option<&Result<Encoded, Failure>>,
-    ) {
+    ) -> Vec<W> {
         let key = (caller.clone(), key);
-        let joined = {
-            let mut inner = lock(&self.0);
-            let Some(Entry::Running(joined)) = inner.entries.remove(&key) else {
-                return;
-            };
-            let ran = match result {
-                Some(Ok(_)) => true,
-                Some(Err(failure)) => matches!(
-                    failure,
-                    Failure::Panicked { .. } | Failure::EncodeResult { .. }
-                ),
-                None => false,
-            };
-            if let (true, Some(result)) = (ran, result) {
-                let bytes = result.as_ref().map_or(64, |v| v.as_slice().len() + 64);
-                inner.entries.insert(key.clone(), Entry::Done(copy(result)));
-                inner.finished.push_back((key, bytes));
-                inner.bytes += bytes;
-                while inner.finished.len() > KEPT || inner.bytes > KEPT_BYTES {
-                    let Some((old, bytes)) = inner.finished.pop_front() else {
-                        break;
-                    };
-                    inner.bytes -= bytes;
-                    inner.entries.remove(&old);
-                }
-            }
-            joined
+        let mut inner = lock(&self.0);
+        let Some(Entry::Running(joined)) = inner.entries.remove(&key) else {
+            return Vec::new();
         };
-        for (conn, id) in joined {
-            let Some(conn) = conn.upgrade() else { continue };
-            let answer = match result {
-                Some(result) => copy(result),
-                None => Err(Failure::Interrupted),
-            };
-            conn.answer(id, answer);
+        let ran = match result {
+            Some(Ok(_)) => true,
+            Some(Err(failure)) => matches!(
+                failure,
+                Failure::Panicked { .. } | Failure::EncodeResult { .. }
+            ),
+            None => false,
+        };
+        if let (true, Some(result)) = (ran, result) {
+            let bytes = result.as_ref().map_or(64, |v| v.as_slice().len() + 64);
+            inner.entries.insert(key.clone(), Entry::Done(copy(result)));
+            inner.finished.push_back((key, bytes));
+            inner.bytes += bytes;
+            while inner.finished.len() > KEPT || inner.bytes > KEPT_BYTES {
+                let Some((old, bytes)) = inner.finished.pop_front() else {
+                    break;
+                };
+                inner.bytes -= bytes;
+                inner.entries.remove(&old);
+            }
         }
+        joined
     }
 }

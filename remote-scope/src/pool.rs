@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::node::Node;
 use crate::peer_id::PeerId;
 
 /// A named group of peers that serve the same bodies; used where a peer goes, a call runs on
@@ -48,23 +46,27 @@ impl Pool {
         &self.0
     }
 
-    /// Whether the name is one a node can serve.
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        let ok = (1..=128).contains(&self.0.len())
+    /// Whether the name is one a node can serve: 1 to 128 letters, digits, `_` or `-`.
+    ///
+    /// ```
+    /// use remote_scope::Pool;
+    /// assert!(Pool::new("resize-v2").is_valid());
+    /// assert!(!Pool::new("a.b").is_valid());
+    /// ```
+    pub fn is_valid(&self) -> bool {
+        (1..=128).contains(&self.0.len())
             && self
                 .0
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::Setup {
-                reason: format!(
-                    "the pool name {:?} is not valid: 1 to 128 letters, digits, `_` or `-`",
-                    &*self.0
-                ),
-            })
-        }
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// Why this name is not valid, for errors.
+    pub(crate) fn refusal(&self) -> String {
+        format!(
+            "the pool name {:?} is not valid: 1 to 128 letters, digits, `_` or `-`",
+            &*self.0
+        )
     }
 }
 
@@ -93,26 +95,6 @@ pub enum Target {
     Peer(PeerId),
     /// One member of this pool, chosen when the call starts.
     Pool(Pool),
-}
-
-impl Node {
-    /// The members of `pool` this node knows of now: connected peers that said they are
-    /// members, and members on a NATS cluster the node has joined.
-    pub fn members(&self, pool: &Pool) -> Vec<PeerId> {
-        let mut members = self.connected_members(pool);
-        for member in self.directory_members(pool) {
-            if !members.contains(&member) {
-                members.push(member);
-            }
-        }
-        members.sort();
-        members
-    }
-
-    /// The pools this node is a member of.
-    pub fn pools(&self) -> &[Pool] {
-        &self.config().pools
-    }
 }
 
 impl From<String> for Pool {

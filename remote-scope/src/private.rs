@@ -85,7 +85,7 @@ fn encode_value<R>(encode: Encoder<R>, value: &R) -> Result<Encoded, Failure> {
 
 /// The call a `remote!` evaluates to.
 pub fn call<C, R>(
-    peer: crate::Target,
+    peer: crate::pool::Target,
     body: &'static str,
     checked: &'static ResultTypeChecked,
     captures: &C,

@@ -128,7 +128,7 @@ pub struct Hello {
     pub limits: Limits,
     /// The pools the sender is a member of ([`NodeBuilder::pool`](crate::NodeBuilder::pool)).
     #[serde(default)]
-    pub pools: Vec<crate::Pool>,
+    pub pools: Vec<crate::pool::Pool>,
 }
 
 /// What a peer accepts from the other, told in its [`Hello`]. Both count encoded bytes.
@@ -599,7 +599,7 @@ mod tests {
                 bodies: 0,
                 token: Some("s3cret".into()),
                 limits: Limits::default(),
-                pools: vec![crate::Pool::new("resize")],
+                pools: vec![crate::pool::Pool::new("resize")],
             }),
         ];
         for frame in frames {

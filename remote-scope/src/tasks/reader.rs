@@ -56,7 +56,7 @@ impl Connection {
                 let id = invoke.id;
                 let begin = node
                     .once()
-                    .begin(self.peer(), key, Arc::downgrade(self), id);
+                    .begin(self.peer(), key, (Arc::downgrade(self), id));
                 match begin {
                     crate::once::Begin::Run => {
                         self.keyed(id, key);

@@ -58,8 +58,10 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::error::Error;
-use crate::node::Node;
-use router::{Dialer, Router};
+use crate::node::{Directory, Node};
+use crate::peer_id::PeerId;
+use crate::runtime::BoxFuture;
+use router::Router;
 
 /// How a node joins a NATS cluster: the subject prefix its nodes share, and the NATS client's
 /// own options (credentials, TLS, timeouts).
@@ -161,7 +163,7 @@ impl Nats {
     }
 
     /// The peers on the cluster now, from their heartbeats (this node aside).
-    pub fn peers_on_cluster(&self) -> Vec<crate::PeerId> {
+    pub fn peers_on_cluster(&self) -> Vec<crate::peer_id::PeerId> {
         let mut peers = self.router.presence.peers();
         peers.sort();
         peers
@@ -392,4 +394,31 @@ async fn publish_heartbeat(router: &Router, node: &Node, leaving: bool) -> Resul
         .publish(presence::subject(&router.prefix, node.id()), beat.encode())
         .await
         .map_err(|e| Error::transport_caused("publishing a heartbeat on NATS failed", e))
+}
+
+/// The router as the node's directory.
+struct Dialer(Arc<Router>);
+
+impl Directory for Dialer {
+    fn dial(&self, node: &Node, peer: &PeerId) -> BoxFuture<'static, Result<PeerId, Error>> {
+        let router = Arc::clone(&self.0);
+        let node = node.clone();
+        let peer = peer.clone();
+        Box::pin(async move { router.dial(&node, &peer).await })
+    }
+
+    fn members(&self, pool: &crate::pool::Pool) -> Vec<PeerId> {
+        self.0.presence.members(pool)
+    }
+
+    fn pick(
+        &self,
+        node: &Node,
+        pool: &crate::pool::Pool,
+        tried: &[PeerId],
+    ) -> BoxFuture<'static, Result<PeerId, Error>> {
+        let router = Arc::clone(&self.0);
+        let (node, pool, tried) = (node.clone(), pool.clone(), tried.to_vec());
+        Box::pin(async move { pools::pick(&router, &node, &pool, &tried).await })
+    }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::events::Seen::OnCluster;
 use crate::node::Node;
+use crate::node::Seen::OnCluster;
 use crate::peer_id::PeerId;
 use crate::pool::Pool;
 use crate::sync::lock;
@@ -52,7 +52,7 @@ impl Heartbeat {
     /// A heartbeat as received: anything on the subject may be sent by anyone on the cluster.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Heartbeat> {
         let beat: Heartbeat = rmp_serde::from_slice(bytes).ok()?;
-        let pools_ok = beat.pools.len() <= 1024 && beat.pools.iter().all(|p| p.check().is_ok());
+        let pools_ok = beat.pools.len() <= 1024 && beat.pools.iter().all(Pool::is_valid);
         (beat.peer.is_valid() && pools_ok && beat.every_ms > 0).then_some(beat)
     }
 

@@ -12,14 +12,11 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 
 use super::presence::Presence;
-use super::session::{self, Session, QUEUED_FRAMES};
+use super::session::{self, Session, Sessions, QUEUED_FRAMES};
 use super::subjects;
-use crate::directory::Directory;
 use crate::error::Error;
-use crate::handshake::Role;
 use crate::node::{Node, WeakNode};
 use crate::peer_id::PeerId;
-use crate::runtime::BoxFuture;
 use crate::sync::lock;
 
 /// How every `Hello` frame begins (`{"Hello": `, see the protocol's pinned layout): only a
@@ -111,6 +108,22 @@ struct ToNode {
     queued: Arc<AtomicUsize>,
 }
 
+impl Sessions for Router {
+    /// Takes a session out of the table (its node has let go of it).
+    fn forget(&self, key: &(PeerId, u64)) {
+        lock(&self.sessions).remove(key);
+    }
+
+    /// Ends a session with `error`: the node reads it and closes the connection.
+    fn end(&self, key: &(PeerId, u64), error: Error) {
+        if let Some(mut to_node) = lock(&self.sessions).remove(key) {
+            // Full means the node is behind on this session; dropping the sender ends it
+            // after what is queued.
+            let _ = to_node.frames.try_send(Err(error));
+        }
+    }
+}
+
 impl Router {
     pub(super) fn new(
         client: async_nats::Client,
@@ -175,7 +188,7 @@ impl Router {
             subject,
             back,
             to_publish,
-            Arc::clone(self),
+            Arc::clone(self) as Arc<dyn Sessions>,
             key.clone(),
         )));
         Session {
@@ -183,21 +196,7 @@ impl Router {
             queued,
             outgoing,
             key,
-            router: Arc::downgrade(self),
-        }
-    }
-
-    /// Takes a session out of the table (its node has let go of it).
-    pub(super) fn forget(&self, key: &(PeerId, u64)) {
-        lock(&self.sessions).remove(key);
-    }
-
-    /// Ends a session with `error`: the node reads it and closes the connection.
-    pub(super) fn end(&self, key: &(PeerId, u64), error: Error) {
-        if let Some(mut to_node) = lock(&self.sessions).remove(key) {
-            // Full means the node is behind on this session; dropping the sender ends it
-            // after what is queued.
-            let _ = to_node.frames.try_send(Err(error));
+            router: Arc::downgrade(&(Arc::clone(self) as Arc<dyn Sessions>)),
         }
     }
 
@@ -308,10 +307,7 @@ impl Router {
             // The sender's id is the subject's, which the cluster's permissions guard
             // (SECURITY.md): the handshake holds the `Hello` to it, and a peer whose NATS link
             // broke (or that restarted) replaces its old session here if that has gone silent.
-            if let Err(e) = task_node
-                .establish_within(transport, Role::Acceptor, max_frame, &peer)
-                .await
-            {
+            if let Err(e) = task_node.accept_within(transport, max_frame, &peer).await {
                 tracing::debug!(%peer, error = %e, "a NATS session's handshake failed");
             }
         }));
@@ -330,33 +326,6 @@ impl Router {
             peer: key.0.clone(),
         };
         self.end(&key, error);
-    }
-}
-
-/// The router as the node's directory.
-pub(super) struct Dialer(pub(super) Arc<Router>);
-
-impl Directory for Dialer {
-    fn dial(&self, node: &Node, peer: &PeerId) -> BoxFuture<'static, Result<PeerId, Error>> {
-        let router = Arc::clone(&self.0);
-        let node = node.clone();
-        let peer = peer.clone();
-        Box::pin(async move { router.dial(&node, &peer).await })
-    }
-
-    fn members(&self, pool: &crate::Pool) -> Vec<PeerId> {
-        self.0.presence.members(pool)
-    }
-
-    fn pick(
-        &self,
-        node: &Node,
-        pool: &crate::Pool,
-        tried: &[PeerId],
-    ) -> BoxFuture<'static, Result<PeerId, Error>> {
-        let router = Arc::clone(&self.0);
-        let (node, pool, tried) = (node.clone(), pool.clone(), tried.to_vec());
-        Box::pin(async move { super::pools::pick(&router, &node, &pool, &tried).await })
     }
 }
 
@@ -382,9 +351,7 @@ impl Router {
             let session = crate::random::random_u64();
             let transport = self.open(node, peer.clone(), session, None);
             let underway = Underway::new(self, peer, true);
-            let dialled = node
-                .establish_within(transport, Role::Connector, self.max_frame, peer)
-                .await;
+            let dialled = node.connect_within(transport, self.max_frame, peer).await;
             drop(underway);
             match dialled {
                 Err(Error::NotConnected { .. })

@@ -12,9 +12,16 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::{Sink, Stream, StreamExt};
 
-use super::router::Router;
 use crate::error::Error;
 use crate::peer_id::PeerId;
+
+/// The table of sessions a session is kept in (the router's).
+pub(super) trait Sessions: Send + Sync {
+    /// Takes the session out of the table: the node has let go of it.
+    fn forget(&self, key: &(PeerId, u64));
+    /// Ends the session with `error`, which the node reads.
+    fn end(&self, key: &(PeerId, u64), error: Error);
+}
 
 /// How many frames may wait for the node to read them, and for the publisher to send them.
 /// Both drain at once in normal use; the bound makes a stalled side push back, not pile up.
@@ -28,7 +35,7 @@ pub(crate) struct Session {
     pub(super) outgoing: mpsc::Sender<Bytes>,
     /// Takes the session out of the router's table when the node lets go of it.
     pub(super) key: (PeerId, u64),
-    pub(super) router: Weak<Router>,
+    pub(super) router: Weak<dyn Sessions>,
 }
 
 impl Drop for Session {
@@ -86,7 +93,7 @@ pub(super) async fn publish(
     subject: String,
     back: String,
     mut frames: mpsc::Receiver<Bytes>,
-    router: Arc<Router>,
+    router: Arc<dyn Sessions>,
     key: (PeerId, u64),
 ) {
     let (subject, back) = (
