@@ -238,8 +238,7 @@ impl Node {
         max_message: usize,
         from: &PeerId,
     ) -> Result<PeerId, Error> {
-        let limit = self.config().max_frame_size.min(max_message);
-        self.establish(transport, Role::Connector, limit, Some(from))
+        self.within(transport, Role::Connector, max_message, from)
             .await
     }
 
@@ -254,9 +253,19 @@ impl Node {
         max_message: usize,
         from: &PeerId,
     ) -> Result<PeerId, Error> {
-        let limit = self.config().max_frame_size.min(max_message);
-        self.establish(transport, Role::Acceptor, limit, Some(from))
+        self.within(transport, Role::Acceptor, max_message, from)
             .await
+    }
+
+    async fn within(
+        &self,
+        transport: impl Transport,
+        role: Role,
+        max_message: usize,
+        from: &PeerId,
+    ) -> Result<PeerId, Error> {
+        let limit = self.config().max_frame_size.min(max_message);
+        self.establish(transport, role, limit, Some(from)).await
     }
 
     async fn establish(

@@ -290,29 +290,22 @@ impl Node {
                 return Err(e);
             }
         };
-        let reading = Arc::clone(&router);
-        let stopped = self.stopped();
+        let (reading, stopped) = (Arc::clone(&router), self.stopped());
         self.runtime().spawn(Box::pin(async move {
             let read = async {
                 while let Some(message) = frames.next().await {
                     reading.deliver(&message.subject, message.payload);
                 }
             };
-            futures::pin_mut!(read, stopped);
-            futures::future::select(read, stopped).await;
+            until(stopped, read).await;
             reading.end_all(&Error::transport("the node has stopped"));
         }));
-        let hearing = Arc::clone(&router);
-        let stopped = self.stopped();
-        self.runtime().spawn(Box::pin(async move {
-            let read = async {
-                while let Some(message) = statuses.next().await {
-                    hearing.status(&message.subject, message.status);
-                }
-            };
-            futures::pin_mut!(read, stopped);
-            futures::future::select(read, stopped).await;
-        }));
+        let (hearing, stopped) = (Arc::clone(&router), self.stopped());
+        self.runtime().spawn(Box::pin(until(stopped, async move {
+            while let Some(message) = statuses.next().await {
+                hearing.status(&message.subject, message.status);
+            }
+        })));
         for requests in pools {
             self.runtime().spawn(Box::pin(pools::answer(
                 self.downgrade(),
@@ -360,8 +353,7 @@ impl Node {
                     tick += 1;
                 }
             };
-            futures::pin_mut!(beat, stopped);
-            futures::future::select(beat, stopped).await;
+            until(stopped, beat).await;
             if beating.has_left() {
                 return;
             }
@@ -379,6 +371,15 @@ impl Node {
             node: self.internal(),
         })
     }
+}
+
+/// Runs `work` until it ends or `stopped` completes (the node has stopped).
+async fn until(
+    stopped: impl std::future::Future<Output = ()>,
+    work: impl std::future::Future<Output = ()>,
+) {
+    futures::pin_mut!(stopped, work);
+    futures::future::select(work, stopped).await;
 }
 
 /// Tells the cluster this node is there (or, `leaving`, that it goes).
