@@ -331,10 +331,16 @@ impl Connection {
 
     /// The run of request `id` is over (with `result`, or stopped): if it carried a key, the
     /// node's table keeps its result and answers the repeats that waited on it.
+    #[inline]
     pub(crate) fn keyed_over(&self, id: u64, result: Option<&Result<Encoded, protocol::Failure>>) {
-        if self.keyed_count.load(Ordering::Acquire) == 0 {
-            return;
+        // One load for the calls without a key, which are nearly all.
+        if self.keyed_count.load(Ordering::Acquire) != 0 {
+            self.keyed_over_slow(id, result);
         }
+    }
+
+    #[cold]
+    fn keyed_over_slow(&self, id: u64, result: Option<&Result<Encoded, protocol::Failure>>) {
         let key = {
             let mut running = lock(&self.running);
             // A peer may reuse a request id only after its answer, so the id is the request.
@@ -347,19 +353,24 @@ impl Connection {
         }
     }
 
+    #[cold]
+    fn too_large(&self, value: &Encoded) -> protocol::Failure {
+        protocol::Failure::EncodeResult {
+            reason: format!(
+                "the value is {} bytes, more than the {} the caller accepts in a frame",
+                value.as_slice().len(),
+                self.limits.result_fits
+            ),
+        }
+    }
+
     /// Queues the answer to request `id`.
     pub(crate) fn answer(&self, id: u64, result: Result<Encoded, protocol::Failure>) {
         // A value the peer would refuse as a frame (and close the connection over) is told as
         // a failure of this call instead.
         let result = match result {
             Ok(value) if value.as_slice().len() > self.limits.result_fits => {
-                Err(protocol::Failure::EncodeResult {
-                    reason: format!(
-                        "the value is {} bytes, more than the {} the caller accepts in a frame",
-                        value.as_slice().len(),
-                        self.limits.result_fits
-                    ),
-                })
+                Err(self.too_large(&value))
             }
             other => other,
         };

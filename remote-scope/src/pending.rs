@@ -71,6 +71,7 @@ impl Pending {
 
     /// Registers call `id`, due at `deadline`, whose caller `waker` wakes. `Ok(true)` when the
     /// timer task must be woken: the call is due sooner than anything it waits for.
+    #[inline]
     pub(crate) fn register(
         &mut self,
         id: u64,
@@ -91,6 +92,7 @@ impl Pending {
 
     /// Hands the reply `make` makes to call `id` and returns its caller to wake, if the call is
     /// still waiting; a reply for a call that timed out or was dropped is moot, and not made.
+    #[inline]
     pub(crate) fn answer(&mut self, id: u64, make: impl FnOnce() -> Reply) -> Option<Waker> {
         let entry = self.calls.get_mut(&id)?;
         if let State::Replied(_) = entry.state {
@@ -104,6 +106,7 @@ impl Pending {
 
     /// The caller's side: the reply once it is there (the entry then goes), else `Pending`
     /// with the caller's waker kept for the reader.
+    #[inline]
     pub(crate) fn poll(&mut self, id: u64, cx: &Context<'_>) -> Poll<Ended> {
         let Some(entry) = self.calls.get_mut(&id) else {
             return Poll::Ready(Ended::Disconnected);
