@@ -469,9 +469,9 @@ impl<R> Call<R> {
             _ => true,
         };
         let again = (never_ran || lost) && pool.retries > 0 && time_left;
-        let captures = match (&pool.captures, again) {
-            (Some(captures), true) => captures.duplicate(),
-            _ => return Poll::Ready(Err(error)),
+        // The kept copy goes out; `begin_pool` keeps a copy of it in turn.
+        let (Some(captures), true) = (pool.captures.take(), again) else {
+            return Poll::Ready(Err(error));
         };
         pool.retries -= 1;
         if let Some(member) = member {

@@ -254,15 +254,21 @@ impl Router {
             // A frame of a session this side no longer has (it ended here while the peer's
             // close was lost, say): tell the peer it is over, so it fails its calls there now.
             None => {
-                let back = subjects::frames(&self.prefix, &key.0, &self.id, key.1);
-                let client = self.client.clone();
                 if let Some(node) = self.node.live() {
-                    node.runtime().spawn(Box::pin(async move {
-                        let _ = client.publish(back, Bytes::new()).await;
-                    }));
+                    self.tell_closed(&node, &key);
                 }
             }
         }
+    }
+
+    /// Tells the peer of session `key` that it is over here: the empty message a session's
+    /// publisher sends when it closes.
+    fn tell_closed(&self, node: &Node, key: &(PeerId, u64)) {
+        let back = subjects::frames(&self.prefix, &key.0, &self.id, key.1);
+        let client = self.client.clone();
+        node.runtime().spawn(Box::pin(async move {
+            let _ = client.publish(back, Bytes::new()).await;
+        }));
     }
 
     /// A peer opened a session: run the handshake as the accepting side.
@@ -288,11 +294,7 @@ impl Router {
             // Both sides dial at once: the session the lower id opened wins, on both sides.
             if handshakes.dialling.contains_key(&peer) && self.id < peer {
                 drop(handshakes);
-                let back = subjects::frames(&self.prefix, &peer, &self.id, session);
-                let client = self.client.clone();
-                node.runtime().spawn(Box::pin(async move {
-                    let _ = client.publish(back, Bytes::new()).await;
-                }));
+                self.tell_closed(&node, &(peer, session));
                 return;
             }
         }
