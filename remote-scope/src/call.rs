@@ -171,6 +171,15 @@ impl<R> Call<R> {
         self
     }
 
+    /// Cuts the call's timeout to `most` if it is longer (`default`: the node's, when the call
+    /// has none of its own). Before the call is first polled, as `timeout`.
+    pub(crate) fn timeout_at_most(mut self, most: Duration, default: Duration) -> Self {
+        if let State::Start(start) = &mut self.state {
+            start.timeout = Some(start.timeout.unwrap_or(default).min(most));
+        }
+        self
+    }
+
     /// Calls from `node` instead of the current node (useful outside [`Node::run`]). (Set
     /// before the call is first polled; later it changes nothing.)
     pub fn on(mut self, node: &Node) -> Self {

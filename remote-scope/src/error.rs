@@ -393,6 +393,47 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`patterns`](crate::patterns) helper was given no peers (or no replicas) to run on.
+    /// Nothing ran.
+    #[error(
+        "`{pattern}` was given no peers to run on; nothing ran (for the members of a pool, \
+         pass `node.members(&pool)`)"
+    )]
+    NoPeers {
+        /// The helper: `first_success`, `retry`, `quorum`, ...
+        pattern: String,
+    },
+
+    /// Every peer a [`patterns`](crate::patterns) helper tried failed; `errors` holds each
+    /// failure, in the order they came.
+    #[error("{}", all_failed(errors))]
+    AllFailed {
+        /// One error per failed attempt.
+        errors: Vec<Error>,
+    },
+
+    /// [`patterns::quorum`](crate::patterns::quorum) found no majority of its replicas
+    /// agreeing on one value.
+    #[error(
+        "no quorum: {agreed} of {replicas} replicas agreed, {needed} needed ({} disagreed, {} \
+         failed{})",
+        disagreed.len(),
+        errors.len(),
+        first_error(errors)
+    )]
+    NoQuorum {
+        /// Replicas asked.
+        replicas: usize,
+        /// Replicas that had to agree.
+        needed: usize,
+        /// The size of the largest group of replicas that agreed.
+        agreed: usize,
+        /// Replicas that answered with another value than the largest group's.
+        disagreed: Vec<PeerId>,
+        /// The replicas that failed to answer.
+        errors: Vec<Error>,
+    },
+
     /// The node could not start (for example: no async runtime to run on).
     #[error("node setup failed: {reason}")]
     Setup {
@@ -463,6 +504,20 @@ impl From<BodyError> for Error {
     }
 }
 
+fn all_failed(errors: &[Error]) -> String {
+    match errors {
+        [] => "every attempt failed".to_owned(),
+        [only] => format!("the only attempt failed: {only}"),
+        [.., last] => format!("all {} attempts failed; the last: {last}", errors.len()),
+    }
+}
+
+fn first_error(errors: &[Error]) -> String {
+    errors
+        .first()
+        .map_or(String::new(), |e| format!("; the first failure: {e}"))
+}
+
 fn tried_text(tried: &[PeerId]) -> String {
     if tried.is_empty() {
         String::new()
@@ -508,7 +563,19 @@ impl Error {
                 | Error::Disconnected { .. }
                 | Error::Timeout { .. }
                 | Error::Body { .. }
-        )
+        ) || match self {
+            Error::AllFailed { errors } => errors.iter().any(Error::body_may_have_run),
+            // Replicas that answered ran it.
+            Error::NoQuorum {
+                agreed,
+                disagreed,
+                errors,
+                ..
+            } => {
+                *agreed > 0 || !disagreed.is_empty() || errors.iter().any(Error::body_may_have_run)
+            }
+            _ => false,
+        }
     }
 
     /// The peer the error is about, where there is one: the peer a failed call went to, or
@@ -762,6 +829,14 @@ mod tests {
              "peer `server` is shutting down and did not run `app::jobs::2ee355ec6c4b8744`: call another peer, or again once it is back"),
             (Error::Setup { reason: "no tokio runtime".into() },
              "node setup failed: no tokio runtime"),
+            (Error::NoPeers { pattern: "quorum".into() },
+             "`quorum` was given no peers to run on; nothing ran (for the members of a pool, pass `node.members(&pool)`)"),
+            (Error::AllFailed { errors: vec![Error::NotConnected { peer: PeerId::new("a") }, Error::ShuttingDown { peer: p(), body: b() }] },
+             "all 2 attempts failed; the last: peer `server` is shutting down and did not run `app::jobs::2ee355ec6c4b8744`: call another peer, or again once it is back"),
+            (Error::AllFailed { errors: vec![Error::NotConnected { peer: PeerId::new("a") }] },
+             "the only attempt failed: not connected to peer `a`: connect first (`Node::connect`), join a NATS cluster it is on (`Node::join_nats`), or keep the connection with `Node::keep_connected` so calls wait while it is redialled"),
+            (Error::NoQuorum { replicas: 3, needed: 2, agreed: 1, disagreed: vec![PeerId::new("b")], errors: vec![Error::Disconnected { peer: p(), body: b() }] },
+             "no quorum: 1 of 3 replicas agreed, 2 needed (1 disagreed, 1 failed; the first failure: connection to peer `server` was lost while `app::jobs::2ee355ec6c4b8744` was in flight; the body may have run)"),
         ]
     }
 
@@ -797,6 +872,9 @@ mod tests {
             Error::Body { .. } => 27,
             Error::ShuttingDown { .. } => 28,
             Error::NoMembers { .. } => 29,
+            Error::NoPeers { .. } => 30,
+            Error::AllFailed { .. } => 31,
+            Error::NoQuorum { .. } => 32,
         }
     }
 
@@ -808,7 +886,7 @@ mod tests {
         seen.dedup();
         assert_eq!(
             seen,
-            (0..=29).collect::<Vec<_>>(),
+            (0..=32).collect::<Vec<_>>(),
             "a variant without a sample"
         );
         for (error, expected) in samples {

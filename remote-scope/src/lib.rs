@@ -82,7 +82,8 @@
 //!
 //! [`protocol`] (wire format), [`Registry`], [`Node`] (peers and routing), [`transport`]
 //! (native WebSocket, browser WebSocket, in-memory, faulty), [`Middleware`], [`Authorize`],
-//! [`Reconnect`], [`runtime`] (the executor seam), [`Error`].
+//! [`Reconnect`], [`runtime`] (the executor seam), [`patterns`] (fan-out, first success,
+//! retries, placement by key, quorum, health), [`Error`].
 
 // Every public item says what it is; CI runs clippy with `-D warnings`.
 #![warn(missing_docs)]
@@ -114,6 +115,7 @@ mod middleware;
 mod node;
 mod once;
 mod outbox;
+pub mod patterns;
 mod peer_id;
 mod pending;
 mod pool;
