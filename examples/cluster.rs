@@ -4,7 +4,8 @@
 //!
 //! The program starts what it needs: a `nats-server` on a free port, and three worker
 //! processes (this program again, with `--worker`), each a member of the pool `words`. The
-//! coordinator sends each chunk of the text to the pool; a chunk whose worker dies is sent to
+//! coordinator maps the chunks of the text onto the pool (`patterns::gather`, 16 in flight)
+//! and adds up the counts that come back; a chunk whose worker dies is sent to
 //! another member (the calls are idempotent: counting a chunk twice changes nothing, and the
 //! idempotency key keeps any one worker from counting it twice). The totals come out the same
 //! as counting on one machine.
@@ -14,7 +15,7 @@ use std::io::BufRead;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use remote_scope::{remote, Error, Node, Pool};
+use remote_scope::{patterns, remote, Error, Node, Pool};
 
 const POOL: &str = "words";
 const WORKERS: usize = 3;
@@ -26,7 +27,7 @@ a chunk whose worker dies goes to another worker of the pool
 the totals are the same as on one machine";
 
 /// Counts the words of `chunk` on a member of the pool, taking its time like real work.
-async fn count(pool: &Pool, chunk: String) -> Result<(BTreeMap<String, u64>, String), Error> {
+async fn count(pool: Pool, chunk: String) -> Result<(BTreeMap<String, u64>, String), Error> {
     remote!(pool, [chunk: String], {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut counts = BTreeMap::new();
@@ -129,15 +130,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Each line, four times over, is a chunk of work.
     let chunks: Vec<String> = TEXT.lines().cycle().take(40).map(str::to_owned).collect();
-    let job =
-        coordinator.run({
-            let pool = pool.clone();
-            async move {
-                futures::future::join_all(chunks.iter().map(|c| count(&pool, c.clone()))).await
-            }
-        });
+    // Map on the pool's members, at most 16 chunks in flight; every result in chunk order.
+    let job = coordinator.run({
+        let pool = pool.clone();
+        async move {
+            let counts = chunks
+                .into_iter()
+                .map(move |chunk| count(pool.clone(), chunk));
+            patterns::gather(counts).in_flight(16).await
+        }
+    });
     let job = tokio::spawn(job);
-    // Every chunk is in flight now, a third of them on worker-2.
+    // The first 16 chunks are in flight now, a third of them on worker-2.
     tokio::time::sleep(Duration::from_millis(150)).await;
     workers[1].kill()?;
     workers[1].wait()?;

@@ -137,11 +137,9 @@ where
         }
     }
 
-    fn take_results(&mut self) -> Vec<<C::Item as Future>::Output> {
-        std::mem::take(&mut self.results)
-            .into_iter()
-            .flatten()
-            .collect()
+    /// The results, in the order of the calls (each one is there once the gather is done).
+    fn take_results(&mut self) -> impl Iterator<Item = <C::Item as Future>::Output> {
+        std::mem::take(&mut self.results).into_iter().flatten()
     }
 }
 
@@ -164,7 +162,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         match this.poll_calls(cx, |_| false) {
-            Poll::Ready(()) => Poll::Ready(this.take_results()),
+            Poll::Ready(()) => Poll::Ready(this.take_results().collect()),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -203,7 +201,7 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => match gather.stopped.take() {
                 Some(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Ready(gather.take_results().into_iter().collect()),
+                _ => Poll::Ready(gather.take_results().collect()),
             },
         }
     }
