@@ -62,7 +62,11 @@ fn every_body_of_this_binary_is_registered_once() {
         assert!(registry.contains(name), "{name} is not registered");
     }
     // `doubling` and `doubling_again` are one body; the library serves one of its own.
-    let ours = registry.names().into_iter().filter(|n| n.starts_with("names::")).count();
+    let ours = registry
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("names::"))
+        .count();
     assert_eq!(ours, 3);
     assert!(registry.contains(remote_scope::patterns::health_body()));
     assert_eq!(registry.len(), 4);

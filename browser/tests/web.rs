@@ -167,3 +167,58 @@ async fn per_call_timeout_works_in_the_browser() {
         .await;
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
 }
+
+#[wasm_bindgen_test]
+async fn the_patterns_run_in_the_browser_on_its_clock() {
+    let (node, server) = connected().await;
+    // A map over the server, 3 in flight, results in order.
+    let sums = node
+        .run(
+            remote_scope::patterns::gather(
+                (0..10_u64).map(|i| checks::sum_on_server(server.clone(), vec![i, i])),
+            )
+            .in_flight(3)
+            .fail_fast(),
+        )
+        .await;
+    assert_eq!(sums, Ok((0..10).map(|i| 2 * i).collect::<Vec<u64>>()));
+
+    // Retry: a peer that is not there, then the server, after a backoff on the page's timers.
+    let absent = PeerId::new("not-connected");
+    let retried = node
+        .run(
+            remote_scope::patterns::retry([absent, server.clone()], |peer| {
+                checks::sleep_on_server(peer.clone(), 0)
+            })
+            .deadline(Duration::from_secs(5)),
+        )
+        .await;
+    assert_eq!(retried, Ok(()));
+
+    // A hedge: the server sleeps 30 s on the first call; the second, 300 ms later, wins.
+    let started = js_sys::Date::now();
+    let mut first = true;
+    let hedged = node
+        .run(
+            remote_scope::patterns::first_success([server.clone(), server.clone()], |peer| {
+                let seconds = if std::mem::take(&mut first) { 30 } else { 0 };
+                checks::sleep_on_server(peer.clone(), seconds)
+            })
+            .hedge(Duration::from_millis(300)),
+        )
+        .await;
+    let took = js_sys::Date::now() - started;
+    assert!(hedged.is_ok(), "{hedged:?}");
+    assert!((250.0..5_000.0).contains(&took), "the hedge took {took} ms");
+
+    // The server's health, timed on the page's clock.
+    let health = node
+        .run(remote_scope::patterns::health(server.clone()))
+        .await
+        .expect("the server answers");
+    assert_eq!(health.peer, server);
+    assert!(
+        health.load.connections >= 1 && health.rtt > Duration::ZERO,
+        "{health:?}"
+    );
+}

@@ -16,6 +16,14 @@ use crate::protocol::{self, Bodies, Frame, Hello, Limits, Reject, PROTOCOL_VERSI
 use crate::tasks::spawn_tasks;
 use crate::transport::Transport;
 
+/// Every binary that connects to peers serves the health probe
+/// ([`patterns::health`](crate::patterns::health)): the linker keeps only the parts of a crate
+/// that something it keeps refers to, and a body's registration is found by no reference, so
+/// this one holds on to the probe's. (Without it, two builds could differ in having it, and
+/// their lists of bodies with them.)
+#[used]
+static HEALTH_PROBE: fn() -> &'static str = crate::patterns::health_body;
+
 /// Which side of the connection this peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
