@@ -850,3 +850,86 @@ async fn health_of_a_peer_that_died_is_an_error_naming_it() {
     let w2 = health[1].as_ref().expect("w2 answers");
     assert_eq!((w2.peer.as_str(), w2.load.connections), ("w2", 1));
 }
+
+#[tokio::test]
+async fn health_of_a_silent_peer_times_out_and_of_one_lost_mid_probe_is_disconnected() {
+    let hub = Node::builder()
+        .id("hub")
+        .default_timeout(Duration::from_millis(300))
+        .build()
+        .expect("hub");
+    // A peer that completes the handshake, then never answers.
+    let silent = common::RawPeer::connected_to(&hub, "silent").await;
+    let started = Instant::now();
+    let timed_out = hub.run(patterns::health(PeerId::new("silent"))).await;
+    assert!(
+        matches!(&timed_out, Err(Error::Timeout { peer, .. }) if peer.as_str() == "silent"),
+        "{timed_out:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Lost while the probe waits: dropping the peer's end closes the connection.
+    let probe = tokio::spawn(hub.run(patterns::health(PeerId::new("silent"))));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(silent);
+    let lost = probe.await.expect("the probe's task");
+    assert!(matches!(lost, Err(Error::Disconnected { .. })), "{lost:?}");
+}
+
+// ---- spread: the failures every helper must handle ----
+
+#[tokio::test]
+async fn spread_reports_a_peer_dying_and_one_never_answering_in_their_items_places() {
+    static STARTED_30: AtomicUsize = AtomicUsize::new(0);
+    let c = cluster(3).await;
+    c.kill_when_running("w1", &STARTED_30, 3);
+    let results = c
+        .hub
+        .run(
+            patterns::spread(c.ids.clone(), 0..3_u32, |peer, n| {
+                remote!(peer, [n: u32], {
+                    STARTED_30.fetch_add(1, Ordering::SeqCst);
+                    match me().as_str() {
+                        // w1 dies, w2 never answers, w3 answers.
+                        "w1" | "w2" => tokio::time::sleep(Duration::from_secs(60)).await,
+                        _ => {}
+                    }
+                    (n, me())
+                })
+                .timeout(Duration::from_millis(500))
+            })
+            .in_flight(3),
+        )
+        .await;
+    // Three items over three idle peers: one each, in turn.
+    assert!(
+        matches!(&results[0], Err(Error::Disconnected { peer, .. }) if peer.as_str() == "w1"),
+        "{results:?}"
+    );
+    assert!(
+        matches!(&results[1], Err(Error::Timeout { peer, .. }) if peer.as_str() == "w2"),
+        "{results:?}"
+    );
+    assert_eq!(results[2], Ok((2, "w3".to_owned())));
+}
+
+#[tokio::test]
+async fn dropping_a_spread_stops_every_body() {
+    static STARTED_31: AtomicUsize = AtomicUsize::new(0);
+    static STOPPED_31: AtomicUsize = AtomicUsize::new(0);
+    let c = cluster(2).await;
+    let spread = c
+        .hub
+        .run(patterns::spread(c.ids.clone(), 0..6_u32, |peer, n| {
+            remote!(peer, [n: u32], {
+                let _stop = CountOnDrop(&STOPPED_31);
+                STARTED_31.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(60 + u64::from(n))).await;
+            })
+        }));
+    tokio::select! {
+        _ = spread => panic!("the bodies sleep for a minute"),
+        () = wait_until(|| STARTED_31.load(Ordering::SeqCst) == 6) => {}
+    }
+    wait_until(|| STOPPED_31.load(Ordering::SeqCst) == 6).await;
+}
