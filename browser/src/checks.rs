@@ -151,3 +151,27 @@ fn note(line: &str) {
     #[cfg(target_arch = "wasm32")]
     let _ = line;
 }
+
+/// The numbers `0..n`, streamed from the server.
+pub fn numbers_from_server(server: PeerId, n: u64) -> remote_scope::RemoteStream<u64> {
+    remote_scope::remote_stream!(server, [n: u64], { futures::stream::iter(0..n) })
+}
+
+/// The server sums the numbers `1..=n`, which it streams from the browser.
+pub async fn server_sums_a_stream_from(
+    server: PeerId,
+    browser: PeerId,
+    n: u64,
+) -> Result<u64, Error> {
+    remote!(server, [browser: PeerId, n: u64], {
+        use futures::StreamExt;
+        let mut items =
+            remote_scope::remote_stream!(browser, [n: u64], { futures::stream::iter(1..=n) });
+        let mut total = 0;
+        while let Some(item) = items.next().await {
+            total += item?;
+        }
+        Ok::<u64, Error>(total)
+    })
+    .await?
+}

@@ -222,3 +222,27 @@ async fn the_patterns_run_in_the_browser_on_its_clock() {
         "{health:?}"
     );
 }
+
+#[wasm_bindgen_test]
+async fn streams_flow_from_the_server_to_the_page_and_from_the_page_to_the_server() {
+    use futures::StreamExt;
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let items: Vec<Result<u64, Error>> = node
+        .run(
+            checks::numbers_from_server(server.clone(), 10_000)
+                .window(256)
+                .collect(),
+        )
+        .await;
+    assert_eq!(items.len(), 10_000);
+    assert!(items
+        .iter()
+        .enumerate()
+        .all(|(i, item)| item == &Ok(i as u64)));
+
+    let sum = node
+        .run(checks::server_sums_a_stream_from(server, me, 1_000))
+        .await;
+    assert_eq!(sum, Ok(500_500));
+}

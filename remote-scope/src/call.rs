@@ -193,6 +193,15 @@ impl<R> Call<R> {
     pub fn body_name(&self) -> &'static str {
         self.body
     }
+
+    /// The peer the call goes to, before it is sent: `None` for the calling node itself or a
+    /// pool.
+    pub(crate) fn peer(&self) -> Option<&PeerId> {
+        match (&self.state, &self.pool) {
+            (State::Start(start), None) => start.peer.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl<R> std::fmt::Debug for Call<R> {

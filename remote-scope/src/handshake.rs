@@ -16,13 +16,15 @@ use crate::protocol::{self, Bodies, Frame, Hello, Limits, Reject, PROTOCOL_VERSI
 use crate::tasks::spawn_tasks;
 use crate::transport::Transport;
 
-/// Every binary that connects to peers serves the health probe
-/// ([`patterns::health`](crate::patterns::health)): the linker keeps only the parts of a crate
-/// that something it keeps refers to, and a body's registration is found by no reference, so
-/// this one holds on to the probe's. (Without it, two builds could differ in having it, and
-/// their lists of bodies with them.)
+/// Every binary that connects to peers serves the library's own bodies: the health probe
+/// ([`patterns::health`](crate::patterns::health)) and the delivery of a stream's items
+/// ([`streams`](crate::streams)). The linker keeps only the parts of a crate that something it
+/// keeps refers to, and a body's registration is found by no reference, so this holds on to
+/// theirs. (Without it, two builds could differ in having them, and their lists of bodies with
+/// them.)
 #[used]
-static HEALTH_PROBE: fn() -> &'static str = crate::patterns::health_body;
+static LIBRARY_BODIES: [fn() -> &'static str; 2] =
+    [crate::patterns::health_body, crate::streams::delivery_body];
 
 /// Which side of the connection this peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

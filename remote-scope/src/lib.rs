@@ -127,6 +127,7 @@ mod registry;
 pub mod runtime;
 mod seen;
 mod serve;
+pub mod streams;
 mod sync;
 mod tasks;
 #[cfg(test)]
@@ -162,6 +163,7 @@ pub use pool::{Pool, Target};
 pub use rate::RateLimit;
 pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
+pub use streams::RemoteStream;
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;
 

@@ -15,6 +15,7 @@ pub use crate::bounds::{
     awaited, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Probe,
 };
 pub use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput, Registration};
+pub use crate::streams::{drain, stream, Drained, StreamSink};
 pub use inventory;
 pub use remote_scope_macros::remote_typing;
 

@@ -1,0 +1,185 @@
+//! The producer's side of a stream: the body's stream, taken item by item and delivered to the
+//! consumer in batches as large as the consumer has room for.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::call::Call;
+use crate::error::Error;
+use crate::peer_id::PeerId;
+use crate::protocol::Encoded;
+use crate::streams::queue::delivery;
+
+/// Which stream a producing body feeds: sent along with its captures.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct StreamSink {
+    pub(super) id: u64,
+}
+
+/// What a streaming body's call returns once every item is delivered: nothing but the item
+/// type, which ties the caller's stream to the body's.
+#[doc(hidden)]
+pub struct Drained<T>(PhantomData<fn() -> T>);
+
+impl<T> Serialize for Drained<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Drained<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <()>::deserialize(deserializer).map(|()| Drained(PhantomData))
+    }
+}
+
+/// A value a `remote_stream!` body can evaluate to: a [`Stream`] of items that serde can
+/// encode and decode.
+#[diagnostic::on_unimplemented(
+    message = "the body of `remote_stream!` must evaluate to a `Stream` of serializable items, \
+               not `{Self}`",
+    label = "this is the body's value",
+    note = "make a stream of the items: `futures::stream::iter(items)` for a collection, \
+            `futures::stream::unfold(..)` to compute them one by one"
+)]
+pub trait StreamBody {
+    /// The items.
+    type Item: Serialize;
+    /// The stream.
+    type Stream: Stream<Item = Self::Item>;
+    #[doc(hidden)]
+    fn into_stream(self) -> Self::Stream;
+}
+
+impl<S> StreamBody for S
+where
+    S: Stream,
+    S::Item: Serialize,
+{
+    type Item = S::Item;
+    type Stream = S;
+
+    fn into_stream(self) -> S {
+        self
+    }
+}
+
+/// Runs on the producing peer: takes the items of `body` and delivers them to the peer that
+/// called, never more than it has room for. Returns once every item is delivered, or when the
+/// consumer is gone.
+pub async fn drain<B>(sink: StreamSink, body: B) -> Result<Drained<B::Item>, Error>
+where
+    B: StreamBody,
+{
+    let consumer = crate::context::caller().ok_or_else(|| {
+        Error::protocol("a stream's body ran without a caller to deliver its items to")
+    })?;
+    Drain {
+        consumer,
+        id: sink.id,
+        items: Box::pin(body.into_stream()),
+        batch: Vec::new(),
+        sending: None,
+        room: 1,
+        ended: false,
+        panicked: None,
+        item: PhantomData,
+    }
+    .await
+}
+
+/// The state of [`drain`].
+struct Drain<S: Stream> {
+    consumer: PeerId,
+    id: u64,
+    items: Pin<Box<S>>,
+    /// Items taken from the stream, encoded, not sent yet.
+    batch: Vec<Bytes>,
+    /// The delivery under way.
+    sending: Option<Call<u32>>,
+    /// Room at the consumer not yet used by a delivery under way: what the next may carry.
+    /// The first delivery carries one item: the consumer's answer says how much room it has.
+    room: usize,
+    ended: bool,
+    /// The stream panicked: raised again once the items before it are delivered.
+    panicked: Option<Box<dyn std::any::Any + Send>>,
+    item: PhantomData<fn() -> S::Item>,
+}
+
+impl<S> Future for Drain<S>
+where
+    S: Stream,
+    S::Item: Serialize,
+{
+    type Output = Result<Drained<S::Item>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if let Some(sending) = this.sending.as_mut() {
+                match Pin::new(sending).poll(cx) {
+                    // The consumer dropped its stream.
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Drained(PhantomData))),
+                    Poll::Ready(Ok(room)) => {
+                        this.sending = None;
+                        this.room = room as usize;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            // Take what the stream has ready, up to the room there is.
+            while !this.ended && this.batch.len() < this.room {
+                let items = &mut this.items;
+                let next = catch_unwind(AssertUnwindSafe(|| items.as_mut().poll_next(cx)));
+                let next = match next {
+                    Ok(next) => next,
+                    Err(panic) => {
+                        // The items made before the panic go first; the panic then ends the
+                        // body, and reaches the caller after them.
+                        this.panicked = Some(panic);
+                        this.ended = true;
+                        break;
+                    }
+                };
+                match next {
+                    Poll::Ready(Some(item)) => {
+                        let encoded = Encoded::new(&item, 0).map_err(|e| Error::EncodeResult {
+                            peer: crate::current_peer().unwrap_or_else(|| PeerId::new("")),
+                            body: "a stream's item".to_owned(),
+                            reason: e.to_string(),
+                        })?;
+                        this.batch.push(encoded.into_bytes());
+                    }
+                    Poll::Ready(None) => this.ended = true,
+                    Poll::Pending => break,
+                }
+            }
+            if this.sending.is_none() {
+                if this.batch.is_empty() {
+                    if let Some(panic) = this.panicked.take() {
+                        resume_unwind(panic);
+                    }
+                    if this.ended {
+                        return Poll::Ready(Ok(Drained(PhantomData)));
+                    }
+                    return Poll::Pending;
+                }
+                let batch = std::mem::take(&mut this.batch);
+                this.room = this.room.saturating_sub(batch.len());
+                this.sending = Some(delivery(&this.consumer, this.id, batch));
+                // Polled at the top of the loop, which registers for its answer.
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
