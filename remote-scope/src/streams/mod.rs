@@ -5,7 +5,7 @@
 //! A stream is made of calls, so it needs nothing of the protocol that calls do not have: the
 //! caller's call runs the body, and the body delivers the items back to the caller in batches,
 //! each a call of a body every peer serves. A delivery carries no more items than the caller
-//! has room for (its window, 64 unless [`RemoteStream::window`] says otherwise) and is answered
+//! has room for (its window, 256 items unless [`RemoteStream::window`] says otherwise) and is answered
 //! when there is room for more, so a slow consumer holds its producer back instead of making it
 //! buffer. Everything a call has, a stream has: its body's captures are checked as a
 //! `remote!`'s, it runs with the caller's identity and authorization, it can call other peers
@@ -36,7 +36,7 @@ pub use sink::{drain, Drained, StreamSink};
 
 /// Items a stream's consumer takes before its producer must wait, unless
 /// [`RemoteStream::window`] says otherwise.
-const WINDOW: usize = 64;
+const WINDOW: usize = 256;
 
 /// Runs a block on another peer whose value is a [`Stream`], and evaluates to a
 /// [`RemoteStream`] of its items.
@@ -134,8 +134,9 @@ where
 }
 
 impl<T> RemoteStream<T> {
-    /// Lets the producer run at most `items` ahead of the consumer (64 unless set; at least
-    /// 1). Set before the stream is first polled.
+    /// Lets the producer run at most `items` ahead of the consumer (256 unless set; at least
+    /// 1). The window counts items, so what waits here is at most a window of them: with large
+    /// items, a smaller window bounds the memory. Set before the stream is first polled.
     pub fn window(self, items: usize) -> Self {
         self.queue.set_window(items);
         self

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::task::{Context, Poll};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use futures::task::AtomicWaker;
 use crate::call::Call;
 use crate::error::Error;
 use crate::peer_id::PeerId;
+use crate::streams::sink::DELIVERIES;
 use crate::sync::lock;
 
 /// How long a delivery waits for room: long, because a consumer may read slowly for as long
@@ -29,8 +30,6 @@ pub(super) struct Queue {
     state: Mutex<State>,
     /// The consumer, woken by an item, or by the end.
     pub(super) consumer: AtomicWaker,
-    /// The delivery waiting for room, woken when the consumer takes an item or drops.
-    producer: AtomicWaker,
 }
 
 struct State {
@@ -42,6 +41,25 @@ struct State {
     closed: bool,
     /// Why the stream failed on the consumer's side.
     failed: Option<Error>,
+    /// The number of the delivery whose items come next.
+    next: u64,
+    /// Deliveries waiting for their turn or for room, woken when either may have come.
+    waiting: Vec<Waker>,
+}
+
+impl State {
+    fn wake_deliveries(&mut self) {
+        for waker in self.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Refuses the producer's deliveries from now on, for breaking the protocol.
+    fn refuse(&mut self, reason: String) {
+        self.closed = true;
+        self.failed = Some(Error::protocol(reason));
+        self.wake_deliveries();
+    }
 }
 
 impl Queue {
@@ -53,9 +71,10 @@ impl Queue {
                 from,
                 closed: false,
                 failed: None,
+                next: 0,
+                waiting: Vec::new(),
             }),
             consumer: AtomicWaker::new(),
-            producer: AtomicWaker::new(),
         })
     }
 
@@ -65,9 +84,10 @@ impl Queue {
 
     /// The next item, if one is there; frees a place for the producer.
     pub(super) fn pop(&self) -> Option<Bytes> {
-        let item = lock(&self.state).items.pop_front();
+        let mut state = lock(&self.state);
+        let item = state.items.pop_front();
         if item.is_some() {
-            self.producer.wake();
+            state.wake_deliveries();
         }
         item
     }
@@ -83,60 +103,67 @@ impl Queue {
 
     /// The consumer is gone: deliveries get no more room.
     pub(super) fn close(&self) {
-        lock(&self.state).closed = true;
-        self.producer.wake();
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.wake_deliveries();
     }
 
-    /// Takes `items` from `from`; the room left, once there is some (0: the stream is over).
-    async fn deliver(&self, from: Option<PeerId>, items: Vec<Bytes>) -> u32 {
-        {
+    /// Takes delivery `number` of `items` from `from`, in its turn; the room left, once there
+    /// is some (0: the stream is over).
+    async fn deliver(&self, from: Option<PeerId>, number: u64, items: Vec<Bytes>) -> u32 {
+        let mut items = Some(items);
+        let room = futures::future::poll_fn(|cx| {
             let mut state = lock(&self.state);
             if state.closed {
-                return 0;
+                return Poll::Ready(0);
             }
-            let room = state.window.saturating_sub(state.items.len());
-            let stranger =
-                matches!((&state.from, &from), (Some(expected), Some(from)) if expected != from);
-            if stranger || items.len() > room {
-                // Only a peer that does not follow the protocol sends more than it was given
-                // room for, or delivers to a stream it does not produce.
-                state.closed = true;
-                state.failed = Some(Error::protocol(format!(
-                    "a stream's producer delivered {} items where it had room for {room}{}",
-                    items.len(),
-                    if stranger { ", from another peer" } else { "" }
-                )));
+            if let Some(batch) = items.take() {
+                let stranger = matches!((&state.from, &from), (Some(expected), Some(from)) if expected != from);
+                let ahead = number.saturating_sub(state.next);
+                let room = state.window.saturating_sub(state.items.len());
+                if stranger || number < state.next || ahead >= DELIVERIES as u64 {
+                    // Only a peer that does not follow the protocol delivers to a stream it
+                    // does not produce, or out of the order it numbered its deliveries in.
+                    let due = state.next;
+                    state.refuse(format!(
+                        "a stream's producer sent delivery {number} where {due} was due{}",
+                        if stranger { ", from another peer" } else { "" }
+                    ));
+                    drop(state);
+                    self.consumer.wake();
+                    return Poll::Ready(0);
+                }
+                if ahead > 0 {
+                    // An earlier delivery is still to come: wait for it.
+                    items = Some(batch);
+                    state.waiting.push(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                if batch.len() > room {
+                    state.refuse(format!(
+                        "a stream's producer delivered {} items where it had room for {room}",
+                        batch.len()
+                    ));
+                    drop(state);
+                    self.consumer.wake();
+                    return Poll::Ready(0);
+                }
+                state.items.extend(batch);
+                state.next += 1;
+                state.wake_deliveries();
                 drop(state);
                 self.consumer.wake();
-                return 0;
+                state = lock(&self.state);
             }
-            state.items.extend(items);
-        }
-        self.consumer.wake();
-        futures::future::poll_fn(|cx| self.poll_room(cx)).await
-    }
-
-    fn poll_room(&self, cx: &mut Context<'_>) -> Poll<u32> {
-        if let Some(room) = self.room() {
-            return Poll::Ready(room);
-        }
-        self.producer.register(cx.waker());
-        match self.room() {
-            Some(room) => Poll::Ready(room),
-            None => Poll::Pending,
-        }
-    }
-
-    /// The room for items now (0 once closed), or `None` when the queue is full.
-    fn room(&self) -> Option<u32> {
-        let state = lock(&self.state);
-        if state.closed {
-            return Some(0);
-        }
-        match state.window.saturating_sub(state.items.len()) {
-            0 => None,
-            room => Some(u32::try_from(room).unwrap_or(u32::MAX)),
-        }
+            match state.window.saturating_sub(state.items.len()) {
+                0 => {
+                    state.waiting.push(cx.waker().clone());
+                    Poll::Pending
+                }
+                room => Poll::Ready(u32::try_from(room).unwrap_or(u32::MAX)),
+            }
+        });
+        room.await
     }
 }
 
@@ -161,10 +188,15 @@ fn find(id: u64) -> Option<Arc<Queue>> {
 
 /// A delivery of `items` of stream `stream` to the peer `consumer`, which answers with the
 /// room it has for more (0: the stream is over there).
-pub(super) fn delivery(consumer: &PeerId, stream: u64, items: Vec<Bytes>) -> Call<u32> {
-    crate::remote!(consumer, [stream: u64, items: Vec<Bytes>], {
+pub(super) fn delivery(
+    consumer: &PeerId,
+    stream: u64,
+    number: u64,
+    items: Vec<Bytes>,
+) -> Call<u32> {
+    crate::remote!(consumer, [stream: u64, number: u64, items: Vec<Bytes>], {
         match find(stream) {
-            Some(queue) => queue.deliver(crate::context::caller(), items).await,
+            Some(queue) => queue.deliver(crate::context::caller(), number, items).await,
             None => 0,
         }
     })
@@ -174,5 +206,5 @@ pub(super) fn delivery(consumer: &PeerId, stream: u64, items: Vec<Bytes>) -> Cal
 /// The name of the delivery body, which every peer that connects holds on to (see the
 /// handshake).
 pub(crate) fn delivery_body() -> &'static str {
-    delivery(&PeerId::new(""), 0, Vec::new()).body_name()
+    delivery(&PeerId::new(""), 0, 0, Vec::new()).body_name()
 }

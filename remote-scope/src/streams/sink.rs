@@ -1,6 +1,7 @@
 //! The producer's side of a stream: the body's stream, taken item by item and delivered to the
 //! consumer in batches as large as the consumer has room for.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -72,6 +73,9 @@ where
     }
 }
 
+/// Deliveries a producer has under way at once: while one is answered, the next is on its way.
+pub(super) const DELIVERIES: usize = 2;
+
 /// Runs on the producing peer: takes the items of `body` and delivers them to the peer that
 /// called, never more than it has room for. Returns once every item is delivered, or when the
 /// consumer is gone.
@@ -87,13 +91,23 @@ where
         id: sink.id,
         items: Box::pin(body.into_stream()),
         batch: Vec::new(),
-        sending: None,
+        sending: VecDeque::new(),
+        next: 0,
         room: 1,
+        most: 1,
         ended: false,
         panicked: None,
         item: PhantomData,
     }
     .await
+}
+
+/// A delivery under way.
+struct Delivery {
+    call: Call<u32>,
+    items: usize,
+    /// Its answer, once it came (answers are taken in the order of the deliveries).
+    answer: Option<Result<u32, Error>>,
 }
 
 /// The state of [`drain`].
@@ -103,11 +117,15 @@ struct Drain<S: Stream> {
     items: Pin<Box<S>>,
     /// Items taken from the stream, encoded, not sent yet.
     batch: Vec<Bytes>,
-    /// The delivery under way.
-    sending: Option<Call<u32>>,
+    /// The deliveries under way, oldest first.
+    sending: VecDeque<Delivery>,
+    /// The number of the next delivery: the consumer takes them in this order.
+    next: u64,
     /// Room at the consumer not yet used by a delivery under way: what the next may carry.
     /// The first delivery carries one item: the consumer's answer says how much room it has.
     room: usize,
+    /// The most items one delivery carries.
+    most: usize,
     ended: bool,
     /// The stream panicked: raised again once the items before it are delivered.
     panicked: Option<Box<dyn std::any::Any + Send>>,
@@ -124,20 +142,28 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         loop {
-            if let Some(sending) = this.sending.as_mut() {
-                match Pin::new(sending).poll(cx) {
+            for delivery in this.sending.iter_mut().filter(|d| d.answer.is_none()) {
+                if let Poll::Ready(answer) = Pin::new(&mut delivery.call).poll(cx) {
+                    delivery.answer = Some(answer);
+                }
+            }
+            while let Some(answer) = this.sending.front_mut().and_then(|d| d.answer.take()) {
+                this.sending.pop_front();
+                match answer {
                     // The consumer dropped its stream.
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Drained(PhantomData))),
-                    Poll::Ready(Ok(room)) => {
-                        this.sending = None;
-                        this.room = room as usize;
+                    Ok(0) => return Poll::Ready(Ok(Drained(PhantomData))),
+                    // The room there now, less what the deliveries still under way carry.
+                    Ok(room) => {
+                        let behind: usize = this.sending.iter().map(|d| d.items).sum();
+                        this.room = (room as usize).saturating_sub(behind);
+                        // A share of the room each, so that the next goes while one is answered.
+                        this.most = (room as usize / DELIVERIES).max(1);
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {}
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
             }
             // Take what the stream has ready, up to the room there is.
-            while !this.ended && this.batch.len() < this.room {
+            while !this.ended && this.batch.len() < this.room.min(this.most) {
                 let items = &mut this.items;
                 let next = catch_unwind(AssertUnwindSafe(|| items.as_mut().poll_next(cx)));
                 let next = match next {
@@ -163,21 +189,27 @@ where
                     Poll::Pending => break,
                 }
             }
-            if this.sending.is_none() {
-                if this.batch.is_empty() {
-                    if let Some(panic) = this.panicked.take() {
-                        resume_unwind(panic);
-                    }
-                    if this.ended {
-                        return Poll::Ready(Ok(Drained(PhantomData)));
-                    }
-                    return Poll::Pending;
-                }
+            if !this.batch.is_empty() && this.sending.len() < DELIVERIES {
                 let batch = std::mem::take(&mut this.batch);
                 this.room = this.room.saturating_sub(batch.len());
-                this.sending = Some(delivery(&this.consumer, this.id, batch));
-                // Polled at the top of the loop, which registers for its answer.
+                let items = batch.len();
+                let call = delivery(&this.consumer, this.id, this.next, batch);
+                this.next += 1;
+                this.sending.push_back(Delivery {
+                    call,
+                    items,
+                    answer: None,
+                });
+                // Polled at the top of the loop, which sends it.
                 continue;
+            }
+            if this.sending.is_empty() && this.batch.is_empty() {
+                if let Some(panic) = this.panicked.take() {
+                    resume_unwind(panic);
+                }
+                if this.ended {
+                    return Poll::Ready(Ok(Drained(PhantomData)));
+                }
             }
             return Poll::Pending;
         }
