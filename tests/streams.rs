@@ -280,3 +280,58 @@ async fn a_stream_with_no_items_ends_at_once_and_a_stream_to_no_peer_fails() {
         "{failed:?}"
     );
 }
+
+/// What a producer's captures start with: the stream it feeds.
+#[derive(serde::Deserialize)]
+struct Sink {
+    id: u64,
+}
+
+/// A producer that does not follow the protocol: the stream ends with a protocol error, the
+/// consumer's node goes on serving.
+#[tokio::test]
+async fn a_hostile_producer_ends_only_its_own_stream() {
+    use remote_scope::protocol::{Frame, Invoke};
+    use remote_scope::Node;
+
+    let client = Node::builder().id("client").build().expect("node");
+    let mut raw = common::RawPeer::connected_to(&client, "raw").await;
+    let delivery = remote_scope::streams::delivery_body();
+    // Out of order (delivery 5 first), then more items than the room (a window of 2).
+    for (number, items) in [(5_u64, 1_usize), (0, 4)] {
+        let consumer = tokio::spawn(client.run(async {
+            let raw_id = PeerId::new("raw");
+            remote_stream!(raw_id, [], { futures::stream::iter([1_u8]) })
+                .window(2)
+                .collect::<Vec<Result<u8, Error>>>()
+                .await
+        }));
+        // Past the answer to the last round's delivery and its stream's cancel.
+        let invoke = loop {
+            match raw.recv().await {
+                Some(Frame::Invoke(invoke)) => break invoke,
+                Some(_) => {}
+                None => panic!("the node closed the connection"),
+            }
+        };
+        let (sink,): (Sink,) = rmp_serde::from_slice(&invoke.captures).expect("the sink");
+        let batch: Vec<serde_bytes::ByteBuf> = (0..items)
+            .map(|_| serde_bytes::ByteBuf::from(vec![7_u8]))
+            .collect();
+        let captures = rmp_serde::to_vec(&(sink.id, number, batch)).expect("encode");
+        raw.send(&Frame::Invoke(Invoke {
+            id: 1 + number,
+            body: delivery.into(),
+            timeout_ms: 5_000,
+            captures: captures.into(),
+        }))
+        .await;
+        let items = consumer.await.expect("the consumer's task");
+        assert!(
+            matches!(items.as_slice(), [Err(Error::Protocol { reason, .. })] if reason.contains("stream's producer")),
+            "{items:?}"
+        );
+    }
+    // The node still serves: the raw peer can call it.
+    assert!(client.is_connected(&PeerId::new("raw")));
+}

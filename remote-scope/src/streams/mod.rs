@@ -29,7 +29,7 @@ use crate::peer_id::PeerId;
 use crate::runtime::BoxFuture;
 use queue::Queue;
 
-pub(crate) use queue::delivery_body;
+pub use queue::delivery_body;
 pub use sink::StreamBody;
 #[doc(hidden)]
 pub use sink::{drain, Drained, StreamSink};

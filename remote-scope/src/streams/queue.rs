@@ -203,8 +203,14 @@ pub(super) fn delivery(
     .timeout(DELIVERY_WAIT)
 }
 
-/// The name of the delivery body, which every peer that connects holds on to (see the
-/// handshake).
-pub(crate) fn delivery_body() -> &'static str {
+/// The name of the body through which a stream's items reach the peer that consumes it, for
+/// an [`Allowlist`](crate::Allowlist): a consumer whose policy lets a producer run only some
+/// bodies must allow this one for its streams to work. (Every peer that connects serves it.)
+///
+/// ```
+/// let name = remote_scope::streams::delivery_body();
+/// assert!(name.starts_with("remote_scope::streams::queue::"));
+/// ```
+pub fn delivery_body() -> &'static str {
     delivery(&PeerId::new(""), 0, 0, Vec::new()).body_name()
 }
