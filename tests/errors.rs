@@ -503,7 +503,7 @@ async fn a_first_frame_that_is_no_hello_fails_the_handshake_with_the_decoders_er
     let printed = format!("{err:?}");
     assert!(
         printed.starts_with(
-            "handshake with the other peer failed: the first frame is not a protocol-4 hello\n\n\
+            "handshake with the other peer failed: the first frame is not a protocol-5 hello\n\n\
              Caused by:\n    protocol error: malformed frame (4 bytes)\n    "
         ),
         "{printed}"

@@ -175,3 +175,19 @@ pub async fn server_sums_a_stream_from(
     })
     .await?
 }
+
+/// The trace the server's body runs in, and the one a body it calls back on `browser` runs in.
+pub async fn traces_seen(
+    server: PeerId,
+    browser: PeerId,
+) -> Result<(Option<u128>, Option<u128>), Error> {
+    remote!(server, [browser: PeerId], {
+        let here = remote_scope::TraceContext::current().map(|c| c.trace_id);
+        let there = remote!(browser, [], {
+            remote_scope::TraceContext::current().map(|c| c.trace_id)
+        })
+        .await?;
+        Ok::<_, Error>((here, there))
+    })
+    .await?
+}

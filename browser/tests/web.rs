@@ -246,3 +246,14 @@ async fn streams_flow_from_the_server_to_the_page_and_from_the_page_to_the_serve
         .await;
     assert_eq!(sum, Ok(500_500));
 }
+
+#[wasm_bindgen_test]
+async fn a_trace_started_in_the_page_reaches_the_server_and_comes_back() {
+    let (node, server) = connected().await;
+    let me = node.id().clone();
+    let ctx = remote_scope::TraceContext::new_root();
+    let seen = node
+        .run(ctx.clone().scope(checks::traces_seen(server, me)))
+        .await;
+    assert_eq!(seen, Ok((Some(ctx.trace_id), Some(ctx.trace_id))));
+}

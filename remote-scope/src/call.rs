@@ -532,11 +532,24 @@ fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Erro
     let after = start.timeout.unwrap_or(node.config().default_timeout);
     let peer = start.peer.unwrap_or_else(|| node.id().clone());
     if peer == *node.id() {
-        let span = call_span!("call", body, peer = %peer, local = true);
+        let span = call_span!(
+            "call",
+            body,
+            peer = %peer,
+            local = true,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
+        );
         let handler = node.registry().handler(body);
-        let work = crate::trace::in_span(&span, || {
+        let mut work = crate::trace::in_span(&span, || {
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
+        // Run here, the body's span is the call's.
+        if let Some((ctx, parent)) = crate::trace_context::outgoing() {
+            crate::trace_context::record(&span, &ctx, parent);
+            work = serve::Served::traced(ctx, work);
+        }
         let state = State::Local(Box::new(Local {
             peer,
             work,
@@ -663,8 +676,22 @@ fn send(
         return Err(refused);
     }
     let Deadline { at, wait, after } = deadline;
-    let call = conn.start_call(body, captures, at, wait, key, caller)?;
-    let span = call_span!("call", body, peer = %conn.peer(), request = call.id());
+    let trace = crate::trace_context::outgoing();
+    let sent = trace.as_ref().map(|(ctx, _)| ctx.clone());
+    let marks = crate::connection::Marks { key, trace: sent };
+    let call = conn.start_call(body, captures, at, wait, marks, caller)?;
+    let span = call_span!(
+        "call",
+        body,
+        peer = %conn.peer(),
+        request = call.id(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_id = tracing::field::Empty,
+    );
+    if let Some((ctx, parent)) = &trace {
+        crate::trace_context::record(&span, ctx, *parent);
+    }
     Ok(State::Remote { call, after, span })
 }
 

@@ -21,6 +21,7 @@ use crate::pending::{Closed, Ended, Pending, Reply};
 use crate::protocol::{self, Encoded, Frame, InvokeResult, Limits, Outcome};
 use crate::seen::Seen;
 use crate::sync::lock;
+use crate::trace_context::TraceContext;
 
 /// What stops the bodies a connection's tasks run for its peer (the queue they live in is the
 /// tasks', above this room).
@@ -116,6 +117,15 @@ pub(crate) struct Running {
     pub(crate) seen: Seen,
     /// Requests with an idempotency key, running: (request id, key).
     pub(crate) keyed: Vec<(u64, u64)>,
+}
+
+/// What some calls carry beside their body and captures.
+#[derive(Default)]
+pub(crate) struct Marks {
+    /// An idempotent call's key (a call to a pool the application may send again).
+    pub(crate) key: Option<u64>,
+    /// The trace the call is part of, with the call's own span.
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl Connection {
@@ -234,9 +244,10 @@ impl Connection {
         captures: Encoded,
         deadline: Duration,
         wait: Duration,
-        key: Option<u64>,
+        marks: Marks,
         caller: &Waker,
     ) -> Result<PendingCall, Error> {
+        let Marks { key, trace } = marks;
         let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let rearm = lock(&self.pending)
@@ -252,6 +263,18 @@ impl Connection {
             // Rare (idempotent calls to pools): the general encoder, through middleware.
             self.link.send(Frame::InvokeOnce(protocol::InvokeOnce {
                 key,
+                invoke: protocol::Invoke {
+                    id,
+                    body: body.into(),
+                    timeout_ms,
+                    captures: captures.into_bytes(),
+                },
+            }))
+        } else if let Some(trace) = trace {
+            // Traced calls take the general encoder too: they are made where something
+            // records traces, which costs more than the encoder does.
+            self.link.send(Frame::InvokeTraced(protocol::InvokeTraced {
+                trace,
                 invoke: protocol::Invoke {
                     id,
                     body: body.into(),

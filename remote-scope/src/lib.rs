@@ -132,6 +132,7 @@ mod sync;
 mod tasks;
 #[cfg(test)]
 mod testing;
+mod trace_context;
 pub mod transport;
 
 /// The README, compiled and run as doc tests.
@@ -164,6 +165,7 @@ pub use rate::RateLimit;
 pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
 pub use streams::RemoteStream;
+pub use trace_context::{InTrace, TraceContext};
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;
 

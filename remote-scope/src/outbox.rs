@@ -49,6 +49,14 @@ impl Outgoing {
                 Frame::Invoke(invoke)
                 | Frame::InvokeOnce(crate::protocol::InvokeOnce { invoke, .. }),
             ) => invoke.captures.len() + invoke.body.len(),
+            Outgoing::Frame(Frame::InvokeTraced(crate::protocol::InvokeTraced {
+                trace,
+                invoke,
+            })) => {
+                invoke.captures.len()
+                    + invoke.body.len()
+                    + trace.state.as_ref().map_or(0, String::len)
+            }
             Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
                 Outcome::Value(value) => value.len(),
                 Outcome::Failure(

@@ -10,6 +10,7 @@ use crate::context::{with_node, Scoped};
 use crate::node::Node;
 use crate::protocol::{Encoded, Failure, Received};
 use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput};
+use crate::trace_context::{with_trace, TraceContext};
 
 /// A body to be run with `captures`, on `node`. Nothing runs until it is first polled:
 /// then the captures are decoded and the body started, with `node` as its current node (so
@@ -41,8 +42,17 @@ pub(crate) enum Served {
         captures: Received,
     },
     Running(Scoped<HandlerFuture>),
+    /// Runs in a trace: the body's calls carry it on (boxed: rare, and large).
+    Traced(Box<(Option<TraceContext>, Served)>),
     /// Over, or failed before it ran (taken when polled).
     Done(Option<Failure>),
+}
+
+impl Served {
+    /// `served`, run with `ctx` as its current trace context.
+    pub(crate) fn traced(ctx: TraceContext, served: Served) -> Served {
+        Served::Traced(Box::new((Some(ctx), served)))
+    }
 }
 
 impl Future for Served {
@@ -50,6 +60,10 @@ impl Future for Served {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if let Served::Traced(traced) = this {
+            let (ctx, inner) = &mut **traced;
+            return with_trace(ctx, || Pin::new(inner).poll(cx));
+        }
         let mut body = match std::mem::replace(this, Served::Done(None)) {
             Served::Start {
                 node,
@@ -68,6 +82,7 @@ impl Future for Served {
                 }
             }
             Served::Running(body) => body,
+            Served::Traced(_) => unreachable!("polled above"),
             Served::Done(Some(failure)) => return Poll::Ready(Err(failure)),
             // As std's futures do: the server task never polls a finished body again.
             Served::Done(None) => panic!("a served body was polled after it finished"),

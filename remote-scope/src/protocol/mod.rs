@@ -12,6 +12,7 @@
 //! | [`Frame::Reject`] | instead of the acceptor's `Hello` or its `Bodies`, or the connector's `Bodies` | why the connection is refused |
 //! | [`Frame::Invoke`] | a call | request id, body name, how long the caller waits, encoded captures |
 //! | [`Frame::InvokeOnce`] | a call the caller may send again (an idempotent call to a pool) | idempotency key, and the `Invoke` |
+//! | [`Frame::InvokeTraced`] | a call made as part of a trace | W3C trace context (trace id, the calling span's id, flags, `tracestate`), and the `Invoke` |
 //! | [`Frame::Result`] | its answer | request id, encoded value or a [`Failure`] |
 //! | [`Frame::Message`] | any time after the handshake | user bytes, for middleware |
 //! | [`Frame::Cancel`] | the caller gave up on a call | request id |
@@ -62,7 +63,7 @@ mod received;
 pub(crate) use received::Received;
 
 /// The version this build speaks; a peer with another version is refused at connect time.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The default largest frame a peer accepts: 64 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 64 << 20;
@@ -96,6 +97,9 @@ pub enum Frame {
     /// Run a body at most once for this caller and key: a repeat (sent again after the
     /// caller lost its connection) gets the first run's result instead of a second run.
     InvokeOnce(InvokeOnce),
+    /// An `Invoke` made as part of a trace: the body runs in a span whose parent is the
+    /// caller's (see [`TraceContext`](crate::TraceContext)).
+    InvokeTraced(InvokeTraced),
     /// The answer to an `Invoke`.
     Result(InvokeResult),
     /// Bytes for user middleware, sharing the connection with calls.
@@ -207,6 +211,15 @@ pub struct Invoke {
 pub struct InvokeOnce {
     /// Chosen by the caller at random, the same for every time it sends the call.
     pub key: u64,
+    /// The call.
+    pub invoke: Invoke,
+}
+
+/// An [`Invoke`] with the caller's trace context: the trace, and the caller's span.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeTraced {
+    /// The trace, with the calling span's id.
+    pub trace: crate::trace_context::TraceContext,
     /// The call.
     pub invoke: Invoke,
 }

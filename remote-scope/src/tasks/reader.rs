@@ -20,6 +20,7 @@ use crate::rate::Throttle;
 use crate::registry::LastBody;
 use crate::serve;
 use crate::sync::lock;
+use crate::trace_context::TraceContext;
 
 impl Connection {
     /// Handles one inbound frame after the handshake; returns the body it starts, if any. The
@@ -47,11 +48,17 @@ impl Connection {
                 None => return Ok(None),
             }
         };
-        if !matches!(frame, Frame::Invoke(_) | Frame::InvokeOnce(_)) {
+        if !matches!(
+            frame,
+            Frame::Invoke(_) | Frame::InvokeOnce(_) | Frame::InvokeTraced(_)
+        ) {
             bodies.push(held);
         }
         match frame {
-            Frame::Invoke(invoke) => self.start(node, invoke, last_body),
+            Frame::Invoke(invoke) => self.start(node, invoke, last_body, None),
+            Frame::InvokeTraced(protocol::InvokeTraced { trace, invoke }) => {
+                self.start(node, invoke, last_body, Some(trace))
+            }
             Frame::InvokeOnce(protocol::InvokeOnce { key, invoke }) => {
                 let id = invoke.id;
                 let begin = node
@@ -60,7 +67,7 @@ impl Connection {
                 match begin {
                     crate::once::Begin::Run => {
                         self.keyed(id, key);
-                        let started = self.start(node, invoke, last_body);
+                        let started = self.start(node, invoke, last_body, None);
                         // Refused without an answer (a repeated request id): not a run.
                         if !matches!(started, Ok(Some(_))) {
                             self.keyed_over(id, None);
@@ -122,6 +129,7 @@ impl Connection {
         node: &Node,
         invoke: Invoke,
         last_body: &mut LastBody,
+        trace: Option<TraceContext>,
     ) -> Result<Option<Queued>, Error> {
         let id = invoke.id;
         {
@@ -160,10 +168,24 @@ impl Connection {
             }
             self.started.fetch_add(1, Ordering::AcqRel);
         }
-        let span = call_span!("serve", body = &*invoke.body, request = id, peer = %self.peer());
+        let span = call_span!(
+            "serve",
+            body = &*invoke.body,
+            request = id,
+            peer = %self.peer(),
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            parent_id = tracing::field::Empty,
+        );
         let handler = node.registry().handler_after(&invoke.body, last_body);
         let captures = received(invoke.captures);
-        let work = crate::trace::in_span(&span, || serve::dispatch(node, handler, captures));
+        let mut work = crate::trace::in_span(&span, || serve::dispatch(node, handler, captures));
+        if let Some(caller) = trace {
+            // The body's span: a child of the caller's, in the caller's trace.
+            let body = caller.child();
+            crate::trace_context::record(&span, &body, Some(caller.span_id));
+            work = serve::Served::traced(body, work);
+        }
         let deadline = Duration::from_millis(invoke.timeout_ms);
         Ok(Some(Queued {
             id,

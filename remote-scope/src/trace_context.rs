@@ -1,0 +1,259 @@
+//! One trace across every hop: the W3C trace context a call carries to the peer that runs its
+//! body, and the context the code running now is in.
+//!
+//! A call made where a trace is under way (inside a body that was called with one, or inside
+//! [`TraceContext::scope`]) carries that trace's id and its own span id; the serving peer runs
+//! the body in a span of its own, the call's span its parent, and the body's calls carry the
+//! trace on. Where no trace is under way, a call starts one if anything listens to this crate's
+//! spans at debug level, and carries none otherwise (so it costs nothing when nobody listens).
+//! The spans (`call` on the calling side, `serve` on the serving side) record `trace_id`,
+//! `span_id` and `parent_id` as W3C hex, which any `tracing` subscriber that records fields
+//! can put together into one tree across peers.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use serde::{Deserialize, Serialize};
+
+/// A W3C trace context (`traceparent`, and `tracestate` passed on unchanged): the trace, and
+/// the span in it that the code is in.
+///
+/// ```
+/// use remote_scope::TraceContext;
+///
+/// let ctx = TraceContext::from_traceparent(
+///     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+///     Some("vendor=value"),
+/// )
+/// .expect("a valid traceparent");
+/// assert_eq!(ctx.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+/// assert_eq!(ctx.span_id, 0x00f067aa0ba902b7);
+/// assert_eq!(ctx.traceparent(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// assert_eq!(TraceContext::current(), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// The trace: the same on every hop.
+    pub trace_id: u128,
+    /// The span the code is in; a call made from here is its child.
+    pub span_id: u64,
+    /// W3C trace flags (bit 0: sampled).
+    pub flags: u8,
+    /// W3C `tracestate`, passed on unchanged.
+    pub state: Option<String>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
+}
+
+impl TraceContext {
+    /// The context of the code running now: inside a body called with a trace, the body's
+    /// span; inside [`TraceContext::scope`], that scope's. `None` elsewhere.
+    pub fn current() -> Option<TraceContext> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// A new trace, sampled, with a root span of its own.
+    pub fn new_root() -> TraceContext {
+        TraceContext {
+            trace_id: random_trace_id(),
+            span_id: random_span_id(),
+            flags: 1,
+            state: None,
+        }
+    }
+
+    /// Reads a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`) and its
+    /// `tracestate`; `None` if it is malformed or all-zero.
+    pub fn from_traceparent(traceparent: &str, tracestate: Option<&str>) -> Option<TraceContext> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if parts.next().is_some()
+            || !hex(version, 2)
+            || version == "ff"
+            || !hex(trace, 32)
+            || !hex(span, 16)
+            || !hex(flags, 2)
+        {
+            return None;
+        }
+        let ctx = TraceContext {
+            trace_id: u128::from_str_radix(trace, 16).ok()?,
+            span_id: u64::from_str_radix(span, 16).ok()?,
+            flags: u8::from_str_radix(flags, 16).ok()?,
+            state: tracestate.map(str::to_owned),
+        };
+        (ctx.trace_id != 0 && ctx.span_id != 0).then_some(ctx)
+    }
+
+    /// The W3C `traceparent` header of this context.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.flags
+        )
+    }
+
+    /// Runs `future` as part of this trace: the calls it makes carry it (for a request that
+    /// came with a `traceparent`, or to give a group of calls one trace).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{remote, Node, TraceContext};
+    ///
+    /// let node = Node::builder().build()?;
+    /// let peer = node.id().clone();
+    /// let ctx = TraceContext::new_root();
+    /// let seen = node
+    ///     .run(ctx.clone().scope(async {
+    ///         remote!(peer, [], { TraceContext::current().map(|c| c.trace_id) }).await
+    ///     }))
+    ///     .await?;
+    /// assert_eq!(seen, Some(ctx.trace_id));
+    /// # Ok(()) }
+    /// ```
+    pub fn scope<F: Future>(self, future: F) -> InTrace<F> {
+        InTrace {
+            ctx: Some(self),
+            future: Box::pin(future),
+        }
+    }
+
+    /// This context for a call made from it: the same trace, a span of the call's own.
+    pub(crate) fn child(&self) -> TraceContext {
+        TraceContext {
+            span_id: random_span_id(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A future run as part of a trace ([`TraceContext::scope`]).
+#[must_use = "futures do nothing unless polled"]
+pub struct InTrace<F> {
+    ctx: Option<TraceContext>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InTrace<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let future = &mut this.future;
+        with_trace(&mut this.ctx, || future.as_mut().poll(cx))
+    }
+}
+
+impl<F> std::fmt::Debug for InTrace<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InTrace").field("ctx", &self.ctx).finish()
+    }
+}
+
+/// Runs `f` with `ctx` as the current trace context, then puts the previous one back (also
+/// when `f` panics).
+pub(crate) fn with_trace<R>(ctx: &mut Option<TraceContext>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a mut Option<TraceContext>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            CURRENT.with(|c| std::mem::swap(&mut *c.borrow_mut(), self.0));
+        }
+    }
+    CURRENT.with(|c| std::mem::swap(&mut *c.borrow_mut(), ctx));
+    let _restore = Restore(ctx);
+    f()
+}
+
+/// What a call made now carries: the current trace with a span of the call's own, a new trace
+/// if something listens at debug level, or nothing. With the parent span, if there is one.
+pub(crate) fn outgoing() -> Option<(TraceContext, Option<u64>)> {
+    match TraceContext::current() {
+        Some(current) => Some((current.child(), Some(current.span_id))),
+        None if tracing::enabled!(tracing::Level::DEBUG) => Some((TraceContext::new_root(), None)),
+        None => None,
+    }
+}
+
+/// Records the ids of `ctx` (and its parent span) on `span`, as W3C hex.
+pub(crate) fn record(span: &tracing::Span, ctx: &TraceContext, parent: Option<u64>) {
+    if span.is_none() {
+        return;
+    }
+    span.record(
+        "trace_id",
+        tracing::field::display(format_args!("{:032x}", ctx.trace_id)),
+    );
+    span.record(
+        "span_id",
+        tracing::field::display(format_args!("{:016x}", ctx.span_id)),
+    );
+    if let Some(parent) = parent {
+        span.record(
+            "parent_id",
+            tracing::field::display(format_args!("{parent:016x}")),
+        );
+    }
+}
+
+fn random_trace_id() -> u128 {
+    loop {
+        let id = (u128::from(crate::random::random_u64()) << 64)
+            | u128::from(crate::random::random_u64());
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+fn random_span_id() -> u64 {
+    loop {
+        let id = crate::random::random_u64();
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_traceparents_are_refused() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::from_traceparent(bad, None), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_current_context_is_restored_after_a_scope_even_a_panicking_one() {
+        let ctx = TraceContext::new_root();
+        let mut lent = Some(ctx.clone());
+        let inside = with_trace(&mut lent, TraceContext::current);
+        assert_eq!(inside, Some(ctx.clone()));
+        assert_eq!(TraceContext::current(), None);
+        let mut lent = Some(ctx);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_trace(&mut lent, || panic!("inside"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(TraceContext::current(), None);
+    }
+}
