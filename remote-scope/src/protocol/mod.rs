@@ -601,6 +601,20 @@ mod tests {
                 }),
             }),
             Frame::Message(Bytes::from_static(b"hi")),
+            Frame::InvokeTraced(InvokeTraced {
+                trace: crate::trace_context::TraceContext {
+                    trace_id: u128::MAX - 1,
+                    span_id: 0x00f0_67aa_0ba9_02b7,
+                    flags: 1,
+                    state: Some("vendor=value".into()),
+                },
+                invoke: Invoke {
+                    id: 3,
+                    body: "m::0000000000000000".into(),
+                    timeout_ms: 5,
+                    captures: Bytes::from_static(&[1, 2, 3]),
+                },
+            }),
             Frame::Cancel(17),
             Frame::Ping,
             Frame::Pong,
@@ -720,7 +734,7 @@ mod tests {
             &bytes[..],
             &[
                 0x81, 0xa5, b'H', b'e', b'l', b'l', b'o', // {"Hello":
-                0x97, 0x04, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [4, "p", 0x0102, 3,
+                0x97, 0x05, 0xa1, b'p', 0xcd, 0x01, 0x02, 0x03, // [5, "p", 0x0102, 3,
                 0xc0, // no token,
                 0x92, 0xce, 0x00, 0x10, 0x00, 0x00, 0xcd, 0x01, 0x2c, // [1 MiB, 300],
                 0x90, // no pools]}
