@@ -198,7 +198,7 @@ async fn deadlines_cover_the_whole_stream_or_each_item() {
         "{whole:?}"
     );
 
-    // Each item within 100 ms: the first four come every 10 ms, the fifth never.
+    // Each item within 1 s: the first four come every 10 ms, the fifth never.
     let per_item: Vec<Result<u64, Error>> = p
         .client
         .run(async {
@@ -209,7 +209,7 @@ async fn deadlines_cover_the_whole_stream_or_each_item() {
                     Some((i, i + 1))
                 })
             })
-            .item_timeout(Duration::from_millis(100))
+            .item_timeout(Duration::from_secs(1))
             .collect()
             .await
         })

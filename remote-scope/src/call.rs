@@ -194,6 +194,14 @@ impl<R> Call<R> {
         self.body
     }
 
+    /// The node the call goes out from, if [`Call::on`] named one (before it is sent).
+    pub(crate) fn node(&self) -> Option<&Node> {
+        match &self.state {
+            State::Start(start) => start.node.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The peer the call goes to, before it is sent: `None` for the calling node itself or a
     /// pool.
     pub(crate) fn peer(&self) -> Option<&PeerId> {

@@ -62,6 +62,7 @@ where
         errors: Vec::new(),
         hedge: None,
         timer: None,
+        done: false,
     }
 }
 
@@ -76,6 +77,7 @@ pub struct FirstSuccess<F, Fut> {
     hedge: Option<Duration>,
     /// When hedging: ends when the next peer is due.
     timer: Option<BoxFuture<'static, ()>>,
+    done: bool,
 }
 
 impl<F, Fut, T> FirstSuccess<F, Fut>
@@ -84,7 +86,9 @@ where
     Fut: Future<Output = Result<T, Error>>,
 {
     /// Starts one call at a time, in the order of the peers: the next when the calls out
-    /// have not answered within `delay`, or at once when one fails.
+    /// have not answered within `delay`, or at once when one fails. The delay runs on the
+    /// current node's clock, so a hedge needs one (inside [`Node::run`](crate::Node::run) or a
+    /// body).
     pub fn hedge(mut self, delay: Duration) -> Self {
         self.hedge = Some(delay);
         self
@@ -115,6 +119,21 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        // As std's futures do: polling after completion is a bug in the caller.
+        assert!(!this.done, "a first_success was polled after it completed");
+        let result = this.poll_first(cx);
+        this.done = result.is_ready();
+        result
+    }
+}
+
+impl<F, Fut, T> FirstSuccess<F, Fut>
+where
+    F: FnMut(&PeerId) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    fn poll_first(&mut self, cx: &mut Context<'_>) -> Poll<Result<(PeerId, T), Error>> {
+        let this = self;
         if this.running.is_empty() && this.errors.is_empty() {
             if this.waiting.is_empty() {
                 return Poll::Ready(Err(Error::NoPeers {

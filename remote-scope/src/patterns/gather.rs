@@ -58,6 +58,7 @@ where
         in_flight: IN_FLIGHT,
         stop_at_error: false,
         stopped: None,
+        done: false,
     }
 }
 
@@ -77,6 +78,8 @@ where
     stop_at_error: bool,
     /// The result that stopped the gather.
     stopped: Option<<C::Item as Future>::Output>,
+    /// It gave its output.
+    done: bool,
 }
 
 impl<C> Gather<C>
@@ -197,12 +200,17 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let gather = &mut self.0;
+        // As std's futures do: polling after completion is a bug in the caller.
+        assert!(!gather.done, "a gather was polled after it completed");
         match gather.poll_calls(cx, Result::is_err) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => match gather.stopped.take() {
-                Some(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Ready(gather.take_results().collect()),
-            },
+            Poll::Ready(()) => {
+                gather.done = true;
+                match gather.stopped.take() {
+                    Some(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Ready(gather.take_results().collect()),
+                }
+            }
         }
     }
 }
@@ -276,7 +284,8 @@ where
     }
 
     /// Ends at the first failure and cancels the calls still in flight: every peer's value in
-    /// the order of the peers, or the first failure (which names its peer).
+    /// the order of the peers, or the first failure (a failure of a call names its peer:
+    /// [`Error::peer`]).
     pub fn fail_fast<T>(self) -> FailFast<C>
     where
         C::Item: Future<Output = Result<T, Error>>,

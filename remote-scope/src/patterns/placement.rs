@@ -9,8 +9,11 @@ use crate::peer_id::PeerId;
 /// from a hash of both, and the heaviest owns it. When a member joins, it takes only the keys
 /// it now weighs most for; when one leaves, only its keys move, each to its next heaviest
 /// member. Every peer that holds the same members places every key the same way: the hash
-/// is this crate's own (FNV-1a over the key's [`Hash`] with integers in little-endian and
-/// `usize` as 64 bits), so it does not change with the build, the platform or the browser.
+/// is this crate's own (FNV-1a over what the key's [`Hash`] writes, integers in little-endian
+/// and `usize` as 64 bits), so it does not change with the platform or the browser. What a
+/// key's `Hash` writes is the key type's own: std's for strings (their bytes, then `0xff`) and
+/// integers has not changed in years, but is not promised; for keys placed by peers built with
+/// different Rust versions, an integer key (a `u64`, say: its eight bytes) is the safe kind.
 ///
 /// ```
 /// use remote_scope::patterns::Placement;

@@ -68,9 +68,10 @@ where
 pub struct Agreed<T> {
     /// The value.
     pub value: T,
-    /// The replicas that returned it.
+    /// The replicas that returned it, in the order their answers came.
     pub agreed: Vec<PeerId>,
-    /// The replicas that returned something else, with what they returned.
+    /// The replicas that returned something else, with what they returned, in the order
+    /// their answers came.
     pub disagreed: Vec<(PeerId, T)>,
     /// The replicas whose calls failed.
     pub failed: Vec<Error>,
@@ -106,7 +107,9 @@ where
         self
     }
 
-    /// Needs `replicas` to agree instead of a majority (at least 1).
+    /// Needs `replicas` to agree instead of a majority (at least 1). Below a majority, two
+    /// values may each reach it: the larger group decides (of groups as large, the value heard
+    /// first; with [`first_majority`](Quorum::first_majority), the first group to reach it).
     pub fn needing(mut self, replicas: usize) -> Self {
         self.needed = replicas.max(1);
         self
@@ -128,9 +131,13 @@ where
         self.heard.push((peer, value, group));
     }
 
-    /// The largest group: its first value's index and its size.
+    /// The largest group: its first value's index and its size; of groups as large, the one
+    /// heard first.
     fn largest(&self) -> Option<(usize, usize)> {
-        self.sizes.iter().copied().max_by_key(|&(_, size)| size)
+        self.sizes
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
     }
 
     fn decided(&self) -> bool {

@@ -62,7 +62,7 @@ where
 
 /// The waits between attempts of a [`retry`]: the first, doubled after each attempt up to a
 /// most, each drawn at random from its upper half so that callers retrying at once spread
-/// out. The default waits 10 ms, then 20, 40, ... up to 1 s.
+/// out. The default waits up to 10 ms, then 20, 40, ... up to 1 s.
 ///
 /// ```
 /// use std::time::Duration;
@@ -80,7 +80,8 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// Waits `first` after the first failed attempt, doubling up to `most`.
+    /// Waits up to `first` after the first failed attempt (at least half of it), doubling up to
+    /// `most`.
     pub fn exponential(first: Duration, most: Duration) -> Backoff {
         Backoff { first, most }
     }
@@ -104,12 +105,12 @@ impl Backoff {
             .min(self.most);
         // Anywhere in the upper half of the full wait.
         let half = full / 2;
-        let spread = half.as_nanos().min(u128::from(u64::MAX)) as u64;
-        let jitter = match spread {
-            0 => 0,
-            n => crate::random::random_u64() % (n + 1),
-        };
-        half + Duration::from_nanos(jitter)
+        let spread = (full - half).as_nanos();
+        let jitter = u128::from(crate::random::random_u64()) % (spread + 1);
+        // Below 2^64: it is less than a u64.
+        half.saturating_add(Duration::from_nanos(
+            u64::try_from(jitter).unwrap_or(u64::MAX),
+        ))
     }
 }
 
@@ -139,6 +140,8 @@ enum Step<T> {
     Idle,
     Calling(Call<T>),
     Waiting(BoxFuture<'static, ()>),
+    /// It gave its output.
+    Done,
 }
 
 impl<F, T> Retry<F, T>
@@ -209,45 +212,52 @@ where
                 pattern: "retry".to_owned(),
             }));
         }
-        if this.clock.is_none() {
-            match context::calling_node() {
-                Ok(node) => {
-                    let now = node.runtime().now();
-                    this.clock = Some((node, now));
-                }
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
         loop {
             match &mut this.step {
                 Step::Idle => {
                     let left = this.time_left();
                     if this.errors.len() >= this.attempts || left == Some(Duration::ZERO) {
+                        this.step = Step::Done;
                         return Poll::Ready(Err(this.give_up()));
                     }
                     let peer = &this.peers[this.errors.len() % this.peers.len()];
                     let mut call = (this.make)(peer);
-                    if let (Some(left), Some((node, _))) = (left, &this.clock) {
-                        call = call
-                            .on(node)
-                            .timeout_at_most(left, node.config().default_timeout);
+                    if this.clock.is_none() {
+                        // The deadline runs on the clock of the node that calls.
+                        let node = match call.node().cloned() {
+                            Some(node) => node,
+                            None => match context::calling_node() {
+                                Ok(node) => node,
+                                Err(e) => {
+                                    this.step = Step::Done;
+                                    return Poll::Ready(Err(e));
+                                }
+                            },
+                        };
+                        let now = node.runtime().now();
+                        this.clock = Some((node, now));
+                    }
+                    if let (Some(left), Some((node, _))) = (this.time_left(), &this.clock) {
+                        call = call.timeout_at_most(left, node.config().default_timeout);
                     }
                     this.step = Step::Calling(call);
                 }
                 Step::Calling(call) => match Pin::new(call).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(value)) => {
-                        this.step = Step::Idle;
+                        this.step = Step::Done;
                         return Poll::Ready(Ok(value));
                     }
                     Poll::Ready(Err(e)) => {
                         this.step = Step::Idle;
                         if !this.worth_retrying(&e) {
+                            this.step = Step::Done;
                             return Poll::Ready(Err(e));
                         }
                         tracing::debug!(error = %e, "retrying on the next peer");
                         this.errors.push(e);
                         if this.errors.len() >= this.attempts {
+                            this.step = Step::Done;
                             return Poll::Ready(Err(this.give_up()));
                         }
                         let mut wait = this.backoff.wait(this.errors.len());
@@ -263,6 +273,8 @@ where
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(()) => this.step = Step::Idle,
                 },
+                // As std's futures do: polling after completion is a bug in the caller.
+                Step::Done => panic!("a retry was polled after it completed"),
             }
         }
     }
