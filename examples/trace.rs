@@ -13,9 +13,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
-/// The spans recorded, each as its name and fields.
+/// A span as recorded: its id in the subscriber, its name, its fields.
+type Recorded = (u64, String, HashMap<String, String>);
+
+/// The spans recorded.
 #[derive(Clone, Default)]
-struct Spans(Arc<Mutex<Vec<(u64, String, HashMap<String, String>)>>>);
+struct Spans(Arc<Mutex<Vec<Recorded>>>);
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
 
@@ -102,9 +105,8 @@ async fn main() -> Result<(), Error> {
     let (b, a2) = client.run(nested(server_id, client.id().clone())).await?;
     println!("nested demo: {} values, {a2}", b.len());
 
-    let recorded: Vec<(u64, String, HashMap<String, String>)> =
-        spans.0.lock().map(|s| s.clone()).unwrap_or_default();
-    let traced: Vec<&(u64, String, HashMap<String, String>)> = recorded
+    let recorded: Vec<Recorded> = spans.0.lock().map(|s| s.clone()).unwrap_or_default();
+    let traced: Vec<&Recorded> = recorded
         .iter()
         .filter(|(_, _, f)| f.contains_key("trace_id"))
         .collect();
