@@ -685,8 +685,10 @@ fn send(
     }
     let Deadline { at, wait, after } = deadline;
     let trace = crate::trace_context::outgoing();
-    let sent = trace.as_ref().map(|(ctx, _)| ctx.clone());
-    let marks = crate::connection::Marks { key, trace: sent };
+    let marks = crate::connection::Marks {
+        key,
+        trace: trace.as_ref().map(|(ctx, _)| ctx),
+    };
     let call = conn.start_call(body, captures, at, wait, marks, caller)?;
     let span = call_span!(
         "call",

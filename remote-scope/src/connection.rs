@@ -121,11 +121,11 @@ pub(crate) struct Running {
 
 /// What some calls carry beside their body and captures.
 #[derive(Default)]
-pub(crate) struct Marks {
+pub(crate) struct Marks<'a> {
     /// An idempotent call's key (a call to a pool the application may send again).
     pub(crate) key: Option<u64>,
     /// The trace the call is part of, with the call's own span.
-    pub(crate) trace: Option<TraceContext>,
+    pub(crate) trace: Option<&'a TraceContext>,
 }
 
 impl Connection {
@@ -244,7 +244,7 @@ impl Connection {
         captures: Encoded,
         deadline: Duration,
         wait: Duration,
-        marks: Marks,
+        marks: Marks<'_>,
         caller: &Waker,
     ) -> Result<PendingCall, Error> {
         let Marks { key, trace } = marks;
@@ -273,15 +273,16 @@ impl Connection {
         } else if let Some(trace) = trace {
             // Traced calls take the general encoder too: they are made where something
             // records traces, which costs more than the encoder does.
-            self.link.send(Frame::InvokeTraced(protocol::InvokeTraced {
-                trace,
-                invoke: protocol::Invoke {
-                    id,
-                    body: body.into(),
-                    timeout_ms,
-                    captures: captures.into_bytes(),
-                },
-            }))
+            self.link
+                .send(Frame::InvokeTraced(Box::new(protocol::InvokeTraced {
+                    trace: trace.clone(),
+                    invoke: protocol::Invoke {
+                        id,
+                        body: body.into(),
+                        timeout_ms,
+                        captures: captures.into_bytes(),
+                    },
+                })))
         } else if self.direct {
             let frame = protocol::invoke_frame(id, body, timeout_ms, captures);
             self.link.enqueue(Outgoing::Encoded(frame))

@@ -41,6 +41,7 @@ const SLOT: usize = std::mem::size_of::<Outgoing>();
 impl Outgoing {
     /// The bytes this frame occupies while queued: its slot in the queue, and the bytes it
     /// holds (exact once encoded; a frame to encode counts its payloads).
+    #[inline]
     pub(crate) fn size(&self) -> usize {
         use crate::protocol::{Failure, Outcome};
         SLOT + match self {
@@ -49,13 +50,10 @@ impl Outgoing {
                 Frame::Invoke(invoke)
                 | Frame::InvokeOnce(crate::protocol::InvokeOnce { invoke, .. }),
             ) => invoke.captures.len() + invoke.body.len(),
-            Outgoing::Frame(Frame::InvokeTraced(crate::protocol::InvokeTraced {
-                trace,
-                invoke,
-            })) => {
-                invoke.captures.len()
-                    + invoke.body.len()
-                    + trace.state.as_ref().map_or(0, String::len)
+            Outgoing::Frame(Frame::InvokeTraced(traced)) => {
+                traced.invoke.captures.len()
+                    + traced.invoke.body.len()
+                    + traced.trace.state.as_ref().map_or(0, String::len)
             }
             Outgoing::Frame(Frame::Result(result)) => match &result.outcome {
                 Outcome::Value(value) => value.len(),

@@ -10,7 +10,7 @@
 //! `span_id` and `parent_id` as W3C hex, which any `tracing` subscriber that records fields
 //! can put together into one tree across peers.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -47,6 +47,8 @@ pub struct TraceContext {
 
 thread_local! {
     static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
+    /// Whether `CURRENT` holds a context: what every call reads, without borrowing it.
+    static IN_TRACE: Cell<bool> = const { Cell::new(false) };
 }
 
 impl TraceContext {
@@ -163,17 +165,35 @@ pub(crate) fn with_trace<R>(ctx: &mut Option<TraceContext>, f: impl FnOnce() -> 
     struct Restore<'a>(&'a mut Option<TraceContext>);
     impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            CURRENT.with(|c| std::mem::swap(&mut *c.borrow_mut(), self.0));
+            CURRENT.with(|c| {
+                let mut current = c.borrow_mut();
+                std::mem::swap(&mut *current, self.0);
+                IN_TRACE.with(|t| t.set(current.is_some()));
+            });
         }
     }
-    CURRENT.with(|c| std::mem::swap(&mut *c.borrow_mut(), ctx));
+    CURRENT.with(|c| {
+        let mut current = c.borrow_mut();
+        std::mem::swap(&mut *current, ctx);
+        IN_TRACE.with(|t| t.set(current.is_some()));
+    });
     let _restore = Restore(ctx);
     f()
 }
 
 /// What a call made now carries: the current trace with a span of the call's own, a new trace
 /// if something listens at debug level, or nothing. With the parent span, if there is one.
+/// Inlined for its first test, which is all a call pays when nobody listens.
+#[inline]
 pub(crate) fn outgoing() -> Option<(TraceContext, Option<u64>)> {
+    if !IN_TRACE.with(Cell::get) && !tracing::enabled!(tracing::Level::DEBUG) {
+        return None;
+    }
+    outgoing_traced()
+}
+
+#[inline(never)]
+fn outgoing_traced() -> Option<(TraceContext, Option<u64>)> {
     match TraceContext::current() {
         Some(current) => Some((current.child(), Some(current.span_id))),
         None if tracing::enabled!(tracing::Level::DEBUG) => Some((TraceContext::new_root(), None)),

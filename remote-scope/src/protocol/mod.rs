@@ -98,8 +98,9 @@ pub enum Frame {
     /// caller lost its connection) gets the first run's result instead of a second run.
     InvokeOnce(InvokeOnce),
     /// An `Invoke` made as part of a trace: the body runs in a span whose parent is the
-    /// caller's (see [`TraceContext`](crate::TraceContext)).
-    InvokeTraced(InvokeTraced),
+    /// caller's (see [`TraceContext`](crate::TraceContext)). Boxed: it is rare, and every
+    /// frame in memory is as large as the largest kind.
+    InvokeTraced(Box<InvokeTraced>),
     /// The answer to an `Invoke`.
     Result(InvokeResult),
     /// Bytes for user middleware, sharing the connection with calls.
@@ -601,7 +602,7 @@ mod tests {
                 }),
             }),
             Frame::Message(Bytes::from_static(b"hi")),
-            Frame::InvokeTraced(InvokeTraced {
+            Frame::InvokeTraced(Box::new(InvokeTraced {
                 trace: crate::trace_context::TraceContext {
                     trace_id: u128::MAX - 1,
                     span_id: 0x00f0_67aa_0ba9_02b7,
@@ -614,7 +615,7 @@ mod tests {
                     timeout_ms: 5,
                     captures: Bytes::from_static(&[1, 2, 3]),
                 },
-            }),
+            })),
             Frame::Cancel(17),
             Frame::Ping,
             Frame::Pong,

@@ -56,7 +56,8 @@ impl Connection {
         }
         match frame {
             Frame::Invoke(invoke) => self.start(node, invoke, last_body, None),
-            Frame::InvokeTraced(protocol::InvokeTraced { trace, invoke }) => {
+            Frame::InvokeTraced(traced) => {
+                let protocol::InvokeTraced { trace, invoke } = *traced;
                 self.start(node, invoke, last_body, Some(trace))
             }
             Frame::InvokeOnce(protocol::InvokeOnce { key, invoke }) => {
