@@ -554,7 +554,7 @@ fn begin(body: &'static str, start: Start, caller: &Waker) -> Result<State, Erro
             serve::dispatch(&node, handler, Received::Bytes(captures.into_bytes()))
         });
         // Run here, the body's span is the call's.
-        if let Some((ctx, parent)) = crate::trace_context::outgoing() {
+        if let Some((ctx, parent)) = crate::trace_context::for_call(&span) {
             crate::trace_context::record(&span, &ctx, parent);
             work = serve::Served::traced(ctx, work);
         }
@@ -684,21 +684,24 @@ fn send(
         return Err(refused);
     }
     let Deadline { at, wait, after } = deadline;
-    let trace = crate::trace_context::outgoing();
+    let span = call_span!(
+        "call",
+        body,
+        peer = %conn.peer(),
+        request = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_id = tracing::field::Empty,
+    );
+    let trace = crate::trace_context::for_call(&span);
     let marks = crate::connection::Marks {
         key,
         trace: trace.as_ref().map(|(ctx, _)| ctx),
     };
     let call = conn.start_call(body, captures, at, wait, marks, caller)?;
-    let span = call_span!(
-        "call",
-        body,
-        peer = %conn.peer(),
-        request = call.id(),
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-        parent_id = tracing::field::Empty,
-    );
+    if !span.is_none() {
+        span.record("request", call.id());
+    }
     if let Some((ctx, parent)) = &trace {
         crate::trace_context::record(&span, ctx, *parent);
     }

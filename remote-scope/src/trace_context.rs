@@ -9,6 +9,10 @@
 //! The spans (`call` on the calling side, `serve` on the serving side) record `trace_id`,
 //! `span_id` and `parent_id` as W3C hex, which any `tracing` subscriber that records fields
 //! can put together into one tree across peers.
+//!
+//! With feature `opentelemetry`, where a `tracing-opentelemetry` layer records spans, the ids
+//! are OpenTelemetry's: a call carries its span's context (or that of the span around it), and
+//! the serving peer's span takes it as its remote parent.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -181,24 +185,114 @@ pub(crate) fn with_trace<R>(ctx: &mut Option<TraceContext>, f: impl FnOnce() -> 
     f()
 }
 
-/// What a call made now carries: the current trace with a span of the call's own, a new trace
-/// if something listens at debug level, or nothing. With the parent span, if there is one.
+/// What a call carries, given its span (none when nothing listens at debug level): the
+/// OpenTelemetry context of its span (or of the span around it) where an OpenTelemetry layer
+/// records spans; else the current trace with a span of the call's own; else a new trace if
+/// the call's span is heard; else nothing. With the parent span, where it is known here.
 /// Inlined for its first test, which is all a call pays when nobody listens.
 #[inline]
-pub(crate) fn outgoing() -> Option<(TraceContext, Option<u64>)> {
-    if !IN_TRACE.with(Cell::get) && !tracing::enabled!(tracing::Level::DEBUG) {
+pub(crate) fn for_call(span: &tracing::Span) -> Option<(TraceContext, Option<u64>)> {
+    if !cfg!(feature = "opentelemetry") && span.is_none() && !IN_TRACE.with(Cell::get) {
         return None;
     }
-    outgoing_traced()
+    for_traced_call(span)
 }
 
 #[inline(never)]
-fn outgoing_traced() -> Option<(TraceContext, Option<u64>)> {
+fn for_traced_call(span: &tracing::Span) -> Option<(TraceContext, Option<u64>)> {
+    if let Some(otel) = otel::of_span_or_current(span) {
+        return Some((otel, None));
+    }
     match TraceContext::current() {
         Some(current) => Some((current.child(), Some(current.span_id))),
-        None if tracing::enabled!(tracing::Level::DEBUG) => Some((TraceContext::new_root(), None)),
+        None if !span.is_none() => Some((TraceContext::new_root(), None)),
         None => None,
     }
+}
+
+/// The context of the body of a call that came with `caller`, run in `span`: its
+/// OpenTelemetry context (the caller's span its parent), or a span of its own in the trace.
+pub(crate) fn for_body(span: &tracing::Span, caller: &TraceContext) -> TraceContext {
+    otel::adopt(span, caller);
+    otel::of_span(span).unwrap_or_else(|| caller.child())
+}
+
+/// Where `tracing-opentelemetry` records spans, their OpenTelemetry ids are the trace's.
+#[cfg(feature = "opentelemetry")]
+mod otel {
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::TraceContext;
+
+    /// The OpenTelemetry context of `span`, if a layer records it.
+    pub(super) fn of_span(span: &tracing::Span) -> Option<TraceContext> {
+        if span.is_none() {
+            return None;
+        }
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        sc.is_valid().then(|| {
+            let state = sc.trace_state().header();
+            TraceContext {
+                trace_id: u128::from_be_bytes(sc.trace_id().to_bytes()),
+                span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
+                flags: sc.trace_flags().to_u8(),
+                state: (!state.is_empty()).then_some(state),
+            }
+        })
+    }
+
+    /// [`of_span`] of `span`, or of the span the code is in when `span` is not heard.
+    pub(super) fn of_span_or_current(span: &tracing::Span) -> Option<TraceContext> {
+        if span.is_none() {
+            of_span(&tracing::Span::current())
+        } else {
+            of_span(span)
+        }
+    }
+
+    /// Makes the caller's span `span`'s OpenTelemetry parent.
+    pub(super) fn adopt(span: &tracing::Span, caller: &TraceContext) {
+        if span.is_none() {
+            return;
+        }
+        let state = caller
+            .state
+            .as_deref()
+            .and_then(|s| s.parse::<TraceState>().ok())
+            .unwrap_or_default();
+        let parent = SpanContext::new(
+            TraceId::from_bytes(caller.trace_id.to_be_bytes()),
+            SpanId::from_bytes(caller.span_id.to_be_bytes()),
+            TraceFlags::new(caller.flags),
+            true,
+            state,
+        );
+        let cx = opentelemetry::Context::new().with_remote_span_context(parent);
+        // Refused only where no OpenTelemetry layer listens: the span has no such parent then.
+        let _ = span.set_parent(cx);
+    }
+}
+
+#[cfg(not(feature = "opentelemetry"))]
+mod otel {
+    use super::TraceContext;
+
+    #[inline]
+    pub(super) fn of_span(_: &tracing::Span) -> Option<TraceContext> {
+        None
+    }
+
+    #[inline]
+    pub(super) fn of_span_or_current(_: &tracing::Span) -> Option<TraceContext> {
+        None
+    }
+
+    #[inline]
+    pub(super) fn adopt(_: &tracing::Span, _: &TraceContext) {}
 }
 
 /// Records the ids of `ctx` (and its parent span) on `span`, as W3C hex.

@@ -178,13 +178,17 @@ impl Connection {
             span_id = tracing::field::Empty,
             parent_id = tracing::field::Empty,
         );
+        // The body's span: a child of the caller's, in the caller's trace (before the span is
+        // first entered, which starts it).
+        let body = trace.map(|caller| {
+            let body = crate::trace_context::for_body(&span, &caller);
+            crate::trace_context::record(&span, &body, Some(caller.span_id));
+            body
+        });
         let handler = node.registry().handler_after(&invoke.body, last_body);
         let captures = received(invoke.captures);
         let mut work = crate::trace::in_span(&span, || serve::dispatch(node, handler, captures));
-        if let Some(caller) = trace {
-            // The body's span: a child of the caller's, in the caller's trace.
-            let body = caller.child();
-            crate::trace_context::record(&span, &body, Some(caller.span_id));
+        if let Some(body) = body {
             work = serve::Served::traced(body, work);
         }
         let deadline = Duration::from_millis(invoke.timeout_ms);
