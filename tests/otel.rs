@@ -29,9 +29,17 @@ async fn the_nested_demo_is_one_opentelemetry_trace_with_each_hop_the_child_of_t
         .await
         .expect("the nested demo runs");
     assert_eq!(outcome, (vec![42; 43], 44));
-    provider.force_flush().expect("flushed");
-
-    let spans = exporter.get_finished_spans().expect("the exported spans");
+    // A span is exported when it closes, and a serving peer answers a call before its body's
+    // span closes: wait for all six.
+    let mut spans = Vec::new();
+    for _ in 0..500 {
+        provider.force_flush().expect("flushed");
+        spans = exporter.get_finished_spans().expect("the exported spans");
+        if spans.len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let request = spans
         .iter()
         .find(|s| s.name == "request")

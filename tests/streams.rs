@@ -297,8 +297,10 @@ async fn a_hostile_producer_ends_only_its_own_stream() {
     let client = Node::builder().id("client").build().expect("node");
     let mut raw = common::RawPeer::connected_to(&client, "raw").await;
     let delivery = remote_scope::streams::delivery_body();
-    // Out of order (delivery 5 first), then more items than the room (a window of 2).
-    for (number, items) in [(5_u64, 1_usize), (0, 4)] {
+    let mut next_request = 0_u64;
+    // Out of order (delivery 5 first); more items than the room (a window of 2); a second
+    // delivery before its turn while one waits for it (1, then 1 again).
+    for deliveries in [vec![(5_u64, 1_usize)], vec![(0, 4)], vec![(1, 1), (1, 1)]] {
         let consumer = tokio::spawn(client.run(async {
             let raw_id = PeerId::new("raw");
             remote_stream!(raw_id, [], { futures::stream::iter([1_u8]) })
@@ -306,7 +308,7 @@ async fn a_hostile_producer_ends_only_its_own_stream() {
                 .collect::<Vec<Result<u8, Error>>>()
                 .await
         }));
-        // Past the answer to the last round's delivery and its stream's cancel.
+        // Past the answers to the last round's deliveries and its stream's cancel.
         let invoke = loop {
             match raw.recv().await {
                 Some(Frame::Invoke(invoke)) => break invoke,
@@ -315,17 +317,20 @@ async fn a_hostile_producer_ends_only_its_own_stream() {
             }
         };
         let (sink,): (Sink,) = rmp_serde::from_slice(&invoke.captures).expect("the sink");
-        let batch: Vec<serde_bytes::ByteBuf> = (0..items)
-            .map(|_| serde_bytes::ByteBuf::from(vec![7_u8]))
-            .collect();
-        let captures = rmp_serde::to_vec(&(sink.id, number, batch)).expect("encode");
-        raw.send(&Frame::Invoke(Invoke {
-            id: 1 + number,
-            body: delivery.into(),
-            timeout_ms: 5_000,
-            captures: captures.into(),
-        }))
-        .await;
+        for (number, items) in deliveries {
+            let batch: Vec<serde_bytes::ByteBuf> = (0..items)
+                .map(|_| serde_bytes::ByteBuf::from(vec![7_u8]))
+                .collect();
+            let captures = rmp_serde::to_vec(&(sink.id, number, batch)).expect("encode");
+            next_request += 1;
+            raw.send(&Frame::Invoke(Invoke {
+                id: next_request,
+                body: delivery.into(),
+                timeout_ms: 5_000,
+                captures: captures.into(),
+            }))
+            .await;
+        }
         let items = consumer.await.expect("the consumer's task");
         assert!(
             matches!(items.as_slice(), [Err(Error::Protocol { reason, .. })] if reason.contains("stream's producer")),
@@ -334,4 +339,60 @@ async fn a_hostile_producer_ends_only_its_own_stream() {
     }
     // The node still serves: the raw peer can call it.
     assert!(client.is_connected(&PeerId::new("raw")));
+}
+
+#[tokio::test]
+async fn large_items_go_in_batches_a_peer_accepts() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    // 60 items of 300 KiB: the default window (256) in one batch would be 18 MiB, over a peer's
+    // default capture limit of 16 MiB.
+    let sizes: Vec<usize> = p
+        .client
+        .run(async {
+            remote_stream!(server, [], {
+                futures::stream::iter(0..60_u32)
+                    .map(|i| serde_bytes::ByteBuf::from(vec![i as u8; 300 << 10]))
+            })
+            .map(|item| item.map(|b| b.len()).unwrap_or(0))
+            .collect()
+            .await
+        })
+        .await;
+    assert_eq!(sizes, vec![300 << 10; 60]);
+}
+
+/// Encodes as its number, but refuses to encode 3.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+struct NotThree(u32);
+
+impl serde::Serialize for NotThree {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three does not encode"));
+        }
+        serializer.serialize_u32(self.0)
+    }
+}
+
+#[tokio::test]
+async fn an_item_that_does_not_encode_ends_the_stream_after_the_items_before_it() {
+    let p = connected_peers().await;
+    let server = p.server_id.clone();
+    let items: Vec<Result<u32, Error>> = p
+        .client
+        .run(async {
+            remote_stream!(server, [], { futures::stream::iter((0..10).map(NotThree)) })
+                .map(|item| item.map(|n| n.0))
+                .collect()
+                .await
+        })
+        .await;
+    assert_eq!(items[..3], [Ok(0), Ok(1), Ok(2)], "{items:?}");
+    assert_eq!(items.len(), 4, "{items:?}");
+    assert!(
+        matches!(&items[3], Err(Error::EncodeResult { reason, .. }) if reason.contains("three")),
+        "{items:?}"
+    );
 }

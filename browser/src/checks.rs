@@ -153,7 +153,7 @@ fn note(line: &str) {
 }
 
 /// The numbers `0..n`, streamed from the server.
-pub fn numbers_from_server(server: PeerId, n: u64) -> remote_scope::RemoteStream<u64> {
+pub fn numbers_from_server(server: PeerId, n: u64) -> remote_scope::streams::RemoteStream<u64> {
     remote_scope::remote_stream!(server, [n: u64], { futures::stream::iter(0..n) })
 }
 

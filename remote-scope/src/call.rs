@@ -693,7 +693,11 @@ fn send(
         span_id = tracing::field::Empty,
         parent_id = tracing::field::Empty,
     );
-    let trace = crate::trace_context::for_call(&span);
+    // An idempotent call's frame carries its key and no trace.
+    let trace = match key {
+        None => crate::trace_context::for_call(&span),
+        Some(_) => None,
+    };
     let marks = crate::connection::Marks {
         key,
         trace: trace.as_ref().map(|(ctx, _)| ctx),

@@ -164,7 +164,6 @@ pub use pool::{Pool, Target};
 pub use rate::RateLimit;
 pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
-pub use streams::RemoteStream;
 pub use trace_context::{InTrace, TraceContext};
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;

@@ -49,6 +49,9 @@ pub struct TraceContext {
     pub state: Option<String>,
 }
 
+/// The longest `tracestate` passed on (W3C's limit).
+const MAX_TRACESTATE: usize = 512;
+
 thread_local! {
     static CURRENT: RefCell<Option<TraceContext>> = const { RefCell::new(None) };
     /// Whether `CURRENT` holds a context: what every call reads, without borrowing it.
@@ -93,7 +96,8 @@ impl TraceContext {
             span_id: u64::from_str_radix(span, 16).ok()?,
             flags: u8::from_str_radix(flags, 16).ok()?,
             state: tracestate.map(str::to_owned),
-        };
+        }
+        .bounded();
         (ctx.trace_id != 0 && ctx.span_id != 0).then_some(ctx)
     }
 
@@ -106,7 +110,9 @@ impl TraceContext {
     }
 
     /// Runs `future` as part of this trace: the calls it makes carry it (for a request that
-    /// came with a `traceparent`, or to give a group of calls one trace).
+    /// came with a `traceparent`, or to give a group of calls one trace). With feature
+    /// `opentelemetry` and its layer installed, calls carry the OpenTelemetry context of their
+    /// spans instead: enter a span whose parent is the request's context there.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -129,6 +135,19 @@ impl TraceContext {
             ctx: Some(self),
             future: Box::pin(future),
         }
+    }
+
+    /// This context with its `tracestate` dropped if it is longer than W3C allows (512
+    /// bytes): it travels with every call made in the trace, and may come from anyone.
+    pub(crate) fn bounded(mut self) -> TraceContext {
+        if self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_TRACESTATE)
+        {
+            self.state = None;
+        }
+        self
     }
 
     /// This context for a call made from it: the same trace, a span of the call's own.
@@ -204,6 +223,8 @@ fn for_traced_call(span: &tracing::Span) -> Option<(TraceContext, Option<u64>)> 
         return Some((otel, None));
     }
     match TraceContext::current() {
+        // A call whose span nobody records: the callee's parent is the span around it.
+        Some(current) if span.is_none() => Some((current, None)),
         Some(current) => Some((current.child(), Some(current.span_id))),
         None if !span.is_none() => Some((TraceContext::new_root(), None)),
         None => None,
@@ -354,6 +375,16 @@ mod tests {
         ] {
             assert_eq!(TraceContext::from_traceparent(bad, None), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_tracestate_longer_than_w3c_allows_is_dropped() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let long = "k=".to_owned() + &"v".repeat(600);
+        let ctx = TraceContext::from_traceparent(parent, Some(&long)).expect("valid");
+        assert_eq!(ctx.state, None);
+        let ctx = TraceContext::from_traceparent(parent, Some("k=v")).expect("valid");
+        assert_eq!(ctx.state.as_deref(), Some("k=v"));
     }
 
     #[test]

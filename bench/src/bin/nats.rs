@@ -12,11 +12,14 @@
 //! cargo run --release -p remote-scope-bench --bin nats -- [--smoke] [--rounds N] [--pool]
 //! ```
 
+mod shared;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use remote_scope::{remote, Node, PeerId, Pool};
+use shared::median;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -119,11 +122,6 @@ async fn pipelined(rpc: &Rpc, n: usize, window: usize) -> Result<f64, Failure> {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p) as usize]
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 async fn bench(server: &Server, counts: &Counts) -> Result<(), Failure> {

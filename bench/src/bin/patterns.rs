@@ -9,10 +9,13 @@
 //! cargo run --release -p remote-scope-bench --bin patterns -- [--smoke] [--rounds N] [--tasks N]
 //! ```
 
+mod shared;
+
 use std::time::Instant;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use remote_scope::{patterns, remote, Error, Node, PeerId, Server};
+use shared::{arg, median};
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,16 +60,6 @@ async fn with_spread(peers: &[PeerId], tasks: usize) -> Result<Vec<u64>, Error> 
         .in_flight(IN_FLIGHT)
         .fail_fast()
         .await
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn arg(args: &[String], name: &str) -> Option<usize> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.parse().ok()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

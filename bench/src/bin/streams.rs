@@ -7,10 +7,13 @@
 //! cargo run --release -p remote-scope-bench --bin streams -- [--smoke] [--rounds N] [--window N]
 //! ```
 
+mod shared;
+
 use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use remote_scope::{remote_stream, Node, PeerId};
+use shared::{arg, median};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -125,16 +128,6 @@ async fn chunks(node: &Node, server: &PeerId, count: u64, window: usize) -> Resu
         return Err(format!("{got} chunks of {count}").into());
     }
     Ok(started.elapsed().as_secs_f64())
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn arg(args: &[String], name: &str) -> Option<usize> {
-    let at = args.iter().position(|a| a == name)?;
-    args.get(at + 1)?.parse().ok()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

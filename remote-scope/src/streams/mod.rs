@@ -38,6 +38,9 @@ pub use sink::{drain, Drained, StreamSink};
 /// [`RemoteStream::window`] says otherwise.
 const WINDOW: usize = 256;
 
+/// How long a stream may last unless [`RemoteStream::timeout`] says otherwise: a day.
+const STREAM_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Runs a block on another peer whose value is a [`Stream`], and evaluates to a
 /// [`RemoteStream`] of its items.
 ///
@@ -116,7 +119,9 @@ where
     F: FnOnce(StreamSink) -> Call<Result<Drained<T>, Error>>,
 {
     let id = crate::random::random_u64();
-    let call = make(StreamSink { id });
+    // A stream lasts as long as its consumer reads, unless told otherwise: not the node's
+    // default timeout, which is for calls.
+    let call = make(StreamSink { id }).timeout(STREAM_TIMEOUT);
     let peer = call.peer().cloned();
     let body = call.body_name();
     RemoteStream {
@@ -142,16 +147,18 @@ impl<T> RemoteStream<T> {
         self
     }
 
-    /// Ends the stream with [`Error::Timeout`] if it is not over within `timeout` (the
-    /// node's default timeout unless set, as for a call), and stops the body. Set before the
-    /// stream is first polled.
+    /// Ends the stream with [`Error::Timeout`] if it is not over within `timeout` (a day
+    /// unless set: a stream lasts as long as its consumer reads, not the node's default
+    /// timeout for calls), and stops the body. Set before the stream is first polled.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.call = self.call.take().map(|call| call.timeout(timeout));
         self
     }
 
     /// Ends the stream with [`Error::Timeout`] if an item (or the end) takes longer than
-    /// `timeout` to come, and stops the body.
+    /// `timeout` to come, and stops the body. The wait runs on the current node's clock: a
+    /// stream polled outside [`Node::run`](crate::Node::run) and outside a body has none, and
+    /// waits without it.
     pub fn item_timeout(mut self, timeout: Duration) -> Self {
         self.item_timeout = Some(timeout);
         self
@@ -187,6 +194,9 @@ where
             this.registered = true;
         }
         loop {
+            // Registered before anything is looked at, so that whatever comes after the look
+            // (an item, a refused delivery, the call's end) wakes this poll's caller.
+            this.queue.consumer.register(cx.waker());
             if let Some(bytes) = this.queue.pop() {
                 this.timer = None;
                 let item =
@@ -206,13 +216,14 @@ where
             if let Some(end) = this.end.take() {
                 this.done = true;
                 this.call = None;
+                this.queue.close();
                 return Poll::Ready(end.err().map(Err));
             }
             let Some(call) = this.call.as_mut() else {
                 this.done = true;
+                this.queue.close();
                 return Poll::Ready(None);
             };
-            this.queue.consumer.register(cx.waker());
             match Pin::new(call).poll(cx) {
                 // Every item was delivered before the body returned: take them, then end.
                 Poll::Ready(result) => {
@@ -222,8 +233,8 @@ where
                 }
                 Poll::Pending => {}
             }
-            // An item may have come in while the call was polled.
-            if this.queue.has_items() {
+            // An item (or a refusal) may have come in while the call was polled.
+            if this.queue.has_items() || this.queue.has_failed() {
                 continue;
             }
             if let Some(after) = this.item_timeout {

@@ -18,11 +18,15 @@ use futures::task::AtomicWaker;
 use crate::call::Call;
 use crate::error::Error;
 use crate::peer_id::PeerId;
-use crate::streams::sink::DELIVERIES;
 use crate::sync::lock;
 
-/// How long a delivery waits for room: long, because a consumer may read slowly for as long
-/// as it likes; a consumer that drops its stream, or goes away, ends the wait at once.
+/// Deliveries a producer has under way at once: while one is answered, the next is on its way.
+/// The consumer refuses a delivery further ahead than that.
+pub(super) const DELIVERIES: usize = 2;
+
+/// How long a delivery waits for room: as long as a stream may last (a consumer may read as
+/// slowly as it likes within its stream's timeout); a consumer that drops its stream, or goes
+/// away, ends the wait at once.
 pub(super) const DELIVERY_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// The items of one stream that arrived and were not taken yet.
@@ -43,6 +47,8 @@ struct State {
     failed: Option<Error>,
     /// The number of the delivery whose items come next.
     next: u64,
+    /// The delivery that came before its turn and waits for it (one at most).
+    early: Option<u64>,
     /// Deliveries waiting for their turn or for room, woken when either may have come.
     waiting: Vec<Waker>,
 }
@@ -52,6 +58,42 @@ impl State {
         for waker in self.waiting.drain(..) {
             waker.wake();
         }
+    }
+
+    /// What is wrong with delivery `number` of `items` items from `from`, if anything: it
+    /// comes from another peer than the stream's, out of the order of the deliveries, as a
+    /// second one before its turn (one may wait for its turn, `parked` once it does), or with
+    /// more items than the window, or than the room there is in its turn. What a producer can
+    /// make this node hold is so bounded before its turn too.
+    fn misdelivered(
+        &self,
+        from: Option<&PeerId>,
+        number: u64,
+        items: usize,
+        parked: bool,
+    ) -> Option<String> {
+        let stranger =
+            matches!((&self.from, from), (Some(expected), Some(from)) if expected != from);
+        let ahead = number.saturating_sub(self.next);
+        let room = self.window.saturating_sub(self.items.len());
+        if stranger {
+            return Some("a stream's items came from another peer than its producer".to_owned());
+        }
+        if number < self.next
+            || ahead >= DELIVERIES as u64
+            || (ahead > 0 && !parked && self.early.is_some())
+        {
+            return Some(format!(
+                "a stream's producer sent delivery {number} where {} was due",
+                self.next
+            ));
+        }
+        if items > self.window || (ahead == 0 && items > room) {
+            return Some(format!(
+                "a stream's producer delivered {items} items where it had room for {room}"
+            ));
+        }
+        None
     }
 
     /// Refuses the producer's deliveries from now on, for breaking the protocol.
@@ -72,6 +114,7 @@ impl Queue {
                 closed: false,
                 failed: None,
                 next: 0,
+                early: None,
                 waiting: Vec::new(),
             }),
             consumer: AtomicWaker::new(),
@@ -96,6 +139,10 @@ impl Queue {
         !lock(&self.state).items.is_empty()
     }
 
+    pub(super) fn has_failed(&self) -> bool {
+        lock(&self.state).failed.is_some()
+    }
+
     /// Why the producer's deliveries were refused, if they were.
     pub(super) fn take_failure(&self) -> Option<Error> {
         lock(&self.state).failed.take()
@@ -112,44 +159,35 @@ impl Queue {
     /// is some (0: the stream is over).
     async fn deliver(&self, from: Option<PeerId>, number: u64, items: Vec<Bytes>) -> u32 {
         let mut items = Some(items);
+        // Whether this delivery came before its turn and waits for it.
+        let mut parked = false;
         let room = futures::future::poll_fn(|cx| {
             let mut state = lock(&self.state);
             if state.closed {
                 return Poll::Ready(0);
             }
             if let Some(batch) = items.take() {
-                let stranger = matches!((&state.from, &from), (Some(expected), Some(from)) if expected != from);
-                let ahead = number.saturating_sub(state.next);
-                let room = state.window.saturating_sub(state.items.len());
-                if stranger || number < state.next || ahead >= DELIVERIES as u64 {
-                    // Only a peer that does not follow the protocol delivers to a stream it
-                    // does not produce, or out of the order it numbered its deliveries in.
-                    let due = state.next;
-                    state.refuse(format!(
-                        "a stream's producer sent delivery {number} where {due} was due{}",
-                        if stranger { ", from another peer" } else { "" }
-                    ));
+                if let Some(wrong) = state.misdelivered(from.as_ref(), number, batch.len(), parked)
+                {
+                    // Only a peer that does not follow the protocol gets here.
+                    state.refuse(wrong);
                     drop(state);
                     self.consumer.wake();
                     return Poll::Ready(0);
                 }
-                if ahead > 0 {
+                if number > state.next {
                     // An earlier delivery is still to come: wait for it.
+                    state.early = Some(number);
+                    parked = true;
                     items = Some(batch);
                     state.waiting.push(cx.waker().clone());
                     return Poll::Pending;
                 }
-                if batch.len() > room {
-                    state.refuse(format!(
-                        "a stream's producer delivered {} items where it had room for {room}",
-                        batch.len()
-                    ));
-                    drop(state);
-                    self.consumer.wake();
-                    return Poll::Ready(0);
-                }
                 state.items.extend(batch);
                 state.next += 1;
+                if parked {
+                    state.early = None;
+                }
                 state.wake_deliveries();
                 drop(state);
                 self.consumer.wake();

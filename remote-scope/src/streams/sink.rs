@@ -16,7 +16,7 @@ use crate::call::Call;
 use crate::error::Error;
 use crate::peer_id::PeerId;
 use crate::protocol::Encoded;
-use crate::streams::queue::delivery;
+use crate::streams::queue::{delivery, DELIVERIES};
 
 /// Which stream a producing body feeds: sent along with its captures.
 #[doc(hidden)]
@@ -73,9 +73,6 @@ where
     }
 }
 
-/// Deliveries a producer has under way at once: while one is answered, the next is on its way.
-pub(super) const DELIVERIES: usize = 2;
-
 /// Runs on the producing peer: takes the items of `body` and delivers them to the peer that
 /// called, never more than it has room for. Returns once every item is delivered, or when the
 /// consumer is gone.
@@ -91,16 +88,23 @@ where
         id: sink.id,
         items: Box::pin(body.into_stream()),
         batch: Vec::new(),
+        batch_bytes: 0,
         sending: VecDeque::new(),
         next: 0,
         room: 1,
         most: 1,
         ended: false,
         panicked: None,
+        failed: None,
         item: PhantomData,
     }
     .await
 }
+
+/// The bytes of items a delivery carries at most (more only when one item is larger): far
+/// below a peer's default capture limit (16 MiB), and, with two under way, what bounds the
+/// producer's memory whatever room the consumer reports.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// A delivery under way.
 struct Delivery {
@@ -115,8 +119,9 @@ struct Drain<S: Stream> {
     consumer: PeerId,
     id: u64,
     items: Pin<Box<S>>,
-    /// Items taken from the stream, encoded, not sent yet.
+    /// Items taken from the stream, encoded, not sent yet, and their bytes.
     batch: Vec<Bytes>,
+    batch_bytes: usize,
     /// The deliveries under way, oldest first.
     sending: VecDeque<Delivery>,
     /// The number of the next delivery: the consumer takes them in this order.
@@ -129,6 +134,8 @@ struct Drain<S: Stream> {
     ended: bool,
     /// The stream panicked: raised again once the items before it are delivered.
     panicked: Option<Box<dyn std::any::Any + Send>>,
+    /// An item did not encode: the stream's error once the items before it are delivered.
+    failed: Option<Error>,
     item: PhantomData<fn() -> S::Item>,
 }
 
@@ -162,8 +169,11 @@ where
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            // Take what the stream has ready, up to the room there is.
-            while !this.ended && this.batch.len() < this.room.min(this.most) {
+            // Take what the stream has ready, up to the room there is, and a batch's bytes.
+            while !this.ended
+                && this.batch.len() < this.room.min(this.most)
+                && this.batch_bytes < BATCH_BYTES
+            {
                 let items = &mut this.items;
                 let next = catch_unwind(AssertUnwindSafe(|| items.as_mut().poll_next(cx)));
                 let next = match next {
@@ -177,20 +187,29 @@ where
                     }
                 };
                 match next {
-                    Poll::Ready(Some(item)) => {
-                        let encoded = Encoded::new(&item, 0).map_err(|e| Error::EncodeResult {
-                            peer: crate::current_peer().unwrap_or_else(|| PeerId::new("")),
-                            body: "a stream's item".to_owned(),
-                            reason: e.to_string(),
-                        })?;
-                        this.batch.push(encoded.into_bytes());
-                    }
+                    Poll::Ready(Some(item)) => match Encoded::new(&item, 0) {
+                        Ok(encoded) => {
+                            let bytes = encoded.into_bytes();
+                            this.batch_bytes += bytes.len();
+                            this.batch.push(bytes);
+                        }
+                        Err(e) => {
+                            // The items before it go first, as with a panic.
+                            this.failed = Some(Error::EncodeResult {
+                                peer: crate::current_peer().unwrap_or_else(|| PeerId::new("")),
+                                body: "a stream's item".to_owned(),
+                                reason: e.to_string(),
+                            });
+                            this.ended = true;
+                        }
+                    },
                     Poll::Ready(None) => this.ended = true,
                     Poll::Pending => break,
                 }
             }
             if !this.batch.is_empty() && this.sending.len() < DELIVERIES {
                 let batch = std::mem::take(&mut this.batch);
+                this.batch_bytes = 0;
                 this.room = this.room.saturating_sub(batch.len());
                 let items = batch.len();
                 let call = delivery(&this.consumer, this.id, this.next, batch);
@@ -206,6 +225,9 @@ where
             if this.sending.is_empty() && this.batch.is_empty() {
                 if let Some(panic) = this.panicked.take() {
                     resume_unwind(panic);
+                }
+                if let Some(failed) = this.failed.take() {
+                    return Poll::Ready(Err(failed));
                 }
                 if this.ended {
                     return Poll::Ready(Ok(Drained(PhantomData)));

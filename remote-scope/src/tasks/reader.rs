@@ -181,6 +181,7 @@ impl Connection {
         // The body's span: a child of the caller's, in the caller's trace (before the span is
         // first entered, which starts it).
         let body = trace.map(|caller| {
+            let caller = caller.bounded();
             let body = crate::trace_context::for_body(&span, &caller);
             crate::trace_context::record(&span, &body, Some(caller.span_id));
             body
