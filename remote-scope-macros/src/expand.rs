@@ -25,9 +25,10 @@
 //! ```
 //!
 //! Both copies are the same tokens with macro_rules hygiene (`Span::mixed_site()` located at the
-//! user's tokens): a local of the caller that is not captured is invisible to them, and rustc
-//! reports "cannot find value `x` in this scope" at the use, while items (fns, consts, types)
-//! still resolve at the call site. Being the same tokens, they make the same diagnostic for a
+//! user's tokens): a local of the caller that is not captured is invisible to them (`validate`
+//! reports it in its own words where it can read the caller's source, rustc as "cannot find
+//! value `x` in this scope" where it cannot), while items (fns, consts, types) still resolve at
+//! the call site. Being the same tokens, they make the same diagnostic for a
 //! mistake in the body, which rustc prints once. Copy 2 is never called: its output type is
 //! the call's result type, so a mismatch is a compile error. Nested `remote!` calls in it are
 //! rewritten to the typing-only form (no handler, no registration), so the expansion grows
@@ -41,6 +42,10 @@
 //!
 //! A body that cannot wait (no `.await` and no macro call, which could expand to one) is served
 //! by a plain closure: it runs and is encoded at once, with no future to allocate.
+//!
+//! A body that uses `?` has its value passed through `Fallible::__value` (a `Result` or an
+//! `Option`, unchanged), and its typing copy gives the call its type through `Fallible` too: a
+//! value that cannot take `?`'s early return is one error at the value, in the runtime's words.
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -85,6 +90,7 @@ pub fn remote(
     );
     let produced = produced(&inv.body);
     let returnable = returnable_check(&value);
+    let typed_value = typed_value(inv, &typing_fn.to_token_stream());
     let probes = probe_traits();
 
     // The handler's copy and the typing copy are the same tokens with the same spans (but for
@@ -109,7 +115,7 @@ pub fn remote(
             #call_site
             #unused
             let #typing_fn = #typing;
-            let #value = #private::#produced(&#typing_fn);
+            let #value = #typed_value;
             #returnable
             let #captures = (#(#capture_refs,)*);
             static __REMOTE_SCOPE_CHECKED: #private::ResultTypeChecked = #private::ResultTypeChecked::new();
@@ -132,7 +138,8 @@ pub fn remote(
 /// The body as a closure over the captures, `|(a, b): (A, B)| async move { body }` (or without
 /// `async move` when it cannot wait), every token with macro_rules hygiene at its own place:
 /// the body sees its captures and the items in scope, and no other local of the caller.
-fn body_closure(inv: &Invocation, caps: &Captures<'_>, body: syn::Block) -> TokenStream {
+fn body_closure(inv: &Invocation, caps: &Captures<'_>, mut body: syn::Block) -> TokenStream {
+    fallible_value(&mut body);
     let pattern = respan_mixed(pattern(caps));
     let tuple_ty = tuple_type(caps);
     let body = respan_mixed(body.to_token_stream());
@@ -303,11 +310,11 @@ pub fn typing_only(inv: &Invocation, caps: &Captures<'_>) -> TokenStream {
     let peer = &inv.peer;
     let names = caps.entries.iter().map(|(name, _)| name);
     let typing = unhygienic_closure(inv, caps, inv.body.clone());
-    let produced = produced(&inv.body);
+    let value = typed_value(inv, &typing);
     quote! {
         {
             let _ = (&(#peer), #(&#names,)*);
-            #private::typing_only(#private::#produced(&#typing))
+            #private::typing_only(#value)
         }
     }
 }
@@ -350,11 +357,11 @@ pub fn fallback_with_body(
     })
     .visit_block_mut(&mut body);
     let typing = unhygienic_closure(inv, caps, body);
-    let produced = produced(&inv.body);
+    let value = typed_value(inv, &typing);
     quote! {
         {
             #errors
-            #private::typing_only(#private::#produced(&#typing))
+            #private::typing_only(#value)
         }
     }
 }
@@ -400,6 +407,7 @@ fn unhygienic_closure(inv: &Invocation, caps: &Captures<'_>, mut body: syn::Bloc
     let pattern = pattern(caps);
     let tuple_ty = tuple_type(caps);
     TypingOnly.visit_block_mut(&mut body);
+    fallible_value(&mut body);
     let body = if may_wait(&inv.body) {
         quote_spanned!(inv.body.span()=> async move #body)
     } else {
@@ -481,6 +489,51 @@ fn respan_mixed(tokens: TokenStream) -> TokenStream {
             }
         })
         .collect()
+}
+
+/// Whether the body uses `?` itself (not in a closure or async block of its own) and ends in a
+/// value: [`fallible_value`] then wraps the value.
+fn fallible(body: &syn::Block) -> bool {
+    struct Tries(bool);
+    impl Visit<'_> for Tries {
+        fn visit_expr_try(&mut self, _: &syn::ExprTry) {
+            self.0 = true;
+        }
+        fn visit_expr_closure(&mut self, _: &syn::ExprClosure) {}
+        fn visit_expr_async(&mut self, _: &syn::ExprAsync) {}
+        fn visit_item(&mut self, _: &syn::Item) {}
+    }
+    let mut tries = Tries(false);
+    tries.visit_block(body);
+    tries.0 && matches!(body.stmts.last(), Some(syn::Stmt::Expr(_, None)))
+}
+
+/// Wraps the value of a [`fallible`] body in `Fallible::__value`: a value that is not a
+/// `Result` or an `Option` is reported there in the runtime's words, instead of rustc's about
+/// "a closure that returns" it.
+fn fallible_value(body: &mut syn::Block) {
+    if !fallible(body) {
+        return;
+    }
+    if let Some(syn::Stmt::Expr(value, None)) = body.stmts.last_mut() {
+        let span = value.span();
+        *value = syn::parse_quote_spanned! {span=>
+            ::remote_scope::__private::Fallible::__value(#value)
+        };
+    }
+}
+
+/// The probe of a typing copy's value, which gives the call its type. For a [`fallible`] body
+/// the call's type is the value's through `Fallible`, so that a value reported as not
+/// fallible is not also given the call's type, which would make rustc report the `?` too.
+fn typed_value(inv: &Invocation, closure: &TokenStream) -> TokenStream {
+    let private = private();
+    let produced = produced(&inv.body);
+    if fallible(&inv.body) {
+        quote!(#private::fallible(#private::#produced(&#closure)))
+    } else {
+        quote!(#private::#produced(&#closure))
+    }
 }
 
 /// Whether the body may wait: it has an `.await` anywhere (in a closure or an item inside it

@@ -3,12 +3,14 @@
 //! which re-exports them and provides the runtime the expansions call.
 //!
 //! The pipeline, one module each: `parse` the invocation, `validate` the capture list and the
-//! body, `name` the body, `expand` it (or emit the errors with a fallback expansion).
+//! body (with `caller_scope`, which reads what is in scope around the invocation from its
+//! source), `name` the body, `expand` it (or emit the errors with a fallback expansion).
 //! `function` takes a `#[remote_fn]` through the same steps, with its own checks of the
 //! signature.
 
 use proc_macro::TokenStream;
 
+mod caller_scope;
 mod expand;
 mod function;
 mod name;
@@ -43,8 +45,8 @@ fn pipeline(
     input: proc_macro2::TokenStream,
     expand: impl FnOnce(&parse::Invocation, &validate::Captures<'_>) -> proc_macro2::TokenStream,
 ) -> TokenStream {
-    let tokens = match parse::invocation(input) {
-        Ok(parse::Parsed::Whole(inv)) => match validate::invocation(&inv) {
+    let tokens = match parse::invocation(input.clone()) {
+        Ok(parse::Parsed::Whole(inv)) => match validate::invocation(&inv, &input) {
             (caps, None) => expand(&inv, &caps),
             (caps, Some(errors)) => expand::fallback_with_body(errors, &inv, &caps),
         },

@@ -1,15 +1,15 @@
 //! Validate: checks that need no type information, each reported at the offending token.
 //!
-//! What is *not* checked here, on purpose: whether an identifier in the body is a local the user
-//! forgot to capture. A proc macro cannot tell a local from an item (a fn, a const, a unit struct),
-//! so a syntactic guess would have false positives. `expand` instead gives the body macro_rules
-//! hygiene inside a nested `fn` item, so rustc itself reports an uncaptured local as
-//! "cannot find value `x` in this scope" at the use, while items still resolve; and it keeps the
-//! capture identifiers' own tokens in the typing closure, so an unused capture gets rustc's
-//! `unused variable` warning at the list entry. Shadowing is then understood by the compiler.
+//! A local the user forgot to capture, and a capture type that is a generic parameter, cannot be
+//! told apart from items by these tokens alone; `caller_scope` reads the caller's source for
+//! them. Where it cannot, `expand` still makes rustc report both: the body has macro_rules
+//! hygiene, so an uncaptured local is "cannot find value `x` in this scope" at the use while
+//! items still resolve, and the handler is an item of its own, which generic parameters do not
+//! reach.
 
 use std::collections::HashMap;
 
+use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
@@ -26,7 +26,10 @@ pub struct Captures<'a> {
 
 /// Runs every check. Returns the entries that are usable (typed, listed once, sendable types)
 /// and, if anything is wrong, all errors combined.
-pub fn invocation(inv: &Invocation) -> (Captures<'_>, Option<syn::Error>) {
+pub fn invocation<'a>(
+    inv: &'a Invocation,
+    tokens: &TokenStream,
+) -> (Captures<'a>, Option<syn::Error>) {
     let (captures, list_errors) = captures(&inv.captures);
     let mut errors: Vec<syn::Error> = list_errors.into_iter().collect();
 
@@ -37,6 +40,7 @@ pub fn invocation(inv: &Invocation) -> (Captures<'_>, Option<syn::Error>) {
     let mut body = inv.body.clone();
     LeavingJumps(&mut |expr| errors.push(leaving(expr))).visit_block_mut(&mut body);
     value_exprs(&mut body, &mut |expr| errors.extend(borrowed_value(expr)));
+    errors.extend(crate::caller_scope::errors(inv, tokens));
 
     (captures, combined(errors))
 }

@@ -87,6 +87,59 @@ pub trait Returnable {
 #[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned> Returnable for T {}
 
+/// What a body that uses `?` can have as its value: a `Result` or an `Option`, which `?`
+/// returns its error (or `None`) in. A body's value of another type is reported, once, in the
+/// words below (the expansion passes such a body's value through [`Fallible::__value`], which
+/// also keeps rustc from reporting the `?` itself).
+///
+/// ```
+/// use remote_scope::Fallible;
+///
+/// fn fallible<T: Fallible>() {}
+/// fallible::<Result<u64, remote_scope::BodyError>>();
+/// fallible::<Option<String>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "a remote body that uses `?` must have a `Result` (or an `Option`) as its value, \
+               not `{Self}`",
+    label = "the body's value, of type `{Self}`",
+    note = "`?` returns the error from the body to the caller: end the body with `Ok(value)`, \
+            e.g. `Ok::<u64, remote_scope::BodyError>(n)` (any error converts into a `BodyError`)"
+)]
+pub trait Fallible {
+    /// The value, unchanged.
+    type Value;
+
+    #[doc(hidden)]
+    fn __value(self) -> Self::Value;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T, E> Fallible for Result<T, E> {
+    type Value = Self;
+
+    #[inline(always)]
+    fn __value(self) -> Self {
+        self
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<T> Fallible for Option<T> {
+    type Value = Self;
+
+    #[inline(always)]
+    fn __value(self) -> Self {
+        self
+    }
+}
+
+/// The probe of a fallible body's value as the call's type (see [`Fallible`]).
+#[doc(hidden)]
+pub fn fallible<T: Fallible>(_: Probe<T>) -> Probe<T::Value> {
+    Probe::new()
+}
+
 /// What names the peer a call goes to: a [`PeerId`], or its text (`"server"`, a `String`),
 /// or a type of the application's that knows its peer.
 ///

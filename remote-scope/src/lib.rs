@@ -32,8 +32,8 @@
 //! are encoded with MessagePack (serde), so capture types must be `Serialize + Deserialize`.
 //! The compiler checks the list:
 //!
-//! - a local used in the body but not listed is an error at the use
-//!   (`cannot find value `x` in this scope`); functions, constants, statics and types are not
+//! - a local used in the body but not listed is an error at the use ("`x` is not in the capture
+//!   list: ... add `x: u64` to the list"); functions, constants, statics and types are not
 //!   captures and need no listing;
 //! - a listed capture the body never uses is an `unused variable` warning at the list entry;
 //! - a capture listed twice, an untyped capture, or a borrowed capture type (`&str`) is an error.
@@ -151,7 +151,7 @@ pub mod __fuzz;
 
 pub use auth::{Allowlist, Authorize};
 pub use body_error::BodyError;
-pub use bounds::{AsPeer, Capture, Returnable};
+pub use bounds::{AsPeer, Capture, Fallible, Returnable};
 pub use builder::NodeBuilder;
 pub use call::{Call, Unsent};
 pub use context::caller;

@@ -12,7 +12,7 @@ use crate::protocol::{invoke_headroom, Encoded, Failure, RESULT_HEADROOM};
 use crate::registry::Registry;
 
 pub use crate::bounds::{
-    awaited, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Probe,
+    awaited, fallible, probe, returned, Decodes, DecodesNot, Encodes, EncodesNot, Fallible, Probe,
 };
 pub use crate::registry::{Handled, Handler, HandlerFuture, HandlerInput, Registration};
 pub use crate::streams::{drain, stream, Drained, StreamSink};
