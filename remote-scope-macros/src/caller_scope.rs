@@ -14,8 +14,10 @@
 //!
 //! Everything here errs towards saying nothing: a mistake is reported only when the invocation
 //! was found (its tokens as written, at every place they are written) and the name is bound
-//! around it at each. Otherwise rustc's own error stands, as it does for invocations written by
-//! another macro (whose tokens are not in the source).
+//! around it at each; names used only as a callee, or inside a macro other than the standard
+//! expression macros, are never reported. Otherwise rustc's own error stands, as it does for
+//! invocations written by another macro (whose tokens are not in the source). A local that
+//! shadows a fn of the same name is taken as the local: that is what the body's text means.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -165,8 +167,21 @@ impl<'ast> Visit<'ast> for Uses {
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-        match macro_exprs(mac) {
-            Some(exprs) => exprs.iter().for_each(|e| self.visit_expr(e)),
+        let known = mac
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| EXPRESSION_MACROS.contains(&last.ident.to_string().as_str()));
+        match macro_exprs(mac).filter(|_| known) {
+            Some(exprs) => {
+                for expr in exprs {
+                    match expr {
+                        // A named format argument, `name = value`: the name is not a use.
+                        Expr::Assign(named) => self.visit_expr(&named.right),
+                        other => self.visit_expr(&other),
+                    }
+                }
+            }
             None => idents(mac.tokens.clone(), &mut self.opaque),
         }
     }
@@ -185,6 +200,28 @@ fn local_like(p: &syn::ExprPath) -> Option<String> {
     let lowercase = name.starts_with(|c: char| c.is_lowercase() || c == '_');
     (segment.arguments.is_none() && lowercase && name != "self").then_some(name)
 }
+
+/// The standard macros whose arguments are expressions (and `name = value` format arguments);
+/// in any other macro a name may be anything (a field in `tracing::info!(peer = ..)`, a token
+/// in `stringify!`), so its names are never reported.
+const EXPRESSION_MACROS: &[&str] = &[
+    "vec",
+    "format",
+    "print",
+    "println",
+    "eprint",
+    "eprintln",
+    "write",
+    "writeln",
+    "panic",
+    "assert",
+    "assert_eq",
+    "assert_ne",
+    "debug_assert",
+    "debug_assert_eq",
+    "debug_assert_ne",
+    "dbg",
+];
 
 /// A macro call's tokens as comma-separated expressions (`vec![..]`, `println!(..)`,
 /// `tokio::join!(..)`), if that is what they are.
@@ -236,6 +273,9 @@ thread_local! {
 /// What is in scope at each place the invocation is written in the caller's source file
 /// (`None` if the file cannot be read or parsed, or the invocation is not in it).
 fn scopes_at(invocation_tokens: &TokenStream) -> Option<Vec<Scope>> {
+    if !proc_macro::is_available() {
+        return None;
+    }
     let path = proc_macro::Span::call_site().local_file()?;
     let text = std::fs::read_to_string(&path).ok()?;
     let cached = LAST_READ.with_borrow(|last| match last {
@@ -371,7 +411,10 @@ impl Finder {
                     ty: c.ty.as_ref().map(type_text),
                 })
                 .collect();
+            // A body sees its captures and its own locals, none of the caller's.
+            let outer = std::mem::take(&mut self.scopes);
             self.scoped(captures, |me| me.visit_block(&inv.body));
+            self.scopes = outer;
         }
         true
     }
@@ -479,7 +522,10 @@ fn bindings(pat: &syn::Pat) -> Vec<Binding> {
     struct Collect(Vec<Binding>, Option<String>);
     impl<'ast> Visit<'ast> for Collect {
         fn visit_pat_type(&mut self, p: &'ast syn::PatType) {
-            let typed = matches!(&*p.pat, syn::Pat::Ident(_)).then(|| type_text(&p.ty));
+            let typed = match &*p.pat {
+                syn::Pat::Ident(_) => capturable(&p.ty),
+                _ => None,
+            };
             let outer = std::mem::replace(&mut self.1, typed);
             self.visit_pat(&p.pat);
             self.1 = outer;
@@ -501,8 +547,22 @@ fn bindings(pat: &syn::Pat) -> Vec<Binding> {
     collect.0
 }
 
+/// The type to capture a local of type `ty` as: itself, or the owned type of a reference
+/// (`String` for `&str`, `Vec<T>` for `&[T]`); none for `impl Trait`.
+fn capturable(ty: &syn::Type) -> Option<String> {
+    match ty {
+        syn::Type::Reference(reference) => match &*reference.elem {
+            syn::Type::Path(p) if p.path.is_ident("str") => Some("String".to_owned()),
+            syn::Type::Slice(slice) => Some(format!("Vec<{}>", type_text(&slice.elem))),
+            elem => capturable(elem),
+        },
+        syn::Type::ImplTrait(_) | syn::Type::Infer(_) => None,
+        other => Some(type_text(other)),
+    }
+}
+
 fn type_text(ty: &syn::Type) -> String {
-    crate::expand::tidy(&ty.to_token_stream().to_string())
+    crate::text::tidy(&ty.to_token_stream().to_string())
 }
 
 #[cfg(test)]
@@ -566,6 +626,19 @@ mod tests {
     }
 
     #[test]
+    fn a_borrowed_local_is_to_be_captured_as_its_owned_type() {
+        let found = locals(
+            "fn f(name: &str, ids: &[u64], config: &Config, each: impl Fn()) {
+                 remote!(peer, [], { probe });
+             }",
+        );
+        assert_eq!(
+            found,
+            ["name: String", "ids: Vec<u64>", "config: Config", "each"]
+        );
+    }
+
+    #[test]
     fn an_item_inside_a_fn_sees_none_of_its_locals() {
         let found = locals(
             "fn outer(hidden: u8) {
@@ -587,16 +660,7 @@ mod tests {
                  });
              }",
         );
-        assert_eq!(
-            found,
-            [
-                "server: PeerId",
-                "outside",
-                "a: u64",
-                "client: PeerId",
-                "inside"
-            ]
-        );
+        assert_eq!(found, ["a: u64", "client: PeerId", "inside"]);
     }
 
     #[test]

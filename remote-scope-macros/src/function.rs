@@ -128,8 +128,8 @@ fn validate_signature<'a>(attr: &TokenStream, function: &'a ItemFn) -> syn::Resu
                 };
                 let written = format!(
                     "{}: {}",
-                    crate::expand::tidy(&typed.pat.to_token_stream().to_string()),
-                    crate::expand::tidy(&typed.ty.to_token_stream().to_string())
+                    crate::text::tidy(&typed.pat.to_token_stream().to_string()),
+                    crate::text::tidy(&typed.ty.to_token_stream().to_string())
                 );
                 params.push(Param {
                     name,

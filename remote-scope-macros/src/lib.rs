@@ -15,6 +15,7 @@ mod expand;
 mod function;
 mod name;
 mod parse;
+mod text;
 mod validate;
 
 /// Runs a block on another peer. See `remote_scope::remote!` for the documentation.
