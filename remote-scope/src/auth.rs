@@ -14,8 +14,10 @@
 //! are proven, and per-peer authorization can rely on them. Whatever the policy, two connected
 //! peers never share an id: a second one is refused.
 //!
-//! Tokens travel in the clear inside the connection: put the peers behind TLS (a terminating
-//! proxy in front of the server; browsers connect with `wss://`) or on a network you trust.
+//! Tokens travel in the clear inside a plain connection: put the peers behind TLS
+//! (`Node::listen_tls` and `wss://` with the `tls` feature, or a
+//! terminating proxy in front of the server; browsers connect with `wss://`) or on a network
+//! you trust.
 
 use crate::peer_id::PeerId;
 

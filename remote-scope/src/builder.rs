@@ -36,6 +36,7 @@ impl Node {
                 token: None,
                 ids_proven: false,
                 pools: Vec::new(),
+                trusted_certificates: Vec::new(),
             },
             middleware: Vec::new(),
             on_message: None,
@@ -188,6 +189,23 @@ impl NodeBuilder {
     /// host) is noticed.
     pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
         self.config.keepalive = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// Trusts the certificates in `pem` (PEM text) for `wss://` connections from this node,
+    /// beside the system's root certificates: how a client reaches a server whose certificate
+    /// a private authority signed (or a self-signed one). Needs the `tls` feature, as `wss://`
+    /// does; [`build`](NodeBuilder::build) fails with [`Error::Setup`] if the text holds no
+    /// certificate.
+    ///
+    /// ```
+    /// use remote_scope::{Error, Node};
+    ///
+    /// let refused = Node::builder().trust_certificate_pem("not PEM").build();
+    /// assert!(matches!(refused, Err(Error::Setup { .. })));
+    /// ```
+    pub fn trust_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.config.trusted_certificates.push(pem.as_ref().to_vec());
         self
     }
 
@@ -398,6 +416,9 @@ impl NodeBuilder {
                 reason: pool.refusal(),
             });
         }
+        for pem in &self.config.trusted_certificates {
+            check_trusted(pem)?;
+        }
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => crate::runtime::current()?,
@@ -415,4 +436,21 @@ impl NodeBuilder {
         crate::context::register(&node);
         Ok(node)
     }
+}
+
+/// Whether PEM text given to [`NodeBuilder::trust_certificate_pem`] can be trusted.
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
+fn check_trusted(pem: &[u8]) -> Result<(), Error> {
+    crate::transport::websocket::check_trusted(pem)
+}
+
+/// Without TLS there is nothing to trust a certificate for: say so at once rather than at the
+/// first `wss://`.
+#[cfg(not(all(feature = "tls", not(target_arch = "wasm32"))))]
+fn check_trusted(_: &[u8]) -> Result<(), Error> {
+    Err(Error::Setup {
+        reason: "trust_certificate_pem needs TLS: enable the `tls` feature of remote-scope \
+                 (native peers; a browser trusts what the browser trusts)"
+            .to_owned(),
+    })
 }

@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) ids_proven: bool,
     /// The pools this node is a member of.
     pub(crate) pools: Vec<crate::pool::Pool>,
+    /// Certificates (PEM) a native client trusts for `wss://` beside the system's roots.
+    pub(crate) trusted_certificates: Vec<Vec<u8>>,
 }
 
 /// Called with each user message that no middleware consumed.

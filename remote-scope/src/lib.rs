@@ -167,6 +167,8 @@ pub use registry::{Registration, Registry};
 pub use trace_context::{InTrace, TraceContext};
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
+pub use transport::websocket::TlsIdentity;
 
 /// Runs a block on another peer and evaluates to a [`Call`] of its result.
 ///

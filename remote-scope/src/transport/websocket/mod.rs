@@ -11,11 +11,19 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+mod byte_stream;
 pub(crate) mod framing;
 mod socket;
+#[cfg(feature = "tls")]
+mod tls;
 mod upgrade;
 
+use byte_stream::ByteStream;
 use socket::{Limits, WebSocketTransport};
+#[cfg(feature = "tls")]
+pub(crate) use tls::check_trusted;
+#[cfg(feature = "tls")]
+pub use tls::TlsIdentity;
 
 use crate::connection::Connection;
 use crate::error::Error;
@@ -52,6 +60,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     accepted: Arc<Mutex<Accepted>>,
     stopped: Stopped,
+    tls: bool,
 }
 
 /// The connections a server accepted. Once `closed`, a handshake that finishes late closes its
@@ -68,9 +77,11 @@ impl Server {
         self.local_addr
     }
 
-    /// The URL a client passes to [`Node::connect`], e.g. `ws://127.0.0.1:40123`.
+    /// The URL a client passes to [`Node::connect`], e.g. `ws://127.0.0.1:40123` (`wss://`
+    /// for a server from `Node::listen_tls`, feature `tls`).
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Completes once the server has stopped: [`Server::shutdown`], or its node shut down
@@ -138,6 +149,37 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
+        self.listen_on(addr, None).await
+    }
+
+    /// Listens for WebSocket connections over TLS (`wss://`) on `addr`, presenting `identity`'s
+    /// certificate; otherwise as [`Node::listen`], whose limits hold from the first byte (the
+    /// TLS handshake is inside the handshake timeout). Feature `tls`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), remote_scope::Error> {
+    /// use remote_scope::{Node, TlsIdentity};
+    ///
+    /// let identity = TlsIdentity::from_pem(
+    ///     std::fs::read("/etc/ssl/peer/fullchain.pem").expect("certificate chain"),
+    ///     std::fs::read("/etc/ssl/peer/key.pem").expect("private key"),
+    /// )?;
+    /// let node = Node::builder().id("server").build()?;
+    /// let server = node.listen_tls("0.0.0.0:443", &identity).await?;
+    /// assert!(server.url().starts_with("wss://"));
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub async fn listen_tls(
+        &self,
+        addr: impl ToSocketAddrs,
+        identity: &TlsIdentity,
+    ) -> Result<Server, Error> {
+        self.listen_on(addr, Some(identity.clone())).await
+    }
+
+    async fn listen_on(&self, addr: impl ToSocketAddrs, tls: Option<Tls>) -> Result<Server, Error> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| Error::transport_caused("could not listen", e))?;
@@ -145,10 +187,12 @@ impl Node {
             .local_addr()
             .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
         let accepted = Arc::new(Mutex::new(Accepted::default()));
+        let is_tls = tls.is_some();
         let accept = tokio::spawn(accept_loop(
             self.internal(),
             listener,
             Arc::clone(&accepted),
+            tls,
         ));
         tracing::info!(node = %self.id(), %local_addr, "listening");
         Ok(Server {
@@ -158,18 +202,23 @@ impl Node {
             accept,
             accepted,
             stopped: Stopped::default(),
+            tls: is_tls,
         })
     }
 
-    /// Connects to a server peer at `url` (`ws://host:port`) and returns its id.
+    /// Connects to a server peer at `url` (`ws://host:port`, or `wss://host:port` with the
+    /// `tls` feature) and returns its id.
     ///
     /// Fails if the server cannot be reached, speaks another protocol version, lacks bodies of
     /// a module this node requires ([`NodeBuilder::require_module`](crate::NodeBuilder::require_module)),
     /// or already has a peer with this node's id.
     ///
-    /// The native client has no TLS built in: a `wss://` URL fails at once with
-    /// [`Error::BadUrl`]. Terminate TLS in a proxy in front of the server and connect with
-    /// `ws://` from inside, or connect from the browser transport, which supports `wss://`.
+    /// Over `wss://` the server's certificate must be signed by one of the system's root
+    /// certificates or by one the node was told to trust
+    /// ([`NodeBuilder::trust_certificate_pem`](crate::NodeBuilder::trust_certificate_pem)), and
+    /// name the URL's host; otherwise the connection fails with [`Error::Transport`], its source
+    /// saying why. Without the `tls` feature a `wss://` URL fails at once with
+    /// [`Error::BadUrl`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -177,12 +226,13 @@ impl Node {
     /// use remote_scope::{Error, Node};
     ///
     /// let client = Node::builder().build()?;
-    /// let refused = client.connect("wss://example.invalid").await;
-    /// assert!(matches!(refused, Err(Error::BadUrl { reason, .. }) if reason.contains("TLS")));
+    /// let refused = client.connect("http://example.invalid").await;
+    /// assert!(matches!(refused, Err(Error::BadUrl { .. })));
     /// # Ok(()) }
     /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
-        self.connect_transport(open(url.to_owned(), limits(self)).await?)
+        let trusted = self.config().trusted_certificates.clone();
+        self.connect_transport(open(url.to_owned(), limits(self), trusted.into()).await?)
             .await
     }
 }
@@ -196,10 +246,23 @@ pub(crate) fn dialer(
     url: &str,
 ) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<WebSocketTransport, Error>> {
     let (url, limits) = (url.to_owned(), limits(node));
-    move || Box::pin(open(url.clone(), limits))
+    let trusted: Arc<[Vec<u8>]> = node.config().trusted_certificates.clone().into();
+    move || Box::pin(open(url.clone(), limits, Arc::clone(&trusted)))
 }
 
-async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> {
+/// A server's TLS, if it has it.
+#[cfg(feature = "tls")]
+type Tls = TlsIdentity;
+/// Without the `tls` feature a server has none.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+enum Tls {}
+
+async fn open(
+    url: String,
+    limits: Limits,
+    trusted: Arc<[Vec<u8>]>,
+) -> Result<WebSocketTransport, Error> {
     let bad = |reason: &str| Error::BadUrl {
         url: url.clone(),
         reason: reason.to_owned(),
@@ -209,33 +272,59 @@ async fn open(url: String, limits: Limits) -> Result<WebSocketTransport, Error> 
         .as_str()
         .into_client_request()
         .map_err(|e| bad(&e.to_string()))?;
-    match request.uri().scheme_str() {
-        Some(scheme) if scheme.eq_ignore_ascii_case("ws") => {}
-        // tungstenite would say "TLS support not compiled in", which reads like a build
-        // mistake; it is a choice, and the way around it is a proxy.
-        Some(scheme) if scheme.eq_ignore_ascii_case("wss") => {
-            return Err(bad(
-                "TLS is not built into the native client; terminate TLS in a proxy in front of \
-                 the server and connect with ws:// (the browser transport supports wss:// \
-                 natively)",
-            ))
-        }
-        _ => return Err(bad("the URL must start with ws://")),
+    let secure = match request.uri().scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("ws") => false,
+        Some(scheme) if scheme.eq_ignore_ascii_case("wss") => true,
+        _ => return Err(bad("the URL must start with ws:// or wss://")),
+    };
+    // tungstenite would say "TLS support not compiled in", which reads like a build mistake of
+    // this crate's; it is a feature to turn on.
+    if secure && cfg!(not(feature = "tls")) {
+        return Err(bad(
+            "wss:// needs TLS: enable the `tls` feature of remote-scope (or terminate TLS in a \
+             proxy in front of the server and connect with ws://)",
+        ));
     }
     let host = request
         .uri()
         .host()
         .ok_or_else(|| bad("the URL has no host"))?;
-    let port = request.uri().port_u16().unwrap_or(80);
+    let port = request
+        .uri()
+        .port_u16()
+        .unwrap_or(if secure { 443 } else { 80 });
     // An IPv6 host keeps its brackets, so this parses as a socket address.
     let tcp = TcpStream::connect(format!("{host}:{port}"))
         .await
         .map_err(|e| caused(e.into()))?;
     let _ = tcp.set_nodelay(true);
-    upgrade::connect(request, tcp, limits).await.map_err(caused)
+    let stream = if secure {
+        secured(tcp, host, &trusted).await?
+    } else {
+        let _ = &trusted;
+        ByteStream::Tcp(tcp)
+    };
+    upgrade::connect(request, stream, limits)
+        .await
+        .map_err(caused)
 }
 
-async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Accepted>>) {
+#[cfg(feature = "tls")]
+async fn secured(tcp: TcpStream, host: &str, trusted: &[Vec<u8>]) -> Result<ByteStream, Error> {
+    tls::connect(tcp, host, trusted).await
+}
+
+#[cfg(not(feature = "tls"))]
+async fn secured(_: TcpStream, _: &str, _: &[Vec<u8>]) -> Result<ByteStream, Error> {
+    unreachable!("wss:// is refused without the `tls` feature before connecting")
+}
+
+async fn accept_loop(
+    node: Node,
+    listener: TcpListener,
+    accepted: Arc<Mutex<Accepted>>,
+    tls: Option<Tls>,
+) {
     // One permit per connection in its upgrade or handshake; see `Node::listen` for the bound.
     let limit = node.config().max_connections.min(Semaphore::MAX_PERMITS);
     let in_progress = Arc::new(Semaphore::new(limit));
@@ -262,8 +351,9 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Acce
         let _ = tcp.set_nodelay(true);
         let node = node.clone();
         let accepted = Arc::clone(&accepted);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let peer = admit(&node, tcp, from).await;
+            let peer = admit(&node, tcp, from, tls.as_ref()).await;
             // An accepted peer is in the node's table by now and counts against
             // `max_connections` there.
             drop(permit);
@@ -287,11 +377,24 @@ async fn accept_loop(node: Node, listener: TcpListener, accepted: Arc<Mutex<Acce
 
 /// The WebSocket upgrade and the node's handshake of a new connection; the peer's id if it
 /// was accepted.
-async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr) -> Option<PeerId> {
-    // The WebSocket upgrade gets the handshake's time limit too, so a client that opens TCP and
-    // says nothing does not hold the task and its socket forever.
+async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr, tls: Option<&Tls>) -> Option<PeerId> {
+    // The TLS handshake and the WebSocket upgrade get the handshake's time limit too, so a
+    // client that opens TCP and says nothing does not hold the task and its socket forever.
     let limit = node.config().handshake_timeout;
-    let ws = match tokio::time::timeout(limit, upgrade::accept(tcp, limits(node))).await {
+    let upgraded = async {
+        let stream = match tls {
+            #[cfg(feature = "tls")]
+            Some(identity) => identity
+                .accept(tcp)
+                .await
+                .map_err(tokio_tungstenite::tungstenite::Error::Io)?,
+            #[cfg(not(feature = "tls"))]
+            Some(never) => match *never {},
+            None => ByteStream::Tcp(tcp),
+        };
+        upgrade::accept(stream, limits(node)).await
+    };
+    let ws = match tokio::time::timeout(limit, upgraded).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::debug!(%from, error = %e, "WebSocket upgrade failed");

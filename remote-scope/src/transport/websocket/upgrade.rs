@@ -7,11 +7,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 
+use super::byte_stream::ByteStream;
 use super::framing::Role;
 use super::socket::{Limits, WebSocketTransport};
 
@@ -101,27 +101,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HeadOnly<S> {
 
 /// Takes the socket back from tungstenite after its upgrade.
 fn taken_over(
-    ws: WebSocketStream<HeadOnly<TcpStream>>,
+    ws: WebSocketStream<HeadOnly<ByteStream>>,
     role: Role,
     limits: Limits,
 ) -> WebSocketTransport {
-    let (tcp, after_head) = ws.into_inner().into_parts();
-    WebSocketTransport::new(tcp, role, after_head, limits)
+    let (stream, after_head) = ws.into_inner().into_parts();
+    WebSocketTransport::new(stream, role, after_head, limits)
 }
 
 /// The server's side of the upgrade.
-pub(super) async fn accept(tcp: TcpStream, limits: Limits) -> Result<WebSocketTransport, WsError> {
-    let ws = tokio_tungstenite::accept_async(HeadOnly::new(tcp)).await?;
+pub(super) async fn accept(
+    stream: ByteStream,
+    limits: Limits,
+) -> Result<WebSocketTransport, WsError> {
+    let ws = tokio_tungstenite::accept_async(HeadOnly::new(stream)).await?;
     Ok(taken_over(ws, Role::Server, limits))
 }
 
 /// The client's side of the upgrade, on a connected socket.
 pub(super) async fn connect(
     request: impl IntoClientRequest + Unpin,
-    tcp: TcpStream,
+    stream: ByteStream,
     limits: Limits,
 ) -> Result<WebSocketTransport, WsError> {
-    let (ws, _response) = tokio_tungstenite::client_async(request, HeadOnly::new(tcp)).await?;
+    let (ws, _response) = tokio_tungstenite::client_async(request, HeadOnly::new(stream)).await?;
     Ok(taken_over(ws, Role::Client, limits))
 }
 

@@ -1,0 +1,169 @@
+//! The bytes under a WebSocket: a TCP stream, or TLS over one (feature `tls`).
+//!
+//! Plain TCP is read and written as before TLS existed: `try_read` and `try_write_vectored`
+//! with a wait for readiness, one waker per direction, so the reader and the writer of one
+//! connection never take each other's wake-ups. TLS goes through `tokio-rustls`, whose stream
+//! keeps that property (it waits on the TCP stream underneath in the direction it needs).
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A connection's byte stream.
+pub(crate) enum ByteStream {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl ByteStream {
+    pub(super) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp().peer_addr().ok()
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ByteStream::Tcp(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Reads into the spare room of `buf` (which the caller reserved): `Ok(0)` at the end.
+    pub(super) fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            ByteStream::Tcp(tcp) => loop {
+                match tcp.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(tcp.poll_read_ready(cx))?;
+                    }
+                    read => return Poll::Ready(read),
+                }
+            },
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => {
+                // Into a chunk on the stack, then appended: no uninitialised memory is handed
+                // out, and TLS records arrive decrypted into rustls's own buffer first anyway.
+                let mut chunk = [0_u8; 16 << 10];
+                let room = buf
+                    .capacity()
+                    .saturating_sub(buf.len())
+                    .clamp(1, chunk.len());
+                let mut read = ReadBuf::new(&mut chunk[..room]);
+                ready!(Pin::new(&mut **tls).poll_read(cx, &mut read))?;
+                buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            }
+        }
+    }
+
+    /// Reads into `buf`: `Ok(0)` at the end.
+    pub(super) fn poll_read_slice(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            ByteStream::Tcp(tcp) => loop {
+                match tcp.try_read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(tcp.poll_read_ready(cx))?;
+                    }
+                    read => return Poll::Ready(read),
+                }
+            },
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => {
+                let mut read = ReadBuf::new(buf);
+                ready!(Pin::new(&mut **tls).poll_read(cx, &mut read))?;
+                Poll::Ready(Ok(read.filled().len()))
+            }
+        }
+    }
+
+    /// Writes from `slices`, as much as the stream takes at once.
+    pub(super) fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            ByteStream::Tcp(tcp) => loop {
+                match tcp.try_write_vectored(slices) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        ready!(tcp.poll_write_ready(cx))?;
+                    }
+                    written => return Poll::Ready(written),
+                }
+            },
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, slices),
+        }
+    }
+
+    /// Sends what the stream holds back (TLS records not yet written); nothing for TCP.
+    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            ByteStream::Tcp(_) => {
+                let _ = cx;
+                Poll::Ready(Ok(()))
+            }
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+}
+
+// tungstenite's upgrade reads and writes through these.
+impl AsyncRead for ByteStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ByteStream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ByteStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ByteStream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ByteStream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ByteStream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! wss:// between native peers, with a certificate authority made at test time: the nested
+//! demo and a 1 MiB capture over TLS, and the ways a certificate is refused.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{nested, wait_until};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use remote_scope::{remote, Error, Node, Server, TlsIdentity};
+use tokio::io::AsyncReadExt;
+
+/// A certificate authority, and a server certificate it signed for `names`.
+struct Certificates {
+    authority: String,
+    chain: String,
+    key: String,
+}
+
+fn certificates(names: &[&str]) -> Certificates {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("server key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let server = CertificateParams::new(names)
+        .expect("server params")
+        .signed_by(&key, &issuer)
+        .expect("server certificate");
+    Certificates {
+        authority: authority.pem(),
+        chain: server.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+async fn tls_server(certs: &Certificates) -> (Node, Server) {
+    let identity = TlsIdentity::from_pem(&certs.chain, &certs.key).expect("identity");
+    let node = Node::builder().id("server").build().expect("server node");
+    let server = node
+        .listen_tls("127.0.0.1:0", &identity)
+        .await
+        .expect("listen");
+    (node, server)
+}
+
+#[tokio::test]
+async fn the_nested_demo_and_a_large_capture_run_over_wss() {
+    let certs = certificates(&["localhost", "127.0.0.1"]);
+    let (server, listener) = tls_server(&certs).await;
+    assert!(listener.url().starts_with("wss://127.0.0.1:"));
+    let client = Node::builder()
+        .id("client")
+        .trust_certificate_pem(&certs.authority)
+        .build()
+        .expect("client node");
+    let server_id = client.connect(&listener.url()).await.expect("connect");
+    let client_id = client.id().clone();
+    wait_until(|| server.is_connected(&client_id)).await;
+
+    let (b, c) = client
+        .run(nested(server_id.clone(), client_id))
+        .await
+        .expect("nested demo");
+    assert_eq!((b.len(), c), (43, 44));
+
+    // 1 MiB each way: TLS records are at most 16 KiB, so this crosses many of them.
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let back = remote!(server_id, [big: Vec<u8>], { big.into_iter().rev().collect::<Vec<u8>>() })
+        .on(&client)
+        .await
+        .expect("large capture");
+    assert_eq!(back.len(), 1 << 20);
+    assert!(back
+        .iter()
+        .rev()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 251) as u8));
+
+    // By name, too: the certificate names localhost.
+    let again = Node::builder()
+        .id("client-by-name")
+        .trust_certificate_pem(&certs.authority)
+        .build()
+        .expect("client node");
+    let url = listener.url().replace("127.0.0.1", "localhost");
+    assert_eq!(
+        again.connect(&url).await.expect("connect by name"),
+        server_id
+    );
+}
+
+/// The error's sources, as text: where the TLS library says why.
+fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_trusts_is_refused_with_a_clear_error() {
+    let certs = certificates(&["127.0.0.1"]);
+    let (server, listener) = tls_server(&certs).await;
+    let client = Node::builder().id("client").build().expect("client node");
+    let refused = client
+        .connect(&listener.url())
+        .await
+        .expect_err("untrusted");
+    assert!(matches!(refused, Error::Transport { .. }), "{refused:?}");
+    let text = chain(&refused);
+    assert!(text.contains("TLS handshake"), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(server.peers().is_empty());
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let certs = certificates(&["localhost"]);
+    let (_server, listener) = tls_server(&certs).await;
+    let client = Node::builder()
+        .id("client")
+        .trust_certificate_pem(&certs.authority)
+        .build()
+        .expect("client node");
+    // Trusted issuer, but the certificate does not name 127.0.0.1.
+    let refused = client
+        .connect(&listener.url())
+        .await
+        .expect_err("wrong name");
+    let text = chain(&refused);
+    assert!(text.contains("not valid for name"), "{text}");
+}
+
+#[tokio::test]
+async fn plain_ws_to_a_tls_server_fails_instead_of_hanging() {
+    let certs = certificates(&["127.0.0.1"]);
+    let (_server, listener) = tls_server(&certs).await;
+    let client = Node::builder().id("client").build().expect("client node");
+    let url = listener.url().replace("wss://", "ws://");
+    let started = Instant::now();
+    let refused = client.connect(&url).await.expect_err("not TLS");
+    assert!(matches!(refused, Error::Transport { .. }), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_client_that_never_starts_tls_is_closed_after_the_handshake_timeout() {
+    let certs = certificates(&["127.0.0.1"]);
+    let identity = TlsIdentity::from_pem(&certs.chain, &certs.key).expect("identity");
+    let node = Node::builder()
+        .id("server")
+        .handshake_timeout(Duration::from_millis(300))
+        .build()
+        .expect("server node");
+    let listener = node
+        .listen_tls("127.0.0.1:0", &identity)
+        .await
+        .expect("listen");
+    let mut silent = tokio::net::TcpStream::connect(listener.local_addr())
+        .await
+        .expect("tcp");
+    let started = Instant::now();
+    let mut byte = [0_u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte))
+        .await
+        .expect("closed within the timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn pem_that_is_not_a_certificate_and_key_is_a_setup_error() {
+    let certs = certificates(&["127.0.0.1"]);
+    let other = certificates(&["127.0.0.1"]);
+    for (chain, key) in [
+        ("", certs.key.as_str()),
+        (certs.chain.as_str(), ""),
+        (certs.chain.as_str(), other.key.as_str()),
+    ] {
+        let refused = TlsIdentity::from_pem(chain, key).expect_err("refused");
+        assert!(matches!(refused, Error::Setup { .. }), "{refused:?}");
+    }
+    let refused = Node::builder()
+        .trust_certificate_pem("")
+        .build()
+        .expect_err("nothing to trust");
+    assert!(matches!(refused, Error::Setup { .. }));
+}
