@@ -41,14 +41,9 @@ impl ByteStream {
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
         match self {
-            ByteStream::Tcp(tcp) => loop {
-                match tcp.try_read_buf(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(tcp.poll_read_ready(cx))?;
-                    }
-                    read => return Poll::Ready(read),
-                }
-            },
+            ByteStream::Tcp(tcp) => {
+                when_ready(|cx| tcp.poll_read_ready(cx), cx, || tcp.try_read_buf(buf))
+            }
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => {
                 // Into a chunk on the stack, then appended: no uninitialised memory is handed
@@ -73,14 +68,9 @@ impl ByteStream {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self {
-            ByteStream::Tcp(tcp) => loop {
-                match tcp.try_read(buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(tcp.poll_read_ready(cx))?;
-                    }
-                    read => return Poll::Ready(read),
-                }
-            },
+            ByteStream::Tcp(tcp) => {
+                when_ready(|cx| tcp.poll_read_ready(cx), cx, || tcp.try_read(buf))
+            }
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => {
                 let mut read = ReadBuf::new(buf);
@@ -97,14 +87,11 @@ impl ByteStream {
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self {
-            ByteStream::Tcp(tcp) => loop {
-                match tcp.try_write_vectored(slices) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        ready!(tcp.poll_write_ready(cx))?;
-                    }
-                    written => return Poll::Ready(written),
-                }
-            },
+            ByteStream::Tcp(tcp) => when_ready(
+                |cx| tcp.poll_write_ready(cx),
+                cx,
+                || tcp.try_write_vectored(slices),
+            ),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, slices),
         }
@@ -119,6 +106,21 @@ impl ByteStream {
             }
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+}
+
+/// Tries `operation` on a TCP stream until it does not block, waiting for `readiness` in
+/// between (the readiness of the one direction the operation needs).
+fn when_ready<T>(
+    readiness: impl Fn(&mut Context<'_>) -> Poll<io::Result<()>>,
+    cx: &mut Context<'_>,
+    mut operation: impl FnMut() -> io::Result<T>,
+) -> Poll<io::Result<T>> {
+    loop {
+        match operation() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(readiness(cx))?,
+            done => return Poll::Ready(done),
         }
     }
 }
