@@ -331,7 +331,7 @@ fn print_table(rows: &[Row]) {
 const USAGE: &str =
     "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc,remote-tws] \
                      [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
-                     [--bulk N] [--on-main-thread] [--futures-unordered] \
+                     [--bulk N] [--on-main-thread] [--futures-unordered] [--middleware] [--tls] \
                      [--profile-remote [--window N]]";
 
 /// The value after `flag`, if it is there.
@@ -410,6 +410,9 @@ fn main() -> Result<(), BenchError> {
     let on_main_thread = args.iter().any(|a| a == "--on-main-thread");
     if args.iter().any(|a| a == "--middleware") {
         remote_impl::WITH_MIDDLEWARE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if args.iter().any(|a| a == "--tls") {
+        remote_impl::OVER_TLS.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     // For a profiler: remote! alone, pipelined (1024 in flight unless `--window` says), for a
     // long while (2 000 000 round trips unless `--pipelined` says).

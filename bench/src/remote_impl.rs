@@ -10,6 +10,10 @@ use serde_bytes::ByteBuf;
 pub static WITH_MIDDLEWARE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// The nodes talk `wss://` (`--tls`): a server certificate made at start, which the client
+/// trusts.
+pub static OVER_TLS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 struct PassOn;
 
 impl remote_scope::Middleware for PassOn {}
@@ -35,8 +39,17 @@ impl Remote {
     /// Over the node's own WebSocket transport.
     pub async fn start() -> Result<Remote, Error> {
         let server = builder().id("bench-server").build()?;
-        let listener: Server = server.listen("127.0.0.1:0").await?;
-        let client = builder().id("bench-client").build()?;
+        let (listener, client): (Server, Node) =
+            if OVER_TLS.load(std::sync::atomic::Ordering::Relaxed) {
+                let (authority, chain, key) = certificate();
+                let identity = remote_scope::TlsIdentity::from_pem(chain, key)?;
+                let listener = server.listen_tls("127.0.0.1:0", &identity).await?;
+                let client = builder().trust_certificate_pem(authority);
+                (listener, client.id("bench-client").build()?)
+            } else {
+                let listener = server.listen("127.0.0.1:0").await?;
+                (listener, builder().id("bench-client").build()?)
+            };
         let server_id = client.connect(&listener.url()).await?;
         Ok(Remote::new(client, server_id, server, Box::new(listener)))
     }
@@ -126,4 +139,20 @@ fn check(ok: bool) -> Result<(), Error> {
             source: None,
         })
     }
+}
+
+/// An authority, and a certificate it signed for 127.0.0.1 with its key (PEM).
+fn certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let authority_key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority = params.self_signed(&authority_key).expect("a certificate");
+    let issuer = Issuer::new(params, authority_key);
+    let key = KeyPair::generate().expect("a key");
+    let certificate = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("parameters")
+        .signed_by(&key, &issuer)
+        .expect("a certificate");
+    (authority.pem(), certificate.pem(), key.serialize_pem())
 }
