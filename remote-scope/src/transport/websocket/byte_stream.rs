@@ -45,7 +45,7 @@ impl ByteStream {
                 when_ready(|cx| tcp.poll_read_ready(cx), cx, || tcp.try_read_buf(buf))
             }
             #[cfg(feature = "tls")]
-            ByteStream::Tls(tls) => {
+            ByteStream::Tls(_) => {
                 // Into a chunk on the stack, then appended: no uninitialised memory is handed
                 // out, and TLS records arrive decrypted into rustls's own buffer first anyway.
                 let mut chunk = [0_u8; 16 << 10];
@@ -53,10 +53,9 @@ impl ByteStream {
                     .capacity()
                     .saturating_sub(buf.len())
                     .clamp(1, chunk.len());
-                let mut read = ReadBuf::new(&mut chunk[..room]);
-                ready!(Pin::new(&mut **tls).poll_read(cx, &mut read))?;
-                buf.extend_from_slice(read.filled());
-                Poll::Ready(Ok(read.filled().len()))
+                let read = ready!(self.poll_read_slice(cx, &mut chunk[..room]))?;
+                buf.extend_from_slice(&chunk[..read]);
+                Poll::Ready(Ok(read))
             }
         }
     }

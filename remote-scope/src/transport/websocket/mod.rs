@@ -301,7 +301,6 @@ async fn open(
     let stream = if secure {
         secured(tcp, host, &trusted).await?
     } else {
-        let _ = &trusted;
         ByteStream::Tcp(tcp)
     };
     upgrade::connect(request, stream, limits)
