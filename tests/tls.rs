@@ -5,36 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{nested, wait_until};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use common::certs::{certificates, Certificates};
+use common::{chain, nested, wait_until};
 use remote_scope::{remote, Error, Node, Server, TlsIdentity};
 use tokio::io::AsyncReadExt;
-
-/// A certificate authority, and a server certificate it signed for `names`.
-struct Certificates {
-    authority: String,
-    chain: String,
-    key: String,
-}
-
-fn certificates(names: &[&str]) -> Certificates {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let authority = ca.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().expect("server key");
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let server = CertificateParams::new(names)
-        .expect("server params")
-        .signed_by(&key, &issuer)
-        .expect("server certificate");
-    Certificates {
-        authority: authority.pem(),
-        chain: server.pem(),
-        key: key.serialize_pem(),
-    }
-}
 
 async fn tls_server(certs: &Certificates) -> (Node, Server) {
     let identity = TlsIdentity::from_pem(&certs.chain, &certs.key).expect("identity");
@@ -93,16 +67,6 @@ async fn the_nested_demo_and_a_large_capture_run_over_wss() {
 }
 
 /// The error's sources, as text: where the TLS library says why.
-fn chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 #[tokio::test]
 async fn a_certificate_nobody_trusts_is_refused_with_a_clear_error() {
     let certs = certificates(&["127.0.0.1"]);

@@ -37,6 +37,7 @@ impl Node {
                 ids_proven: false,
                 pools: Vec::new(),
                 trusted_certificates: Vec::new(),
+                connect_headers: Vec::new(),
             },
             middleware: Vec::new(),
             on_message: None,
@@ -206,6 +207,34 @@ impl NodeBuilder {
     /// ```
     pub fn trust_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.config.trusted_certificates.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Sends the HTTP header `name: value` with the WebSocket upgrade of every
+    /// [`connect`](Node::connect) (and reconnect) of this node: how a native client passes an
+    /// app's middleware in front of a route (an `authorization` header, a session cookie; see
+    /// `remote_scope::axum`, feature `axum`). Call it again for more headers.
+    /// [`build`](NodeBuilder::build) fails with [`Error::Setup`] if one is not a valid header,
+    /// and in a browser, whose WebSocket sends no headers of its own (it sends the page's
+    /// cookies by itself).
+    ///
+    /// ```
+    /// use remote_scope::{Error, Node};
+    ///
+    /// let refused = Node::builder().connect_header("bad name", "x").build();
+    /// assert!(matches!(refused, Err(Error::Setup { .. })));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let node = Node::builder()
+    ///     .connect_header("authorization", "Bearer k3y-of-reports")
+    ///     .build()?;
+    /// # let _ = node;
+    /// # Ok(()) }
+    /// ```
+    pub fn connect_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config
+            .connect_headers
+            .push((name.into(), value.into()));
         self
     }
 
@@ -419,6 +448,9 @@ impl NodeBuilder {
         for pem in &self.config.trusted_certificates {
             check_trusted(pem)?;
         }
+        for (name, value) in &self.config.connect_headers {
+            check_header(name, value)?;
+        }
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => crate::runtime::current()?,
@@ -442,6 +474,22 @@ impl NodeBuilder {
 #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
 fn check_trusted(pem: &[u8]) -> Result<(), Error> {
     crate::transport::websocket::check_trusted(pem)
+}
+
+/// Whether a header given to [`NodeBuilder::connect_header`] can be sent.
+#[cfg(not(target_arch = "wasm32"))]
+fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    crate::transport::websocket::check_header(name, value)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn check_header(name: &str, _: &str) -> Result<(), Error> {
+    Err(Error::Setup {
+        reason: format!(
+            "connect_header(\"{name}\", ..): a browser's WebSocket sends no headers of its \
+             own; it sends the page's cookies by itself"
+        ),
+    })
 }
 
 /// Without TLS there is nothing to trust a certificate for: say so at once rather than at the

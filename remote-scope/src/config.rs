@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) pools: Vec<crate::pool::Pool>,
     /// Certificates (PEM) a native client trusts for `wss://` beside the system's roots.
     pub(crate) trusted_certificates: Vec<Vec<u8>>,
+    /// HTTP headers a native client sends with its WebSocket upgrade.
+    pub(crate) connect_headers: Vec<(String, String)>,
 }
 
 /// Called with each user message that no middleware consumed.

@@ -82,8 +82,26 @@ where
     })
 }
 
+/// What the transport itself proves about the peer's id, beyond what its `Hello` claims.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Proof<'a> {
+    /// Nothing: the claim stands if the node's authentication accepts its token.
+    Claimed,
+    /// The frames come from this id's NATS subject, which the cluster's permissions guard: the
+    /// `Hello` must name it, and its token is checked as any other.
+    Subject(&'a PeerId),
+    /// The web app checked the upgrade request's session and named the peer (feature `axum`):
+    /// the `Hello` must name it, and no token is asked for, the app's check having taken the
+    /// token's place.
+    #[cfg_attr(
+        not(all(feature = "axum", not(target_arch = "wasm32"))),
+        allow(dead_code)
+    )]
+    Session(&'a PeerId),
+}
+
 /// The checks both sides apply to the other's `Hello`; `Err` carries the rejection to send.
-pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
+pub(crate) fn check(node: &Node, hello: &Hello, proof: Proof<'_>) -> Result<(), (Reject, Error)> {
     // First: an invalid id goes into no error and no log.
     if !hello.peer.is_valid() {
         return Err((
@@ -108,7 +126,8 @@ pub(crate) fn check(node: &Node, hello: &Hello) -> Result<(), (Reject, Error)> {
         ));
     }
     // Before anything that would tell an unknown peer about this node's state.
-    if !node.authenticates(&hello.peer, hello.token.as_deref()) {
+    let session = matches!(proof, Proof::Session(_));
+    if !session && !node.authenticates(&hello.peer, hello.token.as_deref()) {
         return Err((
             Reject::NotAuthenticated,
             Error::NotAuthenticated {
@@ -216,7 +235,7 @@ impl Node {
             transport,
             Role::Connector,
             self.config().max_frame_size,
-            None,
+            Proof::Claimed,
         )
         .await
     }
@@ -228,7 +247,24 @@ impl Node {
             transport,
             Role::Acceptor,
             self.config().max_frame_size,
-            None,
+            Proof::Claimed,
+        )
+        .await
+    }
+
+    /// Runs the handshake as the accepting side over a transport whose peer the web app's
+    /// session check named (feature `axum`).
+    #[cfg(all(feature = "axum", not(target_arch = "wasm32")))]
+    pub(crate) async fn accept_session(
+        &self,
+        transport: impl Transport,
+        named: &PeerId,
+    ) -> Result<PeerId, Error> {
+        self.establish(
+            transport,
+            Role::Acceptor,
+            self.config().max_frame_size,
+            Proof::Session(named),
         )
         .await
     }
@@ -275,7 +311,8 @@ impl Node {
         from: &PeerId,
     ) -> Result<PeerId, Error> {
         let limit = self.config().max_frame_size.min(max_message);
-        self.establish(transport, role, limit, Some(from)).await
+        self.establish(transport, role, limit, Proof::Subject(from))
+            .await
     }
 
     async fn establish(
@@ -283,7 +320,7 @@ impl Node {
         transport: impl Transport,
         role: Role,
         max_frame_size: usize,
-        from: Option<&PeerId>,
+        proof: Proof<'_>,
     ) -> Result<PeerId, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
@@ -295,15 +332,27 @@ impl Node {
             Frame::Reject(reject) if role == Role::Connector => return Err(rejected(self, reject)),
             other => return Err(handshake_error(&format!("expected a hello, got {other:?}"))),
         };
-        let refusal = match check(self, &theirs) {
+        let refusal = match check(self, &theirs, proof) {
             Err((reject, error)) => Some((reject, error)),
-            Ok(()) => match from {
-                Some(from) if *from != theirs.peer => Some((
+            Ok(()) => match proof {
+                Proof::Subject(from) if *from != theirs.peer => Some((
                     Reject::InvalidPeerId,
                     handshake_error(&format!(
                         "the hello names the peer `{}`, but its frames come from `{from}`",
                         theirs.peer
                     )),
+                )),
+                // The peer learns only that it was not authenticated, as with a wrong token.
+                Proof::Session(named) if *named != theirs.peer => Some((
+                    Reject::NotAuthenticated,
+                    Error::Handshake {
+                        peer: Some(theirs.peer.clone()),
+                        reason: format!(
+                            "the web session's peer is `{named}`, but the hello names `{}`",
+                            theirs.peer
+                        ),
+                        source: None,
+                    },
                 )),
                 _ => None,
             },
@@ -318,10 +367,11 @@ impl Node {
             Arc::clone(self.queued()),
         );
         if refusal.is_none() {
-            if from.is_some() {
-                self.replace_if_silent_anyway(&theirs.peer).await;
-            } else {
-                self.replace_if_silent(&theirs.peer).await;
+            match proof {
+                Proof::Claimed => self.replace_if_silent(&theirs.peer).await,
+                Proof::Subject(_) | Proof::Session(_) => {
+                    self.replace_if_silent_anyway(&theirs.peer).await
+                }
             }
         }
         let refusal = refusal.or_else(|| self.insert_connection(&conn).err());

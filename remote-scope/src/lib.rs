@@ -165,6 +165,8 @@ pub use rate::RateLimit;
 pub use reconnect::Reconnect;
 pub use registry::{Registration, Registry};
 pub use trace_context::{InTrace, TraceContext};
+#[cfg(all(feature = "axum", not(target_arch = "wasm32")))]
+pub use transport::websocket::axum;
 #[cfg(not(target_arch = "wasm32"))]
 pub use transport::websocket::Server;
 #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]

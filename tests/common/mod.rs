@@ -2,6 +2,7 @@
 //! raw peer that speaks the protocol frame by frame.
 #![allow(dead_code)] // each test binary uses a part of this
 
+pub mod certs;
 pub mod child;
 pub mod nats;
 
@@ -265,4 +266,15 @@ impl remote_scope::runtime::Runtime for LiveTasks {
     fn sleep(&self, duration: Duration) -> remote_scope::runtime::BoxFuture<'static, ()> {
         Box::pin(tokio::time::sleep(duration))
     }
+}
+
+/// An error and its sources, as one line.
+pub fn chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }

@@ -1,9 +1,11 @@
-//! The bytes under a WebSocket: a TCP stream, or TLS over one (feature `tls`).
+//! The bytes under a WebSocket: a TCP stream, TLS over one (feature `tls`), or the connection
+//! an axum app's HTTP server upgraded (feature `axum`).
 //!
 //! Plain TCP is read and written as before TLS existed: `try_read` and `try_write_vectored`
 //! with a wait for readiness, one waker per direction, so the reader and the writer of one
 //! connection never take each other's wake-ups. TLS goes through `tokio-rustls`, whose stream
-//! keeps that property (it waits on the TCP stream underneath in the direction it needs).
+//! keeps that property (it waits on the TCP stream underneath in the direction it needs), and
+//! so does hyper's upgraded connection, whatever the app's listener put under it.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -19,18 +21,24 @@ pub(crate) enum ByteStream {
     Tcp(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// From an axum route: whatever the app serves HTTP over, with its address if the app
+    /// told it (`into_make_service_with_connect_info`).
+    #[cfg(feature = "axum")]
+    Upgraded(Box<Upgraded>, Option<SocketAddr>),
 }
+
+/// hyper's upgraded connection, as tokio's reader and writer.
+#[cfg(feature = "axum")]
+pub(crate) type Upgraded = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
 impl ByteStream {
     pub(super) fn peer_addr(&self) -> Option<SocketAddr> {
-        self.tcp().peer_addr().ok()
-    }
-
-    fn tcp(&self) -> &TcpStream {
         match self {
-            ByteStream::Tcp(tcp) => tcp,
+            ByteStream::Tcp(tcp) => tcp.peer_addr().ok(),
             #[cfg(feature = "tls")]
-            ByteStream::Tls(tls) => tls.get_ref().0,
+            ByteStream::Tls(tls) => tls.get_ref().0.peer_addr().ok(),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(_, addr) => *addr,
         }
     }
 
@@ -44,8 +52,8 @@ impl ByteStream {
             ByteStream::Tcp(tcp) => {
                 when_ready(|cx| tcp.poll_read_ready(cx), cx, || tcp.try_read_buf(buf))
             }
-            #[cfg(feature = "tls")]
-            ByteStream::Tls(_) => {
+            #[cfg(any(feature = "tls", feature = "axum"))]
+            _ => {
                 // Into a chunk on the stack, then appended: no uninitialised memory is handed
                 // out, and TLS records arrive decrypted into rustls's own buffer first anyway.
                 let mut chunk = [0_u8; 16 << 10];
@@ -70,10 +78,10 @@ impl ByteStream {
             ByteStream::Tcp(tcp) => {
                 when_ready(|cx| tcp.poll_read_ready(cx), cx, || tcp.try_read(buf))
             }
-            #[cfg(feature = "tls")]
-            ByteStream::Tls(tls) => {
+            #[cfg(any(feature = "tls", feature = "axum"))]
+            _ => {
                 let mut read = ReadBuf::new(buf);
-                ready!(Pin::new(&mut **tls).poll_read(cx, &mut read))?;
+                ready!(Pin::new(self).poll_read(cx, &mut read))?;
                 Poll::Ready(Ok(read.filled().len()))
             }
         }
@@ -93,6 +101,8 @@ impl ByteStream {
             ),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, slices),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(io, _) => Pin::new(&mut **io).poll_write_vectored(cx, slices),
         }
     }
 
@@ -103,8 +113,8 @@ impl ByteStream {
                 let _ = cx;
                 Poll::Ready(Ok(()))
             }
-            #[cfg(feature = "tls")]
-            ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+            #[cfg(any(feature = "tls", feature = "axum"))]
+            _ => Pin::new(self).poll_flush(cx),
         }
     }
 }
@@ -135,6 +145,8 @@ impl AsyncRead for ByteStream {
             ByteStream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(io, _) => Pin::new(&mut **io).poll_read(cx, buf),
         }
     }
 }
@@ -149,6 +161,8 @@ impl AsyncWrite for ByteStream {
             ByteStream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(io, _) => Pin::new(&mut **io).poll_write(cx, buf),
         }
     }
 
@@ -157,6 +171,8 @@ impl AsyncWrite for ByteStream {
             ByteStream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_flush(cx),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(io, _) => Pin::new(&mut **io).poll_flush(cx),
         }
     }
 
@@ -165,6 +181,8 @@ impl AsyncWrite for ByteStream {
             ByteStream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             ByteStream::Tls(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+            #[cfg(feature = "axum")]
+            ByteStream::Upgraded(io, _) => Pin::new(&mut **io).poll_shutdown(cx),
         }
     }
 }

@@ -10,7 +10,10 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod byte_stream;
 pub(crate) mod framing;
 mod socket;
@@ -63,12 +66,42 @@ pub struct Server {
     tls: bool,
 }
 
-/// The connections a server accepted. Once `closed`, a handshake that finishes late closes its
-/// connection at once instead of outliving the server.
+/// The connections a server (or an axum endpoint) accepted. Once `closed`, a handshake that
+/// finishes late closes its connection at once instead of outliving the server.
 #[derive(Debug, Default)]
 struct Accepted {
     closed: bool,
     connections: Vec<Weak<Connection>>,
+}
+
+impl Accepted {
+    /// Keeps the connection of `peer`, just accepted, to close it with the others; closes it
+    /// now if they were closed while its handshake ran.
+    fn keep(accepted: &Mutex<Accepted>, node: &Node, peer: &PeerId) {
+        let Ok(conn) = node.connection(peer) else {
+            return;
+        };
+        let mut accepted = lock(accepted);
+        if accepted.closed {
+            drop(accepted);
+            node.forget_connection(&conn);
+            return;
+        }
+        accepted.connections.retain(|c| c.strong_count() > 0);
+        accepted.connections.push(Arc::downgrade(&conn));
+    }
+
+    /// Closes every connection kept, and any accepted later.
+    fn close(accepted: &Mutex<Accepted>, node: &Node) {
+        let connections = {
+            let mut accepted = lock(accepted);
+            accepted.closed = true;
+            std::mem::take(&mut accepted.connections)
+        };
+        for conn in connections.iter().filter_map(Weak::upgrade) {
+            node.forget_connection(&conn);
+        }
+    }
 }
 
 impl Server {
@@ -106,14 +139,7 @@ impl Server {
     pub fn shutdown(&self) {
         self.stopped.stop();
         self.accept.abort();
-        let connections = {
-            let mut accepted = lock(&self.accepted);
-            accepted.closed = true;
-            std::mem::take(&mut accepted.connections)
-        };
-        for conn in connections.iter().filter_map(Weak::upgrade) {
-            self.node.forget_connection(&conn);
-        }
+        Accepted::close(&self.accepted, &self.node);
     }
 }
 
@@ -231,10 +257,47 @@ impl Node {
     /// # Ok(()) }
     /// ```
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
-        let trusted = self.config().trusted_certificates.clone();
-        self.connect_transport(open(url.to_owned(), limits(self), trusted.into()).await?)
+        self.connect_transport(open(url.to_owned(), Dialing::of(self)).await?)
             .await
     }
+}
+
+/// What a client dials with, the node's settings for it.
+#[derive(Clone)]
+struct Dialing {
+    limits: Limits,
+    /// PEM texts trusted beside the system's roots.
+    trusted: Arc<[Vec<u8>]>,
+    headers: Arc<[(String, String)]>,
+}
+
+impl Dialing {
+    fn of(node: &Node) -> Dialing {
+        let config = node.config();
+        Dialing {
+            limits: limits(node),
+            trusted: config.trusted_certificates.clone().into(),
+            headers: config.connect_headers.clone().into(),
+        }
+    }
+}
+
+/// Whether `name: value` can go into an HTTP request, for
+/// [`NodeBuilder::connect_header`](crate::NodeBuilder::connect_header).
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    header(name, value).map(drop)
+}
+
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
+    let setup = |what: String| Error::Setup { reason: what };
+    let parsed_name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| setup(format!("`{name}` is not an HTTP header name")))?;
+    let parsed_value = HeaderValue::from_str(value).map_err(|_| {
+        setup(format!(
+            "the value given for the header `{name}` is not a valid header value"
+        ))
+    })?;
+    Ok((parsed_name, parsed_value))
 }
 
 /// Opens a WebSocket to `url`, its first incoming message held to
@@ -245,9 +308,8 @@ pub(crate) fn dialer(
     node: &Node,
     url: &str,
 ) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<WebSocketTransport, Error>> {
-    let (url, limits) = (url.to_owned(), limits(node));
-    let trusted: Arc<[Vec<u8>]> = node.config().trusted_certificates.clone().into();
-    move || Box::pin(open(url.clone(), limits, Arc::clone(&trusted)))
+    let (url, dialing) = (url.to_owned(), Dialing::of(node));
+    move || Box::pin(open(url.clone(), dialing.clone()))
 }
 
 /// A server's TLS, if it has it.
@@ -258,20 +320,20 @@ type Tls = TlsIdentity;
 #[derive(Clone)]
 enum Tls {}
 
-async fn open(
-    url: String,
-    limits: Limits,
-    trusted: Arc<[Vec<u8>]>,
-) -> Result<WebSocketTransport, Error> {
+async fn open(url: String, dialing: Dialing) -> Result<WebSocketTransport, Error> {
     let bad = |reason: &str| Error::BadUrl {
         url: url.clone(),
         reason: reason.to_owned(),
     };
     let caused = |e| Error::transport_caused(format!("could not connect to {url}"), e);
-    let request = url
+    let mut request = url
         .as_str()
         .into_client_request()
         .map_err(|e| bad(&e.to_string()))?;
+    for (name, value) in dialing.headers.iter() {
+        let (name, value) = header(name, value)?;
+        request.headers_mut().append(name, value);
+    }
     let secure = match request.uri().scheme_str() {
         Some(scheme) if scheme.eq_ignore_ascii_case("ws") => false,
         Some(scheme) if scheme.eq_ignore_ascii_case("wss") => true,
@@ -299,11 +361,11 @@ async fn open(
         .map_err(|e| caused(e.into()))?;
     let _ = tcp.set_nodelay(true);
     let stream = if secure {
-        secured(tcp, host, &trusted).await?
+        secured(tcp, host, &dialing.trusted).await?
     } else {
         ByteStream::Tcp(tcp)
     };
-    upgrade::connect(request, stream, limits)
+    upgrade::connect(request, stream, dialing.limits)
         .await
         .map_err(caused)
 }
@@ -356,20 +418,9 @@ async fn accept_loop(
             // An accepted peer is in the node's table by now and counts against
             // `max_connections` there.
             drop(permit);
-            let Some(peer) = peer else {
-                return;
-            };
-            let Ok(conn) = node.connection(&peer) else {
-                return;
-            };
-            let mut accepted = lock(&accepted);
-            if accepted.closed {
-                drop(accepted);
-                node.forget_connection(&conn);
-                return;
+            if let Some(peer) = peer {
+                Accepted::keep(&accepted, &node, &peer);
             }
-            accepted.connections.retain(|c| c.strong_count() > 0);
-            accepted.connections.push(Arc::downgrade(&conn));
         });
     }
 }

@@ -67,8 +67,16 @@ impl TlsIdentity {
 
     /// The server's side of the TLS handshake on an accepted connection.
     pub(super) async fn accept(&self, tcp: TcpStream) -> std::io::Result<ByteStream> {
-        let tls = self.acceptor.accept(tcp).await?;
+        let tls = self.accept_tls(tcp).await?;
         Ok(ByteStream::Tls(Box::new(tls.into())))
+    }
+
+    /// The same, for a listener that hands the TLS stream on as it is.
+    pub(super) async fn accept_tls(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        self.acceptor.accept(tcp).await
     }
 }
 
