@@ -139,17 +139,21 @@ pub mod elsewhere {
     }
 }
 
-/// Tells the server what a page saw; the server prints it (the demo check reads its log).
+/// Tells the server what a page saw; the server prints it with the peer it heard it from (the
+/// demo check reads its log).
 pub async fn report(server: PeerId, summary: String) -> Result<(), Error> {
-    remote!(server, [summary: String], { note(&summary) }).await
+    remote!(server, [summary: String], { note(&summary, remote_scope::caller()) }).await
 }
 
 /// Prints a line on the peer that runs it.
-fn note(line: &str) {
+fn note(line: &str, from: Option<PeerId>) {
     #[cfg(not(target_arch = "wasm32"))]
-    println!("browser reported: {line}");
+    match from {
+        Some(peer) => println!("browser reported: {line} (heard from {peer})"),
+        None => println!("browser reported: {line}"),
+    }
     #[cfg(target_arch = "wasm32")]
-    let _ = line;
+    let _ = (line, from);
 }
 
 /// The numbers `0..n`, streamed from the server.

@@ -6,9 +6,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::demo::{nested, Outcome};
 
-/// Runs the demo against the server peer at `ws_url`, writing into `#steps` and `#result`.
+/// Runs the demo against the server peer at `ws_url` as the peer `peer_id` (the id the
+/// server's session gave this page), writing into `#steps` and `#result`.
 #[wasm_bindgen]
-pub async fn run_demo(ws_url: String) -> Result<(), JsValue> {
+pub async fn run_demo(ws_url: String, peer_id: String) -> Result<(), JsValue> {
     let document = web_sys::window()
         .and_then(|w| w.document())
         .ok_or_else(|| JsValue::from_str("no document"))?;
@@ -18,7 +19,7 @@ pub async fn run_demo(ws_url: String) -> Result<(), JsValue> {
         }
     };
     show("status", &format!("connecting to {}", escape(&ws_url)));
-    match demo(&ws_url).await {
+    match demo(&ws_url, peer_id).await {
         Ok((browser, outcome)) => {
             let steps: String = outcome
                 .steps
@@ -49,8 +50,8 @@ pub async fn run_demo(ws_url: String) -> Result<(), JsValue> {
     }
 }
 
-async fn demo(ws_url: &str) -> Result<(String, Outcome), Error> {
-    let node = Node::builder().build()?;
+async fn demo(ws_url: &str, peer_id: String) -> Result<(String, Outcome), Error> {
+    let node = Node::builder().id(peer_id).build()?;
     let server = node.connect(ws_url).await?;
     let browser = node.id().clone();
     let outcome = node.run(nested(server.clone(), browser.clone())).await?;

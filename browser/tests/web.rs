@@ -24,6 +24,14 @@ const WS_URL: &str = match option_env!("REMOTE_SCOPE_WS_URL") {
     None => "ws://127.0.0.1:9/REMOTE_SCOPE_WS_URL-was-not-set-at-compile-time",
 };
 
+/// The browser-server's axum app over TLS (`wss://127.0.0.1:PORT`), which serves peers on
+/// `/open` and, named by a session cookie, on `/peer`. Chromium trusts its certificate through
+/// the authority's key given in `--ignore-certificate-errors-spki-list` (`.ci/browser-tests`).
+const APP_WSS_URL: &str = match option_env!("REMOTE_SCOPE_APP_WSS_URL") {
+    Some(url) => url,
+    None => "wss://127.0.0.1:9/REMOTE_SCOPE_APP_WSS_URL-was-not-set-at-compile-time",
+};
+
 async fn connected() -> (Node, PeerId) {
     let node = Node::builder().build().expect("node");
     let server = node
@@ -86,6 +94,39 @@ async fn nested_demo_runs_server_browser_server_with_the_native_result() {
     assert_eq!(outcome.result, (vec![42; 43], 44));
     let peers: Vec<&str> = outcome.steps.iter().map(|s| s.peer.as_str()).collect();
     assert_eq!(peers, ["server", me.as_str(), "server"]);
+}
+
+#[wasm_bindgen_test]
+async fn the_nested_demo_and_a_large_capture_run_over_wss_on_the_axum_route() {
+    let node = Node::builder().build().expect("node");
+    let server = node
+        .connect(&format!("{APP_WSS_URL}/open"))
+        .await
+        .expect("connects over wss:// to the axum app");
+    let me = node.id().clone();
+    let outcome = node
+        .run(demo::nested(server.clone(), me.clone()))
+        .await
+        .expect("demo runs");
+    assert_eq!(outcome.result, (vec![42; 43], 44));
+    let peers: Vec<&str> = outcome.steps.iter().map(|s| s.peer.as_str()).collect();
+    assert_eq!(peers, ["server", me.as_str(), "server"]);
+    // 1 MiB of capture: many TLS records, and many reads of hyper's upgraded connection.
+    let values: Vec<u64> = (0..1 << 17).collect();
+    let sum = node.run(checks::sum_on_server(server, values)).await;
+    assert_eq!(sum, Ok((1 << 17) * ((1 << 17) - 1) / 2));
+}
+
+#[wasm_bindgen_test]
+async fn the_session_route_refuses_a_page_without_a_session() {
+    // This page comes from the test runner's server, so it holds no session cookie of the app:
+    // the app's middleware answers the upgrade with 401 and the node never sees the peer.
+    let node = Node::builder().build().expect("node");
+    let refused = node.connect(&format!("{APP_WSS_URL}/peer")).await;
+    assert!(refused.is_err(), "{refused:?}");
+    // The same page on the open route is served.
+    let server = node.connect(&format!("{APP_WSS_URL}/open")).await;
+    assert_eq!(server, Ok(PeerId::new("server")));
 }
 
 #[wasm_bindgen_test]
