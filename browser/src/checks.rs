@@ -139,6 +139,12 @@ pub mod elsewhere {
     }
 }
 
+/// `payload`, sent to the server and back: the browser benchmark's call, the same bytes each
+/// way as its raw WebSocket echo.
+pub fn echo_on_server(server: PeerId, payload: Vec<u8>) -> Call<Vec<u8>> {
+    remote!(server, [payload: Vec<u8>], { payload })
+}
+
 /// Tells the server what a page saw; the server prints it with the peer it heard it from (the
 /// demo check reads its log).
 pub async fn report(server: PeerId, summary: String) -> Result<(), Error> {

@@ -642,6 +642,7 @@ impl Error {
     }
 
     /// A transport error caused by `source`, in the words of `reason`.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn transport_caused(
         reason: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,

@@ -1,11 +1,20 @@
 //! The browser WebSocket transport (wasm32): [`Node::connect`] from a web page.
+//!
+//! Frames go out with `WebSocket.send` on a view of the frame's bytes, which the browser copies
+//! at once. (A `Blob` would do too, but Chromium reads a Blob's bytes asynchronously before it
+//! sends them: half a millisecond a message, measured in `browser/bench`.) Frames come in as
+//! `ArrayBuffer`s, queued in order by the socket's `onmessage`.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use futures::{Sink, Stream};
-use gloo_net::websocket::futures::WebSocket;
-use gloo_net::websocket::{Message, WebSocketError};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 
 use crate::error::Error;
 use crate::node::Node;
@@ -14,70 +23,170 @@ use crate::peer_id::PeerId;
 /// A browser WebSocket as a [`Transport`](super::Transport): binary messages are frames; a
 /// close event ends the stream.
 pub struct BrowserTransport {
-    inner: WebSocket,
+    socket: WebSocket,
+    state: Rc<RefCell<State>>,
+    /// Held for as long as the socket may call them; cleared from the socket on drop.
+    _handlers: Handlers,
+}
+
+/// What the socket's event handlers leave for the transport's halves.
+#[derive(Default)]
+struct State {
+    received: VecDeque<Result<bytes::Bytes, Error>>,
+    closed: bool,
+    /// The reader, waiting for a message or the close.
+    reader: Option<Waker>,
+    /// The writer, waiting for the socket to open.
+    writer: Option<Waker>,
+}
+
+impl State {
+    fn wake(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            reader.wake();
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.wake();
+        }
+    }
+}
+
+struct Handlers {
+    _open: Closure<dyn FnMut(Event)>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _error: Closure<dyn FnMut(Event)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
 }
 
 impl BrowserTransport {
     /// Opens a WebSocket to `url`; it connects in the background and sending waits for it.
     pub fn open(url: &str) -> Result<BrowserTransport, Error> {
-        WebSocket::open(url)
-            .map(|inner| BrowserTransport { inner })
-            // The browser refuses only the URL itself here (a failed connection shows later, on
-            // the stream): dialling it again cannot help.
-            .map_err(|e| Error::BadUrl {
-                url: url.to_owned(),
-                reason: e.to_string(),
+        // The browser refuses only the URL itself here (a failed connection shows later, on the
+        // stream): dialling it again cannot help.
+        let socket = WebSocket::new(url).map_err(|e| Error::BadUrl {
+            url: url.to_owned(),
+            reason: js_text(&e),
+        })?;
+        socket.set_binary_type(BinaryType::Arraybuffer);
+        let state = Rc::new(RefCell::new(State::default()));
+
+        let open = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| state.borrow_mut().wake())
+        };
+        let message = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                let data = event.data();
+                let frame = match data.dyn_ref::<js_sys::ArrayBuffer>() {
+                    Some(buffer) => Ok(js_sys::Uint8Array::new(buffer).to_vec().into()),
+                    None => Err(Error::protocol("a text message; frames are binary")),
+                };
+                let mut state = state.borrow_mut();
+                state.received.push_back(frame);
+                if let Some(reader) = state.reader.take() {
+                    reader.wake();
+                }
             })
+        };
+        // The browser tells a page nothing of why a WebSocket failed (the console has it); the
+        // close that follows ends the stream.
+        let error = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| {
+                let mut state = state.borrow_mut();
+                state
+                    .received
+                    .push_back(Err(Error::transport("the WebSocket failed")));
+                state.wake();
+            })
+        };
+        let close = {
+            let state = Rc::clone(&state);
+            Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
+                let mut state = state.borrow_mut();
+                state.closed = true;
+                state.wake();
+            })
+        };
+        socket.set_onopen(Some(open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        socket.set_onerror(Some(error.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(close.as_ref().unchecked_ref()));
+        Ok(BrowserTransport {
+            socket,
+            state,
+            _handlers: Handlers {
+                _open: open,
+                _message: message,
+                _error: error,
+                _close: close,
+            },
+        })
     }
 }
 
-fn transport_error(e: WebSocketError) -> Error {
-    Error::transport_caused("the WebSocket failed", e)
+fn js_text(value: &wasm_bindgen::JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+impl Drop for BrowserTransport {
+    fn drop(&mut self) {
+        self.socket.set_onopen(None);
+        self.socket.set_onmessage(None);
+        self.socket.set_onerror(None);
+        self.socket.set_onclose(None);
+        let _ = self.socket.close();
+    }
 }
 
 impl Stream for BrowserTransport {
     type Item = Result<bytes::Bytes, Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner)
-            .poll_next(cx)
-            .map(|item| match item {
-                None | Some(Err(WebSocketError::ConnectionClose(_))) => None,
-                Some(Err(e)) => Some(Err(transport_error(e))),
-                Some(Ok(Message::Bytes(bytes))) => Some(Ok(bytes.into())),
-                Some(Ok(Message::Text(_))) => {
-                    Some(Err(Error::protocol("a text message; frames are binary")))
-                }
-            })
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut state = self.state.borrow_mut();
+        if let Some(frame) = state.received.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        state.reader = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 
 impl Sink<bytes::Bytes> for BrowserTransport {
     type Error = Error;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
-            .poll_ready(cx)
-            .map_err(transport_error)
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.socket.ready_state() {
+            WebSocket::OPEN => Poll::Ready(Ok(())),
+            WebSocket::CONNECTING => {
+                self.state.borrow_mut().writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            _ => Poll::Ready(Err(Error::transport("the WebSocket is closed"))),
+        }
     }
 
-    fn start_send(mut self: Pin<&mut Self>, frame: bytes::Bytes) -> Result<(), Error> {
-        Pin::new(&mut self.inner)
-            .start_send(Message::Bytes(frame.to_vec()))
-            .map_err(transport_error)
+    fn start_send(self: Pin<&mut Self>, frame: bytes::Bytes) -> Result<(), Error> {
+        self.socket
+            .send_with_u8_array(&frame)
+            .map_err(|e| Error::transport(format!("the WebSocket failed: {}", js_text(&e))))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
-            .poll_flush(cx)
-            .map_err(transport_error)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
-    // The socket itself closes when both halves of the connection are dropped.
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Pin::new(&mut self.inner)
-            .poll_close(cx)
-            .map_err(transport_error)
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let _ = self.socket.close();
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -95,8 +204,8 @@ pub(crate) fn dialer(
 }
 
 impl Node {
-    /// Connects to a server peer at `url` (`ws://host:port`) and returns its id; the same call
-    /// as on native targets.
+    /// Connects to a server peer at `url` (`ws://host:port`, or `wss://` as the page's browser
+    /// checks it) and returns its id; the same call as on native targets.
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
         self.connect_transport(BrowserTransport::open(url)?).await
     }
