@@ -158,13 +158,15 @@ pub enum Error {
         limit: u64,
     },
 
-    /// The peer's token was missing or wrong ([`NodeBuilder::authenticate`]): the connection
-    /// was refused, by this peer or by the other.
+    /// The peer's token was missing or wrong ([`NodeBuilder::authenticate`]), or, on an axum
+    /// route (feature `axum`), its hello names another peer than its web session: the
+    /// connection was refused, by this peer or by the other.
     ///
     /// [`NodeBuilder::authenticate`]: crate::NodeBuilder::authenticate
     #[error(
         "peer `{peer}` failed authentication: its token is missing or wrong (`NodeBuilder::token` \
-         on the connecting side, checked by `NodeBuilder::authenticate` on the other)"
+         on the connecting side, checked by `NodeBuilder::authenticate` on the other), or its \
+         web session names another peer"
     )]
     NotAuthenticated {
         /// The peer whose token was refused: the other one, or this one when the other refused it.
@@ -784,7 +786,7 @@ mod tests {
             (Error::CapturesTooLarge { peer: p(), body: b(), limit: 64 },
              "peer `server` accepts captures of at most 64 bytes (encoded); `app::jobs::2ee355ec6c4b8744` did not run: send less, or raise that peer's `NodeBuilder::max_capture_size`"),
             (Error::NotAuthenticated { peer: p() },
-             "peer `server` failed authentication: its token is missing or wrong (`NodeBuilder::token` on the connecting side, checked by `NodeBuilder::authenticate` on the other)"),
+             "peer `server` failed authentication: its token is missing or wrong (`NodeBuilder::token` on the connecting side, checked by `NodeBuilder::authenticate` on the other), or its web session names another peer"),
             (Error::QueueFull { peer: p(), limit: 1024 },
              "the queue of frames to peer `server` is full (1024 bytes not yet sent); nothing was sent: the peer reads too slowly; retry later, or raise `NodeBuilder::max_queued_bytes`"),
             (Error::TooManyConnections { peer: None, limit: 2 },
