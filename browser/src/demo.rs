@@ -44,3 +44,20 @@ pub async fn nested(server: PeerId, browser: PeerId) -> Result<Outcome, Error> {
     })
     .await?
 }
+
+/// Tells the server what a page saw; the server prints it with the peer it heard it from (the
+/// demo check reads its log).
+pub async fn report(server: PeerId, summary: String) -> Result<(), Error> {
+    remote!(server, [summary: String], { note(&summary, remote_scope::caller()) }).await
+}
+
+/// Prints a line on the peer that runs it.
+fn note(line: &str, from: Option<PeerId>) {
+    #[cfg(not(target_arch = "wasm32"))]
+    match from {
+        Some(peer) => println!("browser reported: {line} (heard from {peer})"),
+        None => println!("browser reported: {line}"),
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = (line, from);
+}

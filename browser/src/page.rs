@@ -56,7 +56,7 @@ async fn demo(ws_url: &str, peer_id: String) -> Result<(String, Outcome), Error>
     let browser = node.id().clone();
     let outcome = node.run(nested(server.clone(), browser.clone())).await?;
     let summary = format!("{:?} from {}", outcome.result.1, browser);
-    node.run(crate::checks::report(server, summary)).await?;
+    node.run(crate::demo::report(server, summary)).await?;
     Ok((browser.to_string(), outcome))
 }
 

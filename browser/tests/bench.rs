@@ -15,7 +15,7 @@
 use futures::channel::mpsc;
 use futures::StreamExt;
 use remote_scope::{Node, PeerId};
-use remote_scope_browser::checks;
+use remote_scope_browser_checks as checks;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::future::{select, Either};
 use remote_scope::{Error, Node, PeerId, Registry};
-use remote_scope_browser::{checks, demo};
+use remote_scope_browser::demo;
+use remote_scope_browser_checks as checks;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);

@@ -17,7 +17,7 @@
 //! - with `--tls`, `spki <hash>`: the SHA-256 of the public key of the certificate authority
 //!   made at start, for Chromium's `--ignore-certificate-errors-spki-list`;
 //! - with `--nats`, `nats <url>`: a `nats-server` on a free port (stopped when this process
-//!   goes) with two worker nodes of the pool `checks::WORD_POOL`, which this node joins, so
+//!   goes) with two worker nodes of the pool `remote_scope_browser_checks::WORD_POOL`, which this node joins, so
 //!   that bodies the browser calls on the server reach the pool through NATS.
 //!
 //! Stops by itself after `--lifetime` seconds (default 900) so a forgotten server does not
@@ -27,8 +27,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 remote_scope::link!(
     remote_scope_browser::demo::nested,
-    remote_scope_browser::checks::report,
-    remote_scope_browser::checks::elsewhere::ask,
+    remote_scope_browser::demo::report,
+    remote_scope_browser_checks::elsewhere::ask,
     remote_scope_browser_extra::ask,
 );
 

@@ -4,7 +4,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use remote_scope::{Node, Pool};
-use remote_scope_browser::checks::WORD_POOL;
+use remote_scope_browser_checks::WORD_POOL;
 
 /// The server and the workers; dropping it stops them.
 pub struct Cluster {

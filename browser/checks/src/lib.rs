@@ -145,23 +145,6 @@ pub fn echo_on_server(server: PeerId, payload: Vec<u8>) -> Call<Vec<u8>> {
     remote!(server, [payload: Vec<u8>], { payload })
 }
 
-/// Tells the server what a page saw; the server prints it with the peer it heard it from (the
-/// demo check reads its log).
-pub async fn report(server: PeerId, summary: String) -> Result<(), Error> {
-    remote!(server, [summary: String], { note(&summary, remote_scope::caller()) }).await
-}
-
-/// Prints a line on the peer that runs it.
-fn note(line: &str, from: Option<PeerId>) {
-    #[cfg(not(target_arch = "wasm32"))]
-    match from {
-        Some(peer) => println!("browser reported: {line} (heard from {peer})"),
-        None => println!("browser reported: {line}"),
-    }
-    #[cfg(target_arch = "wasm32")]
-    let _ = (line, from);
-}
-
 /// The numbers `0..n`, streamed from the server.
 pub fn numbers_from_server(server: PeerId, n: u64) -> remote_scope::streams::RemoteStream<u64> {
     remote_scope::remote_stream!(server, [n: u64], { futures::stream::iter(0..n) })
