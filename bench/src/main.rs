@@ -1,6 +1,9 @@
-//! remote! against a raw WebSocket echo, a hand-written WebSocket request/response protocol and
-//! tarpc, all on 127.0.0.1 in one process, in one run. Prints one table of medians over the runs
-//! with ratios against the raw WebSocket and tarpc rows, then idle-connection figures. The
+//! remote! against a raw TCP echo (the floor), a raw WebSocket echo, a hand-written WebSocket
+//! request/response protocol and tarpc, all on 127.0.0.1 in one process, in one run. Each
+//! workload takes every implementation in turn (their order rotating from run to run), so that
+//! a slow spell of the machine falls on all of them alike. Prints tables of medians over the
+//! runs with ratios against the floor, the raw WebSocket and tarpc, then idle-connection
+//! figures. The
 //! clients run in a task on the runtime's workers, or with `--on-main-thread` on the thread
 //! that calls `block_on`. Pipelined calls are kept in flight by [`window`], or with
 //! `--futures-unordered` by a `FuturesUnordered` (which wakes a second worker every batch).
@@ -11,6 +14,9 @@
 //! ```
 
 mod idle;
+mod imp;
+mod many;
+mod raw_tcp;
 mod raw_ws;
 mod remote_impl;
 mod remote_tws;
@@ -19,7 +25,8 @@ mod tarpc_impl;
 mod window;
 mod ws_rpc;
 
-use stats::{median, minor_faults, p50_p99_micros, Harness, Pipelined};
+use imp::{Imp, NAMES, SHORT_NAMES};
+use stats::{cpu_seconds, median, minor_faults, p50_p99_micros, Harness, Pipelined};
 use std::fmt;
 
 /// Any failure of a benchmark: the run stops and says which.
@@ -67,6 +74,8 @@ struct Counts {
     bulk_size: usize,
     nested: usize,
     idle: usize,
+    /// Client peers and calls each of the two many-clients workloads.
+    many: [(usize, usize); 2],
     harness: Harness,
 }
 
@@ -78,6 +87,7 @@ const FULL: Counts = Counts {
     bulk_size: 1 << 20,
     nested: 5_000,
     idle: 10_000,
+    many: [(64, 2_000), (1_000, 150)],
     harness: Harness::Window,
 };
 
@@ -89,6 +99,7 @@ const SMOKE: Counts = Counts {
     bulk_size: 1 << 20,
     nested: 50,
     idle: 20,
+    many: [(64, 5), (1_000, 1)],
     harness: Harness::Window,
 };
 
@@ -102,18 +113,11 @@ struct Row {
     bulk_mbs: f64,
     /// Minor page faults per bulk round trip, the whole process's.
     bulk_faults: f64,
+    /// The process's CPU time per pipelined call (64 in flight), clients and server together.
+    pipe64_cpu_us: f64,
+    /// The two many-clients workloads: aggregate round trips/s, p99, CPU time per call.
+    many: [(f64, f64, f64); 2],
 }
-
-/// What `--only` takes.
-const SHORT_NAMES: [&str; 5] = ["remote", "raw", "rpc", "tarpc", "remote-tws"];
-
-const NAMES: [&str; 5] = [
-    "remote!",
-    "raw WebSocket echo",
-    "WebSocket + rmp-serde ids",
-    "tarpc (bincode)",
-    "remote!, tokio-websockets",
-];
 
 /// Which implementations and workloads to run; everything unless the command line narrows it.
 #[derive(Clone)]
@@ -145,56 +149,67 @@ const SKIPPED: Row = Row {
     pipe1024: f64::NAN,
     bulk_mbs: f64::NAN,
     bulk_faults: f64::NAN,
+    pipe64_cpu_us: f64::NAN,
+    many: [(f64::NAN, f64::NAN, f64::NAN); 2],
 };
 
-/// Runs the selected workloads against one implementation.
-macro_rules! measure {
-    ($sel:expr, $c:expr, $imp:expr) => {{
-        let imp = $imp;
-        let mut r = SKIPPED;
-        if $sel.workload("seq") {
-            let mut seq = imp.sequential($c.sequential).await?;
-            (r.p50_us, r.p99_us) = p50_p99_micros(&mut seq);
-        }
-        if $sel.workload("pipe") {
-            let run = |window| Pipelined {
-                total: $c.pipelined,
-                window,
-                harness: $c.harness,
-            };
-            r.pipe64 = imp.pipelined(run(64)).await?;
-            r.pipe1024 = imp.pipelined(run(1024)).await?;
-        }
-        if $sel.workload("bulk") {
-            let faults = minor_faults();
-            r.bulk_mbs = imp.bulk($c.bulk, $c.bulk_size).await?;
-            r.bulk_faults = (minor_faults() - faults) / $c.bulk as f64;
-        }
-        (r, imp)
-    }};
-}
-
-async fn one_run(c: Counts, sel: Selection) -> Result<(Vec<Row>, f64, f64), BenchError> {
+/// One run: every selected implementation started, then each workload through all of them, the
+/// first in turn `run` places along (so that none is always first).
+async fn one_run(
+    c: Counts,
+    sel: Selection,
+    run: usize,
+) -> Result<(Vec<Row>, f64, f64), BenchError> {
+    let mut imps = Vec::new();
+    for index in (0..NAMES.len()).filter(|&i| sel.implementation(i)) {
+        imps.push((index, Imp::start(index).await?));
+    }
+    if !imps.is_empty() {
+        let turn = run % imps.len();
+        imps.rotate_left(turn);
+    }
     let mut rows = vec![SKIPPED; NAMES.len()];
+    if sel.workload("seq") {
+        for (i, imp) in &imps {
+            let mut seq = imp.sequential(c.sequential).await?;
+            (rows[*i].p50_us, rows[*i].p99_us) = p50_p99_micros(&mut seq);
+        }
+    }
+    if sel.workload("pipe") {
+        let run = |window| Pipelined {
+            total: c.pipelined,
+            window,
+            harness: c.harness,
+        };
+        for (i, imp) in &imps {
+            let cpu = cpu_seconds();
+            rows[*i].pipe64 = imp.pipelined(run(64)).await?;
+            rows[*i].pipe64_cpu_us = (cpu_seconds() - cpu) * 1e6 / c.pipelined as f64;
+        }
+        for (i, imp) in &imps {
+            rows[*i].pipe1024 = imp.pipelined(run(1024)).await?;
+        }
+    }
+    if sel.workload("bulk") {
+        for (i, imp) in &imps {
+            let faults = minor_faults();
+            rows[*i].bulk_mbs = imp.bulk(c.bulk, c.bulk_size).await?;
+            rows[*i].bulk_faults = (minor_faults() - faults) / c.bulk as f64;
+        }
+    }
+    if sel.workload("many") {
+        for (w, &(clients, calls)) in c.many.iter().enumerate() {
+            for (i, imp) in &imps {
+                let measured = many::run(imp.clients(clients).await?, calls).await?;
+                rows[*i].many[w] = (measured.rate, measured.p99_us, measured.cpu_us_per_call);
+            }
+        }
+    }
     let mut nested = (f64::NAN, f64::NAN);
-    if sel.implementation(0) {
-        let (row, remote) = measure!(sel, c, remote_impl::Remote::start().await?);
-        rows[0] = row;
-        if sel.workload("nested") {
+    if sel.workload("nested") {
+        if let Some((_, Imp::Remote(remote))) = imps.iter().find(|(i, _)| *i == 0) {
             nested = p50_p99_micros(&mut remote.nested(c.nested).await?);
         }
-    }
-    if sel.implementation(1) {
-        rows[1] = measure!(sel, c, raw_ws::RawWs::start().await?).0;
-    }
-    if sel.implementation(2) {
-        rows[2] = measure!(sel, c, ws_rpc::WsRpc::start().await?).0;
-    }
-    if sel.implementation(3) {
-        rows[3] = measure!(sel, c, tarpc_impl::Tarpc::start().await?).0;
-    }
-    if sel.implementation(4) {
-        rows[4] = measure!(sel, c, remote_tws::start().await?).0;
     }
     Ok((rows, nested.0, nested.1))
 }
@@ -211,9 +226,21 @@ fn medians(runs: &[Vec<Row>]) -> Vec<Row> {
                 pipe1024: pick(|r| r.pipe1024),
                 bulk_mbs: pick(|r| r.bulk_mbs),
                 bulk_faults: pick(|r| r.bulk_faults),
+                pipe64_cpu_us: pick(|r| r.pipe64_cpu_us),
+                many: [0, 1].map(|w| {
+                    (
+                        pick_many(runs, i, w, |m| m.0),
+                        pick_many(runs, i, w, |m| m.1),
+                        pick_many(runs, i, w, |m| m.2),
+                    )
+                }),
             }
         })
         .collect()
+}
+
+fn pick_many(runs: &[Vec<Row>], i: usize, w: usize, f: fn((f64, f64, f64)) -> f64) -> f64 {
+    median(&mut runs.iter().map(|r| f(r[i].many[w])).collect::<Vec<_>>())
 }
 
 /// A figure, or `-` for one not measured.
@@ -234,7 +261,7 @@ fn ratio(ours: f64, base: f64, width: usize) -> String {
     }
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(rows: &[Row], many: [(usize, usize); 2]) {
     println!(
         "| {:<26} | {:>10} | {:>10} | {:>13} | {:>14} | {:>10} |",
         "", "seq p50 us", "seq p99 us", "pipe 64 rt/s", "pipe 1024 rt/s", "bulk MB/s"
@@ -252,8 +279,9 @@ fn print_table(rows: &[Row]) {
             figure(r.bulk_mbs, 0, 10)
         );
     }
-    let (ours, raw, tarpc, tws) = (&rows[0], &rows[1], &rows[3], &rows[4]);
+    let (ours, raw, tarpc, tws, tcp) = (&rows[0], &rows[1], &rows[3], &rows[4], &rows[5]);
     for (label, base) in [
+        ("remote! / raw TCP", tcp),
         ("remote! / raw WebSocket", raw),
         ("remote! / tarpc", tarpc),
         ("remote! / tokio-websockets", tws),
@@ -279,41 +307,113 @@ fn print_table(rows: &[Row]) {
             faults.join(", ")
         );
     }
+
+    let [(small, small_calls), (large, large_calls)] = many;
+    println!(
+        "\nmany clients into one server, each calling in sequence ({small} x {small_calls} and {large} x {large_calls} calls); CPU is the process's (clients and server) per call\n"
+    );
+    println!(
+        "| {:<26} | {:>12} | {:>9} | {:>9} | {:>12} | {:>9} | {:>9} | {:>11} |",
+        "",
+        format!("{small} rt/s"),
+        "p99 us",
+        "CPU us",
+        format!("{large} rt/s"),
+        "p99 us",
+        "CPU us",
+        "pipe64 CPU"
+    );
+    let dashes = [28, 14, 11, 11, 14, 11, 11, 13].map(|n| "-".repeat(n));
+    println!("|{}|", dashes.join("|"));
+    let many_row = |label: &str, r: &Row, f: &dyn Fn(f64, f64, usize) -> String| {
+        println!(
+            "| {:<26} | {} | {} | {} | {} | {} | {} | {} |",
+            label,
+            f(r.many[0].0, 0.0, 12),
+            f(r.many[0].1, 1.0, 9),
+            f(r.many[0].2, 2.0, 9),
+            f(r.many[1].0, 0.0, 12),
+            f(r.many[1].1, 1.0, 9),
+            f(r.many[1].2, 2.0, 9),
+            f(r.pipe64_cpu_us, 2.0, 11)
+        );
+    };
+    for (name, r) in NAMES.iter().zip(rows) {
+        many_row(name, r, &|v, decimals, width| {
+            figure(v, decimals as usize, width)
+        });
+    }
+    for (label, base) in [("remote! / raw TCP", tcp), ("remote! / tarpc", tarpc)] {
+        let ratios = Row {
+            many: [0, 1].map(|w| {
+                (
+                    ours.many[w].0 / base.many[w].0,
+                    ours.many[w].1 / base.many[w].1,
+                    ours.many[w].2 / base.many[w].2,
+                )
+            }),
+            pipe64_cpu_us: ours.pipe64_cpu_us / base.pipe64_cpu_us,
+            ..SKIPPED
+        };
+        many_row(label, &ratios, &|v, _, width| ratio(v, 1.0, width));
+    }
+
     // (name, ours, the bound, whether ours must be at most the bound)
     let targets = [
-        ("seq p50 <= 1.5x raw", ours.p50_us, 1.5 * raw.p50_us, true),
         (
-            "seq p50 <= 0.7x tarpc",
+            "seq p50 <= 1.10x raw TCP",
             ours.p50_us,
-            0.7 * tarpc.p50_us,
+            1.10 * tcp.p50_us,
             true,
         ),
         (
-            "pipelined 64 >= 0.4x raw",
+            "many clients (small) >= 0.90x raw TCP",
+            ours.many[0].0,
+            0.90 * tcp.many[0].0,
+            false,
+        ),
+        (
+            "many clients (large) >= 0.85x raw TCP",
+            ours.many[1].0,
+            0.85 * tcp.many[1].0,
+            false,
+        ),
+        (
+            "bulk >= 0.95x raw TCP",
+            ours.bulk_mbs,
+            0.95 * tcp.bulk_mbs,
+            false,
+        ),
+        (
+            "pipelined 64 >= 0.5x raw WebSocket",
             ours.pipe64,
-            0.4 * raw.pipe64,
+            0.5 * raw.pipe64,
             false,
         ),
         (
-            "pipelined 64 >= 2.5x tarpc",
+            "pipelined 64 >= 3x tarpc",
             ours.pipe64,
-            2.5 * tarpc.pipe64,
+            3.0 * tarpc.pipe64,
             false,
         ),
         (
-            "pipelined 1024 >= 0.4x raw",
+            "pipelined 1024 >= 0.5x raw WebSocket",
             ours.pipe1024,
-            0.4 * raw.pipe1024,
+            0.5 * raw.pipe1024,
             false,
         ),
         (
-            "pipelined 1024 >= 2.5x tarpc",
+            "pipelined 1024 >= 3x tarpc",
             ours.pipe1024,
-            2.5 * tarpc.pipe1024,
+            3.0 * tarpc.pipe1024,
             false,
         ),
-        ("bulk >= 0.8x raw", ours.bulk_mbs, 0.8 * raw.bulk_mbs, false),
-        ("bulk >= tarpc", ours.bulk_mbs, tarpc.bulk_mbs, false),
+        (
+            "CPU per pipelined call <= 0.5 us",
+            ours.pipe64_cpu_us,
+            0.5,
+            true,
+        ),
     ];
     println!();
     for (target, ours, bound, at_most) in targets {
@@ -329,8 +429,8 @@ fn print_table(rows: &[Row]) {
 }
 
 const USAGE: &str =
-    "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc,remote-tws] \
-                     [--workloads seq,pipe,bulk,nested,idle] [--sequential N] [--pipelined N] \
+    "usage: remote-scope-bench [--smoke] [--runs N] [--only remote,raw,rpc,tarpc,remote-tws,tcp] \
+                     [--workloads seq,pipe,bulk,many,nested,idle] [--sequential N] [--pipelined N] \
                      [--bulk N] [--on-main-thread] [--futures-unordered] [--middleware] [--tls] \
                      [--profile-remote [--window N]]";
 
@@ -434,7 +534,7 @@ fn main() -> Result<(), BenchError> {
     let mut runs = Vec::new();
     let mut nested = Vec::new();
     for run in 1..=counts.runs {
-        let (rows, p50, p99) = drive(&rt, on_main_thread, one_run(counts, sel.clone()))?;
+        let (rows, p50, p99) = drive(&rt, on_main_thread, one_run(counts, sel.clone(), run))?;
         eprintln!("run {run}/{} done", counts.runs);
         runs.push(rows);
         nested.push((p50, p99));
@@ -443,7 +543,7 @@ fn main() -> Result<(), BenchError> {
         "\n{} run(s), medians; sequential: {} round trips of a u64; pipelined: {} round trips; bulk: {} x {} KiB echoed (MB/s of payload one way)\n",
         counts.runs, counts.sequential, counts.pipelined, counts.bulk, counts.bulk_size >> 10
     );
-    print_table(&medians(&runs));
+    print_table(&medians(&runs), counts.many);
     if sel.implementation(0) && sel.workload("nested") {
         let p50 = median(&mut nested.iter().map(|n| n.0).collect::<Vec<_>>());
         let p99 = median(&mut nested.iter().map(|n| n.1).collect::<Vec<_>>());

@@ -7,6 +7,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::many::Client;
 use crate::BenchError;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -90,6 +91,29 @@ impl RawWs {
             check(next_binary(&mut ws).await?.len() == size)?;
         }
         Ok((n * size) as f64 / started.elapsed().as_secs_f64() / 1e6)
+    }
+}
+
+impl RawWs {
+    pub async fn clients(&self, n: usize) -> Result<Vec<Box<dyn Client>>, BenchError> {
+        let mut clients: Vec<Box<dyn Client>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(Box::new(WsClient(self.connect().await?)));
+        }
+        Ok(clients)
+    }
+}
+
+struct WsClient(Ws);
+
+impl Client for WsClient {
+    fn call(&mut self, i: u64) -> futures::future::BoxFuture<'_, Result<bool, BenchError>> {
+        Box::pin(async move {
+            self.0
+                .send(Message::Binary(i.to_le_bytes().to_vec().into()))
+                .await?;
+            Ok(next_binary(&mut self.0).await? == i.to_le_bytes())
+        })
     }
 }
 

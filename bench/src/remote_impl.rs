@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use remote_scope::{remote, Error, Node, PeerId, Server};
 use serde_bytes::ByteBuf;
 
+use crate::many::Client;
+
 /// Both nodes get a middleware layer that passes every frame on (`--middleware`): what a
 /// logging or metrics layer costs at the least.
 pub static WITH_MIDDLEWARE: std::sync::atomic::AtomicBool =
@@ -30,6 +32,8 @@ fn builder() -> remote_scope::NodeBuilder {
 pub struct Remote {
     pub client: Node,
     pub server_id: PeerId,
+    /// How another client reaches the server.
+    dial: Dial,
     _server: Node,
     /// What keeps the server accepting (its listener, or its accept loop).
     _accepting: Box<dyn std::any::Any + Send + Sync>,
@@ -39,33 +43,67 @@ impl Remote {
     /// Over the node's own WebSocket transport.
     pub async fn start() -> Result<Remote, Error> {
         let server = builder().id("bench-server").build()?;
-        let (listener, client): (Server, Node) =
+        let (listener, client, authority): (Server, Node, _) =
             if OVER_TLS.load(std::sync::atomic::Ordering::Relaxed) {
                 let (authority, chain, key) = certificate();
                 let identity = remote_scope::TlsIdentity::from_pem(chain, key)?;
                 let listener = server.listen_tls("127.0.0.1:0", &identity).await?;
-                let client = builder().trust_certificate_pem(authority);
-                (listener, client.id("bench-client").build()?)
+                let client = builder().trust_certificate_pem(&authority);
+                (
+                    listener,
+                    client.id("bench-client").build()?,
+                    Some(authority),
+                )
             } else {
                 let listener = server.listen("127.0.0.1:0").await?;
-                (listener, builder().id("bench-client").build()?)
+                (listener, builder().id("bench-client").build()?, None)
             };
         let server_id = client.connect(&listener.url()).await?;
-        Ok(Remote::new(client, server_id, server, Box::new(listener)))
+        let dial = Dial {
+            how: How::Url(listener.url()),
+            authority,
+        };
+        Ok(Remote::new(
+            client,
+            server_id,
+            dial,
+            server,
+            Box::new(listener),
+        ))
     }
 
     pub fn new(
         client: Node,
         server_id: PeerId,
+        dial: Dial,
         server: Node,
         accepting: Box<dyn std::any::Any + Send + Sync>,
     ) -> Remote {
         Remote {
             client,
             server_id,
+            dial,
             _server: server,
             _accepting: accepting,
         }
+    }
+
+    /// `n` client peers of the server, a node each, connected.
+    pub async fn clients(&self, n: usize) -> Result<Vec<Box<dyn Client>>, crate::BenchError> {
+        let mut clients: Vec<Box<dyn Client>> = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut node = builder().id(format!("bench-client-{i}"));
+            if let Some(authority) = &self.dial.authority {
+                node = node.trust_certificate_pem(authority);
+            }
+            let node = node.build()?;
+            let server = match &self.dial.how {
+                How::Url(url) => node.connect(url).await?,
+                How::Tws(addr) => crate::remote_tws::connect(&node, *addr).await?,
+            };
+            clients.push(Box::new(OneClient { node, server }));
+        }
+        Ok(clients)
     }
 
     pub async fn sequential(&self, n: usize) -> Result<Vec<Duration>, Error> {
@@ -94,7 +132,7 @@ impl Remote {
         let data = ByteBuf::from(vec![7_u8; size]);
         let started = Instant::now();
         for _ in 0..n {
-            let data = data.clone();
+            // Captures are encoded from a reference to the local: no copy of the payload.
             let back: ByteBuf = self
                 .client
                 .run(remote!(server, [data: ByteBuf], { data }))
@@ -123,6 +161,38 @@ impl Remote {
             check(back == i)?;
         }
         Ok(samples)
+    }
+}
+
+/// How another client reaches the server: its URL, or the address of its tokio-websockets
+/// listener; with the authority to trust over `wss://`.
+pub struct Dial {
+    how: How,
+    authority: Option<String>,
+}
+
+enum How {
+    Url(String),
+    Tws(std::net::SocketAddr),
+}
+
+impl Dial {
+    pub fn tws(addr: std::net::SocketAddr) -> Dial {
+        Dial {
+            how: How::Tws(addr),
+            authority: None,
+        }
+    }
+}
+
+struct OneClient {
+    node: Node,
+    server: PeerId,
+}
+
+impl Client for OneClient {
+    fn call(&mut self, i: u64) -> futures::future::BoxFuture<'_, Result<bool, crate::BenchError>> {
+        Box::pin(async move { Ok(self.node.run(echo(&self.server, i)).await? == i) })
     }
 }
 

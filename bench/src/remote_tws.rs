@@ -3,18 +3,19 @@
 //! tokio-websockets stream. Measures what the library would gain or lose by using that crate
 //! for framing and upgrade.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use remote_scope::error::Cause;
 use remote_scope::transport::Bytes;
-use remote_scope::{Error, Node};
+use remote_scope::{Error, Node, PeerId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_websockets::{ClientBuilder, Message, ServerBuilder, WebSocketStream};
 
-use crate::remote_impl::Remote;
+use crate::remote_impl::{Dial, Remote};
 
 /// A tokio-websockets stream as a node's transport: binary messages are frames, the rest is
 /// handled by the crate (pings) or ends the stream (a close).
@@ -86,6 +87,18 @@ pub async fn start() -> Result<Remote, crate::BenchError> {
         }
     });
     let client = Node::builder().id("bench-client").build()?;
+    let server_id = connect(&client, addr).await?;
+    Ok(Remote::new(
+        client,
+        server_id,
+        Dial::tws(addr),
+        server,
+        Box::new(AbortOnDrop(accept_loop)),
+    ))
+}
+
+/// Connects `client` to the server's tokio-websockets listener at `addr`.
+pub async fn connect(client: &Node, addr: SocketAddr) -> Result<PeerId, crate::BenchError> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     let uri = format!("ws://{addr}/")
@@ -95,13 +108,7 @@ pub async fn start() -> Result<Remote, crate::BenchError> {
         .connect_on(tcp)
         .await
         .map_err(transport_error)?;
-    let server_id = client.connect_transport(Tws(ws)).await?;
-    Ok(Remote::new(
-        client,
-        server_id,
-        server,
-        Box::new(AbortOnDrop(accept_loop)),
-    ))
+    Ok(client.connect_transport(Tws(ws)).await?)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -1,14 +1,18 @@
 //! tarpc 0.38 over TCP with its bincode serde transport, set up as its documentation shows
-//! (client and server `Config::default()`, except room for 1024 requests in flight).
+//! (client and server `Config::default()`, except room for 4096 requests in flight), with
+//! NODELAY on both ends as it recommends.
 
 use std::time::{Duration, Instant};
 
-use futures::{future, StreamExt};
+use futures::StreamExt;
 use serde_bytes::ByteBuf;
 use tarpc::server::{self, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+use crate::many::Client;
 use crate::BenchError;
 
 #[tarpc::service]
@@ -32,41 +36,51 @@ impl Echo for EchoServer {
 
 pub struct Tarpc {
     client: EchoClient,
+    addr: std::net::SocketAddr,
     _server: tokio::task::JoinHandle<()>,
+}
+
+/// tarpc's framing (length-delimited, frames up to 64 MiB) over a TCP stream with NODELAY, as
+/// tarpc's documentation recommends for request/response traffic.
+fn framed(tcp: TcpStream) -> Framed<TcpStream, LengthDelimitedCodec> {
+    let _ = tcp.set_nodelay(true);
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(64 << 20)
+        .new_codec();
+    Framed::new(tcp, codec)
 }
 
 impl Tarpc {
     pub async fn start() -> Result<Tarpc, BenchError> {
-        let mut listener =
-            tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default).await?;
-        listener.config_mut().max_frame_length(64 << 20);
-        let addr = listener.local_addr();
-        let server =
-            tokio::spawn(async move {
-                listener
-                    .filter_map(|r| future::ready(r.ok()))
-                    .map(server::BaseChannel::with_defaults)
-                    .for_each(|channel| async move {
-                        tokio::spawn(channel.execute(EchoServer.serve()).for_each(
-                            |response| async {
-                                tokio::spawn(response);
-                            },
-                        ));
-                    })
-                    .await;
-            });
-        let mut transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
-        transport.config_mut().max_frame_length(64 << 20);
-        let transport = transport.await?;
-        let _ = transport.get_ref().set_nodelay(true);
-        let mut config = client::Config::default();
-        config.max_in_flight_requests = 4096;
-        config.pending_request_buffer = 4096;
-        let client = EchoClient::new(config, transport).spawn();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let transport = tarpc::serde_transport::new(framed(tcp), Bincode::default());
+                let channel = server::BaseChannel::with_defaults(transport);
+                tokio::spawn(
+                    channel
+                        .execute(EchoServer.serve())
+                        .for_each(|response| async {
+                            tokio::spawn(response);
+                        }),
+                );
+            }
+        });
+        let client = connect(addr).await?;
         Ok(Tarpc {
             client,
+            addr,
             _server: server,
         })
+    }
+
+    pub async fn clients(&self, n: usize) -> Result<Vec<Box<dyn Client>>, BenchError> {
+        let mut clients: Vec<Box<dyn Client>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(Box::new(OneClient(connect(self.addr).await?)));
+        }
+        Ok(clients)
     }
 
     fn context() -> context::Context {
@@ -101,6 +115,23 @@ impl Tarpc {
             check(back.len() == size)?;
         }
         Ok((n * size) as f64 / started.elapsed().as_secs_f64() / 1e6)
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Result<EchoClient, BenchError> {
+    let tcp = TcpStream::connect(addr).await?;
+    let transport = tarpc::serde_transport::new(framed(tcp), Bincode::default());
+    let mut config = client::Config::default();
+    config.max_in_flight_requests = 4096;
+    config.pending_request_buffer = 4096;
+    Ok(EchoClient::new(config, transport).spawn())
+}
+
+struct OneClient(EchoClient);
+
+impl Client for OneClient {
+    fn call(&mut self, i: u64) -> futures::future::BoxFuture<'_, Result<bool, BenchError>> {
+        Box::pin(async move { Ok(self.0.echo(Tarpc::context(), i).await? == i) })
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::many::Client;
 use crate::BenchError;
 
 #[derive(Serialize, Deserialize)]
@@ -25,10 +26,29 @@ struct Envelope {
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>;
 
 pub struct WsRpc {
+    url: String,
     outbound: mpsc::UnboundedSender<Message>,
     pending: Pending,
     next_id: AtomicU64,
-    _tasks: [tokio::task::JoinHandle<()>; 3],
+    _server: Option<tokio::task::JoinHandle<()>>,
+    /// The writer and the reader; aborted with the client, which closes its connection.
+    _tasks: [AbortOnDrop; 2],
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Client for WsRpc {
+    fn call(&mut self, i: u64) -> futures::future::BoxFuture<'_, Result<bool, BenchError>> {
+        Box::pin(async move {
+            Ok(WsRpc::call(self, i.to_le_bytes().to_vec()).await? == i.to_le_bytes())
+        })
+    }
 }
 
 impl WsRpc {
@@ -37,6 +57,22 @@ impl WsRpc {
             let _ = serve(ws).await;
         })
         .await?;
+        WsRpc::connect(url, Some(server)).await
+    }
+
+    /// Another client of the same server, with its own connection and tasks.
+    pub async fn clients(&self, n: usize) -> Result<Vec<Box<dyn Client>>, BenchError> {
+        let mut clients: Vec<Box<dyn Client>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(Box::new(WsRpc::connect(self.url.clone(), None).await?));
+        }
+        Ok(clients)
+    }
+
+    async fn connect(
+        url: String,
+        server: Option<tokio::task::JoinHandle<()>>,
+    ) -> Result<WsRpc, BenchError> {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(&url, None, true).await?;
         let (mut sink, mut stream) = ws.split();
         let (outbound, mut queue) = mpsc::unbounded_channel::<Message>();
@@ -74,10 +110,12 @@ impl WsRpc {
             })
         };
         Ok(WsRpc {
+            url,
             outbound,
             pending,
             next_id: AtomicU64::new(0),
-            _tasks: [server, writer, reader],
+            _server: server,
+            _tasks: [AbortOnDrop(writer), AbortOnDrop(reader)],
         })
     }
 
