@@ -211,6 +211,55 @@ async fn the_session_check_names_the_peer_and_refuses_the_rest() {
     );
 }
 
+/// A WebSocket upgrade of `url` as a page of `origin` would send it; the response's status.
+async fn upgrade_from_page(url: &str, origin: &str) -> StatusCode {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", "session=alice-key".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_is_refused_even_with_the_users_cookie() {
+    let (_server, endpoint, app) = server().await;
+    let own = format!("http://{}", app.addr);
+    assert_eq!(
+        upgrade_from_page(&app.url("/peer"), &own).await,
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+    assert_eq!(
+        upgrade_from_page(&app.url("/peer"), "https://evil.example").await,
+        StatusCode::FORBIDDEN
+    );
+    // An endpoint told to take another origin takes it, and still refuses the rest.
+    let partner = serve(app_of(
+        &endpoint.clone().allow_origin("https://partner.example/"),
+    ))
+    .await;
+    assert_eq!(
+        upgrade_from_page(&partner.url("/open"), "https://partner.example").await,
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+    assert_eq!(
+        upgrade_from_page(&partner.url("/open"), "https://evil.example").await,
+        StatusCode::FORBIDDEN
+    );
+    let any = serve(app_of(&endpoint.allow_any_origin())).await;
+    assert_eq!(
+        upgrade_from_page(&any.url("/open"), "https://evil.example").await,
+        StatusCode::SWITCHING_PROTOCOLS
+    );
+}
+
 #[tokio::test]
 async fn a_request_that_is_not_an_upgrade_is_told_so() {
     let (_server, _endpoint, app) = server().await;

@@ -213,10 +213,13 @@ impl NodeBuilder {
     /// Sends the HTTP header `name: value` with the WebSocket upgrade of every
     /// [`connect`](Node::connect) (and reconnect) of this node: how a native client passes an
     /// app's middleware in front of a route (an `authorization` header, a session cookie; see
-    /// `remote_scope::axum`, feature `axum`). Call it again for more headers.
-    /// [`build`](NodeBuilder::build) fails with [`Error::Setup`] if one is not a valid header,
-    /// and in a browser, whose WebSocket sends no headers of its own (it sends the page's
-    /// cookies by itself).
+    /// `remote_scope::axum`, feature `axum`). Call it again for more headers. They go to every
+    /// server this node connects to, and in the clear over `ws://`: a node that holds a
+    /// session cookie or a bearer token should connect with `wss://`, and only where they
+    /// belong. [`build`](NodeBuilder::build) fails with [`Error::Setup`] if one is not a valid
+    /// header or is one of the upgrade's own (`Host`, `Connection`, `Upgrade`,
+    /// `Sec-WebSocket-*`), and in a browser, whose WebSocket sends no headers of its own (it
+    /// sends the page's cookies by itself).
     ///
     /// ```
     /// use remote_scope::{Error, Node};

@@ -69,6 +69,9 @@ pub(crate) struct Connection {
     /// No middleware: `Invoke`s and values are encoded where they are made, into the headroom
     /// in front of their payload, instead of queued as [`Frame`]s for middleware to see.
     pub(crate) direct: bool,
+    /// A web app's session check named the peer (feature `axum`): a later connection named by
+    /// a session may replace this one if it falls silent, and nothing else may.
+    pub(crate) by_session: AtomicBool,
     /// What the peer accepts, from its `Hello`.
     limits: PeerLimits,
     /// The pools the peer is a member of, from its `Hello`.
@@ -162,6 +165,7 @@ impl Connection {
             timer: AtomicWaker::new(),
             rearm: AtomicBool::new(false),
             direct,
+            by_session: AtomicBool::new(false),
             limits: PeerLimits::new(limits),
             pools,
             once,

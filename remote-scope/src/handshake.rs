@@ -2,6 +2,7 @@
 //! `Hello`s, and the lists of bodies when the two peers serve different ones.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,9 +126,16 @@ pub(crate) fn check(node: &Node, hello: &Hello, proof: Proof<'_>) -> Result<(), 
             },
         ));
     }
-    // Before anything that would tell an unknown peer about this node's state.
-    let session = matches!(proof, Proof::Session(_));
-    if !session && !node.authenticates(&hello.peer, hello.token.as_deref()) {
+    // Before anything that would tell an unknown peer about this node's state. A peer a web
+    // session named is authenticated by the session, and only as the peer it names; it learns
+    // nothing more than a peer with a wrong token would.
+    let authenticated = match proof {
+        Proof::Session(named) => *named == hello.peer,
+        Proof::Claimed | Proof::Subject(_) => {
+            node.authenticates(&hello.peer, hello.token.as_deref())
+        }
+    };
+    if !authenticated {
         return Err((
             Reject::NotAuthenticated,
             Error::NotAuthenticated {
@@ -342,18 +350,6 @@ impl Node {
                         theirs.peer
                     )),
                 )),
-                // The peer learns only that it was not authenticated, as with a wrong token.
-                Proof::Session(named) if *named != theirs.peer => Some((
-                    Reject::NotAuthenticated,
-                    Error::Handshake {
-                        peer: Some(theirs.peer.clone()),
-                        reason: format!(
-                            "the web session's peer is `{named}`, but the hello names `{}`",
-                            theirs.peer
-                        ),
-                        source: None,
-                    },
-                )),
                 _ => None,
             },
         };
@@ -369,11 +365,21 @@ impl Node {
         if refusal.is_none() {
             match proof {
                 Proof::Claimed => self.replace_if_silent(&theirs.peer).await,
-                Proof::Subject(_) | Proof::Session(_) => {
-                    self.replace_if_silent_anyway(&theirs.peer).await
+                Proof::Subject(_) => self.replace_if_silent_anyway(&theirs.peer).await,
+                // Only a connection a session named too: a session must not evict a peer that
+                // proved the same id another way.
+                Proof::Session(_) => {
+                    let by_session = self
+                        .connection(&theirs.peer)
+                        .is_ok_and(|old| old.by_session.load(Ordering::Relaxed));
+                    if by_session {
+                        self.replace_if_silent_anyway(&theirs.peer).await;
+                    }
                 }
             }
         }
+        conn.by_session
+            .store(matches!(proof, Proof::Session(_)), Ordering::Relaxed);
         let refusal = refusal.or_else(|| self.insert_connection(&conn).err());
         if let Some((reject, error)) = refusal {
             if role == Role::Acceptor {

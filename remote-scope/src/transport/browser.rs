@@ -40,14 +40,16 @@ struct State {
     writer: Option<Waker>,
 }
 
-impl State {
-    fn wake(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            reader.wake();
-        }
-        if let Some(writer) = self.writer.take() {
-            writer.wake();
-        }
+/// Changes the state with `change`, then wakes the halves that wait, the state no longer
+/// borrowed (a waker may poll at once on some executors).
+fn update(state: &RefCell<State>, change: impl FnOnce(&mut State)) {
+    let (reader, writer) = {
+        let mut state = state.borrow_mut();
+        change(&mut state);
+        (state.reader.take(), state.writer.take())
+    };
+    for waker in [reader, writer].into_iter().flatten() {
+        waker.wake();
     }
 }
 
@@ -60,7 +62,15 @@ struct Handlers {
 
 impl BrowserTransport {
     /// Opens a WebSocket to `url`; it connects in the background and sending waits for it.
+    /// Frames of more than 64 MiB are refused (see [`BrowserTransport::open_limited`]).
     pub fn open(url: &str) -> Result<BrowserTransport, Error> {
+        BrowserTransport::open_limited(url, 64 << 20)
+    }
+
+    /// As [`open`](BrowserTransport::open), refusing frames of more than `max_frame` bytes
+    /// before they are copied into the module's memory (which never shrinks): such a frame
+    /// ends the stream with a protocol error and closes the socket.
+    pub fn open_limited(url: &str, max_frame: usize) -> Result<BrowserTransport, Error> {
         // The browser refuses only the URL itself here (a failed connection shows later, on the
         // stream): dialling it again cannot help.
         let socket = WebSocket::new(url).map_err(|e| Error::BadUrl {
@@ -72,21 +82,24 @@ impl BrowserTransport {
 
         let open = {
             let state = Rc::clone(&state);
-            Closure::<dyn FnMut(Event)>::new(move |_: Event| state.borrow_mut().wake())
+            Closure::<dyn FnMut(Event)>::new(move |_: Event| update(&state, |_| {}))
         };
         let message = {
-            let state = Rc::clone(&state);
+            let (state, socket) = (Rc::clone(&state), socket.clone());
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 let data = event.data();
                 let frame = match data.dyn_ref::<js_sys::ArrayBuffer>() {
+                    Some(buffer) if buffer.byte_length() as usize > max_frame => {
+                        let _ = socket.close();
+                        Err(Error::protocol(format!(
+                            "a frame of {} bytes; at most {max_frame} are taken",
+                            buffer.byte_length()
+                        )))
+                    }
                     Some(buffer) => Ok(js_sys::Uint8Array::new(buffer).to_vec().into()),
                     None => Err(Error::protocol("a text message; frames are binary")),
                 };
-                let mut state = state.borrow_mut();
-                state.received.push_back(frame);
-                if let Some(reader) = state.reader.take() {
-                    reader.wake();
-                }
+                update(&state, |state| state.received.push_back(frame));
             })
         };
         // The browser tells a page nothing of why a WebSocket failed (the console has it); the
@@ -94,19 +107,17 @@ impl BrowserTransport {
         let error = {
             let state = Rc::clone(&state);
             Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-                let mut state = state.borrow_mut();
-                state
-                    .received
-                    .push_back(Err(Error::transport("the WebSocket failed")));
-                state.wake();
+                update(&state, |state| {
+                    state
+                        .received
+                        .push_back(Err(Error::transport("the WebSocket failed")))
+                });
             })
         };
         let close = {
             let state = Rc::clone(&state);
             Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| {
-                let mut state = state.borrow_mut();
-                state.closed = true;
-                state.wake();
+                update(&state, |state| state.closed = true);
             })
         };
         socket.set_onopen(Some(open.as_ref().unchecked_ref()));
@@ -193,12 +204,12 @@ impl Sink<bytes::Bytes> for BrowserTransport {
 /// What dials `url` again and again for [`Node::connect_with_reconnect`]: a new browser
 /// WebSocket each time.
 pub(crate) fn dialer(
-    _node: &Node,
+    node: &Node,
     url: &str,
 ) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<BrowserTransport, Error>> {
-    let url = url.to_owned();
+    let (url, max_frame) = (url.to_owned(), node.config().max_frame_size);
     move || {
-        let opened = BrowserTransport::open(&url);
+        let opened = BrowserTransport::open_limited(&url, max_frame);
         Box::pin(async move { opened })
     }
 }
@@ -207,6 +218,8 @@ impl Node {
     /// Connects to a server peer at `url` (`ws://host:port`, or `wss://` as the page's browser
     /// checks it) and returns its id; the same call as on native targets.
     pub async fn connect(&self, url: &str) -> Result<PeerId, Error> {
-        self.connect_transport(BrowserTransport::open(url)?).await
+        let max_frame = self.config().max_frame_size;
+        self.connect_transport(BrowserTransport::open_limited(url, max_frame)?)
+            .await
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! `/` gives a visitor a session (a cookie holding a random key) and the page, which connects
 //! to `/peer` as the peer the session names: the server knows who the page is from its cookie,
-//! and no token is in the page's code. `/open` takes any peer (the browser tests' pages come
-//! from their own test server and carry no session).
+//! and no token is in the page's code. `/open` takes any peer from any page (the browser
+//! tests' pages come from their own test server and carry no session), so on this server a
+//! session's id proves nothing beyond this demo: a test server, not a deployment. Sessions
+//! never expire (at most 10 000, for the server's lifetime).
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -32,7 +34,10 @@ struct Site {
 }
 
 pub fn router(node: &Node, static_dir: Option<PathBuf>, secure: bool) -> Router {
-    let endpoint = Endpoint::new(node);
+    // The page's route takes its own pages only (a page elsewhere would bring the visitor's
+    // cookie along); the open route takes any page, and trusts nothing it sends by itself.
+    let page = Endpoint::new(node);
+    let open = Endpoint::new(node).allow_any_origin();
     let site = Site {
         dir: static_dir.map(Arc::from),
         sessions: Arc::default(),
@@ -40,9 +45,9 @@ pub fn router(node: &Node, static_dir: Option<PathBuf>, secure: bool) -> Router 
         random: SystemRandom::new(),
     };
     Router::new()
-        .route("/peer", endpoint.route())
+        .route("/peer", page.route())
         .route_layer(middleware::from_fn_with_state(site.clone(), session_peer))
-        .route("/open", endpoint.route())
+        .route("/open", open.route())
         .route("/", get(index))
         .route("/{*file}", get(file))
         .with_state(site)

@@ -22,7 +22,7 @@ pub(crate) enum ByteStream {
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
     /// From an axum route: whatever the app serves HTTP over, with its address if the app
-    /// told it (`into_make_service_with_connect_info`).
+    /// told it (`into_make_service_with_connect_info`, which axum offers for a `TcpListener`).
     #[cfg(feature = "axum")]
     Upgraded(Box<Upgraded>, Option<SocketAddr>),
 }

@@ -82,7 +82,8 @@ impl Accepted {
             return;
         };
         let mut accepted = lock(accepted);
-        if accepted.closed {
+        // A node that began to stop while the handshake ran takes no new peer.
+        if accepted.closed || node.is_draining() || node.is_shut_down() {
             drop(accepted);
             node.forget_connection(&conn);
             return;
@@ -292,6 +293,20 @@ fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Error> {
     let setup = |what: String| Error::Setup { reason: what };
     let parsed_name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| setup(format!("`{name}` is not an HTTP header name")))?;
+    // The upgrade's own headers: a second of any would break it.
+    let upgrade = [
+        "host",
+        "connection",
+        "upgrade",
+        "content-length",
+        "transfer-encoding",
+    ];
+    if upgrade.contains(&parsed_name.as_str()) || parsed_name.as_str().starts_with("sec-websocket-")
+    {
+        return Err(setup(format!(
+            "`{name}` is a header of the WebSocket upgrade itself; it cannot be set"
+        )));
+    }
     let parsed_value = HeaderValue::from_str(value).map_err(|_| {
         setup(format!(
             "the value given for the header `{name}` is not a valid header value"

@@ -75,6 +75,10 @@ pub struct PeerUpgrade {
     on_upgrade: OnUpgrade,
     session: Option<PeerId>,
     from: Option<SocketAddr>,
+    /// The page's origin and the app's host as the request gave them, for the endpoint's
+    /// origin check.
+    origin: Option<String>,
+    host: Option<String>,
 }
 
 impl fmt::Debug for PeerUpgrade {
@@ -82,6 +86,7 @@ impl fmt::Debug for PeerUpgrade {
         f.debug_struct("PeerUpgrade")
             .field("session", &self.session)
             .field("from", &self.from)
+            .field("origin", &self.origin)
             .finish_non_exhaustive()
     }
 }
@@ -99,14 +104,36 @@ impl PeerUpgrade {
         self.session.as_ref()
     }
 
+    /// The page's origin (its `Origin` header), if a page asked.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
     /// Accepts the connection for `endpoint`'s node: `101 Switching Protocols`, then the
-    /// node's handshake in a task of its own. `503 Service Unavailable` instead when the node
-    /// is shutting down or the endpoint has [`max_connections`](crate::NodeBuilder::max_connections)
-    /// handshakes under way.
+    /// node's handshake in a task of its own. Instead: `403 Forbidden` for a page of an origin
+    /// the endpoint does not take ([`Endpoint::allow_origin`]); `503 Service Unavailable` when
+    /// the node is shutting down or the endpoint has
+    /// [`max_connections`](crate::NodeBuilder::max_connections) handshakes under way; `500`
+    /// if the session names an id no peer may have.
     pub fn serve(self, endpoint: &Endpoint) -> Response {
         let shared = &endpoint.shared;
-        if shared.node.is_draining() || endpoint.is_closed() {
+        if !endpoint.allows(self.origin.as_deref(), self.host.as_deref()) {
+            tracing::debug!(origin = ?self.origin, "a page of another origin; refusing an upgrade");
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "pages of this origin may not connect here",
+            );
+        }
+        if endpoint.is_closed() {
             return refusal(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
+        }
+        if self.session.as_ref().is_some_and(|id| !id.is_valid()) {
+            // The app's mistake, not the peer's: an id the handshake would refuse anyway.
+            tracing::warn!("a session names a peer id that is not valid; refusing an upgrade");
+            return refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the session names an invalid peer id",
+            );
         }
         // Refused at once rather than queued, as the node's own listener does.
         let Ok(permit) = Arc::clone(&shared.in_progress).try_acquire_owned() else {
@@ -141,6 +168,10 @@ impl PeerUpgrade {
                         return;
                     }
                 };
+            // The node may have begun to stop while the `101` went out.
+            if endpoint.is_closed() {
+                return;
+            }
             let stream =
                 ByteStream::Upgraded(Box::new(hyper_util::rt::TokioIo::new(upgraded)), from);
             let transport = WebSocketTransport::new(stream, Role::Server, Vec::new(), limits(node));
@@ -177,7 +208,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerUpgrade {
         if parts.method != Method::GET {
             return Err(PeerUpgradeRejection {
                 status: StatusCode::METHOD_NOT_ALLOWED,
-                reason: "a peer connects with GET",
+                reason: "a peer connects with GET, over HTTP/1.1",
             });
         }
         if !has_token(&parts.headers, header::CONNECTION, "upgrade")
@@ -194,11 +225,15 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerUpgrade {
                 reason: "only WebSocket version 13 is spoken here",
             });
         }
-        let key = parts
-            .headers
-            .get(header::SEC_WEBSOCKET_KEY)
-            .cloned()
-            .ok_or_else(|| bad("the upgrade has no Sec-WebSocket-Key"))?;
+        let mut keys = parts.headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+        let key = match (keys.next(), keys.next()) {
+            (Some(key), None) if is_key(key.as_bytes()) => key.clone(),
+            _ => {
+                return Err(bad(
+                    "the upgrade needs one Sec-WebSocket-Key: 16 bytes in base64",
+                ))
+            }
+        };
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -206,9 +241,18 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerUpgrade {
                 status: StatusCode::UPGRADE_REQUIRED,
                 reason: "this connection cannot be upgraded (HTTP/1.1 with hyper is needed)",
             })?;
+        let text = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ok(PeerUpgrade {
             key,
             on_upgrade,
+            origin: text(header::ORIGIN),
+            host: text(header::HOST),
             session: parts.extensions.get::<SessionPeer>().map(|s| s.0.clone()),
             from: parts
                 .extensions
@@ -216,6 +260,16 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerUpgrade {
                 .map(|info| info.0),
         })
     }
+}
+
+/// Whether `key` is 16 bytes in base64 (RFC 6455, 4.2.1): 22 characters of the alphabet, then
+/// `==`.
+fn is_key(key: &[u8]) -> bool {
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// Whether `name`'s values list `token` (comma-separated, any case).
@@ -258,6 +312,11 @@ impl IntoResponse for PeerUpgradeRejection {
 
 fn refusal(status: StatusCode, reason: &'static str) -> Response {
     let mut response = (status, reason).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET"));
+    }
     if status == StatusCode::UPGRADE_REQUIRED {
         let headers = response.headers_mut();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -283,5 +342,13 @@ mod tests {
         assert!(has_token(&headers, header::CONNECTION, "upgrade"));
         assert!(!has_token(&headers, header::CONNECTION, "close"));
         assert!(!has_token(&headers, header::UPGRADE, "websocket"));
+    }
+
+    #[test]
+    fn a_key_is_sixteen_bytes_in_base64() {
+        assert!(is_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_key(b"dGhlIHNhbXBsZSBub25jZQ="));
+        assert!(!is_key(b"dGhlIHNhbXBsZSBub25j*Q=="));
+        assert!(!is_key(b""));
     }
 }

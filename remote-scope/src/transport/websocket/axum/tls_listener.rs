@@ -134,8 +134,10 @@ async fn accept_loop(
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, identity.accept_tls(tcp)).await {
                 Ok(Ok(tls)) => {
-                    drop(permit);
+                    // The permit is held until the server has taken the connection, so that
+                    // finished handshakes do not pile up while it is slow to.
                     let _ = secured.send((TlsConnection(Box::new(tls)), from)).await;
+                    drop(permit);
                 }
                 Ok(Err(e)) => tracing::debug!(%from, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%from, "TLS handshake timed out"),
@@ -152,8 +154,11 @@ impl ::axum::serve::Listener for TlsListener {
         match self.secured.recv().await {
             Some(accepted) => accepted,
             // The accepting task holds a sender as long as it runs, and it runs until this
-            // listener is dropped.
-            None => std::future::pending().await,
+            // listener is dropped, unless it panicked.
+            None => {
+                tracing::error!("the TLS listener's accepting task ended; no more connections");
+                std::future::pending().await
+            }
         }
     }
 
