@@ -16,8 +16,8 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use common::certs::certificates;
-use common::{chain, nested, wait_until};
-use futures::{SinkExt, StreamExt};
+use common::{chain, closed_by_server, frame_header, nested, wait_until, Ws};
+use futures::SinkExt;
 use remote_scope::axum::{Endpoint, SessionPeer, TlsListener};
 use remote_scope::{caller, remote, Error, Node, NodeBuilder, PeerId, TlsIdentity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -271,31 +271,8 @@ async fn a_request_that_is_not_an_upgrade_is_told_so() {
     );
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
 async fn websocket(url: &str) -> Ws {
     tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-/// Reads until the server closes the WebSocket; panics if it does not within 5 s.
-async fn closed_by_server(ws: &mut Ws) {
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = ws.next().await {
-            if message.is_close() {
-                break;
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server did not close the connection");
-}
-
-/// The header of a masked binary frame announcing `len` payload bytes.
-fn frame_header(len: u64) -> Vec<u8> {
-    let mut header = vec![0x82, 0x80 | 127];
-    header.extend_from_slice(&len.to_be_bytes());
-    header.extend_from_slice(&[0x5A; 4]);
-    header
 }
 
 /// The server still serves a well-behaved peer through the route.

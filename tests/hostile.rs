@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use remote_scope::protocol::{self, Frame, Invoke};
 use remote_scope::{remote, Error, Node, NodeBuilder, PeerId, Reconnect, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,35 +40,11 @@ async fn still_serving(server: &Node, client: &Node, server_id: &PeerId) {
     common::wait_until(|| server.peers() == [PeerId::new("client")]).await;
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn websocket(listener: &Server) -> Ws {
+async fn websocket(listener: &Server) -> common::Ws {
     tokio_tungstenite::connect_async(listener.url())
         .await
         .expect("upgrade")
         .0
-}
-
-/// Reads until the server closes the WebSocket; panics if it does not within 5 s.
-async fn closed_by_server(ws: &mut Ws) {
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = ws.next().await {
-            if message.is_close() {
-                break;
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the server did not close the connection");
-}
-
-/// The header of a masked binary frame (as a client sends it) announcing `len` payload bytes.
-fn frame_header(len: u64) -> Vec<u8> {
-    let mut header = vec![0x82, 0x80 | 127];
-    header.extend_from_slice(&len.to_be_bytes());
-    header.extend_from_slice(&[0x5A; 4]);
-    header
 }
 
 #[tokio::test]
@@ -104,7 +80,7 @@ async fn a_socket_that_never_upgrades_is_closed_after_the_handshake_timeout() {
 async fn an_upgraded_socket_that_sends_no_hello_is_closed_in_time() {
     let (server, listener, client, server_id) = server().await;
     let mut ws = websocket(&listener).await;
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 
@@ -120,7 +96,7 @@ async fn an_invoke_instead_of_a_hello_is_refused() {
     }))
     .unwrap();
     ws.send(Message::Binary(invoke)).await.unwrap();
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 
@@ -134,7 +110,7 @@ async fn a_text_message_closes_the_connection() {
     ws.send(Message::Text("{\"Invoke\": []}".into()))
         .await
         .unwrap();
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 
@@ -148,7 +124,7 @@ async fn a_second_hello_after_the_handshake_closes_the_connection() {
     ws.send(Message::Binary(common::hello_bytes("twice").into()))
         .await
         .unwrap();
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 
@@ -162,10 +138,10 @@ async fn a_message_over_the_frame_limit_closes_the_connection_before_it_is_read_
     // Only the header of 1 MiB against a 1 KiB limit, and no payload: a server that waited to
     // read the message whole would keep the connection open (keep-alive is 15 s away).
     ws.get_mut()
-        .write_all(&frame_header(1 << 20))
+        .write_all(&common::frame_header(1 << 20))
         .await
         .unwrap();
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 
@@ -182,10 +158,10 @@ async fn an_oversized_first_message_is_refused_from_its_header_before_the_hello(
     let mut ws = websocket(&listener).await;
     // 32 MiB announced, nothing sent after it: only a refusal from the header closes this.
     ws.get_mut()
-        .write_all(&frame_header(32 << 20))
+        .write_all(&common::frame_header(32 << 20))
         .await
         .unwrap();
-    closed_by_server(&mut ws).await;
+    common::closed_by_server(&mut ws).await;
     still_serving(&server, &client, &server_id).await;
 }
 

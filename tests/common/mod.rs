@@ -278,3 +278,28 @@ pub fn chain(error: &Error) -> String {
     }
     text
 }
+
+/// A client's WebSocket, for tests that speak it by hand.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads until the server closes the WebSocket; panics if it does not within 5 s.
+pub async fn closed_by_server(ws: &mut Ws) {
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server did not close the connection");
+}
+
+/// The header of a masked binary frame (as a client sends it) announcing `len` payload bytes.
+pub fn frame_header(len: u64) -> Vec<u8> {
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[0x5A; 4]);
+    header
+}

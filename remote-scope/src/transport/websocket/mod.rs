@@ -207,12 +207,7 @@ impl Node {
     }
 
     async fn listen_on(&self, addr: impl ToSocketAddrs, tls: Option<Tls>) -> Result<Server, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::transport_caused("could not listen", e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
+        let (listener, local_addr) = bind(addr).await?;
         let accepted = Arc::new(Mutex::new(Accepted::default()));
         let is_tls = tls.is_some();
         let accept = tokio::spawn(accept_loop(
@@ -325,6 +320,17 @@ pub(crate) fn dialer(
 ) -> impl Fn() -> crate::runtime::BoxFuture<'static, Result<WebSocketTransport, Error>> {
     let (url, dialing) = (url.to_owned(), Dialing::of(node));
     move || Box::pin(open(url.clone(), dialing.clone()))
+}
+
+/// A TCP listener on `addr`, and the address it got.
+async fn bind(addr: impl ToSocketAddrs) -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::transport_caused("could not listen", e))?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
+    Ok((listener, local_addr))
 }
 
 /// A server's TLS, if it has it.

@@ -77,12 +77,7 @@ impl TlsListener {
         handshake_timeout: Duration,
         handshakes: usize,
     ) -> Result<TlsListener, Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::transport_caused("could not listen", e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::transport_caused("could not tell the listening address", e))?;
+        let (listener, local_addr) = super::super::bind(addr).await?;
         // A small queue: connections wait in the kernel's backlog rather than here when the
         // server is slow to take them.
         let (tx, secured) = mpsc::channel(16);
