@@ -57,6 +57,9 @@ pub(crate) struct Connection {
     /// The bodies the connection's tasks run for the peer, stopped when it closes.
     stop_bodies: Mutex<Option<Arc<dyn StopBodies>>>,
     pub(crate) closing: AtomicBool,
+    /// The writer, waiting for the connection to close (see [`Connection::closing`]): polled
+    /// at every wake-up of the writer, so an atomic waker rather than the shared `closed`.
+    closing_waker: AtomicWaker,
     /// Dropped by `close`, which completes `closed`.
     pub(crate) on_close: Mutex<Option<oneshot::Sender<()>>>,
     pub(crate) closed: Shared<oneshot::Receiver<()>>,
@@ -159,6 +162,7 @@ impl Connection {
             reader: Mutex::new(None),
             stop_bodies: Mutex::new(None),
             closing: AtomicBool::new(false),
+            closing_waker: AtomicWaker::new(),
             on_close: Mutex::new(Some(on_close)),
             closed: closed.shared(),
             heard: AtomicU64::new(0),
@@ -467,6 +471,23 @@ impl Connection {
         self.link.close();
         drop(lock(&self.on_close).take());
         self.timer.wake();
+        self.closing_waker.wake();
+    }
+
+    /// Completes once the connection closes; cheap to poll again and again.
+    pub(crate) fn closing(&self) -> impl std::future::Future<Output = ()> + '_ {
+        futures::future::poll_fn(move |cx| {
+            if self.is_closing() {
+                return std::task::Poll::Ready(());
+            }
+            self.closing_waker.register(cx.waker());
+            // Closed between the look and the registration: its wake may have gone before.
+            if self.is_closing() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
     }
 
     /// Fails the calls whose deadline is at or before `now` with [`Reply::TimedOut`] and tells

@@ -65,9 +65,9 @@ where
             Ok::<(), Error>(())
         };
         let cut_off = {
-            let (closed, node, frames_out) = (conn.closed(), node.clone(), &frames_out);
+            let (conn, node, frames_out) = (&conn, node.clone(), &frames_out);
             async move {
-                closed.await;
+                conn.closing().await;
                 loop {
                     let before = frames_out.load(Ordering::Relaxed);
                     node.runtime().sleep(grace).await;
