@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use remote_scope::{remote, Error, Node, PeerId, Server};
 use serde_bytes::ByteBuf;
 
+use futures::future::BoxFuture;
+
 use crate::many::Client;
 
 /// Both nodes get a middleware layer that passes every frame on (`--middleware`): what a
@@ -59,8 +61,12 @@ impl Remote {
                 (listener, builder().id("bench-client").build()?, None)
             };
         let server_id = client.connect(&listener.url()).await?;
+        let url = listener.url();
         let dial = Dial {
-            how: How::Url(listener.url()),
+            connect: Box::new(move |node: Node| {
+                let url = url.clone();
+                Box::pin(async move { Ok(node.connect(&url).await?) })
+            }),
             authority,
         };
         Ok(Remote::new(
@@ -97,10 +103,7 @@ impl Remote {
                 node = node.trust_certificate_pem(authority);
             }
             let node = node.build()?;
-            let server = match &self.dial.how {
-                How::Url(url) => node.connect(url).await?,
-                How::Tws(addr) => crate::remote_tws::connect(&node, *addr).await?,
-            };
+            let server = (self.dial.connect)(node.clone()).await?;
             clients.push(Box::new(OneClient { node, server }));
         }
         Ok(clients)
@@ -164,25 +167,12 @@ impl Remote {
     }
 }
 
-/// How another client reaches the server: its URL, or the address of its tokio-websockets
-/// listener; with the authority to trust over `wss://`.
+/// How another client reaches the server (connects a node to it: the server's id), with the
+/// authority to trust over `wss://`.
 pub struct Dial {
-    how: How,
-    authority: Option<String>,
-}
-
-enum How {
-    Url(String),
-    Tws(std::net::SocketAddr),
-}
-
-impl Dial {
-    pub fn tws(addr: std::net::SocketAddr) -> Dial {
-        Dial {
-            how: How::Tws(addr),
-            authority: None,
-        }
-    }
+    pub connect:
+        Box<dyn Fn(Node) -> BoxFuture<'static, Result<PeerId, crate::BenchError>> + Send + Sync>,
+    pub authority: Option<String>,
 }
 
 struct OneClient {

@@ -91,7 +91,12 @@ pub async fn start() -> Result<Remote, crate::BenchError> {
     Ok(Remote::new(
         client,
         server_id,
-        Dial::tws(addr),
+        Dial {
+            connect: Box::new(move |node: Node| {
+                Box::pin(async move { connect(&node, addr).await })
+            }),
+            authority: None,
+        },
         server,
         Box::new(AbortOnDrop(accept_loop)),
     ))
