@@ -94,10 +94,6 @@ pub(crate) enum Proof<'a> {
     /// The web app checked the upgrade request's session and named the peer (feature `axum`):
     /// the `Hello` must name it, and no token is asked for, the app's check having taken the
     /// token's place.
-    #[cfg_attr(
-        not(all(feature = "axum", not(target_arch = "wasm32"))),
-        allow(dead_code)
-    )]
     Session(&'a PeerId),
 }
 
@@ -246,33 +242,35 @@ impl Node {
             Proof::Claimed,
         )
         .await
+        .map(|conn| conn.peer().clone())
     }
 
     /// Runs the handshake as the accepting side over any transport and keeps the connection.
     /// Returns the peer's id. [`Node::listen`] does this for each WebSocket connection.
     pub async fn accept_transport(&self, transport: impl Transport) -> Result<PeerId, Error> {
-        self.establish(
-            transport,
-            Role::Acceptor,
-            self.config().max_frame_size,
-            Proof::Claimed,
-        )
-        .await
+        self.accept_connection(transport, None)
+            .await
+            .map(|conn| conn.peer().clone())
     }
 
-    /// Runs the handshake as the accepting side over a transport whose peer the web app's
-    /// session check named (feature `axum`).
-    #[cfg(all(feature = "axum", not(target_arch = "wasm32")))]
-    pub(crate) async fn accept_session(
+    /// [`accept_transport`](Node::accept_transport), giving the connection itself (for a
+    /// server that closes the connections it accepted, which a later one of the same id may
+    /// have replaced by the time it looks the id up); with the peer a web app's session check
+    /// named, if one did (feature `axum`).
+    pub(crate) async fn accept_connection(
         &self,
         transport: impl Transport,
-        named: &PeerId,
-    ) -> Result<PeerId, Error> {
+        session: Option<&PeerId>,
+    ) -> Result<Arc<Connection>, Error> {
+        let proof = match session {
+            Some(named) => Proof::Session(named),
+            None => Proof::Claimed,
+        };
         self.establish(
             transport,
             Role::Acceptor,
             self.config().max_frame_size,
-            Proof::Session(named),
+            proof,
         )
         .await
     }
@@ -321,6 +319,7 @@ impl Node {
         let limit = self.config().max_frame_size.min(max_message);
         self.establish(transport, role, limit, Proof::Subject(from))
             .await
+            .map(|conn| conn.peer().clone())
     }
 
     async fn establish(
@@ -329,7 +328,7 @@ impl Node {
         role: Role,
         max_frame_size: usize,
         proof: Proof<'_>,
-    ) -> Result<PeerId, Error> {
+    ) -> Result<Arc<Connection>, Error> {
         let (mut sink, mut stream) = transport.split();
         if role == Role::Connector {
             self.in_time(send(&mut sink, &hello(self, max_frame_size)))
@@ -417,7 +416,8 @@ impl Node {
         guard.armed = false;
         tracing::debug!(node = %self.id(), peer = %theirs.peer, "connected");
         spawn_tasks(self, &conn, sink, stream);
-        Ok(theirs.peer)
+        drop(guard);
+        Ok(conn)
     }
 
     /// What the peer serves: the same as this node when the digests agree; else what the lists

@@ -75,21 +75,18 @@ struct Accepted {
 }
 
 impl Accepted {
-    /// Keeps the connection of `peer`, just accepted, to close it with the others; closes it
-    /// now if they were closed while its handshake ran.
-    fn keep(accepted: &Mutex<Accepted>, node: &Node, peer: &PeerId) {
-        let Ok(conn) = node.connection(peer) else {
-            return;
-        };
+    /// Keeps `conn`, just accepted, to close it with the others; closes it now if they were
+    /// closed while its handshake ran.
+    fn keep(accepted: &Mutex<Accepted>, node: &Node, conn: &Arc<Connection>) {
         let mut accepted = lock(accepted);
         // A node that began to stop while the handshake ran takes no new peer.
         if accepted.closed || node.is_draining() || node.is_shut_down() {
             drop(accepted);
-            node.forget_connection(&conn);
+            node.forget_connection(conn);
             return;
         }
         accepted.connections.retain(|c| c.strong_count() > 0);
-        accepted.connections.push(Arc::downgrade(&conn));
+        accepted.connections.push(Arc::downgrade(conn));
     }
 
     /// Closes every connection kept, and any accepted later.
@@ -435,20 +432,25 @@ async fn accept_loop(
         let accepted = Arc::clone(&accepted);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let peer = admit(&node, tcp, from, tls.as_ref()).await;
+            let conn = admit(&node, tcp, from, tls.as_ref()).await;
             // An accepted peer is in the node's table by now and counts against
             // `max_connections` there.
             drop(permit);
-            if let Some(peer) = peer {
-                Accepted::keep(&accepted, &node, &peer);
+            if let Some(conn) = conn {
+                Accepted::keep(&accepted, &node, &conn);
             }
         });
     }
 }
 
-/// The WebSocket upgrade and the node's handshake of a new connection; the peer's id if it
+/// The WebSocket upgrade and the node's handshake of a new connection; the connection if it
 /// was accepted.
-async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr, tls: Option<&Tls>) -> Option<PeerId> {
+async fn admit(
+    node: &Node,
+    tcp: TcpStream,
+    from: SocketAddr,
+    tls: Option<&Tls>,
+) -> Option<Arc<Connection>> {
     // The TLS handshake and the WebSocket upgrade get the handshake's time limit too, so a
     // client that opens TCP and says nothing does not hold the task and its socket forever.
     let limit = node.config().handshake_timeout;
@@ -476,8 +478,8 @@ async fn admit(node: &Node, tcp: TcpStream, from: SocketAddr, tls: Option<&Tls>)
             return None;
         }
     };
-    match node.accept_transport(ws).await {
-        Ok(peer) => Some(peer),
+    match node.accept_connection(ws, None).await {
+        Ok(conn) => Some(conn),
         Err(e) => {
             tracing::warn!(%from, error = %e, "refused a peer");
             None

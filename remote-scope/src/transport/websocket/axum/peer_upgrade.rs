@@ -175,13 +175,10 @@ impl PeerUpgrade {
             let stream =
                 ByteStream::Upgraded(Box::new(hyper_util::rt::TokioIo::new(upgraded)), from);
             let transport = WebSocketTransport::new(stream, Role::Server, Vec::new(), limits(node));
-            let admitted = match &session {
-                Some(named) => node.accept_session(transport, named).await,
-                None => node.accept_transport(transport).await,
-            };
+            let admitted = node.accept_connection(transport, session.as_ref()).await;
             drop(permit);
             match admitted {
-                Ok(peer) => Accepted::keep(&endpoint.shared.accepted, node, &peer),
+                Ok(conn) => Accepted::keep(&endpoint.shared.accepted, node, &conn),
                 Err(e) => tracing::warn!(?from, error = %e, "refused a peer"),
             }
         });
