@@ -153,8 +153,8 @@ impl PeerUpgrade {
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
             let node = &endpoint.shared.node;
-            // The time from the `101` to the end of the node's handshake is the handshake
-            // timeout's, as on the node's own listener: a peer that upgrades and falls silent
+            // The upgrade gets the handshake timeout, and the node's handshake gets it again for
+            // the `Hello`, as on the node's own listener: a peer that upgrades and falls silent
             // does not keep its task or its socket.
             let upgraded =
                 match tokio::time::timeout(node.config().handshake_timeout, on_upgrade).await {
