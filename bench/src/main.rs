@@ -493,6 +493,19 @@ fn main() -> Result<(), BenchError> {
             *count = n;
         }
     }
+    // Calls per client of the two many-clients workloads, e.g. `--many-calls 200,20` (a
+    // profiler counts instructions per call from two runs that differ only in this).
+    if let Some(calls) = value_of(&args, "--many-calls")? {
+        let parsed: Vec<usize> = calls
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|_| BenchError::msg("--many-calls: two numbers, e.g. 200,20"))?;
+        let [small, large] = parsed[..] else {
+            return Err(BenchError::msg("--many-calls: two numbers, e.g. 200,20"));
+        };
+        counts.many = [(counts.many[0].0, small), (counts.many[1].0, large)];
+    }
     // The old harness of the pipelined workloads, for comparison (see `window`).
     if args.iter().any(|a| a == "--futures-unordered") {
         counts.harness = Harness::FuturesUnordered;

@@ -58,39 +58,54 @@ impl RateLimit {
 /// One connection's account against a [`RateLimit`]: for frames and for bytes, the time by
 /// which what the peer sent would have been sent at the limit (the "theoretical arrival time"
 /// of the generic cell rate algorithm). A peer may be ahead of the clock by one second's worth.
+//
+// Times are nanoseconds in a `u64` (584 years), not `Duration`s: this runs twice a reader's
+// turn, which is once a call for calls made one at a time, and `Duration`'s arithmetic
+// normalizes seconds and nanoseconds at every step.
 #[derive(Debug)]
 pub(crate) struct Throttle {
     limit: RateLimit,
-    frames_due: Duration,
-    bytes_due: Duration,
+    frames_due: u64,
+    bytes_due: u64,
 }
 
-/// How far ahead of the clock a peer may be: a burst of one second's worth.
-const BURST: Duration = Duration::from_secs(1);
+/// How far ahead of the clock a peer may be, in nanoseconds: a burst of one second's worth.
+const BURST: u64 = 1_000_000_000;
 
 impl Throttle {
     pub(crate) fn new(limit: RateLimit) -> Throttle {
         Throttle {
             limit,
-            frames_due: Duration::ZERO,
-            bytes_due: Duration::ZERO,
+            frames_due: 0,
+            bytes_due: 0,
         }
     }
 
     /// Counts `frames` frames of `bytes` bytes received by `now` (on the runtime's clock);
     /// returns how long to stop reading, if the peer is over the rate.
     pub(crate) fn count(&mut self, now: Duration, frames: u64, bytes: u64) -> Option<Duration> {
+        let now = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
         let over_frames = account(&mut self.frames_due, now, frames, self.limit.frames);
         let over_bytes = account(&mut self.bytes_due, now, bytes, self.limit.bytes);
-        over_frames.max(over_bytes)
+        over_frames.max(over_bytes).map(Duration::from_nanos)
     }
 }
 
-fn account(due: &mut Duration, now: Duration, amount: u64, per_second: u64) -> Option<Duration> {
-    let nanos = u128::from(amount) * 1_000_000_000 / u128::from(per_second.max(1));
-    let cost = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+/// Adds the cost of `amount` at `per_second` to `due`; the nanoseconds by which that puts the
+/// peer past its burst, if it does.
+fn account(due: &mut u64, now: u64, amount: u64, per_second: u64) -> Option<u64> {
+    let per_second = per_second.max(1);
+    // In 64 bits whenever that cannot overflow (any amount a reader's turn can hold): a 128-bit
+    // division is a call into the compiler's runtime.
+    let cost = match amount.checked_mul(1_000_000_000) {
+        Some(scaled) => scaled / per_second,
+        None => {
+            let wide = u128::from(amount) * 1_000_000_000 / u128::from(per_second);
+            u64::try_from(wide).unwrap_or(u64::MAX)
+        }
+    };
     *due = (*due).max(now).saturating_add(cost);
-    let ahead = due.saturating_sub(now);
+    let ahead = *due - now;
     (ahead > BURST).then(|| ahead - BURST)
 }
 
@@ -137,5 +152,21 @@ mod tests {
             throttle.count(Duration::from_secs(3600), 1, 0),
             Some(10 * MS)
         );
+    }
+
+    #[test]
+    fn amounts_on_either_side_of_the_64_bit_shortcut_cost_the_same_as_exactly() {
+        let exact = |amount: u64, per_second: u64| {
+            let nanos = u128::from(amount) * 1_000_000_000 / u128::from(per_second);
+            u64::try_from(nanos).unwrap_or(u64::MAX)
+        };
+        let edge = u64::MAX / 1_000_000_000;
+        for amount in [0, 1, 4 << 20, edge - 1, edge, edge + 1, u64::MAX / 2, u64::MAX] {
+            for per_second in [1, 3, 1_000_000_007, 4 << 30, u64::MAX] {
+                let mut due = 0;
+                account(&mut due, 0, amount, per_second);
+                assert_eq!(due, exact(amount, per_second), "{amount} at {per_second}/s");
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ use crate::error::Error;
 /// The most buffers handed to one vectored write.
 const MAX_IOVECS: usize = 64;
 
+/// The slices of a write that holds few chunks: see `Outgoing::poll_write_queued`.
+const FEW_IOVECS: usize = 4;
+
 /// Socket reads and control frames one poll of the stream may take before it yields. Reading
 /// with `try_read_buf` does not count against tokio's cooperative budget, so without this a
 /// peer that never stops sending (pings, say) would hold a worker thread, and the writer,
@@ -415,13 +418,14 @@ impl Outgoing {
     ) -> Poll<io::Result<()>> {
         self.seal();
         while !self.chunks.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
-            match ready!(stream.poll_write_vectored(cx, &slices[..count]))? {
+            // Most flushes hold a chunk or two (a call's frames, or a header and a large
+            // payload): an array for those is not the 1 KiB of the largest to clear each time.
+            let written = if self.chunks.len() <= FEW_IOVECS {
+                poll_write_chunks::<FEW_IOVECS>(&self.chunks, stream, cx)
+            } else {
+                poll_write_chunks::<MAX_IOVECS>(&self.chunks, stream, cx)
+            };
+            match ready!(written)? {
                 0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 written => self.advance(written),
             }
@@ -445,6 +449,21 @@ impl Outgoing {
             self.chunks.pop_front();
         }
     }
+}
+
+/// Writes the first `N` of `chunks` (or all, if fewer) with one vectored write.
+fn poll_write_chunks<const N: usize>(
+    chunks: &VecDeque<Bytes>,
+    stream: &mut ByteStream,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let mut count = 0;
+    for (slot, chunk) in slices.iter_mut().zip(chunks) {
+        *slot = IoSlice::new(chunk);
+        count += 1;
+    }
+    stream.poll_write_vectored(cx, &slices[..count])
 }
 
 #[cfg(test)]
