@@ -156,3 +156,96 @@ fn pem_that_is_not_a_certificate_and_key_is_a_setup_error() {
         .expect_err("nothing to trust");
     assert!(matches!(refused, Error::Setup { .. }));
 }
+
+/// A server that speaks TLS but not HTTP: it answers every upgrade with a 400, and records
+/// whether each client's handshake was full or resumed a session.
+// `ring`, as the library's own TLS uses (see its `provider`), deprecated for lacking
+// post-quantum key exchange.
+#[allow(deprecated)]
+async fn resumption_recorder(
+    certs: &Certificates,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<tokio_rustls::rustls::HandshakeKind>>>,
+) {
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{crypto::ring, ServerConfig};
+
+    let chain = CertificateDer::pem_slice_iter(certs.chain.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = PrivateKeyDer::from_pem_slice(certs.key.as_bytes()).expect("key");
+    let config = ServerConfig::builder_with_provider(std::sync::Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("wss://{}", listener.local_addr().expect("address"));
+    let kinds = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = std::sync::Arc::clone(&kinds);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            if let Some(kind) = tls.get_ref().1.handshake_kind() {
+                recorded.lock().expect("kinds").push(kind);
+            }
+            // The request, then a refusal: the client reads the session tickets sent before it.
+            let mut request = [0_u8; 1024];
+            let _ = tls.read(&mut request).await;
+            let _ = tls
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let _ = tls.shutdown().await;
+        }
+    });
+    (url, kinds)
+}
+
+#[tokio::test]
+async fn a_node_connecting_again_resumes_its_tls_session() {
+    use tokio_rustls::rustls::HandshakeKind;
+
+    let certs = certificates(&["127.0.0.1"]);
+    let (url, kinds) = resumption_recorder(&certs).await;
+    let client = Node::builder()
+        .id("client")
+        .trust_certificate_pem(&certs.authority)
+        .build()
+        .expect("client node");
+    for _ in 0..3 {
+        let refused = client
+            .connect(&url)
+            .await
+            .expect_err("not a WebSocket server");
+        assert!(chain(&refused).contains("400"), "{}", chain(&refused));
+    }
+    // Another node makes its own settings: it has no session to resume.
+    let other = Node::builder()
+        .id("other")
+        .trust_certificate_pem(&certs.authority)
+        .build()
+        .expect("other node");
+    let _ = other
+        .connect(&url)
+        .await
+        .expect_err("not a WebSocket server");
+    wait_until(|| kinds.lock().expect("kinds").len() == 4).await;
+    assert_eq!(
+        *kinds.lock().expect("kinds"),
+        [
+            HandshakeKind::Full,
+            HandshakeKind::Resumed,
+            HandshakeKind::Resumed,
+            HandshakeKind::Full
+        ]
+    );
+}

@@ -38,6 +38,8 @@ impl Node {
                 pools: Vec::new(),
                 trusted_certificates: Vec::new(),
                 connect_headers: Vec::new(),
+                #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
+                client_tls: Default::default(),
             },
             middleware: Vec::new(),
             on_message: None,

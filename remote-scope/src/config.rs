@@ -32,6 +32,10 @@ pub(crate) struct Config {
     pub(crate) trusted_certificates: Vec<Vec<u8>>,
     /// HTTP headers a native client sends with its WebSocket upgrade.
     pub(crate) connect_headers: Vec<(String, String)>,
+    /// A native client's TLS settings, made from `trusted_certificates` at the first `wss://`
+    /// connect and kept for the later ones.
+    #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
+    pub(crate) client_tls: crate::transport::websocket::ClientTls,
 }
 
 /// Called with each user message that no middleware consumed.

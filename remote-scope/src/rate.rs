@@ -161,7 +161,16 @@ mod tests {
             u64::try_from(nanos).unwrap_or(u64::MAX)
         };
         let edge = u64::MAX / 1_000_000_000;
-        for amount in [0, 1, 4 << 20, edge - 1, edge, edge + 1, u64::MAX / 2, u64::MAX] {
+        for amount in [
+            0,
+            1,
+            4 << 20,
+            edge - 1,
+            edge,
+            edge + 1,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
             for per_second in [1, 3, 1_000_000_007, 4 << 30, u64::MAX] {
                 let mut due = 0;
                 account(&mut due, 0, amount, per_second);

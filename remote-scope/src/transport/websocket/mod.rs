@@ -24,9 +24,9 @@ mod upgrade;
 use byte_stream::ByteStream;
 use socket::{Limits, WebSocketTransport};
 #[cfg(feature = "tls")]
-pub(crate) use tls::check_trusted;
-#[cfg(feature = "tls")]
 pub use tls::TlsIdentity;
+#[cfg(feature = "tls")]
+pub(crate) use tls::{check_trusted, ClientTls};
 
 use crate::connection::Connection;
 use crate::error::Error;
@@ -236,8 +236,9 @@ impl Node {
     /// certificates or by one the node was told to trust
     /// ([`NodeBuilder::trust_certificate_pem`](crate::NodeBuilder::trust_certificate_pem)), and
     /// name the URL's host; otherwise the connection fails with [`Error::Transport`], its source
-    /// saying why. Without the `tls` feature a `wss://` URL fails at once with
-    /// [`Error::BadUrl`].
+    /// saying why. A node connecting again (a reconnect, say) resumes its TLS session where
+    /// the server allows it, instead of a full handshake. Without the `tls` feature a `wss://`
+    /// URL fails at once with [`Error::BadUrl`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -260,8 +261,11 @@ impl Node {
 struct Dialing {
     limits: Limits,
     /// PEM texts trusted beside the system's roots.
+    #[cfg(feature = "tls")]
     trusted: Arc<[Vec<u8>]>,
     headers: Arc<[(String, String)]>,
+    #[cfg(feature = "tls")]
+    tls: ClientTls,
 }
 
 impl Dialing {
@@ -269,8 +273,11 @@ impl Dialing {
         let config = node.config();
         Dialing {
             limits: limits(node),
+            #[cfg(feature = "tls")]
             trusted: config.trusted_certificates.clone().into(),
             headers: config.connect_headers.clone().into(),
+            #[cfg(feature = "tls")]
+            tls: config.client_tls.clone(),
         }
     }
 }
@@ -379,7 +386,7 @@ async fn open(url: String, dialing: Dialing) -> Result<WebSocketTransport, Error
         .map_err(|e| caused(e.into()))?;
     let _ = tcp.set_nodelay(true);
     let stream = if secure {
-        secured(tcp, host, &dialing.trusted).await?
+        secured(tcp, host, &dialing).await?
     } else {
         ByteStream::Tcp(tcp)
     };
@@ -389,12 +396,12 @@ async fn open(url: String, dialing: Dialing) -> Result<WebSocketTransport, Error
 }
 
 #[cfg(feature = "tls")]
-async fn secured(tcp: TcpStream, host: &str, trusted: &[Vec<u8>]) -> Result<ByteStream, Error> {
-    tls::connect(tcp, host, trusted).await
+async fn secured(tcp: TcpStream, host: &str, dialing: &Dialing) -> Result<ByteStream, Error> {
+    tls::connect(tcp, host, &dialing.tls, &dialing.trusted).await
 }
 
 #[cfg(not(feature = "tls"))]
-async fn secured(_: TcpStream, _: &str, _: &[Vec<u8>]) -> Result<ByteStream, Error> {
+async fn secured(_: TcpStream, _: &str, _: &Dialing) -> Result<ByteStream, Error> {
     unreachable!("wss:// is refused without the `tls` feature before connecting")
 }
 

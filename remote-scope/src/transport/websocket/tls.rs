@@ -122,13 +122,58 @@ fn trusted(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
     Ok(certs)
 }
 
-/// The client's side of the TLS handshake with `host`, trusting the system's roots and
-/// `extra` (PEM texts).
+/// A node's TLS settings as a client: made at its first `wss://` connect and kept, so that
+/// later connects (reconnects above all) neither read the roots into a store again nor make a
+/// full handshake where the server lets them resume the session they had (rustls keeps a
+/// client's sessions in its settings).
+#[derive(Clone, Default)]
+pub(crate) struct ClientTls(Arc<OnceLock<Arc<ClientConfig>>>);
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("made", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl ClientTls {
+    /// The settings, made on the first call trusting the system's roots and `extra` (PEM
+    /// texts, the same on every call: they are the node's).
+    fn config(&self, extra: &[Vec<u8>]) -> Result<Arc<ClientConfig>, Error> {
+        if let Some(config) = self.0.get() {
+            return Ok(Arc::clone(config));
+        }
+        let made = Arc::new(client_config(extra)?);
+        // Two first connects at once may both make one: both use the one kept.
+        Ok(Arc::clone(self.0.get_or_init(|| made)))
+    }
+}
+
+/// The client's side of the TLS handshake with `host`, with the node's settings `tls`, made
+/// from `extra` if this is the node's first.
 pub(super) async fn connect(
     tcp: TcpStream,
     host: &str,
+    tls: &ClientTls,
     extra: &[Vec<u8>],
 ) -> Result<ByteStream, Error> {
+    let config = tls.config(extra)?;
+    // An IPv6 host comes with its brackets, which a server name has not.
+    let name = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(name.to_owned()).map_err(|e| Error::BadUrl {
+        url: host.to_owned(),
+        reason: format!("not a name TLS can check a certificate against: {e}"),
+    })?;
+    let tls = TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| Error::transport_caused(format!("the TLS handshake with {host} failed"), e))?;
+    Ok(ByteStream::Tls(Box::new(tls.into())))
+}
+
+/// A client's settings trusting the system's roots and `extra` (PEM texts).
+fn client_config(extra: &[Vec<u8>]) -> Result<ClientConfig, Error> {
     let mut roots = RootCertStore::empty();
     // A system root rustls cannot use is skipped, as browsers do.
     let (_added, _skipped) = roots.add_parsable_certificates(system_roots().iter().cloned());
@@ -139,20 +184,9 @@ pub(super) async fn connect(
                 .map_err(|e| setup(format!("a certificate to trust cannot be used: {e}")))?;
         }
     }
-    let config = ClientConfig::builder_with_provider(provider())
+    Ok(ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| setup(e.to_string()))?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    // An IPv6 host comes with its brackets, which a server name has not.
-    let name = host.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(name.to_owned()).map_err(|e| Error::BadUrl {
-        url: host.to_owned(),
-        reason: format!("not a name TLS can check a certificate against: {e}"),
-    })?;
-    let tls = TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| Error::transport_caused(format!("the TLS handshake with {host} failed"), e))?;
-    Ok(ByteStream::Tls(Box::new(tls.into())))
+        .with_no_client_auth())
 }
