@@ -33,6 +33,13 @@ const APP_WSS_URL: &str = match option_env!("REMOTE_SCOPE_APP_WSS_URL") {
     None => "wss://127.0.0.1:9/REMOTE_SCOPE_APP_WSS_URL-was-not-set-at-compile-time",
 };
 
+/// A WebSocket peer that reads nothing for two seconds after the upgrade, then answers each
+/// message with the bytes it has read so far (browser-server's `stall`).
+const STALL_URL: &str = match option_env!("REMOTE_SCOPE_STALL_URL") {
+    Some(url) => url,
+    None => "ws://127.0.0.1:9/REMOTE_SCOPE_STALL_URL-was-not-set-at-compile-time",
+};
+
 async fn connected() -> (Node, PeerId) {
     let node = Node::builder().build().expect("node");
     let server = node
@@ -298,4 +305,44 @@ async fn a_trace_started_in_the_page_reaches_the_server_and_comes_back() {
         .run(ctx.clone().scope(checks::traces_seen(server, me)))
         .await;
     assert_eq!(seen, Ok((Some(ctx.trace_id), Some(ctx.trace_id))));
+}
+
+/// The browser takes whatever a page sends, however slowly the peer reads: the transport has to
+/// hold back itself. Against a peer that reads nothing for two seconds, 48 MiB sent a MiB at a
+/// time never leave more than the transport's high-water mark in the browser; once the peer
+/// reads, every byte arrives.
+#[wasm_bindgen_test]
+async fn a_peer_that_stops_reading_holds_the_page_back_and_loses_nothing() {
+    use futures::{SinkExt, StreamExt};
+    use remote_scope::transport::browser::{BrowserTransport, HIGH_WATER};
+
+    const FRAMES: usize = 48;
+    const FRAME: usize = 1 << 20;
+    // Far less than what is sent, so that a browser holding everything would fail the check.
+    assert!(HIGH_WATER <= FRAMES * FRAME / 8);
+    let mut transport = BrowserTransport::open(STALL_URL).expect("opens");
+    let frame = bytes::Bytes::from(vec![7_u8; FRAME]);
+    let mut most_held = 0;
+    for _ in 0..FRAMES {
+        transport.send(frame.clone()).await.expect("sends");
+        most_held = most_held.max(transport.buffered_amount());
+        assert!(
+            transport.buffered_amount() <= HIGH_WATER,
+            "the browser holds {} bytes unsent",
+            transport.buffered_amount()
+        );
+    }
+    let mut read = 0;
+    while read < (FRAMES * FRAME) as u64 {
+        let total = transport
+            .next()
+            .await
+            .expect("the peer answers")
+            .expect("a message");
+        read = u64::from_le_bytes(total[..].try_into().expect("a u64"));
+    }
+    assert_eq!(read, (FRAMES * FRAME) as u64);
+    // The check above means something only if the browser did hold bytes back.
+    wasm_bindgen_test::console_log!("the browser held at most {most_held} bytes unsent");
+    assert!(most_held > 0, "the peer's stall never backed the sends up");
 }

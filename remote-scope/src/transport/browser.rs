@@ -4,6 +4,12 @@
 //! at once. (A `Blob` would do too, but Chromium reads a Blob's bytes asynchronously before it
 //! sends them: half a millisecond a message, measured in `browser/bench`.) Frames come in as
 //! `ArrayBuffer`s, queued in order by the socket's `onmessage`.
+//!
+//! `WebSocket.send` never refuses bytes: what the network does not take yet waits in the
+//! browser (`bufferedAmount`), without limit. So the sink is not ready, and a flush not done,
+//! while more than [`HIGH_WATER`] bytes wait there; the node's own outbound queue then fills
+//! and its limits apply, as on a native socket that stopped draining. No event tells when
+//! `bufferedAmount` goes down, so a waiting writer looks again every [`RECHECK_MS`].
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -19,6 +25,14 @@ use web_sys::{BinaryType, CloseEvent, Event, MessageEvent, WebSocket};
 use crate::error::Error;
 use crate::node::Node;
 use crate::peer_id::PeerId;
+
+/// The most bytes the browser may hold unsent before the sink waits: enough to keep a fast
+/// link busy between two looks (400 MB/s at one look every few milliseconds).
+pub const HIGH_WATER: usize = 4 << 20;
+
+/// How often a writer waiting for the browser to send what it holds looks again, in
+/// milliseconds (browsers clamp shorter timers to about 4 ms anyway).
+const RECHECK_MS: u32 = 2;
 
 /// A browser WebSocket as a [`Transport`](super::Transport): binary messages are frames; a
 /// close event ends the stream.
@@ -38,6 +52,9 @@ struct State {
     reader: Option<Waker>,
     /// The writer, waiting for the socket to open.
     writer: Option<Waker>,
+    /// Wakes the writer waiting for the browser to send what it holds (dropped, it never
+    /// fires).
+    recheck: Option<gloo_timers::callback::Timeout>,
 }
 
 /// Changes the state with `change`, then wakes the halves that wait, the state no longer
@@ -155,6 +172,29 @@ impl Drop for BrowserTransport {
     }
 }
 
+impl BrowserTransport {
+    /// The bytes the browser holds that the network has not taken yet (`bufferedAmount`); the
+    /// sink waits while that is over [`HIGH_WATER`].
+    pub fn buffered_amount(&self) -> usize {
+        self.socket.buffered_amount() as usize
+    }
+
+    /// Ready once the browser holds at most [`HIGH_WATER`] unsent bytes; until then, looks
+    /// again after [`RECHECK_MS`].
+    fn poll_drained(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.buffered_amount() <= HIGH_WATER {
+            self.state.borrow_mut().recheck = None;
+            return Poll::Ready(());
+        }
+        let waker = cx.waker().clone();
+        self.state.borrow_mut().recheck =
+            Some(gloo_timers::callback::Timeout::new(RECHECK_MS, move || {
+                waker.wake()
+            }));
+        Poll::Pending
+    }
+}
+
 impl Stream for BrowserTransport {
     type Item = Result<bytes::Bytes, Error>;
 
@@ -176,7 +216,7 @@ impl Sink<bytes::Bytes> for BrowserTransport {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         match self.socket.ready_state() {
-            WebSocket::OPEN => Poll::Ready(Ok(())),
+            WebSocket::OPEN => self.poll_drained(cx).map(Ok),
             WebSocket::CONNECTING => {
                 self.state.borrow_mut().writer = Some(cx.waker().clone());
                 Poll::Pending
@@ -191,8 +231,13 @@ impl Sink<bytes::Bytes> for BrowserTransport {
             .map_err(|e| Error::transport(format!("the WebSocket failed: {}", js_text(&e))))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self.socket.ready_state() {
+            WebSocket::OPEN => self.poll_drained(cx).map(Ok),
+            // Not open yet: nothing sent, nothing to wait for. Closed: what is held is lost,
+            // and the stream's end says so.
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Error>> {

@@ -14,6 +14,8 @@
 //!   is `DIR/index.html` (its `__PEER_ID__` filled in) and the rest of `DIR` is served as
 //!   files (`page <url>`);
 //! - `echo <url>`: a raw WebSocket echo, the browser benchmark's baseline;
+//! - `stall <url>`: a WebSocket peer that reads nothing for two seconds, then counts what it
+//!   reads (the browser tests' check of the page's send backpressure);
 //! - with `--tls`, `spki <hash>`: the SHA-256 of the public key of the certificate authority
 //!   made at start, for Chromium's `--ignore-certificate-errors-spki-list`;
 //! - with `--nats`, `nats <url>`: a `nats-server` on a free port (stopped when this process
@@ -40,6 +42,8 @@ mod certificate;
 mod echo;
 #[cfg(not(target_arch = "wasm32"))]
 mod nats;
+#[cfg(not(target_arch = "wasm32"))]
+mod stall;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -109,6 +113,8 @@ mod native {
 
         let echo = super::echo::start().await?;
         println!("echo {echo}");
+        let stall = super::stall::start().await?;
+        println!("stall {stall}");
 
         let app = super::app::router(&node, args.static_dir.clone(), args.tls);
         let cannot_listen =
