@@ -54,9 +54,9 @@ use crate::peer_id::PeerId;
 
 mod arena;
 pub(crate) use arena::copy;
-mod depth;
-pub(crate) use depth::decode_payload;
-pub use depth::MAX_DEPTH;
+mod decoder;
+pub use decoder::MAX_DEPTH;
+pub(crate) use decoder::{decode_payload, DecodeError};
 mod hot;
 use hot::{Header, Hot};
 mod received;
@@ -543,18 +543,13 @@ pub fn decode(message: Bytes, max_size: usize) -> Result<Frame, Error> {
     decode_with(message, max_size, |_| None)
 }
 
-/// How deeply a frame's MessagePack may nest. A frame's own structure is a few levels deep;
-/// what goes deeper is an unknown field a peer added, which rmp-serde skips by recursion, up to
-/// its default of 1 024 levels: about 3 MiB of stack in a debug build, more than a tokio
-/// worker's, from a 1 KB `Hello`.
-const FRAME_DEPTH: usize = 16;
+/// How deeply a frame may nest, as [`MAX_DEPTH`] counts levels. A frame's own structure is at
+/// most seven levels deep (a `Failure` in a `Result`, its field's name beside its text); what
+/// goes deeper is an unknown field a peer added, which the decoder skips by recursion.
+const FRAME_DEPTH: usize = 24;
 
-pub(crate) fn decode_frame<'a, T: Deserialize<'a>>(
-    bytes: &'a [u8],
-) -> Result<T, rmp_serde::decode::Error> {
-    let mut deserializer = rmp_serde::Deserializer::from_read_ref(bytes);
-    deserializer.set_max_depth(FRAME_DEPTH);
-    T::deserialize(&mut deserializer)
+pub(crate) fn decode_frame<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    decoder::decode(bytes, FRAME_DEPTH)
 }
 
 #[cfg(test)]

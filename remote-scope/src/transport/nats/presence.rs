@@ -51,7 +51,7 @@ impl Heartbeat {
 
     /// A heartbeat as received: anything on the subject may be sent by anyone on the cluster.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Heartbeat> {
-        let beat: Heartbeat = rmp_serde::from_slice(bytes).ok()?;
+        let beat: Heartbeat = crate::protocol::decode_frame(bytes).ok()?;
         let pools_ok = beat.pools.len() <= 1024 && beat.pools.iter().all(Pool::is_valid);
         (beat.peer.is_valid() && pools_ok && beat.every_ms > 0).then_some(beat)
     }

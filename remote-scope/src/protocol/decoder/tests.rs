@@ -1,0 +1,699 @@
+//! The decoder against rmp-serde's, the reference: the same values from what either of its
+//! encoders writes, errors where it errs, and refusals past the depth limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::*;
+use crate::protocol::Encoded;
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Expr {
+    Num(i64),
+    Neg(Box<Expr>),
+    Add(Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct V(Vec<V>);
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct N {
+    next: Option<Box<N>>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct X(Option<Box<X>>);
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Unit,
+    Newtype(u8),
+    Tuple(i32, String),
+    Struct { a: u8, b: Option<Vec<u8>> },
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Unit;
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Meters(f64);
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Pair(u16, Option<String>);
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Record {
+    id: u64,
+    name: String,
+    tags: BTreeMap<String, Vec<i32>>,
+    shapes: Vec<Shape>,
+    raw: ByteBuf,
+    unit: (),
+    marker: Unit,
+    length: Meters,
+    pair: Pair,
+    wide: (i128, u128),
+    letter: char,
+    ratio: f32,
+    flag: bool,
+}
+
+// Buffered through serde's `Content` before the variant is chosen.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Number(u32),
+    Words(Vec<String>),
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+enum Tagged {
+    Point { x: i8, y: i8 },
+    Origin,
+}
+
+/// The value `rmp_serde::from_slice` decodes from `bytes`, or its error's text.
+fn rmp<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+fn ours<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    decode_payload(bytes).map_err(|e| e.to_string())
+}
+
+/// `value` comes back from rmp-serde's encodings (structs as arrays and as maps) and from the
+/// project's own (maps, byte vectors as bins), exactly as rmp-serde decodes it.
+fn round_trips<T: Serialize + DeserializeOwned + PartialEq + Debug>(value: T) {
+    let named = rmp_serde::to_vec_named(&value).expect("encodes");
+    let compact = rmp_serde::to_vec(&value).expect("encodes");
+    let ours_encoded = Encoded::new(&value, 0)
+        .expect("encodes")
+        .as_slice()
+        .to_vec();
+    for bytes in [named, compact, ours_encoded] {
+        assert_eq!(ours::<T>(&bytes).as_ref(), Ok(&value), "{bytes:02x?}");
+        assert_eq!(
+            ours::<T>(&bytes).ok(),
+            rmp::<T>(&bytes).ok(),
+            "{bytes:02x?}"
+        );
+    }
+}
+
+/// Both decoders fail on `bytes`, or both give the same value (compared as printed, so that
+/// a NaN equals itself).
+fn agree<T: DeserializeOwned + Debug>(bytes: &[u8]) {
+    let (ours, rmp) = (ours::<T>(bytes), rmp::<T>(bytes));
+    assert_eq!(
+        ours.is_ok(),
+        rmp.is_ok(),
+        "{bytes:02x?}: {ours:?} against {rmp:?}"
+    );
+    assert_eq!(
+        format!("{:?}", ours.ok()),
+        format!("{:?}", rmp.ok()),
+        "{bytes:02x?}"
+    );
+}
+
+fn assert_too_deep<T: Debug>(result: Result<T, DecodeError>) {
+    let reason = result.expect_err("too deep").to_string();
+    assert!(
+        reason.contains(&format!("nested deeper than {MAX_DEPTH} levels")),
+        "{reason}"
+    );
+}
+
+/// `Neg` `n` times around `Num(1)`: `{"Neg": {"Neg": .. {"Num": 1}}}`.
+fn negations(n: usize) -> Vec<u8> {
+    let mut bytes = b"\x81\xa3Neg".repeat(n);
+    bytes.extend_from_slice(b"\x81\xa3Num\x01");
+    bytes
+}
+
+/// `n` arrays, each the only element of the one around it: `[[..[]..]]`.
+fn arrays(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0x91; n - 1];
+    bytes.push(0x90);
+    bytes
+}
+
+/// `n` links of `N`, as maps: `{"next": {"next": .. {"next": nil}}}`.
+fn links_named(n: usize) -> Vec<u8> {
+    let mut bytes = b"\x81\xa4next".repeat(n);
+    bytes.push(0xc0);
+    bytes
+}
+
+/// `n` links of `N`, as arrays: `[[..[nil]..]]`.
+fn links_compact(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0x91; n];
+    bytes.push(0xc0);
+    bytes
+}
+
+// Deep enough to overflow any thread's stack without the limit: 30 000 `Neg`s, 150 KB,
+// already overflow 8 MiB in a debug build.
+const HOSTILE: [usize; 3] = [30_000, 100_000, 1_000_000];
+
+#[test]
+fn values_within_the_limit_decode_as_rmp_serde_decodes_them() {
+    round_trips(Shape::Unit);
+    round_trips(Shape::Newtype(7));
+    round_trips(Shape::Tuple(-3, "three".into()));
+    round_trips(Shape::Struct {
+        a: 1,
+        b: Some(vec![2, 3]),
+    });
+    round_trips(Shape::Struct { a: 1, b: None });
+    round_trips(Expr::Add(
+        Box::new(Expr::Neg(Box::new(Expr::Num(i64::MIN)))),
+        Box::new(Expr::Num(i64::MAX)),
+    ));
+    round_trips(N {
+        next: Some(Box::new(N {
+            next: Some(Box::new(N { next: None })),
+        })),
+    });
+    round_trips(V(vec![V(vec![]), V(vec![V(vec![])])]));
+    round_trips(X(None));
+    round_trips(Record {
+        id: u64::MAX,
+        name: "ünïcode".into(),
+        tags: [("a".to_owned(), vec![-1, 0, 1]), ("b".to_owned(), vec![])].into(),
+        shapes: vec![Shape::Unit, Shape::Newtype(0)],
+        raw: ByteBuf::from(vec![0, 0xff, 0x90]),
+        unit: (),
+        marker: Unit,
+        length: Meters(1.5),
+        pair: Pair(9, Some("nine".into())),
+        wide: (i128::MIN, u128::MAX),
+        letter: 'λ',
+        ratio: 0.25,
+        flag: true,
+    });
+    round_trips(HashMap::from([(1_u8, Some(2_u8)), (3, None)]));
+    round_trips(Some(Some(5_u32)));
+    round_trips(None::<u32>);
+    round_trips(());
+    round_trips(Unit);
+    round_trips(Meters(-0.0));
+    round_trips(String::from("plain"));
+    round_trips(ByteBuf::from(vec![1_u8; 300]));
+    round_trips(vec![Loose::Number(4), Loose::Words(vec!["w".into()])]);
+    round_trips(vec![Tagged::Point { x: -1, y: 2 }, Tagged::Origin]);
+    round_trips((1_u8, -2_i16, 3_u32, -4_i64, 5.5_f64, 'c', false));
+}
+
+#[test]
+fn malformed_input_fails_as_in_rmp_serde_and_trailing_bytes_are_ignored_as_there() {
+    let good = rmp_serde::to_vec(&Shape::Tuple(1, "x".into())).expect("encodes");
+    for cut in 0..good.len() {
+        agree::<Shape>(&good[..cut]);
+        assert!(ours::<Shape>(&good[..cut]).is_err());
+    }
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0xc1, 0xff]);
+    agree::<Shape>(&trailing);
+    assert!(ours::<Shape>(&trailing).is_ok());
+    for wrong in [
+        &b"\xa1Z"[..],
+        b"\x82\xa4Unit\xc0\xa4Unit\xc0",
+        b"\xc1",
+        b"\x05",
+    ] {
+        agree::<Shape>(wrong);
+        assert!(ours::<Shape>(wrong).is_err(), "{wrong:02x?}");
+    }
+    agree::<Record>(&good);
+}
+
+#[test]
+fn a_hostile_chain_of_enum_variants_is_refused_not_a_stack_overflow() {
+    for n in HOSTILE {
+        assert_too_deep(decode_payload::<Expr>(&negations(n)));
+    }
+}
+
+#[test]
+fn hostile_nested_vecs_are_refused_not_a_stack_overflow() {
+    for n in HOSTILE {
+        assert_too_deep(decode_payload::<V>(&arrays(n)));
+        assert_too_deep(decode_payload::<IgnoredAny>(&arrays(n)));
+    }
+}
+
+#[test]
+fn a_hostile_chain_of_optional_fields_is_refused_not_a_stack_overflow() {
+    for n in HOSTILE {
+        assert_too_deep(decode_payload::<N>(&links_named(n)));
+        assert_too_deep(decode_payload::<N>(&links_compact(n)));
+    }
+}
+
+#[test]
+fn a_newtype_of_an_option_of_itself_is_refused_on_any_non_nil_input() {
+    // rmp-serde hands a non-nil marker back to the option's content without reading
+    // further, so each of these alone would recurse without end.
+    for input in [
+        &b"\x01"[..],
+        b"\xc3",
+        b"\xa1a",
+        b"\x91\xc0",
+        b"\x81\xc0\xc0",
+    ] {
+        assert_too_deep(decode_payload::<X>(input));
+    }
+    for n in HOSTILE {
+        assert_too_deep(decode_payload::<X>(&arrays(n)));
+    }
+    assert_eq!(ours::<X>(b"\xc0"), Ok(X(None)));
+}
+
+#[test]
+fn nested_vecs_decode_exactly_to_the_limit_and_not_one_level_deeper() {
+    // One array is one level when nothing else is nested with it.
+    assert!(decode_payload::<IgnoredAny>(&arrays(MAX_DEPTH)).is_ok());
+    assert_too_deep(decode_payload::<IgnoredAny>(&arrays(MAX_DEPTH + 1)));
+    // A `V` is two: its newtype struct and its `Vec`.
+    let deepest = arrays(MAX_DEPTH / 2);
+    agree::<V>(&deepest);
+    assert!(ours::<V>(&deepest).is_ok());
+    assert_too_deep(decode_payload::<V>(&arrays(MAX_DEPTH / 2 + 1)));
+}
+
+#[test]
+fn enum_chains_decode_exactly_to_the_limit_and_not_one_level_deeper() {
+    // Each `Neg` is one level; `Num(1)` is one, and its name and number one more.
+    let deepest = negations(MAX_DEPTH - 2);
+    agree::<Expr>(&deepest);
+    assert!(ours::<Expr>(&deepest).is_ok());
+    assert_too_deep(decode_payload::<Expr>(&negations(MAX_DEPTH - 1)));
+}
+
+#[test]
+fn values_at_the_limit_and_refusals_past_it_fit_in_half_a_wasm32_stack() {
+    // Measured in a debug build: the deepest `V` takes about 300 KiB, the deepest `Expr`
+    // about 160 KiB. Half of wasm32's 1 MiB leaves room for what runs above the decoder.
+    let run = std::thread::Builder::new()
+        .stack_size(512 << 10)
+        .spawn(|| {
+            assert!(decode_payload::<Expr>(&negations(MAX_DEPTH - 2)).is_ok());
+            assert!(decode_payload::<V>(&arrays(MAX_DEPTH / 2)).is_ok());
+            assert!(decode_payload::<N>(&links_named(MAX_DEPTH / 2)).is_ok());
+            assert!(decode_payload::<IgnoredAny>(&arrays(MAX_DEPTH)).is_ok());
+            assert_too_deep(decode_payload::<Expr>(&negations(1_000_000)));
+            assert_too_deep(decode_payload::<V>(&arrays(1_000_000)));
+            assert_too_deep(decode_payload::<X>(b"\x01"));
+        })
+        .expect("spawns");
+    run.join().expect("decodes without overflowing");
+}
+
+/// SplitMix64: a reproducible stream of random numbers for the generated cases.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len())]
+    }
+
+    /// An integer at or next to a boundary of MessagePack's widths, or any.
+    fn int(&mut self) -> i128 {
+        match self.below(3) {
+            0 => self.next() as i128,
+            1 => self.next() as i64 as i128,
+            _ => self.pick(BOUNDARIES) + self.pick(&[-1, 0, 1]),
+        }
+    }
+
+    fn string(&mut self) -> String {
+        let len = match self.below(8) {
+            0 => self.pick(&[31, 32, 255, 256, 65_535, 65_536]),
+            _ => self.below(12),
+        };
+        (0..len)
+            .map(|_| self.pick(&['a', 'Z', '0', ' ', 'é', 'λ', '😀', '\0']))
+            .collect()
+    }
+
+    fn bytes(&mut self) -> Vec<u8> {
+        let len = match self.below(8) {
+            0 => self.pick(&[15, 16, 255, 256, 65_535, 65_536]),
+            _ => self.below(20),
+        };
+        // Small values too, which the project's encoder writes as an array when short.
+        let top = self.pick(&[0x80, 0x100]);
+        (0..len).map(|_| self.below(top) as u8).collect()
+    }
+
+    fn float(&mut self) -> f64 {
+        let x = f64::from_bits(self.next());
+        match self.below(3) {
+            _ if x.is_nan() => -0.0,
+            0 => x,
+            1 => self.pick(&[0.0, -0.0, 1.5, f64::MAX, f64::MIN_POSITIVE, f64::INFINITY]),
+            _ => x.clamp(-1e6, 1e6),
+        }
+    }
+}
+
+/// The boundaries of MessagePack's integer forms.
+const BOUNDARIES: &[i128] = &[
+    0,
+    0x7f,
+    0x80,
+    0xff,
+    0x100,
+    0xffff,
+    0x1_0000,
+    0xffff_ffff,
+    0x1_0000_0000,
+    i64::MAX as i128,
+    u64::MAX as i128,
+    -32,
+    -33,
+    -128,
+    -129,
+    -32_768,
+    -32_769,
+    i32::MIN as i128,
+    i32::MIN as i128 - 1,
+    i64::MIN as i128 + 1,
+];
+
+fn fit<T: TryFrom<i128> + Default>(n: i128) -> T {
+    T::try_from(n).unwrap_or_default()
+}
+
+/// Every kind of value serde has, nested.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Leaf,
+    Signed(i8, i16, i32, i64),
+    Unsigned(u8, u16, u32, u64),
+    Wide(i128, u128),
+    Float(f64),
+    Single(f32),
+    Letter(char),
+    Text(String),
+    Bin(ByteBuf),
+    Vector(Vec<u8>),
+    Maybe(Option<Box<Tree>>),
+    List(Vec<Tree>),
+    Keyed(BTreeMap<String, Tree>),
+    Numbered(BTreeMap<i64, bool>),
+    Pair(Box<Tree>, Box<Tree>),
+    Inner(Inner),
+    Fields {
+        unit: (),
+        marker: Unit,
+        length: Meters,
+        tuple: (u8, String, Option<u16>),
+        inner: Option<Inner>,
+        flag: bool,
+    },
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Inner {
+    A,
+    B(u16),
+    C(Option<String>, bool),
+    D { x: Option<i64>, y: Vec<Inner> },
+}
+
+fn tree(random: &mut Random, depth: usize) -> Tree {
+    let leaves = 10;
+    let kinds = if depth == 0 { leaves } else { 17 };
+    match random.below(kinds) {
+        0 => Tree::Leaf,
+        1 => Tree::Signed(
+            fit(random.int()),
+            fit(random.int()),
+            fit(random.int()),
+            fit(random.int()),
+        ),
+        2 => Tree::Unsigned(
+            fit(random.int()),
+            fit(random.int()),
+            fit(random.int()),
+            fit(random.int()),
+        ),
+        3 => Tree::Wide(
+            random.int() * i128::from(random.next() as i64),
+            u128::from(random.next()) << random.below(64),
+        ),
+        4 => Tree::Float(random.float()),
+        5 => Tree::Single(random.float() as f32),
+        6 => Tree::Letter(random.pick(&['a', 'ß', '€', '😀'])),
+        7 => Tree::Text(random.string()),
+        8 => Tree::Bin(ByteBuf::from(random.bytes())),
+        9 => Tree::Vector(random.bytes()),
+        10 => Tree::Maybe(match random.below(2) {
+            0 => None,
+            _ => Some(Box::new(tree(random, depth - 1))),
+        }),
+        11 => Tree::List(
+            (0..random.below(5))
+                .map(|_| tree(random, depth - 1))
+                .collect(),
+        ),
+        12 => Tree::Keyed(
+            (0..random.below(4))
+                .map(|_| (random.string(), tree(random, depth - 1)))
+                .collect(),
+        ),
+        13 => Tree::Numbered(
+            (0..random.below(4))
+                .map(|_| (fit(random.int()), random.below(2) == 0))
+                .collect(),
+        ),
+        14 => Tree::Pair(
+            Box::new(tree(random, depth - 1)),
+            Box::new(tree(random, depth - 1)),
+        ),
+        15 => Tree::Inner(inner(random, depth - 1)),
+        _ => Tree::Fields {
+            unit: (),
+            marker: Unit,
+            length: Meters(random.float()),
+            tuple: (
+                fit(random.int()),
+                random.string(),
+                random.pick(&[None, Some(7)]),
+            ),
+            inner: (random.below(2) == 0).then(|| inner(random, depth - 1)),
+            flag: random.below(2) == 0,
+        },
+    }
+}
+
+fn inner(random: &mut Random, depth: usize) -> Inner {
+    match random.below(if depth == 0 { 3 } else { 4 }) {
+        0 => Inner::A,
+        1 => Inner::B(fit(random.int())),
+        2 => Inner::C(
+            (random.below(2) == 0).then(|| random.string()),
+            random.below(2) == 0,
+        ),
+        _ => Inner::D {
+            x: (random.below(2) == 0).then(|| fit(random.int())),
+            y: (0..random.below(3))
+                .map(|_| inner(random, depth - 1))
+                .collect(),
+        },
+    }
+}
+
+#[test]
+fn random_values_of_every_kind_decode_as_they_were_encoded_by_either_encoder() {
+    let mut random = Random(23);
+    for _ in 0..3_000 {
+        let depth = random.below(5);
+        round_trips(tree(&mut random, depth));
+    }
+}
+
+#[test]
+fn integers_of_any_width_decode_into_any_type_that_holds_them() {
+    fn each<T>(n: i128, bytes: &[u8])
+    where
+        T: DeserializeOwned + PartialEq + Debug + TryFrom<i128>,
+    {
+        agree::<T>(bytes);
+        assert_eq!(
+            ours::<T>(bytes).ok(),
+            T::try_from(n).ok(),
+            "{n} from {bytes:02x?}"
+        );
+    }
+    let mut random = Random(7);
+    let values = BOUNDARIES
+        .iter()
+        .flat_map(|&n| [n - 1, n, n + 1])
+        .chain((0..200).map(|_| random.int()));
+    for n in values {
+        // Each as rmp-serde writes it (the narrowest form), as every wider form of its sign,
+        // and as a float, which no integer type takes.
+        let mut forms = vec![];
+        if let Ok(n) = u64::try_from(n) {
+            forms.push(rmp_serde::to_vec(&n).expect("encodes"));
+            forms.push([&[0xcf][..], &n.to_be_bytes()].concat());
+        }
+        if let Ok(n) = i64::try_from(n) {
+            forms.push(rmp_serde::to_vec(&n).expect("encodes"));
+            forms.push([&[0xd3][..], &n.to_be_bytes()].concat());
+        }
+        if let Ok(n) = u32::try_from(n) {
+            forms.push([&[0xce][..], &n.to_be_bytes()].concat());
+        }
+        if let Ok(n) = i32::try_from(n) {
+            forms.push([&[0xd2][..], &n.to_be_bytes()].concat());
+        }
+        if let Ok(n) = i16::try_from(n) {
+            forms.push([&[0xd1][..], &n.to_be_bytes()].concat());
+        }
+        if let Ok(n) = i8::try_from(n) {
+            forms.push(vec![0xd0, n as u8]);
+        }
+        for bytes in &forms {
+            each::<u8>(n, bytes);
+            each::<u16>(n, bytes);
+            each::<u32>(n, bytes);
+            each::<u64>(n, bytes);
+            each::<i8>(n, bytes);
+            each::<i16>(n, bytes);
+            each::<i32>(n, bytes);
+            each::<i64>(n, bytes);
+            each::<i128>(n, bytes);
+            if n >= 0 {
+                each::<u128>(n, bytes);
+            }
+        }
+        assert!(ours::<u64>(&rmp_serde::to_vec(&(n as f64)).expect("encodes")).is_err());
+    }
+}
+
+#[test]
+fn damaged_encodings_fail_or_decode_as_in_rmp_serde_and_never_panic() {
+    let mut random = Random(5);
+    for _ in 0..3_000 {
+        let depth = random.below(4);
+        let value = tree(&mut random, depth);
+        let mut bytes = match random.below(3) {
+            0 => rmp_serde::to_vec(&value),
+            1 => rmp_serde::to_vec_named(&value),
+            _ => Ok(Encoded::new(&value, 0)
+                .expect("encodes")
+                .as_slice()
+                .to_vec()),
+        }
+        .expect("encodes");
+        for _ in 0..=random.below(3) {
+            let at = random.below(bytes.len());
+            match random.below(4) {
+                0 => bytes[at] = random.next() as u8,
+                1 => bytes[at] ^= 1 << random.below(8),
+                2 => bytes.truncate(at),
+                _ => bytes.insert(at, random.next() as u8),
+            }
+            if bytes.is_empty() {
+                bytes.push(0xc0);
+            }
+        }
+        // rmp-serde reads a negative integer as a `u128` by wrapping it (-1 as `u128::MAX`);
+        // this decoder refuses it, as every narrower unsigned type is refused one.
+        let ours = ours::<Tree>(&bytes);
+        if ours.as_ref().is_err_and(|e| e.contains("expected u128")) {
+            continue;
+        }
+        agree::<Tree>(&bytes);
+    }
+}
+
+#[test]
+fn lengths_a_hostile_header_announces_reserve_no_more_than_the_input_holds() {
+    // An array of 4 G elements, a map of 4 G entries, a string and a bin of 4 GiB: each with
+    // a few bytes behind it.
+    for bytes in [
+        &b"\xdd\xff\xff\xff\xff\x01\x02"[..],
+        b"\xdf\xff\xff\xff\xff\x01\x02",
+        b"\xdb\xff\xff\xff\xffab",
+        b"\xc6\xff\xff\xff\xffab",
+    ] {
+        assert!(ours::<Vec<u64>>(bytes).is_err());
+        assert!(ours::<HashMap<u8, u8>>(bytes).is_err());
+        assert!(ours::<String>(bytes).is_err());
+        assert!(ours::<ByteBuf>(bytes).is_err());
+        assert!(ours::<IgnoredAny>(bytes).is_err());
+    }
+}
+
+#[test]
+fn errors_say_what_is_wrong_with_the_input() {
+    let reason = |bytes: &[u8]| ours::<String>(bytes).expect_err("fails");
+    assert_eq!(
+        reason(b"\xa3ab"),
+        "the input ends inside a value, at byte 1"
+    );
+    assert_eq!(reason(b""), "the input ends inside a value, at byte 0");
+    assert_eq!(
+        reason(b"\xc1"),
+        "byte 0 is 0xc1, a marker MessagePack reserves"
+    );
+    assert!(reason(b"\xa2\xc3\x28").starts_with("a string that is not UTF-8"));
+    assert_eq!(
+        reason(b"\x07"),
+        "invalid type: integer `7`, expected a string"
+    );
+    assert_eq!(
+        ours::<(u8,)>(b"\x92\x01\x02").expect_err("fails"),
+        "2 elements where the type takes 1"
+    );
+    // Bytes that are not UTF-8 still read as bytes.
+    assert_eq!(
+        ours::<ByteBuf>(b"\xa2\xc3\x28"),
+        Ok(ByteBuf::from(vec![0xc3, 0x28]))
+    );
+}
+
+#[test]
+fn ext_values_read_as_rmp_serde_reads_them() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename = "_ExtStruct")]
+    struct ExtStruct((i8, ByteBuf));
+
+    for data in [
+        vec![1_u8],
+        vec![1, 2],
+        vec![0; 4],
+        vec![9; 8],
+        vec![3; 16],
+        vec![4; 3],
+    ] {
+        let value = ExtStruct((-5, ByteBuf::from(data)));
+        let bytes = rmp_serde::to_vec(&value).expect("encodes");
+        assert_eq!(ours::<ExtStruct>(&bytes).as_ref(), Ok(&value));
+        agree::<ExtStruct>(&bytes);
+        assert!(ours::<IgnoredAny>(&bytes).is_ok());
+    }
+}
