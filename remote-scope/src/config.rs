@@ -33,10 +33,15 @@ pub(crate) struct Config {
     /// HTTP headers a native client sends with its WebSocket upgrade.
     pub(crate) connect_headers: Vec<(String, String)>,
     /// A native client's TLS settings, made from `trusted_certificates` at the first `wss://`
-    /// connect and kept for the later ones.
+    /// connect and kept for the later ones (`transport::websocket`'s `tls`).
     #[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
-    pub(crate) client_tls: crate::transport::websocket::ClientTls,
+    pub(crate) client_tls: ClientTls,
 }
+
+/// Where a node keeps its TLS settings as a client once made.
+#[cfg(all(feature = "tls", not(target_arch = "wasm32")))]
+pub(crate) type ClientTls =
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>>;
 
 /// Called with each user message that no middleware consumed.
 pub(crate) type MessageHandler = dyn Fn(&PeerId, Vec<u8>) + Send + Sync;

@@ -24,9 +24,9 @@ mod upgrade;
 use byte_stream::ByteStream;
 use socket::{Limits, WebSocketTransport};
 #[cfg(feature = "tls")]
-pub use tls::TlsIdentity;
+pub(crate) use tls::check_trusted;
 #[cfg(feature = "tls")]
-pub(crate) use tls::{check_trusted, ClientTls};
+pub use tls::TlsIdentity;
 
 use crate::connection::Connection;
 use crate::error::Error;
@@ -265,7 +265,7 @@ struct Dialing {
     trusted: Arc<[Vec<u8>]>,
     headers: Arc<[(String, String)]>,
     #[cfg(feature = "tls")]
-    tls: ClientTls,
+    tls: crate::config::ClientTls,
 }
 
 impl Dialing {

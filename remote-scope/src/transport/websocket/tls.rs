@@ -122,43 +122,32 @@ fn trusted(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
     Ok(certs)
 }
 
-/// A node's TLS settings as a client: made at its first `wss://` connect and kept, so that
-/// later connects (reconnects above all) neither read the roots into a store again nor make a
-/// full handshake where the server lets them resume the session they had (rustls keeps a
-/// client's sessions in its settings).
-#[derive(Clone, Default)]
-pub(crate) struct ClientTls(Arc<OnceLock<Arc<ClientConfig>>>);
-
-impl fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientTls")
-            .field("made", &self.0.get().is_some())
-            .finish()
+/// The node's TLS settings as a client, kept in `kept`: made at its first `wss://` connect,
+/// trusting the system's roots and `extra` (PEM texts, the node's, the same every time), and
+/// kept, so that later connects (reconnects above all) neither read the roots into a store again
+/// nor make a full handshake where the server lets them resume the session they had (rustls
+/// keeps a client's sessions in its settings).
+fn client_settings(
+    kept: &OnceLock<Arc<ClientConfig>>,
+    extra: &[Vec<u8>],
+) -> Result<Arc<ClientConfig>, Error> {
+    if let Some(config) = kept.get() {
+        return Ok(Arc::clone(config));
     }
+    let made = Arc::new(client_config(extra)?);
+    // Two first connects at once may both make one: both use the one kept.
+    Ok(Arc::clone(kept.get_or_init(|| made)))
 }
 
-impl ClientTls {
-    /// The settings, made on the first call trusting the system's roots and `extra` (PEM
-    /// texts, the same on every call: they are the node's).
-    fn config(&self, extra: &[Vec<u8>]) -> Result<Arc<ClientConfig>, Error> {
-        if let Some(config) = self.0.get() {
-            return Ok(Arc::clone(config));
-        }
-        let made = Arc::new(client_config(extra)?);
-        // Two first connects at once may both make one: both use the one kept.
-        Ok(Arc::clone(self.0.get_or_init(|| made)))
-    }
-}
-
-/// The client's side of the TLS handshake with `host`, with the node's settings `tls`, made
-/// from `extra` if this is the node's first.
+/// The client's side of the TLS handshake with `host`, with the node's settings (see
+/// [`client_settings`]).
 pub(super) async fn connect(
     tcp: TcpStream,
     host: &str,
-    tls: &ClientTls,
+    kept: &OnceLock<Arc<ClientConfig>>,
     extra: &[Vec<u8>],
 ) -> Result<ByteStream, Error> {
-    let config = tls.config(extra)?;
+    let config = client_settings(kept, extra)?;
     // An IPv6 host comes with its brackets, which a server name has not.
     let name = host.trim_start_matches('[').trim_end_matches(']');
     let name = ServerName::try_from(name.to_owned()).map_err(|e| Error::BadUrl {
