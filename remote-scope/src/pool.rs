@@ -35,6 +35,9 @@ use crate::peer_id::PeerId;
 pub struct Pool(Arc<str>);
 
 impl Pool {
+    /// The longest name a pool may have, in bytes.
+    pub(crate) const MAX_LEN: usize = 128;
+
     /// The pool named `name`: one token of letters, digits, `_` and `-` (it is a subject
     /// token on NATS); [`NodeBuilder::pool`](crate::NodeBuilder::pool) refuses others.
     pub fn new(name: impl Into<Arc<str>>) -> Pool {
@@ -54,7 +57,7 @@ impl Pool {
     /// assert!(!Pool::new("a.b").is_valid());
     /// ```
     pub fn is_valid(&self) -> bool {
-        (1..=128).contains(&self.0.len())
+        (1..=Self::MAX_LEN).contains(&self.0.len())
             && self
                 .0
                 .bytes()
@@ -64,8 +67,9 @@ impl Pool {
     /// Why this name is not valid, for errors.
     pub(crate) fn refusal(&self) -> String {
         format!(
-            "the pool name {:?} is not valid: 1 to 128 letters, digits, `_` or `-`",
-            &*self.0
+            "the pool name {:?} is not valid: 1 to {} letters, digits, `_` or `-`",
+            &*self.0,
+            Self::MAX_LEN
         )
     }
 }

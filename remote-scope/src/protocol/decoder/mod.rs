@@ -35,6 +35,11 @@ use token::{Input, Token};
 /// one level below what holds them (a tuple or struct variant's fields two). `5_u8` is one level
 /// deep, `vec![vec![5_u8]]` three, and a `struct V(Vec<V>)` takes two levels per `V`.
 ///
+/// The limit counts levels, not bytes of stack, and sees only what is decoded from the wire:
+/// serde decodes an untagged or internally tagged enum from a buffered copy of its content,
+/// which it walks on its own. A capture type that refers to itself should therefore be an
+/// externally tagged enum (serde's default) or a struct, and keep large values behind a `Box`.
+///
 /// ```
 /// assert_eq!(remote_scope::protocol::MAX_DEPTH, 128);
 /// ```
@@ -211,9 +216,9 @@ impl<'de> Decoder<'de> {
 
     fn wide(&mut self, signed: bool) -> Result<u128, DecodeError> {
         self.enter()?;
-        let n = self.input.wide(signed)?;
+        let n = self.input.wide(signed);
         self.left += 1;
-        Ok(n)
+        n
     }
 }
 
@@ -279,9 +284,10 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         self.enter()?;
-        let value = match self.none()? {
-            true => visitor.visit_none(),
-            false => visitor.visit_some(&mut *self),
+        let value = match self.none() {
+            Ok(true) => visitor.visit_none(),
+            Ok(false) => visitor.visit_some(&mut *self),
+            Err(e) => Err(e),
         };
         self.left += 1;
         value
@@ -294,9 +300,10 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     ) -> Result<V::Value, DecodeError> {
         // rmp-serde writes a unit struct as an empty array, and reads it from nil too.
         self.enter()?;
-        let value = match self.unit()? {
-            true => visitor.visit_unit(),
-            false => self.visit(visitor, Bin::Bytes),
+        let value = match self.unit() {
+            Ok(true) => visitor.visit_unit(),
+            Ok(false) => self.visit(visitor, Bin::Bytes),
+            Err(e) => Err(e),
         };
         self.left += 1;
         value
@@ -309,7 +316,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     ) -> Result<V::Value, DecodeError> {
         self.enter()?;
         let value = match name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
-            true => visitor.visit_newtype_struct(self.ext()?),
+            true => self.ext().and_then(|ext| visitor.visit_newtype_struct(ext)),
             false => visitor.visit_newtype_struct(&mut *self),
         };
         self.left += 1;
@@ -323,8 +330,13 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         self.enter()?;
-        let in_map = self.variant_in_map()?;
-        let value = visitor.visit_enum(Variant { de: self, in_map });
+        let value = match self.variant_in_map() {
+            Ok(in_map) => visitor.visit_enum(Variant {
+                de: &mut *self,
+                in_map,
+            }),
+            Err(e) => Err(e),
+        };
         self.left += 1;
         value
     }

@@ -697,3 +697,58 @@ fn ext_values_read_as_rmp_serde_reads_them() {
         assert!(ours::<IgnoredAny>(&bytes).is_ok());
     }
 }
+
+/// Every level a request takes is given back, also when the request fails: a type whose own
+/// `Deserialize` swallows its content's error and goes on must find the limit where it was.
+#[test]
+fn a_failed_request_gives_its_level_back() {
+    use serde::de::Deserializer as _;
+
+    fn left_after(bytes: &[u8], request: impl FnOnce(&mut Decoder<'_>) -> bool) -> usize {
+        let mut de = Decoder {
+            input: Input::new(bytes),
+            left: 10,
+            limit: 10,
+        };
+        assert!(request(&mut de), "the request fails on {bytes:02x?}");
+        de.left
+    }
+    let string = [0xa1, b'x'];
+    let two_entries = [0x82, 0x01, 0x02, 0x03, 0x04];
+    let failed: [(&str, usize); 6] = [
+        (
+            "u128 from a string",
+            left_after(&string, |de| de.deserialize_u128(IgnoredAny).is_err()),
+        ),
+        (
+            "i128 from a string",
+            left_after(&string, |de| de.deserialize_i128(IgnoredAny).is_err()),
+        ),
+        (
+            "an ext from a string",
+            left_after(&string, |de| {
+                de.deserialize_newtype_struct(rmp_serde::MSGPACK_EXT_STRUCT_NAME, IgnoredAny)
+                    .is_err()
+            }),
+        ),
+        (
+            "an enum from a map of two entries",
+            left_after(&two_entries, |de| {
+                de.deserialize_enum("E", &["A"], IgnoredAny).is_err()
+            }),
+        ),
+        (
+            "an option from nothing",
+            left_after(&[], |de| de.deserialize_option(IgnoredAny).is_err()),
+        ),
+        (
+            "a unit struct from nothing",
+            left_after(&[], |de| {
+                de.deserialize_unit_struct("U", IgnoredAny).is_err()
+            }),
+        ),
+    ];
+    for (what, left) in failed {
+        assert_eq!(left, 10, "{what}");
+    }
+}

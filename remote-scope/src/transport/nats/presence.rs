@@ -24,6 +24,15 @@ pub(crate) const MISSED: u32 = 3;
 /// Peers a node keeps track of on the cluster; heartbeats of more are ignored.
 const MOST_PEERS: usize = 65_536;
 
+/// The most pools a heartbeat may name.
+const MOST_POOLS: usize = 1024;
+
+/// The largest heartbeat a node sends: its id, and the most pools at the longest names, each
+/// with a string header, plus room for the fields' names and headers. A larger one is refused
+/// unread: decoding it first would allocate for every name it claims (an empty name is a byte
+/// on the wire and an allocation here) before the count is checked.
+const MOST_BYTES: usize = PeerId::MAX_LEN + MOST_POOLS * (Pool::MAX_LEN + 2) + 256;
+
 /// Where `peer` beats.
 pub(crate) fn subject(prefix: &str, peer: &PeerId) -> String {
     format!("{prefix}.presence.{}", super::subjects::token(peer))
@@ -51,8 +60,11 @@ impl Heartbeat {
 
     /// A heartbeat as received: anything on the subject may be sent by anyone on the cluster.
     pub(crate) fn decode(bytes: &[u8]) -> Option<Heartbeat> {
+        if bytes.len() > MOST_BYTES {
+            return None;
+        }
         let beat: Heartbeat = crate::protocol::decode_frame(bytes).ok()?;
-        let pools_ok = beat.pools.len() <= 1024 && beat.pools.iter().all(Pool::is_valid);
+        let pools_ok = beat.pools.len() <= MOST_POOLS && beat.pools.iter().all(Pool::is_valid);
         (beat.peer.is_valid() && pools_ok && beat.every_ms > 0).then_some(beat)
     }
 
@@ -158,6 +170,28 @@ impl Presence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_largest_heartbeat_a_node_sends_is_taken_and_larger_input_is_not_read() {
+        let largest = Heartbeat {
+            peer: PeerId::new("p".repeat(PeerId::MAX_LEN)),
+            pools: (0..MOST_POOLS)
+                .map(|n| Pool::new(format!("{n:0>width$}", width = Pool::MAX_LEN)))
+                .collect(),
+            leaving: true,
+            every_ms: u64::MAX,
+        };
+        let bytes = largest.encode();
+        assert!(bytes.len() <= MOST_BYTES, "{} bytes", bytes.len());
+        let back = Heartbeat::decode(&bytes).expect("taken");
+        assert_eq!(back.pools.len(), MOST_POOLS);
+        // A million empty names: refused from its length, before a name is allocated.
+        let mut flood = vec![0x94, 0xa1, b'p', 0xdd];
+        flood.extend_from_slice(&1_000_000_u32.to_be_bytes());
+        flood.resize(flood.len() + 1_000_000, 0xa0);
+        assert!(flood.len() > MOST_BYTES);
+        assert!(Heartbeat::decode(&flood).is_none());
+    }
 
     #[test]
     fn heartbeats_round_trip_and_hostile_ones_are_refused() {
