@@ -152,27 +152,7 @@ impl BrowserTransport {
             },
         })
     }
-}
 
-fn js_text(value: &wasm_bindgen::JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
-}
-
-impl Drop for BrowserTransport {
-    fn drop(&mut self) {
-        self.socket.set_onopen(None);
-        self.socket.set_onmessage(None);
-        self.socket.set_onerror(None);
-        self.socket.set_onclose(None);
-        let _ = self.socket.close();
-    }
-}
-
-impl BrowserTransport {
     /// The bytes the browser holds that the network has not taken yet (`bufferedAmount`); the
     /// sink waits while that is over [`HIGH_WATER`].
     pub fn buffered_amount(&self) -> usize {
@@ -192,6 +172,24 @@ impl BrowserTransport {
                 waker.wake()
             }));
         Poll::Pending
+    }
+}
+
+fn js_text(value: &wasm_bindgen::JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+impl Drop for BrowserTransport {
+    fn drop(&mut self) {
+        self.socket.set_onopen(None);
+        self.socket.set_onmessage(None);
+        self.socket.set_onerror(None);
+        self.socket.set_onclose(None);
+        let _ = self.socket.close();
     }
 }
 

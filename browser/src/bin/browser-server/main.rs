@@ -43,6 +43,8 @@ mod echo;
 #[cfg(not(target_arch = "wasm32"))]
 mod nats;
 #[cfg(not(target_arch = "wasm32"))]
+mod raw_websocket;
+#[cfg(not(target_arch = "wasm32"))]
 mod stall;
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -16,33 +15,21 @@ const STALL: Duration = Duration::from_secs(2);
 
 /// Starts the server on a free port of 127.0.0.1; its URL.
 pub async fn start() -> Result<String, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("could not listen for the stalling peer: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                // Messages of the test's size (1 MiB) and some, not tungstenite's 64 MiB.
-                let config = WebSocketConfig::default().max_message_size(Some(4 << 20));
-                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
-                else {
-                    return;
-                };
-                tokio::time::sleep(STALL).await;
-                let (mut tx, mut rx) = ws.split();
-                let mut read = 0_u64;
-                while let Some(Ok(message)) = rx.next().await {
-                    if let Message::Binary(bytes) = message {
-                        read += bytes.len() as u64;
-                        let total = Message::Binary(read.to_le_bytes().to_vec().into());
-                        if tx.send(total).await.is_err() {
-                            break;
-                        }
-                    }
+    // Messages of the test's size (1 MiB) and some, not tungstenite's 64 MiB.
+    let config = WebSocketConfig::default().max_message_size(Some(4 << 20));
+    crate::raw_websocket::serve("the stalling peer", Some(config), |ws| async move {
+        tokio::time::sleep(STALL).await;
+        let (mut tx, mut rx) = ws.split();
+        let mut read = 0_u64;
+        while let Some(Ok(message)) = rx.next().await {
+            if let Message::Binary(bytes) = message {
+                read += bytes.len() as u64;
+                let total = Message::Binary(read.to_le_bytes().to_vec().into());
+                if tx.send(total).await.is_err() {
+                    break;
                 }
-            });
+            }
         }
-    });
-    Ok(format!("ws://{addr}"))
+    })
+    .await
 }

@@ -359,17 +359,27 @@ impl<'de> de::SeqAccess<'de> for Seq<'_, 'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, DecodeError> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        next_of(self.de, &mut self.left, seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
         // Each element takes a byte at least: a hostile length reserves no more than that.
         Some((self.left as usize).min(self.de.input.left()))
     }
+}
+
+/// The next of the `left` values an array or map announced (an element, or a key), or `None`
+/// once all are read.
+fn next_of<'de, T: DeserializeSeed<'de>>(
+    de: &mut Decoder<'de>,
+    left: &mut u32,
+    seed: T,
+) -> Result<Option<T::Value>, DecodeError> {
+    if *left == 0 {
+        return Ok(None);
+    }
+    *left -= 1;
+    seed.deserialize(de).map(Some)
 }
 
 /// The entries of a map.
@@ -385,11 +395,7 @@ impl<'de> de::MapAccess<'de> for Map<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DecodeError> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        next_of(self.de, &mut self.left, seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(
