@@ -1,6 +1,8 @@
 //! Why a MessagePack value did not decode.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
+
+use serde::de::{Expected, Unexpected};
 
 /// Why bytes a peer sent did not decode as the type asked for: malformed MessagePack, or a
 /// value that does not fit the type (serde's own words then).
@@ -37,4 +39,88 @@ impl serde::de::Error for DecodeError {
     fn custom<T: Display>(message: T) -> DecodeError {
         DecodeError::Custom(message.to_string())
     }
+
+    #[cold]
+    fn invalid_type(found: Unexpected<'_>, expected: &dyn Expected) -> DecodeError {
+        DecodeError::Custom(format!(
+            "invalid type: {}, expected {expected}",
+            Found(found)
+        ))
+    }
+
+    #[cold]
+    fn invalid_value(found: Unexpected<'_>, expected: &dyn Expected) -> DecodeError {
+        DecodeError::Custom(format!(
+            "invalid value: {}, expected {expected}",
+            Found(found)
+        ))
+    }
+}
+
+/// What serde's `Unexpected` prints, in serde's words, but a float without core's float
+/// printing: the only use of it a page had left, 17 KB of its wasm (the browser's decoder
+/// errors are all this printing is for).
+struct Found<'a>(Unexpected<'a>);
+
+impl Display for Found<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Unexpected::Float(value) => {
+                f.write_str("floating point `")?;
+                float(value, f)?;
+                f.write_str("`")
+            }
+            // Every other kind prints with integers, chars and strings only.
+            Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
+            Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
+            Unexpected::Signed(n) => write!(f, "integer `{n}`"),
+            Unexpected::Char(c) => write!(f, "character `{c}`"),
+            Unexpected::Str(s) => write!(f, "string {s:?}"),
+            Unexpected::Bytes(_) => f.write_str("byte array"),
+            Unexpected::Unit => f.write_str("unit value"),
+            Unexpected::Option => f.write_str("Option value"),
+            Unexpected::NewtypeStruct => f.write_str("newtype struct"),
+            Unexpected::Seq => f.write_str("sequence"),
+            Unexpected::Map => f.write_str("map"),
+            Unexpected::Enum => f.write_str("enum"),
+            Unexpected::UnitVariant => f.write_str("unit variant"),
+            Unexpected::NewtypeVariant => f.write_str("newtype variant"),
+            Unexpected::TupleVariant => f.write_str("tuple variant"),
+            Unexpected::StructVariant => f.write_str("struct variant"),
+            Unexpected::Other(other) => f.write_str(other),
+        }
+    }
+}
+
+/// `value` to six decimal places at most, trailing zeros dropped (`1.5`, `-3.0`, `0.000001`);
+/// beyond 2^63 in magnitude, `1e19` or more, as the float's order of magnitude.
+fn float(value: f64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if value.is_nan() {
+        return f.write_str("NaN");
+    }
+    if value.is_sign_negative() {
+        f.write_str("-")?;
+    }
+    let magnitude = value.abs();
+    if magnitude.is_infinite() {
+        return f.write_str("inf");
+    }
+    if magnitude >= 9.2e18 {
+        return f.write_str("9.2e18 or more");
+    }
+    let mut whole = magnitude.trunc() as u64;
+    let mut fraction = ((magnitude - magnitude.trunc()) * 1e6).round() as u64;
+    if fraction == 1_000_000 {
+        (whole, fraction) = (whole + 1, 0);
+    }
+    write!(f, "{whole}")?;
+    if fraction == 0 {
+        return f.write_str(".0");
+    }
+    let mut digits = 6;
+    while fraction.is_multiple_of(10) {
+        fraction /= 10;
+        digits -= 1;
+    }
+    write!(f, ".{fraction:0digits$}")
 }

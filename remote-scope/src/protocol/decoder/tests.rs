@@ -752,3 +752,36 @@ fn a_failed_request_gives_its_level_back() {
         assert_eq!(left, 10, "{what}");
     }
 }
+
+#[test]
+fn a_float_where_another_type_was_expected_is_named_with_its_value() {
+    for (value, printed) in [
+        (1.5, "1.5"),
+        (-3.0, "-3.0"),
+        (0.000_001, "0.000001"),
+        (2.999_999_9, "3.0"),
+        (123_456.25, "123456.25"),
+        (f64::NAN, "NaN"),
+        (f64::NEG_INFINITY, "-inf"),
+        (1e300, "9.2e18 or more"),
+    ] {
+        let bytes = rmp_serde::to_vec(&value).expect("encodes");
+        assert_eq!(
+            ours::<String>(&bytes),
+            Err(format!(
+                "invalid type: floating point `{printed}`, expected a string"
+            ))
+        );
+    }
+    // Values of other kinds are named in serde's words.
+    let bytes = rmp_serde::to_vec(&"seven").expect("encodes");
+    assert_eq!(
+        ours::<u8>(&bytes),
+        Err("invalid type: string \"seven\", expected u8".to_owned())
+    );
+    let bytes = rmp_serde::to_vec(&-2_i8).expect("encodes");
+    assert_eq!(
+        ours::<bool>(&bytes),
+        Err("invalid type: integer `-2`, expected a boolean".to_owned())
+    );
+}
