@@ -19,8 +19,14 @@ pub fn decode_received(bytes: &[u8], known: Option<&'static str>) -> Option<Fram
     protocol::decode_with(message, usize::MAX, names).ok()
 }
 
-/// The general decoder alone (serde's), which the fast path must agree with.
+/// The general decoder alone (the frames read by hand), which the fast path must agree with.
 pub fn decode_general(bytes: &[u8]) -> Option<Frame> {
+    protocol::decode_general(&Bytes::copy_from_slice(bytes)).ok()
+}
+
+/// serde's derive over the project's decoder, which reads every frame the general decoder
+/// reads, the same, and more forms.
+pub fn decode_by_serde(bytes: &[u8]) -> Option<Frame> {
     protocol::decode_frame(bytes).ok()
 }
 

@@ -55,10 +55,11 @@ use crate::peer_id::PeerId;
 mod arena;
 pub(crate) use arena::copy;
 mod decoder;
+pub(crate) use decoder::decode_payload;
 pub use decoder::MAX_DEPTH;
-pub(crate) use decoder::{decode_payload, DecodeError};
 mod hot;
 use hot::{Header, Hot};
+mod read;
 mod received;
 pub(crate) use received::Received;
 
@@ -454,10 +455,10 @@ pub(crate) fn decode_with(
     decode_general(&message)
 }
 
-/// The frames the fast path does not read, by serde.
+/// The frames the fast path does not read, by [`read`].
 #[inline(never)]
-fn decode_general(message: &[u8]) -> Result<Frame, Error> {
-    decode_frame(message).map_err(|e| {
+pub(crate) fn decode_general(message: &Bytes) -> Result<Frame, Error> {
+    read::frame(message).map_err(|e| {
         Error::protocol_caused(format!("malformed frame ({} bytes)", message.len()), e)
     })
 }
@@ -536,24 +537,30 @@ pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
 
 /// Decodes a frame of at most `max_size` bytes. The payload of an `Invoke`, of a `Result` with
 /// a value and of a `Message` is `message` itself, its header cut off, not a copy. Oversized
-/// input is refused before decoding. These frames are read by hand when they are in the form
-/// [`encode`] writes, the others (and those in any other valid form) by serde; the frame is the
-/// same either way.
+/// input is refused before decoding. Every frame is read by hand, in the form [`encode`]
+/// writes; serde's derive reads the same frame from those bytes (it also reads forms no peer
+/// writes, which are refused here).
 pub fn decode(message: Bytes, max_size: usize) -> Result<Frame, Error> {
     decode_with(message, max_size, |_| None)
 }
 
-/// How deeply a frame may nest, as [`MAX_DEPTH`] counts levels. A frame's own structure is at
-/// most seven levels deep (a `Failure` in a `Result`, its field's name beside its text); what
-/// goes deeper is an unknown field a peer added, which the decoder skips by recursion.
+/// How deeply a serde-decoded control message may nest, as [`MAX_DEPTH`] counts levels: a frame
+/// is at most seven levels deep (a `Failure` in a `Result`, its field's name beside its text);
+/// what goes deeper is an unknown field a peer added, which the decoder skips by recursion.
+#[cfg(any(test, feature = "nats", feature = "fuzzing"))]
 const FRAME_DEPTH: usize = 24;
 
-pub(crate) fn decode_frame<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+/// Decodes a control message by serde: a NATS heartbeat, and a frame by the derive, which the
+/// tests and the fuzz target hold [`read`] to.
+#[cfg(any(test, feature = "nats", feature = "fuzzing"))]
+pub(crate) fn decode_frame<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, decoder::DecodeError> {
     decoder::decode(bytes, FRAME_DEPTH)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn hello() -> Frame {
@@ -571,9 +578,9 @@ mod tests {
         })
     }
 
-    #[test]
-    fn every_frame_kind_round_trips() {
-        let frames = [
+    /// A frame of every kind, and every kind of `Reject` and `Failure`.
+    pub(super) fn every_kind() -> Vec<Frame> {
+        let mut frames = vec![
             hello(),
             Frame::Reject(Reject::MissingBodies { missing: 9 }),
             Frame::Bodies(Bodies {
@@ -625,6 +632,43 @@ mod tests {
                 pools: vec![crate::pool::Pool::new("resize")],
             }),
         ];
+        let rejects = [
+            Reject::ProtocolVersion { ours: 5 },
+            Reject::TooManyConnections { limit: 70_000 },
+            Reject::InvalidPeerId,
+        ];
+        frames.extend(rejects.map(Frame::Reject));
+        let failures = [
+            Failure::UnknownBody,
+            Failure::DecodeCaptures { reason: "r".into() },
+            Failure::EncodeResult { reason: "".into() },
+            Failure::Busy { limit: 4096 },
+            Failure::NotAuthorized,
+            Failure::CapturesTooLarge { limit: u64::MAX },
+            Failure::ShuttingDown,
+            Failure::Interrupted,
+        ];
+        frames.extend(failures.into_iter().enumerate().map(|(id, failure)| {
+            Frame::Result(InvokeResult {
+                id: id as u64,
+                outcome: Outcome::Failure(failure),
+            })
+        }));
+        frames.push(Frame::InvokeOnce(InvokeOnce {
+            key: 0xdead_beef,
+            invoke: Invoke {
+                id: 300,
+                body: "m::once".into(),
+                timeout_ms: 0,
+                captures: Bytes::new(),
+            },
+        }));
+        frames
+    }
+
+    #[test]
+    fn every_frame_kind_round_trips() {
+        let frames = every_kind();
         for frame in frames {
             let bytes = encode(&frame).expect("encodes");
             assert_eq!(decode(bytes, 1 << 10).expect("decodes"), frame);

@@ -14,7 +14,7 @@
 //! another; siblings do not add up, only nesting does.
 
 mod error;
-mod token;
+pub(super) mod token;
 
 use serde::de::{
     self, value::BorrowedBytesDeserializer, DeserializeOwned, DeserializeSeed, IntoDeserializer,

@@ -6,7 +6,7 @@ use super::error::DecodeError;
 /// One MessagePack value as far as its marker and payload go. Integers of every width come as
 /// the widest of their sign, which serde's visitors narrow with a range check.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Token<'de> {
+pub(in crate::protocol) enum Token<'de> {
     Nil,
     Bool(bool),
     U64(u64),
@@ -25,13 +25,13 @@ pub(super) enum Token<'de> {
 }
 
 /// The input not read yet, and where it started, to say where an error is.
-pub(super) struct Input<'de> {
+pub(in crate::protocol) struct Input<'de> {
     rest: &'de [u8],
     len: usize,
 }
 
 impl<'de> Input<'de> {
-    pub(super) fn new(bytes: &'de [u8]) -> Input<'de> {
+    pub(in crate::protocol) fn new(bytes: &'de [u8]) -> Input<'de> {
         Input {
             rest: bytes,
             len: bytes.len(),
@@ -40,7 +40,7 @@ impl<'de> Input<'de> {
 
     /// How many bytes are left: each value still to come takes at least one.
     #[inline]
-    pub(super) fn left(&self) -> usize {
+    pub(in crate::protocol) fn left(&self) -> usize {
         self.rest.len()
     }
 
@@ -121,7 +121,7 @@ impl<'de> Input<'de> {
     // stay in every level's stack frame of a deeply nested value.
     #[cfg_attr(any(target_arch = "wasm32", debug_assertions), inline(never))]
     #[cfg_attr(not(any(target_arch = "wasm32", debug_assertions)), inline(always))]
-    pub(super) fn token(&mut self) -> Result<Token<'de>, DecodeError> {
+    pub(in crate::protocol) fn token(&mut self) -> Result<Token<'de>, DecodeError> {
         let marker = self.u8()?;
         Ok(match marker {
             0x00..=0x7f => Token::U64(u64::from(marker)),
@@ -198,7 +198,7 @@ impl<'de> Input<'de> {
     /// A 128-bit integer, as rmp-serde writes it (a bin of 16 big-endian bytes) or as any
     /// integer; `signed` says which type is asked for, which a negative integer must be.
     #[inline(never)]
-    pub(super) fn wide(&mut self, signed: bool) -> Result<u128, DecodeError> {
+    pub(in crate::protocol) fn wide(&mut self, signed: bool) -> Result<u128, DecodeError> {
         let wanted = if signed { "i128" } else { "u128" };
         match self.token()? {
             Token::U64(n) => Ok(u128::from(n)),
@@ -235,7 +235,7 @@ impl<'de> Input<'de> {
 
 impl Token<'_> {
     /// What the token is, for an error.
-    pub(super) fn kind(&self) -> &'static str {
+    pub(in crate::protocol) fn kind(&self) -> &'static str {
         match self {
             Token::Nil => "nil",
             Token::Bool(_) => "a boolean",
