@@ -353,166 +353,175 @@ impl<R> Future for Call<R> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let body = this.body;
-        let decode = this.decode;
-        // Only a call that has not begun is taken apart; a running one stays in place (its
-        // state is large, and moving it on every poll showed in profiles).
-        if matches!(this.state, State::Start(_)) {
-            if let State::Start(start) = std::mem::replace(&mut this.state, State::Done) {
-                let begun = match this.pool.as_deref_mut() {
-                    None => begin(body, start, cx.waker()),
-                    Some(pool) => begin_pool(body, start, pool, cx.waker()),
-                };
-                match begun {
-                    Ok(state) => {
-                        let sent = matches!(state, State::Remote { .. });
-                        this.state = state;
-                        // Registered with the connection, which wakes it when the call ends.
-                        if sent {
-                            return Poll::Pending;
-                        }
-                    }
-                    Err(e) => return this.fail(None, e, cx),
-                }
-            }
-        }
-        if let State::Waiting(_) = this.state {
-            match poll_waiting(&mut this.state, body, cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => {
-                    this.state = State::Done;
-                    return this.fail(None, e, cx);
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let outcome = match &mut this.state {
-            State::Remote { call, after, span } => {
-                let _entered = crate::trace::entered(span);
-                match call.poll_outcome(cx) {
-                    Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
-                    Poll::Ready(Ok(Reply::Failure(f))) => {
-                        Err(with_site(f.into_error(call.peer().clone(), body)))
-                    }
-                    Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
-                        peer: call.peer().clone(),
-                        body: body.to_owned(),
-                        after: *after,
-                    }),
-                    Poll::Ready(Err(())) => Err(Error::Disconnected {
-                        peer: call.peer().clone(),
-                        body: body.to_owned(),
-                    }),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-            // This node called the body: its id is the caller, lent for the poll (a clone per
-            // poll of a local call keeps the state of every call small).
-            State::Local(local) => {
-                let Local {
-                    peer,
-                    work,
-                    deadline,
-                    after,
-                    span,
-                } = &mut **local;
-                let _entered = crate::trace::entered(span);
-                match crate::context::with_caller(&mut Some(peer.clone()), || {
-                    Pin::new(work).poll(cx)
-                }) {
-                    Poll::Ready(Ok(value)) => {
-                        Ok((peer.clone(), Received::Bytes(value.into_bytes())))
-                    }
-                    Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
-                    Poll::Pending => match deadline.as_mut().poll(cx) {
-                        Poll::Ready(()) => Err(Error::Timeout {
-                            peer: peer.clone(),
-                            body: body.to_owned(),
-                            after: *after,
-                        }),
-                        Poll::Pending => return Poll::Pending,
-                    },
-                }
-            }
-            // As std's futures do: polling after completion is a bug in the caller.
-            State::Start(_) | State::Waiting(_) | State::Done => {
-                panic!("a remote call was polled after it completed")
-            }
+        let (peer, bytes) = match poll_reply(&mut this.state, this.body, &mut this.pool, cx) {
+            Poll::Ready(Ok(reply)) => reply,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
         };
-        this.state = State::Done;
-        let outcome = match outcome {
-            Err(e) if this.pool.is_some() => {
-                let member = e.peer().cloned();
-                return match this.fail(member, e, cx) {
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    _ => Poll::Pending,
-                };
-            }
-            other => other,
-        };
-        let result = outcome.and_then(|(peer, bytes)| {
-            decode(&bytes).map_err(|reason| Error::DecodeResult {
+        Poll::Ready((this.decode)(&bytes).map_err(|reason| {
+            failed(Error::DecodeResult {
                 peer,
-                body: body.to_owned(),
+                body: this.body.to_owned(),
                 reason,
             })
-        });
-        if let Err(e) = &result {
-            tracing::debug!(error = %e, "call failed");
-        }
-        Poll::Ready(result)
+        }))
     }
 }
 
-impl<R> Call<R> {
-    /// Ends the call with `error`, or, for a call to a pool that another member may take,
-    /// starts it again there (and asks to be polled).
-    fn fail(
-        &mut self,
-        member: Option<PeerId>,
-        error: Error,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<R, Error>> {
-        let Some(pool) = self.pool.as_deref_mut() else {
-            return Poll::Ready(Err(error));
-        };
-        // An error raised before sending names the member too.
-        let member = member.or_else(|| error.peer().cloned());
-        let never_ran = matches!(
-            error,
-            Error::NotConnected { .. }
-                | Error::Busy { .. }
-                | Error::ShuttingDown { .. }
-                | Error::UnknownBody { .. }
-                | Error::NotAuthenticated { .. }
-                | Error::TooManyConnections { .. }
-                | Error::Handshake { .. }
-                | Error::Transport { .. }
-        );
-        let lost = pool.idempotent && matches!(error, Error::Disconnected { .. });
-        let time_left = match (&pool.node, pool.deadline_at) {
-            (Some(node), Some(at)) => node.runtime().now() < at,
-            _ => true,
-        };
-        let again = (never_ran || lost) && pool.retries > 0 && time_left;
-        // The kept copy goes out; `begin_pool` keeps a copy of it in turn.
-        let (Some(captures), true) = (pool.captures.take(), again) else {
-            return Poll::Ready(Err(error));
-        };
-        pool.retries -= 1;
-        if let Some(member) = member {
-            tracing::debug!(pool = %pool.pool, %member, error = %error, "sending the call to another member");
-            pool.tried.push(member);
+/// A call's reply, not decoded yet, and the peer that gave it: all of polling a call but the
+/// decoding, which alone depends on the call's type, so that each type adds only that.
+fn poll_reply(
+    state: &mut State,
+    body: &'static str,
+    pool: &mut Option<Box<PoolCall>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(PeerId, Received), Error>> {
+    // Only a call that has not begun is taken apart; a running one stays in place (its
+    // state is large, and moving it on every poll showed in profiles).
+    if matches!(state, State::Start(_)) {
+        if let State::Start(start) = std::mem::replace(state, State::Done) {
+            let begun = match pool.as_deref_mut() {
+                None => begin(body, start, cx.waker()),
+                Some(pool) => begin_pool(body, start, pool, cx.waker()),
+            };
+            match begun {
+                Ok(begun) => {
+                    let sent = matches!(begun, State::Remote { .. });
+                    *state = begun;
+                    // Registered with the connection, which wakes it when the call ends.
+                    if sent {
+                        return Poll::Pending;
+                    }
+                }
+                Err(e) => return fail(state, pool, None, e, cx).map(Err),
+            }
         }
-        self.state = State::Start(Start {
-            peer: None,
-            captures: Ok(captures),
-            timeout: None,
-            node: pool.node.clone(),
-        });
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
+    if let State::Waiting(_) = state {
+        match poll_waiting(state, body, cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => {
+                *state = State::Done;
+                return fail(state, pool, None, e, cx).map(Err);
+            }
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    let outcome = match state {
+        State::Remote { call, after, span } => {
+            let _entered = crate::trace::entered(span);
+            match call.poll_outcome(cx) {
+                Poll::Ready(Ok(Reply::Value(value))) => Ok((call.peer().clone(), value)),
+                Poll::Ready(Ok(Reply::Failure(f))) => {
+                    Err(with_site(f.into_error(call.peer().clone(), body)))
+                }
+                Poll::Ready(Ok(Reply::TimedOut)) => Err(Error::Timeout {
+                    peer: call.peer().clone(),
+                    body: body.to_owned(),
+                    after: *after,
+                }),
+                Poll::Ready(Err(())) => Err(Error::Disconnected {
+                    peer: call.peer().clone(),
+                    body: body.to_owned(),
+                }),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // This node called the body: its id is the caller, lent for the poll (a clone per
+        // poll of a local call keeps the state of every call small).
+        State::Local(local) => {
+            let Local {
+                peer,
+                work,
+                deadline,
+                after,
+                span,
+            } = &mut **local;
+            let _entered = crate::trace::entered(span);
+            match crate::context::with_caller(&mut Some(peer.clone()), || Pin::new(work).poll(cx)) {
+                Poll::Ready(Ok(value)) => Ok((peer.clone(), Received::Bytes(value.into_bytes()))),
+                Poll::Ready(Err(f)) => Err(f.into_error(peer.clone(), body)),
+                Poll::Pending => match deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Err(Error::Timeout {
+                        peer: peer.clone(),
+                        body: body.to_owned(),
+                        after: *after,
+                    }),
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+        // As std's futures do: polling after completion is a bug in the caller.
+        State::Start(_) | State::Waiting(_) | State::Done => {
+            panic!("a remote call was polled after it completed")
+        }
+    };
+    *state = State::Done;
+    let outcome = match outcome {
+        Err(e) if pool.is_some() => {
+            let member = e.peer().cloned();
+            return fail(state, pool, member, e, cx).map(Err);
+        }
+        other => other,
+    };
+    Poll::Ready(outcome.map_err(failed))
+}
+
+/// Ends the call with `error`, or, for a call to a pool that another member may take, starts it
+/// again there (and asks to be polled).
+fn fail(
+    state: &mut State,
+    pool: &mut Option<Box<PoolCall>>,
+    member: Option<PeerId>,
+    error: Error,
+    cx: &mut Context<'_>,
+) -> Poll<Error> {
+    let Some(pool) = pool.as_deref_mut() else {
+        return Poll::Ready(failed(error));
+    };
+    // An error raised before sending names the member too.
+    let member = member.or_else(|| error.peer().cloned());
+    let never_ran = matches!(
+        error,
+        Error::NotConnected { .. }
+            | Error::Busy { .. }
+            | Error::ShuttingDown { .. }
+            | Error::UnknownBody { .. }
+            | Error::NotAuthenticated { .. }
+            | Error::TooManyConnections { .. }
+            | Error::Handshake { .. }
+            | Error::Transport { .. }
+    );
+    let lost = pool.idempotent && matches!(error, Error::Disconnected { .. });
+    let time_left = match (&pool.node, pool.deadline_at) {
+        (Some(node), Some(at)) => node.runtime().now() < at,
+        _ => true,
+    };
+    let again = (never_ran || lost) && pool.retries > 0 && time_left;
+    // The kept copy goes out; `begin_pool` keeps a copy of it in turn.
+    let (Some(captures), true) = (pool.captures.take(), again) else {
+        return Poll::Ready(failed(error));
+    };
+    pool.retries -= 1;
+    if let Some(member) = member {
+        tracing::debug!(pool = %pool.pool, %member, error = %error, "sending the call to another member");
+        pool.tried.push(member);
+    }
+    *state = State::Start(Start {
+        peer: None,
+        captures: Ok(captures),
+        timeout: None,
+        node: pool.node.clone(),
+    });
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
+/// `error`, logged as the end of a call.
+#[cold]
+fn failed(error: Error) -> Error {
+    tracing::debug!(error = %error, "call failed");
+    error
 }
 
 /// An [`Error::UnknownBody`] the peer answered, with the body's site in this build.
