@@ -112,8 +112,8 @@ impl PeerBodies {
             names.push(u64::from_be_bytes(name.try_into().unwrap_or_default()));
             sites.push(u32::from_be_bytes(site.try_into().unwrap_or_default()));
         }
-        names.sort_unstable();
-        sites.sort_unstable();
+        crate::sort::sort(&mut names);
+        crate::sort::sort(&mut sites);
         sites.dedup();
         let unserved = registry
             .registrations()

@@ -168,7 +168,7 @@ fn lacking(node: &Node, theirs: &PeerBodies) -> Vec<String> {
             None => (*name).to_owned(),
         });
     let mut lacking: Vec<String> = by_module.chain(by_name).collect();
-    lacking.sort_unstable();
+    crate::sort::sort(&mut lacking);
     lacking.dedup();
     lacking
 }

@@ -127,6 +127,7 @@ mod registry;
 pub mod runtime;
 mod seen;
 mod serve;
+mod sort;
 pub mod streams;
 mod sync;
 mod tasks;

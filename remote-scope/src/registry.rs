@@ -201,7 +201,7 @@ impl Registry {
     /// The names of all bodies, sorted.
     pub fn names(&self) -> Vec<&'static str> {
         let mut names: Vec<_> = self.bodies.keys().copied().collect();
-        names.sort_unstable();
+        crate::sort::sort(&mut names);
         names
     }
 
@@ -277,7 +277,7 @@ fn ordered(a: String, b: String) -> (String, String) {
 
 fn digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
     let mut names: Vec<&str> = names.collect();
-    names.sort_unstable();
+    crate::sort::sort(&mut names);
     names.iter().fold(FNV64_START, |hash, name| {
         fnv64(fnv64(hash, name.as_bytes()), b"\n")
     })
