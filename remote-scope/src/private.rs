@@ -93,13 +93,13 @@ pub fn call<C, R>(
     encode: Encoder<C>,
     decode: Decoder<R>,
 ) -> Call<R> {
-    let verdict = checked.get_or_init(|| check_result_type::<R>(body));
-    let captures = verdict.clone().and_then(|()| {
-        encode(captures, invoke_headroom(body)).map_err(|reason| Error::EncodeCaptures {
+    let captures = match checked.get_or_init(|| check_result_type::<R>(body)) {
+        Ok(()) => encode(captures, invoke_headroom(body)).map_err(|reason| Error::EncodeCaptures {
             body: body.to_owned(),
             reason,
-        })
-    });
+        }),
+        Err(mismatch) => Err(mismatch.clone()),
+    };
     Call::new(peer, body, captures, decode)
 }
 
