@@ -57,32 +57,32 @@ pub(crate) struct Growing<'a>(pub(crate) &'a mut BytesMut);
 
 impl Growing<'_> {
     #[inline]
-    fn put(&mut self, data: &[u8]) {
+    pub(super) fn put(&mut self, data: &[u8]) {
+        self.reserve(data.len());
+        self.0.extend_from_slice(data);
+    }
+
+    /// Makes room for `more` bytes.
+    #[inline]
+    pub(super) fn reserve(&mut self, more: usize) {
         let len = self.0.len();
-        if self.0.capacity() - len < data.len() {
-            let needed = len.saturating_add(data.len());
+        if self.0.capacity() - len < more {
+            let needed = len.saturating_add(more);
             let size = needed.checked_next_power_of_two().unwrap_or(needed);
             self.0.reserve(size - len);
         }
-        self.0.extend_from_slice(data);
     }
-}
 
-impl std::io::Write for Growing<'_> {
-    #[inline]
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Puts `data` in at `at`, what follows moving up behind it.
+    pub(super) fn insert(&mut self, at: usize, data: &[u8]) {
+        let len = self.0.len();
         self.put(data);
-        Ok(data.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.put(data);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.0.copy_within(at..len, at + data.len());
+        self.0[at..at + data.len()].copy_from_slice(data);
     }
 }
 
@@ -126,13 +126,10 @@ mod tests {
 
     #[test]
     fn a_buffer_grows_to_powers_of_two() {
-        use std::io::Write;
         let mut buf = BytesMut::new();
-        Growing(&mut buf).write_all(&[1; 100]).expect("writes");
+        Growing(&mut buf).put(&[1; 100]);
         assert_eq!(buf.capacity(), 128);
-        Growing(&mut buf)
-            .write_all(&vec![2; 1 << 20])
-            .expect("writes");
+        Growing(&mut buf).put(&vec![2; 1 << 20]);
         assert_eq!(buf.capacity(), 2 << 20);
         assert_eq!(buf.len(), (1 << 20) + 100);
         assert_eq!((buf[99], buf[100]), (1, 2));
@@ -140,14 +137,13 @@ mod tests {
 
     #[test]
     fn a_buffer_that_grew_is_not_kept_by_the_thread() {
-        use std::io::Write;
         let _small = copy(b"small");
         // A frame of two chunks, written as a serializer writes.
         let large = cut(8, |b| {
             for _ in 0..2 * CHUNK / 100 {
-                Growing(&mut *b).write_all(&[7; 100])?;
+                Growing(&mut *b).put(&[7; 100]);
             }
-            Ok::<(), std::io::Error>(())
+            Ok::<(), Infallible>(())
         })
         .expect("writes");
         assert!(large.len() > CHUNK);

@@ -60,6 +60,8 @@ pub use decoder::MAX_DEPTH;
 mod hot;
 use hot::{Header, Hot};
 mod read;
+mod serializer;
+pub(crate) use serializer::EncodeError;
 mod received;
 pub(crate) use received::Received;
 
@@ -336,22 +338,17 @@ impl Encoded {
     pub(crate) fn new<T: Serialize + ?Sized>(
         value: &T,
         headroom: usize,
-    ) -> Result<Encoded, rmp_serde::encode::Error> {
+    ) -> Result<Encoded, EncodeError> {
         let buf = arena::cut(headroom + 64, |buf| {
             buf.put_bytes(0, headroom);
-            value.serialize(
-                &mut rmp_serde::Serializer::new(arena::Growing(buf))
-                    .with_struct_map()
-                    .with_bytes(rmp_serde::config::BytesMode::ForceIterables),
-            )
+            serializer::encode(value, buf)
         })?;
         // A frame carries the payload as one MessagePack bin, whose length is 32 bits.
         if buf.len() - headroom > u32::MAX as usize {
-            return Err(rmp_serde::encode::Error::Syntax(format!(
-                "{} bytes encoded; a payload holds at most {} (4 GiB)",
-                buf.len() - headroom,
-                u32::MAX
-            )));
+            return Err(EncodeError::TooLong {
+                what: "a payload",
+                len: buf.len() - headroom,
+            });
         }
         Ok(Encoded {
             buf,
@@ -500,7 +497,8 @@ fn check_size(bytes: &[u8], max_size: usize) -> Result<(), Error> {
 }
 
 /// Encodes a frame. The frames every call sends (an `Invoke`, a `Result` with a value) and
-/// user messages are written by hand, the others by serde; the bytes are the same either way.
+/// user messages are written by hand, the others by serde (structs as arrays, as rmp-serde's
+/// default form has them); the bytes are the same either way.
 pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
     let (header, payload) = match frame {
         Frame::Invoke(invoke) => (
@@ -517,8 +515,8 @@ pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
         }) => (Header::Value { id: *id }, value),
         Frame::Message(bytes) => (Header::Message, bytes),
         other => {
-            return rmp_serde::to_vec(other)
-                .map(Bytes::from)
+            return arena::cut(64, |buf| serializer::encode_frame(other, buf))
+                .map(BytesMut::freeze)
                 .map_err(|e| Error::protocol_caused("could not encode a frame", e))
         }
     };
@@ -542,6 +540,12 @@ pub fn encode(frame: &Frame) -> Result<Bytes, Error> {
 /// writes, which are refused here).
 pub fn decode(message: Bytes, max_size: usize) -> Result<Frame, Error> {
     decode_with(message, max_size, |_| None)
+}
+
+/// Encodes a control message (a NATS heartbeat) as a frame is: structs as arrays.
+#[cfg(feature = "nats")]
+pub(crate) fn encode_control<T: Serialize>(message: &T) -> Result<Bytes, EncodeError> {
+    arena::cut(64, |buf| serializer::encode_frame(message, buf)).map(BytesMut::freeze)
 }
 
 /// How deeply a serde-decoded control message may nest, as [`MAX_DEPTH`] counts levels: a frame
@@ -664,6 +668,14 @@ pub(super) mod tests {
             },
         }));
         frames
+    }
+
+    #[test]
+    fn every_frame_is_written_as_rmp_serde_writes_it() {
+        for frame in every_kind() {
+            let expected = rmp_serde::to_vec(&frame).expect("encodes");
+            assert_eq!(encode(&frame).expect("encodes"), expected, "{frame:?}");
+        }
     }
 
     #[test]

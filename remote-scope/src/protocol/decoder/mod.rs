@@ -315,7 +315,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         self.enter()?;
-        let value = match name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
+        let value = match name == super::serializer::EXT {
             true => self.ext().and_then(|ext| visitor.visit_newtype_struct(ext)),
             false => visitor.visit_newtype_struct(&mut *self),
         };
@@ -574,4 +574,4 @@ impl<'de> de::SeqAccess<'de> for ExtSeq<'de> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(in crate::protocol) mod tests;

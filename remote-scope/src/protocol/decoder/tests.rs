@@ -38,10 +38,10 @@ enum Shape {
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Unit;
+pub(in crate::protocol) struct Unit;
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Meters(f64);
+pub(in crate::protocol) struct Meters(f64);
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct Pair(u16, Option<String>);
@@ -317,10 +317,10 @@ fn values_at_the_limit_and_refusals_past_it_fit_in_half_a_wasm32_stack() {
 }
 
 /// SplitMix64: a reproducible stream of random numbers for the generated cases.
-struct Random(u64);
+pub(in crate::protocol) struct Random(pub(in crate::protocol) u64);
 
 impl Random {
-    fn next(&mut self) -> u64 {
+    pub(in crate::protocol) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -328,7 +328,7 @@ impl Random {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(in crate::protocol) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
@@ -337,7 +337,7 @@ impl Random {
     }
 
     /// An integer at or next to a boundary of MessagePack's widths, or any.
-    fn int(&mut self) -> i128 {
+    pub(in crate::protocol) fn int(&mut self) -> i128 {
         match self.below(3) {
             0 => self.next() as i128,
             1 => self.next() as i64 as i128,
@@ -345,7 +345,7 @@ impl Random {
         }
     }
 
-    fn string(&mut self) -> String {
+    pub(in crate::protocol) fn string(&mut self) -> String {
         let len = match self.below(8) {
             0 => self.pick(&[31, 32, 255, 256, 65_535, 65_536]),
             _ => self.below(12),
@@ -355,7 +355,7 @@ impl Random {
             .collect()
     }
 
-    fn bytes(&mut self) -> Vec<u8> {
+    pub(in crate::protocol) fn bytes(&mut self) -> Vec<u8> {
         let len = match self.below(8) {
             0 => self.pick(&[15, 16, 255, 256, 65_535, 65_536]),
             _ => self.below(20),
@@ -365,7 +365,7 @@ impl Random {
         (0..len).map(|_| self.below(top) as u8).collect()
     }
 
-    fn float(&mut self) -> f64 {
+    pub(in crate::protocol) fn float(&mut self) -> f64 {
         let x = f64::from_bits(self.next());
         match self.below(3) {
             _ if x.is_nan() => -0.0,
@@ -406,7 +406,7 @@ fn fit<T: TryFrom<i128> + Default>(n: i128) -> T {
 
 /// Every kind of value serde has, nested.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Tree {
+pub(in crate::protocol) enum Tree {
     Leaf,
     Signed(i8, i16, i32, i64),
     Unsigned(u8, u16, u32, u64),
@@ -434,14 +434,14 @@ enum Tree {
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Inner {
+pub(in crate::protocol) enum Inner {
     A,
     B(u16),
     C(Option<String>, bool),
     D { x: Option<i64>, y: Vec<Inner> },
 }
 
-fn tree(random: &mut Random, depth: usize) -> Tree {
+pub(in crate::protocol) fn tree(random: &mut Random, depth: usize) -> Tree {
     let leaves = 10;
     let kinds = if depth == 0 { leaves } else { 17 };
     match random.below(kinds) {

@@ -55,7 +55,7 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     pub(crate) fn encode(&self) -> Bytes {
-        rmp_serde::to_vec(self).map(Bytes::from).unwrap_or_default()
+        crate::protocol::encode_control(self).unwrap_or_default()
     }
 
     /// A heartbeat as received: anything on the subject may be sent by anyone on the cluster.
@@ -201,6 +201,9 @@ mod tests {
             leaving: false,
             every_ms: 500,
         };
+        // As other builds of this protocol write it: rmp-serde's default form.
+        let expected = rmp_serde::to_vec(&beat).expect("encodes");
+        assert_eq!(&beat.encode()[..], &expected[..]);
         let back = Heartbeat::decode(&beat.encode()).expect("decodes");
         assert_eq!(back.peer, beat.peer);
         assert_eq!(back.pools, beat.pools);
