@@ -6,6 +6,9 @@ use wasm_bindgen::prelude::*;
 
 use crate::demo::{nested, Outcome};
 
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// Runs the demo against the server peer at `ws_url` as the peer `peer_id` (the id the
 /// server's session gave this page), writing into `#steps` and `#result`.
 #[wasm_bindgen]
