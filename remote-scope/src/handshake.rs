@@ -337,7 +337,12 @@ impl Node {
         let theirs = match first_frame(self, &mut stream).await? {
             Frame::Hello(hello) => hello,
             Frame::Reject(reject) if role == Role::Connector => return Err(rejected(self, reject)),
-            other => return Err(handshake_error(&format!("expected a hello, got {other:?}"))),
+            other => {
+                return Err(handshake_error(&format!(
+                    "expected a hello, got a {} frame",
+                    other.kind()
+                )))
+            }
         };
         let refusal = match check(self, &theirs, proof) {
             Err((reject, error)) => Some((reject, error)),
@@ -457,7 +462,7 @@ impl Node {
             other => {
                 return Err(Error::Handshake {
                     peer: Some(theirs.peer.clone()),
-                    reason: format!("expected the peer's bodies, got {other:?}"),
+                    reason: format!("expected the peer's bodies, got a {} frame", other.kind()),
                     source: None,
                 })
             }

@@ -116,6 +116,32 @@ pub enum Frame {
     Pong,
 }
 
+impl Frame {
+    /// The frame's kind, its variant's name: what an error names when a frame came where
+    /// another was due (its content may be large, and is the peer's).
+    ///
+    /// ```
+    /// use remote_scope::protocol::Frame;
+    ///
+    /// assert_eq!(Frame::Cancel(7).kind(), "Cancel");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Frame::Hello(_) => "Hello",
+            Frame::Bodies(_) => "Bodies",
+            Frame::Reject(_) => "Reject",
+            Frame::Invoke(_) => "Invoke",
+            Frame::InvokeOnce(_) => "InvokeOnce",
+            Frame::InvokeTraced(_) => "InvokeTraced",
+            Frame::Result(_) => "Result",
+            Frame::Message(_) => "Message",
+            Frame::Cancel(_) => "Cancel",
+            Frame::Ping => "Ping",
+            Frame::Pong => "Pong",
+        }
+    }
+}
+
 /// register-scope: the first frame each way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
