@@ -296,7 +296,7 @@ pub enum Error {
          version of these modules to both, and have the peer link them \
          (`remote_scope::link!`) if it never calls into them",
         count(bodies.len(), "body", "bodies"),
-        bodies.join(", ")
+        listed(bodies.iter().map(String::as_str))
     )]
     MissingBodies {
         /// The peer the call went to, or the one in question.
@@ -482,7 +482,7 @@ pub enum Missing {
 }
 
 fn unknown_body(peer: &PeerId, body: &str, site: Option<&str>, missing: Missing) -> String {
-    let module = body.rsplit_once("::").map_or("", |(module, _)| module);
+    let module = crate::registry::module_of(body);
     let at = site.map_or(String::new(), |site| format!(" (the `remote!` at {site})"));
     let what = match missing {
         Missing::ChangedThere => format!(
@@ -526,9 +526,21 @@ fn tried_text(tried: &[PeerId]) -> String {
     if tried.is_empty() {
         String::new()
     } else {
-        let names: Vec<&str> = tried.iter().map(PeerId::as_str).collect();
-        format!(" (tried: {})", names.join(", "))
+        format!(" (tried: {})", listed(tried.iter().map(PeerId::as_str)))
     }
+}
+
+/// `items`, comma-separated: one small function for every list in a message, where each
+/// `join` is a copy of std's generic code.
+fn listed<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut list = String::new();
+    for item in items {
+        if !list.is_empty() {
+            list.push_str(", ");
+        }
+        list.push_str(item);
+    }
+    list
 }
 
 fn no_current_node(nodes: usize) -> String {
