@@ -72,7 +72,7 @@ where
         futures::future::Either::Right(_) => {
             return Err(handshake_error(&format!(
                 "no handshake within {}",
-                fmt_duration(timeout)
+                crate::error::Lasting(timeout)
             )))
         }
     };
@@ -210,10 +210,6 @@ pub(crate) fn handshake_error(reason: &str) -> Error {
         reason: reason.to_owned(),
         source: None,
     }
-}
-
-fn fmt_duration(d: Duration) -> String {
-    format!("{d:?}")
 }
 
 /// Takes a connection out of the node again unless the handshake that added it finishes.
@@ -494,7 +490,8 @@ impl Node {
         match futures::future::select(work, self.runtime().sleep(timeout)).await {
             futures::future::Either::Left((result, _)) => result,
             futures::future::Either::Right(_) => Err(handshake_error(&format!(
-                "the handshake did not finish within {timeout:?}"
+                "the handshake did not finish within {}",
+                crate::error::Lasting(timeout)
             ))),
         }
     }

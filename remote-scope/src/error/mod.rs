@@ -240,8 +240,9 @@ pub enum Error {
 
     /// No result within the call's timeout. The body may have run or may still be running.
     #[error(
-        "body `{body}` on peer `{peer}` did not answer within {after:?}; it may have run: give \
-         it longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer"
+        "body `{body}` on peer `{peer}` did not answer within {}; it may have run: give it \
+         longer with `Call::timeout` or `NodeBuilder::default_timeout` if it needs longer",
+        Lasting(*after)
     )]
     Timeout {
         /// The peer the call went to, or the one in question.
@@ -667,6 +668,31 @@ impl Error {
             reason: reason.into(),
             source: Some(Cause::new(source)),
         }
+    }
+}
+
+/// A duration as `Duration`'s `Debug` prints it (`5s`, `1.5s`, `250ms`, `20µs`, `7ns`): that
+/// code is 2 KB of a browser's page, and messages are all it is for there.
+pub(crate) struct Lasting(pub(crate) Duration);
+
+impl fmt::Display for Lasting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        let (whole, mut fraction, mut digits, unit) = match (secs, nanos) {
+            (1.., _) => (secs, nanos, 9, "s"),
+            (0, 1_000_000..) => (u64::from(nanos / 1_000_000), nanos % 1_000_000, 6, "ms"),
+            (0, 1_000..) => (u64::from(nanos / 1_000), nanos % 1_000, 3, "µs"),
+            (0, _) => (u64::from(nanos), 0, 0, "ns"),
+        };
+        write!(f, "{whole}")?;
+        if fraction > 0 {
+            while fraction.is_multiple_of(10) {
+                fraction /= 10;
+                digits -= 1;
+            }
+            write!(f, ".{fraction:0digits$}")?;
+        }
+        f.write_str(unit)
     }
 }
 

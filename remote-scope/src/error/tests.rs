@@ -180,3 +180,27 @@ fn a_transport_error_keeps_its_io_error_here_and_its_text_on_another_peer() {
     };
     assert!(cause.downcast_ref::<std::io::Error>().is_none());
 }
+
+#[test]
+fn a_duration_reads_as_its_debug_does() {
+    let nanos = [
+        0,
+        1,
+        7,
+        999,
+        1_000,
+        1_500,
+        20_000,
+        999_999,
+        1_000_000,
+        1_000_001,
+        250_000_000,
+        999_999_999,
+    ];
+    for secs in [0, 1, 5, 59, 3_600, u64::MAX] {
+        for n in nanos {
+            let d = Duration::new(secs, n);
+            assert_eq!(Lasting(d).to_string(), format!("{d:?}"));
+        }
+    }
+}
