@@ -91,7 +91,7 @@ impl Registration {
 
     /// The path of the module whose `remote!` defines the body.
     pub fn module(&self) -> &'static str {
-        module_of(self.name)
+        crate::error::module_of(self.name)
     }
 
     /// Where the `remote!` is in the source, `file:line:column`.
@@ -275,17 +275,6 @@ fn ordered(a: String, b: String) -> (String, String) {
     }
 }
 
-/// The module a body's name is in: what precedes its last `::` (`""` for a name without one).
-pub(crate) fn module_of(name: &str) -> &str {
-    // By bytes: `rsplit_once("::")` brings a general substring searcher along, 1.5 KB of a
-    // browser's page.
-    let bytes = name.as_bytes();
-    (1..bytes.len())
-        .rev()
-        .find(|&i| bytes[i - 1] == b':' && bytes[i] == b':')
-        .map_or("", |i| &name[..i - 1])
-}
-
 fn digest<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
     let mut names: Vec<&str> = names.collect();
     crate::sort::sort(&mut names);
@@ -321,7 +310,7 @@ mod tests {
             "é::ü::1",
         ] {
             let expected = name.rsplit_once("::").map_or("", |(module, _)| module);
-            assert_eq!(module_of(name), expected, "{name}");
+            assert_eq!(crate::error::module_of(name), expected, "{name}");
         }
     }
 
