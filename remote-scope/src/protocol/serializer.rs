@@ -543,83 +543,55 @@ impl SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl SerializeTuple for &mut Serializer<'_> {
-    type Ok = ();
-    type Error = EncodeError;
+/// The compounds whose elements follow their header as they come: a tuple's, a tuple struct's
+/// and variant's, a struct's and variant's (in a payload, each field's name first).
+macro_rules! in_order {
+    ($($compound:ident::$method:ident;)*) => {
+        $(impl $compound for &mut Serializer<'_> {
+            type Ok = ();
+            type Error = EncodeError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+                value.serialize(&mut **self)
+            }
 
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
+            fn end(self) -> Result<(), EncodeError> {
+                Ok(())
+            }
+        })*
+    };
+    ($($compound:ident::$method:ident(key);)*) => {
+        $(impl $compound for &mut Serializer<'_> {
+            type Ok = ();
+            type Error = EncodeError;
+
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), EncodeError> {
+                if self.payload {
+                    self.str(key)?;
+                }
+                value.serialize(&mut **self)
+            }
+
+            fn end(self) -> Result<(), EncodeError> {
+                Ok(())
+            }
+        })*
+    };
 }
 
-impl SerializeTupleStruct for &mut Serializer<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
+in_order! {
+    SerializeTuple::serialize_element;
+    SerializeTupleStruct::serialize_field;
+    SerializeTupleVariant::serialize_field;
 }
 
-impl SerializeTupleVariant for &mut Serializer<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
-}
-
-impl SerializeStruct for &mut Serializer<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        if self.payload {
-            self.str(key)?;
-        }
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
-}
-
-impl SerializeStructVariant for &mut Serializer<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        if self.payload {
-            self.str(key)?;
-        }
-        value.serialize(&mut **self)
-    }
-
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
+in_order! {
+    SerializeStruct::serialize_field(key);
+    SerializeStructVariant::serialize_field(key);
 }
 
 /// A value that is a byte, or not: the test of whether a sequence is bytes.

@@ -377,7 +377,7 @@ impl Random {
 }
 
 /// The boundaries of MessagePack's integer forms.
-const BOUNDARIES: &[i128] = &[
+pub(in crate::protocol) const BOUNDARIES: &[i128] = &[
     0,
     0x7f,
     0x80,
