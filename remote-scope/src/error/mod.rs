@@ -546,8 +546,8 @@ fn tried_text(tried: &[PeerId]) -> String {
 /// `join` is a copy of std's generic code.
 fn listed<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let mut list = String::new();
-    for item in items {
-        if !list.is_empty() {
+    for (n, item) in items.enumerate() {
+        if n > 0 {
             list.push_str(", ");
         }
         list.push_str(item);

@@ -204,3 +204,10 @@ fn a_duration_reads_as_its_debug_does() {
         }
     }
 }
+
+#[test]
+fn a_list_in_a_message_reads_as_join_does() {
+    for items in [&[][..], &["a"], &["a", "b", "c"], &["", "x"], &["", ""]] {
+        assert_eq!(listed(items.iter().copied()), items.join(", "));
+    }
+}

@@ -129,8 +129,7 @@ impl<'a> Reader<'a> {
             Token::Array(len) => len,
             other => return Err(mismatch(other, "the pools: an array")),
         };
-        // Each name takes a byte at least: a length the input cannot hold allocates nothing.
-        let mut pools = Vec::with_capacity((len as usize).min(self.input.left()));
+        let mut pools = Vec::with_capacity(room_for(len, self.input.left()));
         for _ in 0..len {
             pools.push(Pool::new(self.string()?));
         }
@@ -282,6 +281,15 @@ impl<'a> Reader<'a> {
             other => Err(mismatch(other, "a bin")),
         }
     }
+}
+
+/// How many elements to make room for at first when a header announces `len` of them and
+/// `left` bytes follow: each takes a byte at least, and no more than a few kilobytes are set
+/// aside before they are read (a 64 MiB frame of one-byte names would otherwise have 16 bytes
+/// reserved for each, a gigabyte, before the first was read).
+fn room_for(len: u32, left: usize) -> usize {
+    const AT_FIRST: usize = 256;
+    (len as usize).min(left).min(AT_FIRST)
 }
 
 #[cold]

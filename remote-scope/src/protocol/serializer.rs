@@ -33,7 +33,8 @@ pub(crate) enum EncodeError {
     /// A sequence that began as bytes (a `Vec<u8>`, written as a bin) held something else.
     #[error("a sequence of bytes held something other than a byte")]
     NotBytes,
-    /// A MessagePack ext (rmp-serde's `_ExtStruct`) that is not a tag and its bytes.
+    /// A MessagePack ext (rmp-serde's `_ExtStruct`) that is not a tuple of a tag and its
+    /// bytes. (rmp-serde wrote one with more fields, dropping those after the bytes.)
     #[error("an ext must be a tuple of its tag (i8) and its bytes")]
     NotExt,
 }

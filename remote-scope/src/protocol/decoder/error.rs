@@ -93,7 +93,7 @@ impl Display for Found<'_> {
 }
 
 /// `value` to six decimal places at most, trailing zeros dropped (`1.5`, `-3.0`, `0.000001`);
-/// beyond 2^63 in magnitude, `1e19` or more, as the float's order of magnitude.
+/// from 9.2e18 in magnitude on (about 2^63), `9.2e18 or more`.
 fn float(value: f64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if value.is_nan() {
         return f.write_str("NaN");

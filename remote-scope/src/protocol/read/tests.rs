@@ -77,6 +77,14 @@ fn forms_no_peer_writes_are_refused() {
 }
 
 #[test]
+fn room_is_made_for_what_the_input_can_hold_and_a_few_hundred_at_most() {
+    assert_eq!(room_for(3, 100), 3);
+    assert_eq!(room_for(u32::MAX, 10), 10);
+    assert_eq!(room_for(u32::MAX, 64 << 20), 256);
+    assert_eq!(room_for(0, 64 << 20), 0);
+}
+
+#[test]
 fn a_count_the_frame_cannot_hold_is_refused_without_allocating_for_it() {
     // A hello whose pools announce 2^32 - 1 names, with none behind.
     let mut bytes = b"\x81\xa5Hello\x97\x05\xa1p\x01\x00\xc0\x92\x01\x01".to_vec();
