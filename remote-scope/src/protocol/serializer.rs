@@ -281,6 +281,15 @@ impl<'s, 'a> Compound<'s, 'a> {
     }
 }
 
+/// Integers written as the widest of their sign, which `uint` and `sint` narrow again.
+macro_rules! widened {
+    ($($($method:ident($ty:ty)),* => $widest:ident;)*) => {
+        $($(fn $method(self, value: $ty) -> Result<(), EncodeError> {
+            self.$widest(value.into())
+        })*)*
+    };
+}
+
 impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
     type Ok = ();
     type Error = EncodeError;
@@ -301,16 +310,9 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
         Ok(())
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
+    widened! {
+        serialize_i8(i8), serialize_i16(i16), serialize_i32(i32) => serialize_i64;
+        serialize_u8(u8), serialize_u16(u16), serialize_u32(u32) => serialize_u64;
     }
 
     fn serialize_i64(self, value: i64) -> Result<(), EncodeError> {
@@ -320,18 +322,6 @@ impl<'s, 'a> ser::Serializer for &'s mut Serializer<'a> {
 
     fn serialize_i128(self, value: i128) -> Result<(), EncodeError> {
         self.bin(&value.to_be_bytes())
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
     }
 
     fn serialize_u64(self, value: u64) -> Result<(), EncodeError> {
