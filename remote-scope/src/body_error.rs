@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// An error a body gives its caller: the message of the error it came from, that error's type
 /// name and the messages of its sources. Any [`std::error::Error`] converts into it, so a body
@@ -36,7 +36,8 @@ use serde::{Deserialize, Serialize};
 /// every error overlap with the conversion of a type into itself, as with `anyhow::Error`);
 /// `?` turns it into a [`crate::Error`] ([`crate::Error::Body`]) or a
 /// `Box<dyn std::error::Error + Send + Sync>`, which do.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+// `Deserialize` is in `error/wire.rs`, beside `Error`'s.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct BodyError {
     type_name: String,
     message: String,
@@ -44,6 +45,15 @@ pub struct BodyError {
 }
 
 impl BodyError {
+    /// An error of these parts, as they came from another peer.
+    pub(crate) fn from_parts(type_name: String, message: String, sources: Vec<String>) -> Self {
+        BodyError {
+            type_name,
+            message,
+            sources,
+        }
+    }
+
     /// An error with this message and no type of its own (its type name is `""`).
     ///
     /// ```

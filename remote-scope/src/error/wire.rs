@@ -7,6 +7,9 @@
 //! may hold an `Error`, that was a sixth of the wasm. Here the variants and their fields are a
 //! table, every field type is one of a few [`Kind`]s, and one visitor reads any variant.
 //!
+//! [`BodyError`], which `Error::Body` holds, is read by the same visitor over a table of its own
+//! three fields (its encoding is its derived `Serialize`'s).
+//!
 //! The table names each field's type; the compiler holds it to the enum's: `parts` borrows
 //! each field as its listed type and `build` constructs each field from it, and the match in
 //! `parts` fails to compile when a variant is missing from the table.
@@ -261,7 +264,12 @@ impl<'de> Visitor<'de> for ErrorVisitor {
         })?;
         // `Name` gives a variant's index only when it is in the table.
         let index = index.ok_or_else(|| de::Error::custom("unknown variant of Error"))?;
-        let values = content.struct_variant(FIELDS[index], Fields { index })?;
+        let fields = Fields {
+            of: VARIANTS[index],
+            names: FIELDS[index],
+            kinds: KINDS[index],
+        };
+        let values = content.struct_variant(FIELDS[index], fields)?;
         let mut values = Values {
             values: values.into_iter(),
             intact: true,
@@ -334,25 +342,23 @@ impl<'de> Visitor<'de> for Name {
     }
 }
 
-/// Reads the fields of the variant at `index`, by the kinds the table gives them.
+/// Reads the fields of a variant (or of [`BodyError`]), by the kinds the table gives them.
 struct Fields {
-    index: usize,
+    /// What they are the fields of, for an error.
+    of: &'static str,
+    names: &'static [&'static str],
+    kinds: &'static [Kind],
 }
 
 impl<'de> Visitor<'de> for Fields {
     type Value = Vec<Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "struct variant Error::{} with {} fields",
-            VARIANTS[self.index],
-            FIELDS[self.index].len()
-        )
+        write!(f, "the {} fields of {}", self.names.len(), self.of)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
-        let kinds = KINDS[self.index];
+        let kinds = self.kinds;
         let mut values = Vec::with_capacity(kinds.len());
         for (read, kind) in kinds.iter().enumerate() {
             match seq.next_element_seed(*kind)? {
@@ -364,8 +370,7 @@ impl<'de> Visitor<'de> for Fields {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Value>, A::Error> {
-        let kinds = KINDS[self.index];
-        let names = FIELDS[self.index];
+        let (kinds, names) = (self.kinds, self.names);
         let mut slots: Vec<Option<Value>> = kinds.iter().map(|_| None).collect();
         while let Some(position) = map.next_key_seed(Name {
             names,
@@ -388,6 +393,34 @@ impl<'de> Visitor<'de> for Fields {
                     .ok_or_else(|| de::Error::missing_field(name))
             })
             .collect()
+    }
+}
+
+/// [`BodyError`]'s fields, for its `Deserialize`: the same visitor as `Error`'s variants', where
+/// serde's derive would add another of its own to every decoder.
+const BODY_ERROR: (&[&str], &[Kind]) = (
+    &["type_name", "message", "sources"],
+    &[Kind::Text, Kind::Text, Kind::Texts],
+);
+
+impl<'de> Deserialize<'de> for BodyError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<BodyError, D::Error> {
+        let (names, kinds) = BODY_ERROR;
+        let fields = Fields {
+            of: "BodyError",
+            names,
+            kinds,
+        };
+        let values = deserializer.deserialize_struct("BodyError", names, fields)?;
+        let mut values = Values {
+            values: values.into_iter(),
+            intact: true,
+        };
+        let error = BodyError::from_parts(values.take(), values.take(), values.take());
+        match values.intact {
+            true => Ok(error),
+            false => Err(de::Error::custom("malformed BodyError")),
+        }
     }
 }
 

@@ -185,3 +185,57 @@ fn an_error_holding_errors_nests_through_the_table() {
         }
     }
 }
+
+/// `BodyError` as serde's derive had it, the reference for its hand-made `Deserialize`.
+#[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+struct DerivedBodyError {
+    type_name: String,
+    message: String,
+    sources: Vec<String>,
+}
+
+#[test]
+fn a_body_error_reads_from_what_the_derive_wrote_and_refuses_what_it_refused() {
+    let derived = DerivedBodyError {
+        type_name: "core::num::error::ParseIntError".into(),
+        message: "invalid digit found in string".into(),
+        sources: vec!["first".into(), "".into()],
+    };
+    let expected = BodyError::from_parts(
+        derived.type_name.clone(),
+        derived.message.clone(),
+        derived.sources.clone(),
+    );
+    for bytes in [
+        rmp_serde::to_vec(&derived).expect("encodes"),
+        rmp_serde::to_vec_named(&derived).expect("encodes"),
+    ] {
+        for decoded in both::<BodyError>(&bytes) {
+            assert_eq!(decoded.as_ref(), Ok(&expected));
+        }
+        // And it writes what the derive wrote.
+        assert_eq!(
+            rmp_serde::to_vec_named(&expected).expect("encodes"),
+            rmp_serde::to_vec_named(&derived).expect("encodes")
+        );
+    }
+    // A field missing or of another type is refused, by both decoders, as by the derive.
+    let missing = {
+        let mut out = vec![0x82];
+        out.extend(enc("type_name"));
+        out.extend(enc("t"));
+        out.extend(enc("message"));
+        out.extend(enc("m"));
+        out
+    };
+    assert!(rmp_serde::from_slice::<DerivedBodyError>(&missing).is_err());
+    for decoded in both::<BodyError>(&missing) {
+        let message = decoded.expect_err("refused");
+        assert!(message.contains("missing field `sources`"), "{message}");
+    }
+    let wrong = rmp_serde::to_vec(&("t", 7_u8, Vec::<String>::new())).expect("encodes");
+    assert!(rmp_serde::from_slice::<DerivedBodyError>(&wrong).is_err());
+    for decoded in both::<BodyError>(&wrong) {
+        assert!(decoded.is_err(), "{decoded:?}");
+    }
+}
