@@ -715,18 +715,11 @@ pub(super) mod tests {
 
     #[test]
     fn frames_written_into_headroom_are_the_frames_serde_writes() {
-        let ids = [
-            0_u64,
-            0x7f,
-            0x80,
-            0xff,
-            0x100,
-            0xffff,
-            0x1_0000,
-            0xffff_ffff,
-            0x1_0000_0000,
-            u64::MAX,
-        ];
+        // Ids at every boundary of MessagePack's integer forms.
+        let ids: Vec<u64> = decoder::tests::BOUNDARIES
+            .iter()
+            .filter_map(|&n| u64::try_from(n).ok())
+            .collect();
         // Names of every string width.
         let names: Vec<String> = [0, 4, 31, 32, 255, 256, 300, 65_535, 65_536]
             .iter()
