@@ -123,6 +123,21 @@ struct Values {
 }
 
 impl Values {
+    fn new(values: Vec<Value>) -> Values {
+        Values {
+            values: values.into_iter(),
+            intact: true,
+        }
+    }
+
+    /// `made` from these values, if every field found one of its kind.
+    fn checked<T, E: de::Error>(self, made: T, what: &str) -> Result<T, E> {
+        match self.intact {
+            true => Ok(made),
+            false => Err(E::custom(format_args!("malformed {what}"))),
+        }
+    }
+
     #[inline(never)]
     fn take<T: Wire>(&mut self) -> T {
         match self.values.next().and_then(T::take) {
@@ -269,16 +284,9 @@ impl<'de> Visitor<'de> for ErrorVisitor {
             names: FIELDS[index],
             kinds: KINDS[index],
         };
-        let values = content.struct_variant(FIELDS[index], fields)?;
-        let mut values = Values {
-            values: values.into_iter(),
-            intact: true,
-        };
+        let mut values = Values::new(content.struct_variant(FIELDS[index], fields)?);
         let error = build(ALL[index], &mut values);
-        match values.intact {
-            true => Ok(error),
-            false => Err(de::Error::custom("malformed Error")),
-        }
+        values.checked(error, "Error")
     }
 }
 
@@ -412,15 +420,9 @@ impl<'de> Deserialize<'de> for BodyError {
             kinds,
         };
         let values = deserializer.deserialize_struct("BodyError", names, fields)?;
-        let mut values = Values {
-            values: values.into_iter(),
-            intact: true,
-        };
+        let mut values = Values::new(values);
         let error = BodyError::from_parts(values.take(), values.take(), values.take());
-        match values.intact {
-            true => Ok(error),
-            false => Err(de::Error::custom("malformed BodyError")),
-        }
+        values.checked(error, "BodyError")
     }
 }
 
