@@ -5,7 +5,6 @@
 //! goes (a panic, a kill), the pipe closes and the shell kills its server, so no server outlives
 //! the test that started it. Dropping a [`NatsServer`] does the same at once.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,27 +30,31 @@ impl NatsServer {
 
     /// `n` servers routed to each other as one cluster; each client may connect to any.
     pub fn cluster(n: usize) -> Vec<NatsServer> {
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let routes = ports
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        ports
-            .iter()
-            .map(|&port| {
-                let mut server = NatsServer::spawn(&[
-                    "--cluster_name",
-                    "tests",
-                    "--cluster",
-                    &format!("nats://127.0.0.1:{port}"),
-                    "--routes",
-                    &routes,
-                ]);
-                server.cluster_port = Some(port);
-                server
-            })
-            .collect()
+        let mut servers: Vec<NatsServer> = Vec::with_capacity(n);
+        for _ in 0..n {
+            // Each server takes a route port of its own choosing and routes to every one started
+            // before it. A port picked here and bound by the server later could be taken in
+            // between, and nats-server then exits just after saying it listens for clients.
+            let routes = servers
+                .iter()
+                .filter_map(|server| server.cluster_port)
+                .map(|port| format!("nats://127.0.0.1:{port}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut args = vec![
+                "--cluster_name",
+                "tests",
+                "--cluster",
+                "nats://127.0.0.1:-1",
+            ];
+            if !routes.is_empty() {
+                args.extend(["--routes", routes.as_str()]);
+            }
+            let mut server = NatsServer::spawn(&args);
+            server.cluster_port = Some(wait_for_port(&server.log, &mut server.shell, ROUTES));
+            servers.push(server);
+        }
+        servers
     }
 
     fn spawn(extra: &[&str]) -> NatsServer {
@@ -78,7 +81,7 @@ impl NatsServer {
             .spawn()
             .expect("sh starts (nats-server itself: `bash .ci/install-nats`)");
         let lifeline = shell.stdin.take();
-        let port = wait_for_port(&log, &mut shell);
+        let port = wait_for_port(&log, &mut shell, CLIENTS);
         NatsServer {
             shell,
             lifeline,
@@ -116,15 +119,18 @@ impl Drop for NatsServer {
     }
 }
 
-/// The client port the server logs once it listens.
-fn wait_for_port(log: &PathBuf, shell: &mut Child) -> u16 {
-    const LISTENING: &str = "Listening for client connections on 127.0.0.1:";
+/// What nats-server logs, with the port, once it listens for clients; for other servers' routes.
+const CLIENTS: &str = "Listening for client connections on 127.0.0.1:";
+const ROUTES: &str = "Listening for route connections on 127.0.0.1:";
+
+/// The port the server logs once it listens where `listening` says.
+fn wait_for_port(log: &PathBuf, shell: &mut Child, listening: &str) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(port) = text
             .lines()
-            .find_map(|line| line.split_once(LISTENING).map(|(_, port)| port.trim()))
+            .find_map(|line| line.split_once(listening).map(|(_, port)| port.trim()))
             .and_then(|port| port.parse().ok())
         {
             return port;
@@ -138,12 +144,4 @@ fn wait_for_port(log: &PathBuf, shell: &mut Child) -> u16 {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// A port nothing listens on now (the OS's choice; a server started right after takes it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port")
 }
