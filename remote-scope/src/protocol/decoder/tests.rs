@@ -71,6 +71,14 @@ enum Loose {
     Words(Vec<String>),
 }
 
+// Read as an identifier, as derived field visitors read a field's name or index.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum FieldName {
+    Id,
+    Name,
+}
+
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 enum Tagged {
@@ -784,4 +792,138 @@ fn a_float_where_another_type_was_expected_is_named_with_its_value() {
         ours::<bool>(&bytes),
         Err("invalid type: integer `-2`, expected a boolean".to_owned())
     );
+}
+
+/// A value of every MessagePack kind, encoded: nil, a boolean, both signs of integer, both
+/// widths of float, a string, a string that is not UTF-8, a bin, an array, a map, an ext.
+fn one_of_each_kind() -> Vec<Vec<u8>> {
+    [
+        &b"\xc0"[..],
+        b"\xc3",
+        b"\x07",
+        b"\xf9",
+        b"\xca\x3f\xc0\x00\x00",
+        b"\xcb\x40\x04\x00\x00\x00\x00\x00\x00",
+        b"\xa2ab",
+        b"\xa2\xc3\x28",
+        b"\xc4\x02\x01\x02",
+        b"\x92\x01\x02",
+        b"\x81\x01\x02",
+        b"\xd5\x05\x01\x02",
+    ]
+    .into_iter()
+    .map(<[u8]>::to_vec)
+    .collect()
+}
+
+/// The decoder as it would be if every request handed its visitor a value of any kind (a bin
+/// as bytes, or as a sequence where a sequence or struct is asked for): the reference for
+/// what the requests' narrower matches must do with serde's visitors.
+struct AnyKind<'a, 'de>(&'a mut Decoder<'de>);
+
+macro_rules! any_kind {
+    ($($kinds:ident: $($method:ident$(($($arg:ident: $ty:ty),*))?),*;)*) => {$($(
+        fn $method<V: Visitor<'de>>(
+            self,
+            $($($arg: $ty,)*)?
+            visitor: V,
+        ) -> Result<V::Value, DecodeError> {
+            self.0.value::<{ $kinds }, V>(visitor)
+        }
+    )*)*};
+}
+
+const ANY: u16 = kind::ANY;
+const ANY_AS_SEQ: u16 = kind::ANY & !kind::BIN | kind::BIN_SEQ;
+
+impl<'de> de::Deserializer<'de> for AnyKind<'_, 'de> {
+    type Error = DecodeError;
+
+    any_kind! {
+        ANY: deserialize_any, deserialize_ignored_any, deserialize_bool, deserialize_i8,
+            deserialize_i16, deserialize_i32, deserialize_i64, deserialize_u8, deserialize_u16,
+            deserialize_u32, deserialize_u64, deserialize_f32, deserialize_f64, deserialize_char,
+            deserialize_str, deserialize_string, deserialize_bytes, deserialize_byte_buf,
+            deserialize_identifier, deserialize_unit, deserialize_map;
+        ANY_AS_SEQ: deserialize_seq, deserialize_tuple(_len: usize),
+            deserialize_tuple_struct(_name: &'static str, _len: usize),
+            deserialize_struct(_name: &'static str, _fields: &'static [&'static str]);
+    }
+
+    forward_to_decoder! {
+        deserialize_i128, deserialize_u128, deserialize_option,
+        deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+macro_rules! forward_to_decoder {
+    ($($method:ident$(($($arg:ident: $ty:ty),*))?),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(
+            self,
+            $($($arg: $ty,)*)?
+            visitor: V,
+        ) -> Result<V::Value, DecodeError> {
+            self.0.$method($($($arg,)*)? visitor)
+        }
+    )*};
+}
+use forward_to_decoder;
+
+#[test]
+fn each_request_decodes_and_refuses_what_any_kind_handed_to_serde_s_visitors_would() {
+    fn each<T: DeserializeOwned + Debug>() {
+        for bytes in one_of_each_kind() {
+            let narrow = ours::<T>(&bytes);
+            let mut decoder = Decoder {
+                input: Input::new(&bytes),
+                left: MAX_DEPTH,
+                limit: MAX_DEPTH,
+            };
+            let any = T::deserialize(AnyKind(&mut decoder)).map_err(|e| e.to_string());
+            assert_eq!(
+                format!("{narrow:?}"),
+                format!("{any:?}"),
+                "{} from {bytes:02x?}",
+                std::any::type_name::<T>()
+            );
+        }
+    }
+    each::<()>();
+    each::<bool>();
+    each::<u8>();
+    each::<i64>();
+    each::<u64>();
+    each::<usize>();
+    each::<f32>();
+    each::<f64>();
+    each::<char>();
+    each::<String>();
+    each::<Box<str>>();
+    each::<std::path::PathBuf>();
+    each::<ByteBuf>();
+    each::<bytes::Bytes>();
+    each::<Vec<u8>>();
+    each::<Vec<String>>();
+    each::<(u8, u8)>();
+    each::<[u8; 2]>();
+    each::<Record>();
+    each::<Pair>();
+    each::<Unit>();
+    each::<Meters>();
+    each::<HashMap<u8, u8>>();
+    each::<BTreeMap<String, u8>>();
+    each::<Shape>();
+    each::<Option<u8>>();
+    each::<IgnoredAny>();
+    each::<Loose>();
+    each::<std::time::Duration>();
+    each::<std::net::IpAddr>();
+    each::<Result<u8, String>>();
+    each::<FieldName>();
 }
