@@ -133,6 +133,7 @@ mod sync;
 mod tasks;
 #[cfg(test)]
 mod testing;
+mod text;
 mod trace_context;
 pub mod transport;
 

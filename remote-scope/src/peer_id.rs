@@ -139,32 +139,21 @@ impl PeerId {
     /// assert!(!PeerId::new("x".repeat(PeerId::MAX_LEN + 1)).is_valid());
     /// ```
     pub fn is_valid(&self) -> bool {
-        (1..=Self::MAX_LEN).contains(&self.0.len()) && self.0.chars().all(printable)
+        (1..=Self::MAX_LEN).contains(&self.0.len()) && self.0.chars().all(crate::text::printable)
     }
 
     /// Why this id is not valid, for errors: its start (it may be long), its length and the rule.
     pub(crate) fn refusal(&self) -> String {
         let shown: String = self.0.chars().take(64).collect();
         format!(
-            "the peer id {shown:?} ({} bytes) is not valid: ids are 1 to {} bytes of printable \
-             text, without control characters, white space other than the space, or invisible \
+            "the peer id {} ({} bytes) is not valid: ids are 1 to {} bytes of printable text, \
+             without control characters, white space other than the space, or invisible \
              characters",
+            crate::text::Quoted(&shown),
             self.0.len(),
             Self::MAX_LEN
         )
     }
-}
-
-fn printable(c: char) -> bool {
-    let invisible = matches!(
-        c,
-        '\u{200B}'..='\u{200F}' // zero-width space, joiners, left-to-right and right-to-left marks
-            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
-            | '\u{2060}'..='\u{2064}' // word joiner and invisible operators
-            | '\u{2066}'..='\u{2069}' // bidirectional isolates
-            | '\u{FEFF}' // zero-width no-break space
-    );
-    !c.is_control() && (c == ' ' || !c.is_whitespace()) && !invisible
 }
 
 impl fmt::Display for PeerId {
@@ -175,7 +164,7 @@ impl fmt::Display for PeerId {
 
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PeerId({:?})", &*self.0)
+        write!(f, "PeerId({})", crate::text::Quoted(&self.0))
     }
 }
 

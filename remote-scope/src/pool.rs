@@ -67,8 +67,8 @@ impl Pool {
     /// Why this name is not valid, for errors.
     pub(crate) fn refusal(&self) -> String {
         format!(
-            "the pool name {:?} is not valid: 1 to {} letters, digits, `_` or `-`",
-            &*self.0,
+            "the pool name {} is not valid: 1 to {} letters, digits, `_` or `-`",
+            crate::text::Quoted(&self.0),
             Self::MAX_LEN
         )
     }
@@ -76,7 +76,7 @@ impl Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Pool({:?})", &*self.0)
+        write!(f, "Pool({})", crate::text::Quoted(&self.0))
     }
 }
 

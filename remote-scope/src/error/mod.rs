@@ -789,8 +789,13 @@ impl<'de> Deserialize<'de> for Cause {
 }
 
 /// A cause that came from another peer: its text.
-#[derive(Debug)]
 struct Travelled(String);
+
+impl fmt::Debug for Travelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Travelled({})", crate::text::Quoted(&self.0))
+    }
+}
 
 impl fmt::Display for Travelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,7 +22,7 @@ use serde::ser::{
 use super::arena::Growing;
 
 /// Why a value could not be encoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum EncodeError {
     /// What the type's `Serialize` said.
     #[error("{0}")]
@@ -37,6 +37,13 @@ pub(crate) enum EncodeError {
     /// bytes. (rmp-serde wrote one with more fields, dropping those after the bytes.)
     #[error("an ext must be a tuple of its tag (i8) and its bytes")]
     NotExt,
+}
+
+/// Its message, as `DecodeError`'s `Debug` (which says why).
+impl fmt::Debug for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl ser::Error for EncodeError {

@@ -6,7 +6,7 @@ use serde::de::{Expected, Unexpected};
 
 /// Why bytes a peer sent did not decode as the type asked for: malformed MessagePack, or a
 /// value that does not fit the type (serde's own words then).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum DecodeError {
     /// The input ends inside a value.
     #[error("the input ends inside a value, at byte {at}")]
@@ -32,6 +32,14 @@ pub(crate) enum DecodeError {
     /// What the type's `Deserialize` said.
     #[error("{0}")]
     Custom(String),
+}
+
+/// Its message: a derived `Debug` would print its strings with `str`'s `Debug`, and with them
+/// Unicode's tables of printable characters into every page (see `crate::text`).
+impl fmt::Debug for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Display::fmt(self, f)
+    }
 }
 
 impl serde::de::Error for DecodeError {
@@ -75,7 +83,7 @@ impl Display for Found<'_> {
             Unexpected::Unsigned(n) => write!(f, "integer `{n}`"),
             Unexpected::Signed(n) => write!(f, "integer `{n}`"),
             Unexpected::Char(c) => write!(f, "character `{c}`"),
-            Unexpected::Str(s) => write!(f, "string {s:?}"),
+            Unexpected::Str(s) => write!(f, "string {}", crate::text::Quoted(s)),
             Unexpected::Bytes(_) => f.write_str("byte array"),
             Unexpected::Unit => f.write_str("unit value"),
             Unexpected::Option => f.write_str("Option value"),
