@@ -94,19 +94,49 @@ impl Throttle {
 /// Adds the cost of `amount` at `per_second` to `due`; the nanoseconds by which that puts the
 /// peer past its burst, if it does.
 fn account(due: &mut u64, now: u64, amount: u64, per_second: u64) -> Option<u64> {
-    let per_second = per_second.max(1);
-    // In 64 bits whenever that cannot overflow (any amount a reader's turn can hold): a 128-bit
-    // division is a call into the compiler's runtime.
-    let cost = match amount.checked_mul(1_000_000_000) {
-        Some(scaled) => scaled / per_second,
-        None => {
-            let wide = u128::from(amount) * 1_000_000_000 / u128::from(per_second);
-            u64::try_from(wide).unwrap_or(u64::MAX)
-        }
-    };
+    let cost = nanos(amount, per_second.max(1));
     *due = (*due).max(now).saturating_add(cost);
     let ahead = *due - now;
     (ahead > BURST).then(|| ahead - BURST)
+}
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// The nanoseconds `amount` takes at `per_second` (⌊amount × 10⁹ / per_second⌋, `u64::MAX` if
+/// more), in 64 bits: a 128-bit division would be a call into the compiler's runtime, a
+/// kilobyte of a page's wasm for amounts no reader's turn holds.
+fn nanos(amount: u64, per_second: u64) -> u64 {
+    if let Some(scaled) = amount.checked_mul(NANOS_PER_SECOND) {
+        return scaled / per_second;
+    }
+    // (whole × per_second + part) × 10⁹ / per_second, and whole × 10⁹ is a whole number.
+    let (whole, part) = (amount / per_second, amount % per_second);
+    match whole.checked_mul(NANOS_PER_SECOND) {
+        Some(whole) => whole.saturating_add(fraction(part, per_second)),
+        None => u64::MAX,
+    }
+}
+
+/// ⌊part × 10⁹ / of⌋ for `part < of`, one bit of 10⁹ at a time, the highest first: `q + r / of`
+/// stays `part × (the bits so far) / of`, with `r < of`, so that nothing overflows.
+fn fraction(part: u64, of: u64) -> u64 {
+    let (mut q, mut r) = (0, 0);
+    for bit in (0..u64::BITS - NANOS_PER_SECOND.leading_zeros()).rev() {
+        q *= 2;
+        if r >= of - r {
+            (q, r) = (q + 1, r - (of - r));
+        } else {
+            r *= 2;
+        }
+        if NANOS_PER_SECOND >> bit & 1 == 1 {
+            if r >= of - part {
+                (q, r) = (q + 1, r - (of - part));
+            } else {
+                r += part;
+            }
+        }
+    }
+    q
 }
 
 #[cfg(test)]
@@ -175,6 +205,25 @@ mod tests {
                 let mut due = 0;
                 account(&mut due, 0, amount, per_second);
                 assert_eq!(due, exact(amount, per_second), "{amount} at {per_second}/s");
+            }
+        }
+        // And pairs of every size, from a fixed sequence (xorshift64).
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut random = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100_000 {
+            let (amount, per_second, shift) = (random(), random(), random() % 64);
+            for (amount, per_second) in [(amount, per_second), (amount, per_second >> shift)] {
+                let per_second = per_second.max(1);
+                assert_eq!(
+                    nanos(amount, per_second),
+                    exact(amount, per_second),
+                    "{amount} at {per_second}/s"
+                );
             }
         }
     }
