@@ -817,8 +817,9 @@ fn one_of_each_kind() -> Vec<Vec<u8>> {
 }
 
 /// The decoder as it would be if every request handed its visitor a value of any kind (a bin
-/// as bytes, or as a sequence where a sequence or struct is asked for): the reference for
-/// what the requests' narrower matches must do with serde's visitors.
+/// as bytes, or as a sequence where a sequence or struct is asked for), but for a name (of a
+/// field or variant) from a bin: the reference for what the requests' narrower matches must do
+/// with serde's visitors.
 struct AnyKind<'a, 'de>(&'a mut Decoder<'de>);
 
 macro_rules! any_kind {
@@ -835,6 +836,7 @@ macro_rules! any_kind {
 
 const ANY: u16 = kind::ANY;
 const ANY_AS_SEQ: u16 = kind::ANY & !kind::BIN | kind::BIN_SEQ;
+const ANY_BUT_BIN: u16 = kind::ANY & !kind::BIN;
 
 impl<'de> de::Deserializer<'de> for AnyKind<'_, 'de> {
     type Error = DecodeError;
@@ -844,7 +846,8 @@ impl<'de> de::Deserializer<'de> for AnyKind<'_, 'de> {
             deserialize_i16, deserialize_i32, deserialize_i64, deserialize_u8, deserialize_u16,
             deserialize_u32, deserialize_u64, deserialize_f32, deserialize_f64, deserialize_char,
             deserialize_str, deserialize_string, deserialize_bytes, deserialize_byte_buf,
-            deserialize_identifier, deserialize_unit, deserialize_map;
+            deserialize_unit, deserialize_map;
+        ANY_BUT_BIN: deserialize_identifier;
         ANY_AS_SEQ: deserialize_seq, deserialize_tuple(_len: usize),
             deserialize_tuple_struct(_name: &'static str, _len: usize),
             deserialize_struct(_name: &'static str, _fields: &'static [&'static str]);
@@ -926,4 +929,18 @@ fn each_request_decodes_and_refuses_what_any_kind_handed_to_serde_s_visitors_wou
     each::<std::net::IpAddr>();
     each::<Result<u8, String>>();
     each::<FieldName>();
+}
+
+#[test]
+fn a_name_is_a_string_or_an_index_and_not_a_bin() {
+    // rmp-serde reads a field's or variant's name from a bin too; no encoder writes one there.
+    assert_eq!(
+        ours::<FieldName>(b"\xc4\x02id"),
+        Err("invalid type: byte array, expected field identifier".to_owned())
+    );
+    assert_eq!(ours::<FieldName>(b"\xa2id"), Ok(FieldName::Id));
+    assert_eq!(ours::<FieldName>(b"\x01"), Ok(FieldName::Name));
+    assert_eq!(rmp::<FieldName>(b"\xc4\x02id"), Ok(FieldName::Id));
+    assert!(ours::<Shape>(b"\xc4\x04Unit").is_err());
+    assert!(ours::<BTreeMap<String, u8>>(b"\x81\xc4\x01a\x01").is_ok());
 }
