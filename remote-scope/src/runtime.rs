@@ -97,7 +97,9 @@ fn clock_now() -> Duration {
             now.call0(performance).ok()?.as_f64()
         })
         .unwrap_or_else(js_sys::Date::now);
-    Duration::from_secs_f64(millis.max(0.0) / 1000.0)
+    // `as` saturates (and takes NaN to 0) where `from_secs_f64` would panic, and brings no
+    // panic message into the page.
+    Duration::from_nanos((millis * 1_000_000.0) as u64)
 }
 
 /// The global `performance` object and its `now` method, where the global has them.
