@@ -126,8 +126,9 @@ impl PeerId {
     /// Whether this id is one a node accepts: 1 to [`PeerId::MAX_LEN`] bytes of printable
     /// text (no control characters, no white space but the plain space, and none of the
     /// invisible characters that could make two ids, or a log line, look alike or reorder text:
-    /// zero-width ones and bidirectional controls). A node refuses to be built with another, and
-    /// refuses a peer that claims one at connect time.
+    /// Unicode's default-ignorable code points, such as zero-width characters, bidirectional
+    /// controls, variation selectors and soft hyphens). A node refuses to be built with
+    /// another, and refuses a peer that claims one at connect time.
     ///
     /// ```
     /// use remote_scope::PeerId;
@@ -206,6 +207,10 @@ mod tests {
             "iso\u{2066}late",
             "bom\u{FEFF}",
             "bell\u{7}",
+            "soft\u{AD}hyphen",
+            "arabic\u{61C}mark",
+            "heart\u{2764}\u{FE0F}",
+            "tag\u{E0041}",
         ] {
             assert!(!PeerId::new(bad).is_valid(), "{bad:?}");
         }

@@ -1,35 +1,56 @@
-//! Text from elsewhere (a peer's id, a string a peer sent) as the runtime shows it in messages:
-//! which characters are printable, and a quoted form that escapes the others.
+//! Text from elsewhere (a peer's id, a string or a name a peer sent) as the runtime shows it in
+//! messages: which characters are printable, and a form that escapes the others.
 //!
-//! Quoting is what `Debug` of a `str` does, with one rule for what needs escaping: the one a
-//! peer id must meet. `Debug` decides by Unicode's tables of printable characters, and those
-//! tables, with the code that reads them, were a fortieth of the browser page's wasm.
+//! `Debug` of a `str` decides what to escape by Unicode's tables of printable characters; those
+//! tables, with the code that reads them, were a fortieth of the browser page's wasm. Here one
+//! rule decides, the one a peer id must meet: what it refuses is what could start a new log
+//! line, or hide or reorder text around it. Everything it escapes, `Debug` escapes too but for
+//! four blank Hangul fillers (a test goes through every character); `Debug` also escapes what
+//! shows but is unusual (combining marks, unassigned and private-use code points), which this
+//! shows as itself.
 
 use std::fmt;
 
 /// Whether `c` shows as itself and cannot make two texts, or a log line, look alike or reorder
-/// them: not a control character, not white space other than the plain space, not one of the
-/// invisible characters (zero-width ones and bidirectional controls).
+/// them: not a control character, not white space other than the plain space, not invisible
+/// (Unicode's default-ignorable code points: zero-width characters, bidirectional controls,
+/// variation selectors, fillers, tags).
 pub(crate) fn printable(c: char) -> bool {
-    let invisible = matches!(
-        c,
-        '\u{200B}'..='\u{200F}' // zero-width space, joiners, left-to-right and right-to-left marks
-            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
-            | '\u{2060}'..='\u{2064}' // word joiner and invisible operators
-            | '\u{2066}'..='\u{2069}' // bidirectional isolates
-            | '\u{FEFF}' // zero-width no-break space
-    );
-    !c.is_control() && (c == ' ' || !c.is_whitespace()) && !invisible
+    !c.is_control() && (c == ' ' || !c.is_whitespace()) && !default_ignorable(c)
 }
 
-/// Text in double quotes, as `Debug` prints a `str`: a quote and a backslash escaped with a
+/// Unicode's `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt, Unicode 16): what a
+/// renderer shows as nothing when it does not support it.
+fn default_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}' // soft hyphen
+            | '\u{34F}' // combining grapheme joiner
+            | '\u{61C}' // Arabic letter mark, a bidirectional control
+            | '\u{115F}'..='\u{1160}' // Hangul fillers
+            | '\u{17B4}'..='\u{17B5}' // Khmer inherent vowels
+            | '\u{180B}'..='\u{180F}' // Mongolian variation selectors and vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space, joiners, directional marks
+            | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
+            | '\u{2060}'..='\u{206F}' // word joiner, invisible operators, bidirectional isolates
+            | '\u{3164}' // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}' // variation selectors
+            | '\u{FEFF}' // zero-width no-break space
+            | '\u{FFA0}' // halfwidth Hangul filler
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}' // shorthand format controls
+            | '\u{1D173}'..='\u{1D17A}' // musical format controls
+            | '\u{E0000}'..='\u{E0FFF}' // tags and variation selectors
+    )
+}
+
+/// Text as `Debug` would escape it, without the quotes: a quote and a backslash escaped with a
 /// backslash, `\t`, `\r`, `\n` and `\0` as such, and any other character that is not
 /// [`printable`] as `\u{…}`.
-pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+pub(crate) struct Escaped<'a>(pub(crate) &'a str);
 
-impl fmt::Display for Quoted<'_> {
+impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
         let mut plain = 0;
         for (at, c) in self.0.char_indices() {
             let escaped = match c {
@@ -49,14 +70,17 @@ impl fmt::Display for Quoted<'_> {
                 escaped => f.write_str(escaped)?,
             }
         }
-        f.write_str(self.0.get(plain..).unwrap_or_default())?;
-        f.write_str("\"")
+        f.write_str(self.0.get(plain..).unwrap_or_default())
     }
 }
 
-impl fmt::Debug for Quoted<'_> {
+/// Text in double quotes, [`Escaped`]: what `Debug` prints for a `str`, but for the unusual
+/// characters `Debug` escapes and this shows.
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        write!(f, "\"{}\"", Escaped(self.0))
     }
 }
 
@@ -65,21 +89,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoted_text_is_what_debug_prints_where_debug_escapes_by_the_same_rule() {
+    fn quoted_text_is_what_debug_prints_for_text_of_every_sort() {
         for text in [
             "",
             "plain",
-            "Zürich 東京",
+            "Zürich 東京 Αθήνα",
             "say \"hi\"",
             "back\\slash",
             "tab\there",
             "two\r\nlines",
             "nul\0",
-            "bell\u{7} and del\u{7f}",
-            "\u{9f}",
+            "bell\u{7} and del\u{7f} and \u{9f}",
+            "no\u{a0}break, ideographic\u{3000}space, line\u{2028}separator",
             "zero\u{200B}width",
-            "rtl\u{202E}override",
+            "rtl\u{202E}override, arabic\u{61C}mark",
+            "soft\u{AD}hyphen",
             "bom\u{FEFF}",
+            "tag\u{E0041}",
             "\"",
         ] {
             assert_eq!(Quoted(text).to_string(), format!("{text:?}"), "{text:?}");
@@ -87,12 +113,24 @@ mod tests {
     }
 
     #[test]
-    fn what_could_pass_for_other_text_is_escaped_where_debug_shows_it() {
-        // White space other than the space: Debug shows it as itself.
-        assert_eq!(Quoted("no\u{a0}break").to_string(), "\"no\\u{a0}break\"");
-        assert_eq!(
-            Quoted("line\u{2028}separator").to_string(),
-            "\"line\\u{2028}separator\""
-        );
+    fn every_character_quoting_escapes_debug_escapes_too_but_the_hangul_fillers() {
+        let mut only_here = vec![];
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let text = format!("a{c}b");
+            let quoted = Quoted(&text).to_string();
+            if quoted != format!("\"{text}\"") && quoted != format!("{text:?}") {
+                only_here.push(c);
+            }
+        }
+        // Blank letters Unicode makes default-ignorable and `Debug` shows.
+        assert_eq!(only_here, ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}']);
+    }
+
+    #[test]
+    fn debug_shows_more_escaped_than_quoting_does() {
+        // A combining mark and an unassigned code point show as themselves.
+        assert_eq!(Quoted("e\u{301}").to_string(), "\"e\u{301}\"");
+        assert_eq!(format!("{:?}", "e\u{301}"), "\"e\\u{301}\"");
+        assert_eq!(Quoted("\u{378}").to_string(), "\"\u{378}\"");
     }
 }

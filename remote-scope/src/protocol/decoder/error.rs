@@ -63,6 +63,39 @@ impl serde::de::Error for DecodeError {
             Found(found)
         ))
     }
+
+    // serde's words, with the name the peer sent escaped.
+    #[cold]
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> DecodeError {
+        unknown("variant", variant, expected)
+    }
+
+    #[cold]
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> DecodeError {
+        unknown("field", field, expected)
+    }
+}
+
+fn unknown(what: &str, name: &str, expected: &[&str]) -> DecodeError {
+    let expected = match expected {
+        [] => format!("there are no {what}s"),
+        [one] => format!("expected `{one}`"),
+        [one, other] => format!("expected `{one}` or `{other}`"),
+        names => {
+            let mut list = String::from("expected one of ");
+            for (n, name) in names.iter().enumerate() {
+                if n > 0 {
+                    list.push_str(", ");
+                }
+                list.extend(["`", name, "`"]);
+            }
+            list
+        }
+    };
+    DecodeError::Custom(format!(
+        "unknown {what} `{}`, {expected}",
+        crate::text::Escaped(name)
+    ))
 }
 
 /// What serde's `Unexpected` prints, in serde's words, but a float without core's float

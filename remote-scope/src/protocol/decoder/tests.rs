@@ -816,131 +816,260 @@ fn one_of_each_kind() -> Vec<Vec<u8>> {
     .collect()
 }
 
-/// The decoder as it would be if every request handed its visitor a value of any kind (a bin
-/// as bytes, or as a sequence where a sequence or struct is asked for), but for a name (of a
-/// field or variant) from a bin: the reference for what the requests' narrower matches must do
-/// with serde's visitors.
-struct AnyKind<'a, 'de>(&'a mut Decoder<'de>);
-
-macro_rules! any_kind {
-    ($($kinds:ident: $($method:ident$(($($arg:ident: $ty:ty),*))?),*;)*) => {$($(
-        fn $method<V: Visitor<'de>>(
-            self,
-            $($($arg: $ty,)*)?
-            visitor: V,
-        ) -> Result<V::Value, DecodeError> {
-            self.0.value::<{ $kinds }, V>(visitor)
-        }
-    )*)*};
+thread_local! {
+    /// Whether this thread's decoder is the reference: see [`any_kind`].
+    static ANY_KIND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-const ANY: u16 = kind::ANY;
-const ANY_AS_SEQ: u16 = kind::ANY & !kind::BIN | kind::BIN_SEQ;
-const ANY_BUT_BIN: u16 = kind::ANY & !kind::BIN;
-
-impl<'de> de::Deserializer<'de> for AnyKind<'_, 'de> {
-    type Error = DecodeError;
-
-    any_kind! {
-        ANY: deserialize_any, deserialize_ignored_any, deserialize_bool, deserialize_i8,
-            deserialize_i16, deserialize_i32, deserialize_i64, deserialize_u8, deserialize_u16,
-            deserialize_u32, deserialize_u64, deserialize_f32, deserialize_f64, deserialize_char,
-            deserialize_str, deserialize_string, deserialize_bytes, deserialize_byte_buf,
-            deserialize_unit, deserialize_map;
-        ANY_BUT_BIN: deserialize_identifier;
-        ANY_AS_SEQ: deserialize_seq, deserialize_tuple(_len: usize),
-            deserialize_tuple_struct(_name: &'static str, _len: usize),
-            deserialize_struct(_name: &'static str, _fields: &'static [&'static str]);
-    }
-
-    forward_to_decoder! {
-        deserialize_i128, deserialize_u128, deserialize_option,
-        deserialize_unit_struct(name: &'static str),
-        deserialize_newtype_struct(name: &'static str),
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
-    }
-
-    fn is_human_readable(&self) -> bool {
-        false
+/// The kinds of value a request hands its visitor: as asked for, or, in [`any_kind`], any kind
+/// (a bin as bytes, or as a sequence where a sequence or struct is asked for), but for a name
+/// (of a field or variant), which is text from a string or a bin in both.
+pub(super) fn kinds(asked: u16) -> u16 {
+    match ANY_KIND.get() {
+        false => asked,
+        true if asked == kind::IDENTIFIER => kind::ANY & !kind::BIN | kind::BIN_STR,
+        true if asked & kind::BIN_SEQ != 0 => kind::ANY & !kind::BIN | kind::BIN_SEQ,
+        true => kind::ANY,
     }
 }
 
-macro_rules! forward_to_decoder {
-    ($($method:ident$(($($arg:ident: $ty:ty),*))?),* $(,)?) => {$(
-        fn $method<V: Visitor<'de>>(
-            self,
-            $($($arg: $ty,)*)?
-            visitor: V,
-        ) -> Result<V::Value, DecodeError> {
-            self.0.$method($($($arg,)*)? visitor)
-        }
-    )*};
+/// `decode` with every request handing its visitor a value of any kind, at every level: the
+/// reference for what the requests' narrower matches must do with serde's visitors.
+fn any_kind<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, DecodeError> {
+    ANY_KIND.set(true);
+    let decoded = decode(bytes, MAX_DEPTH);
+    ANY_KIND.set(false);
+    decoded
 }
-use forward_to_decoder;
+
+// A struct whose flattened map takes every key the struct's fields do not: its name visitor
+// takes any kind of key.
+#[derive(Debug, Deserialize)]
+struct Flat<K: Ord> {
+    a: u32,
+    #[serde(flatten)]
+    rest: BTreeMap<K, u32>,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(tag = "t", content = "c")]
+enum Adjacent {
+    Number(u8),
+    Word { w: String },
+}
+
+/// Decodes `bytes` as a `T` with the requests' narrow matches and with [`any_kind`], and
+/// requires the same value or the same error.
+fn same_as_any_kind<'a, T: Deserialize<'a> + Debug>(bytes: &'a [u8]) {
+    let narrow = decode::<T>(bytes, MAX_DEPTH).map_err(|e| e.to_string());
+    let any = any_kind::<T>(bytes).map_err(|e| e.to_string());
+    assert_eq!(
+        format!("{narrow:?}"),
+        format!("{any:?}"),
+        "{} from {bytes:02x?}",
+        std::any::type_name::<T>()
+    );
+}
 
 #[test]
 fn each_request_decodes_and_refuses_what_any_kind_handed_to_serde_s_visitors_would() {
-    fn each<T: DeserializeOwned + Debug>() {
-        for bytes in one_of_each_kind() {
-            let narrow = ours::<T>(&bytes);
-            let mut decoder = Decoder {
-                input: Input::new(&bytes),
-                left: MAX_DEPTH,
-                limit: MAX_DEPTH,
-            };
-            let any = T::deserialize(AnyKind(&mut decoder)).map_err(|e| e.to_string());
-            assert_eq!(
-                format!("{narrow:?}"),
-                format!("{any:?}"),
-                "{} from {bytes:02x?}",
-                std::any::type_name::<T>()
-            );
-        }
+    // A value of every kind, alone and where an element, a key, a value, a flattened key, an
+    // enum's name and a variant's content are read.
+    let mut inputs = one_of_each_kind();
+    for v in one_of_each_kind() {
+        let v = &v[..];
+        inputs.extend([
+            [&[0x91][..], v].concat(),
+            [&[0x92][..], v, v].concat(),
+            [&[0x81][..], v, &[0x01]].concat(),
+            [&[0x81, 0xa1, b'a'][..], v].concat(),
+            [&[0x82, 0xa1, b'a', 0x01][..], v, &[0x02]].concat(),
+            [&[0x81][..], v, &[0xc0]].concat(),
+            [&[0x81, 0xa5][..], b"Tuple", v].concat(),
+            [&[0x81, 0xa5][..], b"Tuple\x92", v, v].concat(),
+            [&[0x81, 0xa6][..], b"Struct", v].concat(),
+            [&[0x81, 0xa6][..], b"Struct\x82\xa1a", v, b"\xa1b", v].concat(),
+            [&[0x82, 0xa1][..], b"t\xa6Number\xa1c", v].concat(),
+        ]);
     }
-    each::<()>();
-    each::<bool>();
-    each::<u8>();
-    each::<i64>();
-    each::<u64>();
-    each::<usize>();
-    each::<f32>();
-    each::<f64>();
-    each::<char>();
-    each::<String>();
-    each::<Box<str>>();
-    each::<std::path::PathBuf>();
-    each::<ByteBuf>();
-    each::<bytes::Bytes>();
-    each::<Vec<u8>>();
-    each::<Vec<String>>();
-    each::<(u8, u8)>();
-    each::<[u8; 2]>();
-    each::<Record>();
-    each::<Pair>();
-    each::<Unit>();
-    each::<Meters>();
-    each::<HashMap<u8, u8>>();
-    each::<BTreeMap<String, u8>>();
-    each::<Shape>();
-    each::<Option<u8>>();
-    each::<IgnoredAny>();
-    each::<Loose>();
-    each::<std::time::Duration>();
-    each::<std::net::IpAddr>();
-    each::<Result<u8, String>>();
-    each::<FieldName>();
+    // The types of serde and of the crates people use, and derived ones of every shape.
+    for bytes in &inputs {
+        same_as_any_kind::<()>(bytes);
+        same_as_any_kind::<bool>(bytes);
+        same_as_any_kind::<u8>(bytes);
+        same_as_any_kind::<i64>(bytes);
+        same_as_any_kind::<u64>(bytes);
+        same_as_any_kind::<usize>(bytes);
+        same_as_any_kind::<f32>(bytes);
+        same_as_any_kind::<f64>(bytes);
+        same_as_any_kind::<char>(bytes);
+        same_as_any_kind::<&str>(bytes);
+        same_as_any_kind::<std::borrow::Cow<'_, str>>(bytes);
+        same_as_any_kind::<String>(bytes);
+        same_as_any_kind::<Box<str>>(bytes);
+        same_as_any_kind::<std::path::PathBuf>(bytes);
+        same_as_any_kind::<&[u8]>(bytes);
+        same_as_any_kind::<ByteBuf>(bytes);
+        same_as_any_kind::<bytes::Bytes>(bytes);
+        same_as_any_kind::<Vec<u8>>(bytes);
+        same_as_any_kind::<Vec<String>>(bytes);
+        same_as_any_kind::<(u8, u8)>(bytes);
+        same_as_any_kind::<[u8; 2]>(bytes);
+        same_as_any_kind::<Record>(bytes);
+        same_as_any_kind::<Pair>(bytes);
+        same_as_any_kind::<Unit>(bytes);
+        same_as_any_kind::<Meters>(bytes);
+        same_as_any_kind::<std::marker::PhantomData<u8>>(bytes);
+        same_as_any_kind::<HashMap<u8, u8>>(bytes);
+        same_as_any_kind::<BTreeMap<String, u8>>(bytes);
+        same_as_any_kind::<Shape>(bytes);
+        same_as_any_kind::<Option<u8>>(bytes);
+        same_as_any_kind::<Option<Vec<u8>>>(bytes);
+        same_as_any_kind::<IgnoredAny>(bytes);
+        same_as_any_kind::<Loose>(bytes);
+        same_as_any_kind::<Tagged>(bytes);
+        same_as_any_kind::<Adjacent>(bytes);
+        same_as_any_kind::<Flat<String>>(bytes);
+        same_as_any_kind::<Flat<bool>>(bytes);
+        same_as_any_kind::<Flat<i64>>(bytes);
+        same_as_any_kind::<Flat<ByteBuf>>(bytes);
+        same_as_any_kind::<Flat<Option<String>>>(bytes);
+        same_as_any_kind::<std::time::Duration>(bytes);
+        same_as_any_kind::<std::time::SystemTime>(bytes);
+        same_as_any_kind::<std::ops::Range<u32>>(bytes);
+        same_as_any_kind::<std::net::IpAddr>(bytes);
+        same_as_any_kind::<std::net::SocketAddr>(bytes);
+        same_as_any_kind::<Result<u8, String>>(bytes);
+        same_as_any_kind::<FieldName>(bytes);
+    }
 }
 
 #[test]
-fn a_name_is_a_string_or_an_index_and_not_a_bin() {
-    // rmp-serde reads a field's or variant's name from a bin too; no encoder writes one there.
-    assert_eq!(
-        ours::<FieldName>(b"\xc4\x02id"),
-        Err("invalid type: byte array, expected field identifier".to_owned())
-    );
+fn a_flattened_map_takes_keys_of_every_kind_the_encoder_writes() {
+    fn round_trip<K: Serialize + DeserializeOwned + Ord + Clone + Debug>(key: K) {
+        #[derive(Serialize)]
+        struct Out<K: Ord> {
+            a: u32,
+            #[serde(flatten)]
+            rest: BTreeMap<K, u32>,
+        }
+        let value = Out {
+            a: 1,
+            rest: BTreeMap::from([(key.clone(), 2)]),
+        };
+        let bytes = Encoded::new(&value, 0)
+            .expect("encodes")
+            .as_slice()
+            .to_vec();
+        let decoded: Flat<K> = decode_payload(&bytes).expect("decodes");
+        assert_eq!((decoded.a, decoded.rest), (1, value.rest), "{bytes:02x?}");
+    }
+    round_trip("b".to_owned());
+    round_trip(true);
+    round_trip(-7_i64);
+    round_trip(Some("b".to_owned()));
+    round_trip(ByteBuf::from(b"b".to_vec()));
+}
+
+#[test]
+fn a_name_is_text_from_a_string_or_a_bin_or_its_index() {
     assert_eq!(ours::<FieldName>(b"\xa2id"), Ok(FieldName::Id));
+    assert_eq!(ours::<FieldName>(b"\xc4\x02id"), Ok(FieldName::Id));
     assert_eq!(ours::<FieldName>(b"\x01"), Ok(FieldName::Name));
-    assert_eq!(rmp::<FieldName>(b"\xc4\x02id"), Ok(FieldName::Id));
-    assert!(ours::<Shape>(b"\xc4\x04Unit").is_err());
-    assert!(ours::<BTreeMap<String, u8>>(b"\x81\xc4\x01a\x01").is_ok());
+    assert_eq!(ours::<Shape>(b"\xc4\x04Unit"), Ok(Shape::Unit));
+    assert_eq!(
+        ours::<Adjacent>(b"\x82\xa1t\xa4Word\xa1c\x81\xc4\x01w\xa1x"),
+        Ok(Adjacent::Word { w: "x".into() })
+    );
+    // One that is not UTF-8 is refused; rmp-serde reads a bin of it, lossily, as a name.
+    for bytes in [&b"\xc4\x02\xc3\x28"[..], b"\xa2\xc3\x28"] {
+        let refused = ours::<FieldName>(bytes).expect_err("refused");
+        assert!(
+            refused.starts_with("a string that is not UTF-8"),
+            "{refused}"
+        );
+    }
+    assert_eq!(
+        rmp::<FieldName>(b"\xc4\x02\xc3\x28"),
+        Err("unknown field `\u{fffd}(`, expected `id` or `name`".to_owned())
+    );
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum One {
+    A,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum Two {
+    A,
+    B,
+}
+
+#[test]
+fn an_unknown_name_is_refused_in_serde_s_words_with_what_could_forge_a_line_escaped() {
+    fn both<T: DeserializeOwned + Debug>(name: &str) -> (Result<T, String>, Result<T, String>) {
+        let bytes = rmp_serde::to_vec(name).expect("encodes");
+        (ours::<T>(&bytes), rmp::<T>(&bytes))
+    }
+    let (ours, rmp) = both::<Shape>("Nope");
+    assert_eq!(
+        ours.as_ref().expect_err("refused"),
+        "unknown variant `Nope`, expected one of `Unit`, `Newtype`, `Tuple`, `Struct`"
+    );
+    assert_eq!(ours, rmp);
+    let (ours, rmp) = both::<One>("B");
+    assert_eq!(ours, Err("unknown variant `B`, expected `A`".to_owned()));
+    assert_eq!(ours, rmp);
+    let (ours, rmp) = both::<Two>("C");
+    assert_eq!(
+        ours,
+        Err("unknown variant `C`, expected `A` or `B`".to_owned())
+    );
+    assert_eq!(ours, rmp);
+    let (ours, rmp) = both::<FieldName>("zz");
+    assert_eq!(
+        ours,
+        Err("unknown field `zz`, expected `id` or `name`".to_owned())
+    );
+    assert_eq!(ours, rmp);
+    // A name that would start a new log line, or reorder the text after it.
+    let (ours, _) = both::<Shape>("Un\nit\u{1b}\u{202e}");
+    let refused = ours.expect_err("refused");
+    assert!(
+        refused.starts_with("unknown variant `Un\\nit\\u{1b}\\u{202e}`, expected one of"),
+        "{refused}"
+    );
+    assert!(!refused.contains(['\n', '\u{1b}', '\u{202e}']), "{refused}");
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Bytes2(u8, u8);
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Named2 {
+    a: u8,
+    b: u8,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum Variants2 {
+    T(u8, u8),
+    S { a: u8, b: u8 },
+}
+
+#[test]
+fn a_bin_reads_as_a_sequence_of_its_bytes_where_rmp_serde_reads_one() {
+    fn both<T: DeserializeOwned + Debug + PartialEq>(bytes: &[u8], value: T) {
+        assert_eq!(ours::<T>(bytes), Ok(value), "{bytes:02x?}");
+        agree::<T>(bytes);
+    }
+    let bin = b"\xc4\x02\x01\x02";
+    both(bin, vec![1_u8, 2]);
+    both(bin, (1_u8, 2_u8));
+    both(bin, [1_u8, 2]);
+    both(bin, Bytes2(1, 2));
+    both(bin, Named2 { a: 1, b: 2 });
+    both(b"\x81\xa1T\xc4\x02\x01\x02", Variants2::T(1, 2));
+    both(b"\x81\xa1S\xc4\x02\x01\x02", Variants2::S { a: 1, b: 2 });
 }
