@@ -1,13 +1,14 @@
 //! Text from elsewhere (a peer's id, a string or a name a peer sent) as the runtime shows it in
-//! messages: which characters are printable, and a form that escapes the others.
+//! messages: which characters are printable, and forms that escape the others.
 //!
 //! `Debug` of a `str` decides what to escape by Unicode's tables of printable characters; those
 //! tables, with the code that reads them, were a fortieth of the browser page's wasm. Here one
-//! rule decides, the one a peer id must meet: what it refuses is what could start a new log
-//! line, or hide or reorder text around it. Everything it escapes, `Debug` escapes too but for
-//! four blank Hangul fillers (a test goes through every character); `Debug` also escapes what
-//! shows but is unusual (combining marks, unassigned and private-use code points), which this
-//! shows as itself.
+//! rule decides, the one a peer id must meet: it refuses control characters and line breaks,
+//! which could start a forged log line, and what renders as nothing or reorders the text
+//! around it (Unicode's default-ignorable characters, bidirectional controls among them).
+//! Everything it escapes, `Debug` escapes too but for four blank Hangul fillers (a test goes
+//! through every character); `Debug` also escapes what shows but is unusual (combining marks,
+//! unassigned and private-use code points), which this shows as itself.
 
 use std::fmt;
 
@@ -44,43 +45,60 @@ fn default_ignorable(c: char) -> bool {
     )
 }
 
-/// Text as `Debug` would escape it, without the quotes: a quote and a backslash escaped with a
-/// backslash, `\t`, `\r`, `\n` and `\0` as such, and any other character that is not
-/// [`printable`] as `\u{…}`.
+/// Text as it is, but for what is not [`printable`]: `\t`, `\r`, `\n` and `\0` as such, and
+/// any other such character as `\u{…}`, as `Debug` escapes them. For text within a message,
+/// such as a name in backticks.
 pub(crate) struct Escaped<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut plain = 0;
-        for (at, c) in self.0.char_indices() {
-            let escaped = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\t' => "\\t",
-                '\r' => "\\r",
-                '\n' => "\\n",
-                '\0' => "\\0",
-                c if printable(c) => continue,
-                _ => "",
-            };
-            f.write_str(self.0.get(plain..at).unwrap_or_default())?;
-            plain = at + c.len_utf8();
-            match escaped {
-                "" => write!(f, "\\u{{{:x}}}", u32::from(c))?,
-                escaped => f.write_str(escaped)?,
-            }
-        }
-        f.write_str(self.0.get(plain..).unwrap_or_default())
+        escape(self.0, false, f)
     }
 }
 
-/// Text in double quotes, [`Escaped`]: what `Debug` prints for a `str`, but for the unusual
-/// characters `Debug` escapes and this shows.
+/// Text in double quotes, escaped as [`Escaped`] and with a quote and a backslash escaped with
+/// a backslash too: what `Debug` prints for a `str`, but for the characters the module's
+/// documentation names.
 pub(crate) struct Quoted<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "\"{}\"", Escaped(self.0))
+        f.write_str("\"")?;
+        escape(self.0, true, f)?;
+        f.write_str("\"")
+    }
+}
+
+/// `text` into `f`, what is not printable escaped, and quotes and backslashes if `quoted`.
+fn escape(text: &str, quoted: bool, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let mut plain = 0;
+    for (at, c) in text.char_indices() {
+        let escaped = match c {
+            '"' if quoted => "\\\"",
+            '\\' if quoted => "\\\\",
+            '\t' => "\\t",
+            '\r' => "\\r",
+            '\n' => "\\n",
+            '\0' => "\\0",
+            c if printable(c) => continue,
+            _ => "",
+        };
+        f.write_str(text.get(plain..at).unwrap_or_default())?;
+        plain = at + c.len_utf8();
+        match escaped {
+            "" => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            escaped => f.write_str(escaped)?,
+        }
+    }
+    f.write_str(text.get(plain..).unwrap_or_default())
+}
+
+/// `text`, or, if anything in it is not [`printable`], a copy with that escaped: for a message
+/// made elsewhere that may hold what a peer sent.
+pub(crate) fn shown(text: String) -> String {
+    match text.chars().all(printable) {
+        true => text,
+        false => Escaped(&text).to_string(),
     }
 }
 
@@ -124,6 +142,19 @@ mod tests {
         }
         // Blank letters Unicode makes default-ignorable and `Debug` shows.
         assert_eq!(only_here, ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}']);
+    }
+
+    #[test]
+    fn escaped_text_keeps_quotes_and_backslashes_and_shown_text_is_copied_only_if_it_must_be() {
+        assert_eq!(
+            Escaped("a \"b\" \\ c\nd\u{202e}").to_string(),
+            "a \"b\" \\ c\\nd\\u{202e}"
+        );
+        assert_eq!(shown("unknown field `a\"b`".into()), "unknown field `a\"b`");
+        assert_eq!(
+            shown("unknown field `a\nb`".into()),
+            "unknown field `a\\nb`"
+        );
     }
 
     #[test]

@@ -43,9 +43,11 @@ impl fmt::Debug for DecodeError {
 }
 
 impl serde::de::Error for DecodeError {
+    // A message a type's `Deserialize` made may hold what the peer sent (serde's derive writes
+    // an unknown field of a struct with a flattened field so): escaped where it must be.
     #[cold]
     fn custom<T: Display>(message: T) -> DecodeError {
-        DecodeError::Custom(message.to_string())
+        DecodeError::Custom(crate::text::shown(message.to_string()))
     }
 
     #[cold]

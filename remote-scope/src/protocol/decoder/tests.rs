@@ -836,10 +836,16 @@ pub(super) fn kinds(asked: u16) -> u16 {
 /// `decode` with every request handing its visitor a value of any kind, at every level: the
 /// reference for what the requests' narrower matches must do with serde's visitors.
 fn any_kind<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, DecodeError> {
+    /// Sets the switch back even if decoding panics.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ANY_KIND.set(false);
+        }
+    }
     ANY_KIND.set(true);
-    let decoded = decode(bytes, MAX_DEPTH);
-    ANY_KIND.set(false);
-    decoded
+    let _reset = Reset;
+    decode(bytes, MAX_DEPTH)
 }
 
 // A struct whose flattened map takes every key the struct's fields do not: its name visitor
@@ -945,7 +951,7 @@ fn each_request_decodes_and_refuses_what_any_kind_handed_to_serde_s_visitors_wou
 }
 
 #[test]
-fn a_flattened_map_takes_keys_of_every_kind_the_encoder_writes() {
+fn a_flattened_map_takes_keys_of_every_kind_the_encoder_writes_but_bytes_not_utf8() {
     fn round_trip<K: Serialize + DeserializeOwned + Ord + Clone + Debug>(key: K) {
         #[derive(Serialize)]
         struct Out<K: Ord> {
@@ -969,6 +975,69 @@ fn a_flattened_map_takes_keys_of_every_kind_the_encoder_writes() {
     round_trip(-7_i64);
     round_trip(Some("b".to_owned()));
     round_trip(ByteBuf::from(b"b".to_vec()));
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+struct Open {
+    a: u8,
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum WithOther {
+    A,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Strict {
+    b: u8,
+    #[serde(flatten)]
+    rest: Open,
+}
+
+#[test]
+fn names_in_bins_read_as_rmp_serde_reads_them_but_for_bytes_that_are_not_utf8() {
+    fn both<T: DeserializeOwned + Debug>(bytes: &[u8]) {
+        assert!(
+            ours::<T>(bytes).is_ok(),
+            "{bytes:02x?}: {:?}",
+            ours::<T>(bytes)
+        );
+        agree::<T>(bytes);
+    }
+    // {"a": 1, bin "b": 2}, a bin "A", {"a": 1, bin "a": 2}.
+    let other_key = b"\x82\xa1a\x01\xc4\x01b\x02";
+    both::<Open>(other_key);
+    both::<Flat<String>>(other_key);
+    both::<Flat<ByteBuf>>(other_key);
+    both::<WithOther>(b"\xc4\x01A");
+    both::<WithOther>(b"\xc4\x01Z");
+    both::<Adjacent>(b"\x83\xa1t\xa6Number\xa1c\x05\xc4\x01x\x01");
+    // Bytes that are not UTF-8 as a name: rmp-serde hands them to the type as bytes, which an
+    // open struct ignores, `#[serde(other)]` takes and a flattened map of byte keys collects;
+    // this decoder refuses them (no peer writes one but for such a map).
+    let not_utf8_key = b"\x82\xa1a\x01\xc4\x01\xff\x02";
+    for refused in [
+        ours::<Open>(not_utf8_key).map(|_| ()),
+        ours::<Flat<ByteBuf>>(not_utf8_key).map(|_| ()),
+        ours::<WithOther>(b"\xc4\x01\xff").map(|_| ()),
+    ] {
+        assert!(refused.is_err_and(|e| e.starts_with("a string that is not UTF-8")));
+    }
+    assert_eq!(rmp::<Open>(not_utf8_key), Ok(Open { a: 1 }));
+    assert_eq!(rmp::<WithOther>(b"\xc4\x01\xff"), Ok(WithOther::Other));
+}
+
+#[test]
+fn an_unknown_field_a_flattened_struct_refuses_is_escaped() {
+    let strict = ours::<Strict>(b"\x82\xa1b\x01\xa1a\x02").expect("decodes");
+    assert_eq!((strict.b, strict.rest), (1, Open { a: 2 }));
+    // serde's derive writes this refusal itself, as a custom message.
+    let refused =
+        ours::<Strict>(b"\x83\xa1b\x01\xa1a\x01\xa6x\ny\xe2\x80\xae\x02").expect_err("refused");
+    assert_eq!(refused, "unknown field `x\\ny\\u{202e}`");
 }
 
 #[test]
