@@ -207,14 +207,8 @@ mod tests {
                 assert_eq!(due, exact(amount, per_second), "{amount} at {per_second}/s");
             }
         }
-        // And pairs of every size, from a fixed sequence (xorshift64).
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut random = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        // And pairs of every size, from a fixed sequence.
+        let mut random = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..100_000 {
             let (amount, per_second, shift) = (random(), random(), random() % 64);
             for (amount, per_second) in [(amount, per_second), (amount, per_second >> shift)] {

@@ -138,11 +138,9 @@ mod tests {
         let mut seen = Seen::default();
         let mut all = std::collections::HashSet::new();
         let mut newest = 0_u64;
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut random = crate::testing::xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = random();
             let id = match state % 10 {
                 0 => newest.saturating_sub(state % 5000),
                 1 => newest + 1 + state % 9000,

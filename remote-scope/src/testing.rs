@@ -25,3 +25,14 @@ pub(crate) fn counting_waker() -> (Arc<Counter>, Waker) {
     let counter = Arc::new(Counter::default());
     (Arc::clone(&counter), Waker::from(counter))
 }
+
+/// A fixed sequence of numbers from `seed` (xorshift64; `seed` not 0), for tests that go
+/// through many inputs the same way on every run.
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
